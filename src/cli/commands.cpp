@@ -1,16 +1,22 @@
 // `dne run`, `dne phantom` and `dne inspect` (see commands.hpp).
 //
-// `run` resolves the config (file + --set + --out), checks the output directory, then runs
-// the experiments: rank r of W takes experiments r, r + W, ... (a static round-robin; dynamic
-// rank-group scheduling is the sweep module's job). An experiment whose result file already
-// exists with the same id is skipped, so re-running the same command resumes.
+// `run` resolves the config (file + --set + --out), checks the output directory, then hands the
+// experiments to the sweep scheduler (dynamic, over rank groups; sweep/scheduler.hpp). World rank
+// 0 keeps DIR/index.h5 and the progress lines. An experiment whose result file already exists with
+// the same id is not run again, so re-running the same command resumes; an experiment that fails
+// is recorded in the index and the sweep goes on; the exit code is 1 if any failed.
 #include <mpi.h>
 #include <torch/torch.h>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "dne/cli/commands.hpp"
@@ -20,7 +26,10 @@
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 #include "dne/experiment/experiment.hpp"
+#include "dne/store/index_file.hpp"
 #include "dne/store/result_file.hpp"
+#include "dne/sweep/ledger.hpp"
+#include "dne/sweep/scheduler.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -70,14 +79,63 @@ void prepare_output_dir(const std::string& dir) {
   fs::remove(probe, ec);
 }
 
-/// True when `path` holds a finished result for experiment `id`.
-bool already_done(const std::string& path, const std::string& id) {
-  if (!fs::is_regular_file(path)) return false;
-  try {
-    return store::read_root_string_attribute(path, "id") == id;
-  } catch (const StoreError&) {
-    return false;
+/// The index row of experiment `c`: complete (with its stored results) when its file exists
+/// and carries the same id, pending otherwise. A file that cannot be read is redone.
+store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<std::string>& axes) {
+  store::IndexRow row;
+  row.id = c.id();
+  row.method = c.dne.method;
+  row.seed = c.sweep.seed;
+  std::vector<std::string> keys = axes;
+  for (const char* always : {"dne.method", "dne.lambda", "gezo.local_epochs", "sweep.seeds"})
+    if (std::find(keys.begin(), keys.end(), always) == keys.end()) keys.push_back(always);
+  for (const auto& key : keys) {
+    const auto v = config::get_value(c, key);
+    if (const auto* d = std::get_if<double>(&v)) row.axes[key] = *d;
+    else if (const auto* i = std::get_if<std::int64_t>(&v)) row.axes[key] = static_cast<double>(*i);
+    else if (const auto* b = std::get_if<bool>(&v)) row.axes[key] = std::string(*b ? "true" : "false");
+    else row.axes[key] = std::get<std::string>(v);
   }
+  const std::string path = experiment::experiment_path(c.output.dir, row.id);
+  if (!fs::is_regular_file(path)) return row;
+  try {
+    const auto record = store::read_experiment_record(path);
+    if (record.id != row.id) return row;
+    row.status = "complete";
+    row.resumed = 1;
+    row.file = "experiments/" + row.id + ".h5";
+    row.editor_status = record.status;
+    row.metrics = record.metrics;
+    row.wall_s = record.wall_s;
+    row.queries = record.queries;
+    row.ranks = record.ranks;
+  } catch (const StoreError&) {
+  }
+  return row;
+}
+
+std::string mpi_library_version() {
+  char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(version, &length);
+  std::string v(version, static_cast<std::size_t>(length));
+  return v.substr(0, v.find_first_of(",\n"));
+}
+
+/// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
+sweep::FaultInjection fault_injection(const po::variables_map& vm) {
+  sweep::FaultInjection f;
+  if (!vm.count("inject-kill")) return f;
+  const auto spec = vm["inject-kill"].as<std::string>();
+  const auto colon = spec.find(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument(spec);
+    f.kill_rank = std::stoi(spec.substr(0, colon));
+    f.kill_after = std::stoi(spec.substr(colon + 1));
+  } catch (const std::exception&) {
+    throw ConfigError("--inject-kill '" + spec + "': expected RANK:N, e.g. 1:2");
+  }
+  return f;
 }
 
 }  // namespace
@@ -96,7 +154,9 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
       "set,s", po::value<std::vector<std::string>>()->composing(),
       "override a key: --set dne.lambda=0.01 (a list [a,b] makes a sweep axis)")(
       "out,o", po::value<std::string>(), "run directory (overrides output.dir)")(
-      "quiet,q", "print only errors and the final line");
+      "quiet,q", "no progress lines: print only errors and the final line")(
+      "inject-kill", po::value<std::string>(),
+      "testing: RANK:N makes world rank RANK kill itself (SIGKILL) before its (N+1)-th experiment");
   const auto vm = parse_args(args, options);
   if (vm.count("help")) {
     if (process.rank == 0) std::cout << options << "\n";
@@ -127,67 +187,88 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     std::cout << std::flush;
   }
 
-  // Rank groups: ranks [g k, (g + 1) k) form group g; experiment i goes to group i mod G.
-  // Leftover ranks (world % k) take no experiment and wait at the final reduction.
+  // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
   if (source.values.count("sweep.ranks_per_experiment") && source.values.at("sweep.ranks_per_experiment").size() > 1)
     throw ConfigError("sweep.ranks_per_experiment must be one value, not a list");
-  const int k = static_cast<int>(experiments.front().sweep.ranks_per_experiment);
-  if (k > process.world_size)
-    throw ConfigError("sweep.ranks_per_experiment = " + std::to_string(k) + " exceeds the " +
-                      std::to_string(process.world_size) + " MPI rank(s) of this job");
-  const int groups = process.world_size / k;
-  const int my_group = process.rank < groups * k ? process.rank / k : -1;
-  MPI_Comm group_comm = MPI_COMM_NULL;
-  MPI_Comm_split(MPI_COMM_WORLD, my_group >= 0 ? my_group : MPI_UNDEFINED, process.rank, &group_comm);
+  const auto layout = sweep::plan_groups(process.rank, process.world_size,
+                                         static_cast<int>(experiments.front().sweep.ranks_per_experiment));
+  if (process.rank == 0 && !quiet && (layout.ranks_per_group > 1 || process.world_size % layout.ranks_per_group != 0))
+    std::cout << "# " << layout.groups << " rank group(s) of " << layout.ranks_per_group << "; "
+              << process.world_size % layout.ranks_per_group << " leftover rank(s) idle\n" << std::flush;
+  const sweep::GroupComm group_comm(MPI_COMM_WORLD, layout);
   std::unique_ptr<comm::Communicator> group;
-  if (group_comm != MPI_COMM_NULL) group = comm::make_mpi_communicator(group_comm);
-  const bool leader = group && group->rank() == 0;
-  if (process.rank == 0 && !quiet && (k > 1 || process.world_size % k != 0))
-    std::cout << "# " << groups << " rank group(s) of " << k << "; " << process.world_size % k
-              << " leftover rank(s) idle\n" << std::flush;
+  if (group_comm.get() != MPI_COMM_NULL) group = comm::make_mpi_communicator(group_comm.get());
+
+  // Rank 0 books the sweep: rows (resumed ones read from their files), index.h5, progress.
+  const std::string index_path = (fs::path(out_dir) / "index.h5").string();
+  std::unique_ptr<sweep::SweepLedger> ledger;
+  std::vector<std::size_t> order;
+  if (process.rank == 0) {
+    std::vector<store::IndexRow> rows;
+    std::vector<double> cost;
+    for (std::size_t i = 0; i < experiments.size(); ++i) {
+      rows.push_back(index_row(experiments[i], source.axes));
+      cost.push_back(experiment::estimated_cost(experiments[i]));
+      if (rows.back().status != "complete") order.push_back(i);
+    }
+    // Most expensive first (longest-processing-time rule): the uneven tail finishes sooner.
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+    store::IndexHeader header;
+    header.config_origin = source.origin;
+    header.axes = source.axes;
+    header.world_size = process.world_size;
+    header.ranks_per_experiment = layout.ranks_per_group;
+    header.groups = layout.groups;
+    ledger = std::make_unique<sweep::SweepLedger>(index_path, header, std::move(rows), std::move(cost),
+                                                  quiet ? nullptr : &std::cout);
+    ledger->write(false);
+    if (!quiet) std::cout << sweep::format_progress(ledger->progress()) + " | index " + index_path + "\n" << std::flush;
+  }
 
   experiment::RunContext ctx;
   ctx.world_size = process.world_size;
   ctx.group = group.get();
-  {
-    char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
-    int length = 0;
-    MPI_Get_library_version(version, &length);
-    std::string v(version, static_cast<std::size_t>(length));
-    ctx.mpi_library = v.substr(0, v.find_first_of(",\n"));
-  }
-  ctx.log = quiet || !leader ? nullptr : &std::cout;
-  long ran = 0, skipped = 0;
-  for (std::size_t i = 0; my_group >= 0 && i < experiments.size(); ++i) {
-    if (static_cast<int>(i % static_cast<std::size_t>(groups)) != my_group) continue;
-    const auto& c = experiments[i];
-    const std::string path = experiment::experiment_path(c.output.dir, c.id());
-    // The leader decides whether the experiment is done; the whole group follows.
-    int done = leader && already_done(path, c.id()) ? 1 : 0;
-    group->broadcast(&done, sizeof done, 0);
-    if (done) {
-      if (leader) {
-        ++skipped;
-        if (!quiet) std::cout << "[" << c.id() << "] already complete, skipped (" << path << ")\n";
-      }
-      continue;
-    }
-    try {
-      experiment::run_experiment(c, ctx);
-    } catch (const ConfigError& e) {
-      // main() treats ConfigError as met by every rank before any work; inside an experiment
-      // that is not guaranteed, so it takes the MPI_Abort path of other errors.
-      throw Error(std::string("config error in experiment ") + c.id() + ": " + e.what());
-    }
-    if (leader) ++ran;
-  }
+  ctx.mpi_library = mpi_library_version();
+  ctx.log = quiet || !layout.leader() ? nullptr : &std::cout;
+  const auto run_one = [&](std::size_t task) {
+    const auto summary = experiment::run_experiment(experiments[task], ctx);
+    sweep::Outcome o;
+    o.ok = true;
+    o.editor_status = summary.status;
+    o.queries = summary.queries;
+    o.metrics = summary.metrics;
+    return o;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const auto totals = sweep::run_dynamic(MPI_COMM_WORLD, layout, group_comm.get(), order, run_one, ledger.get(),
+                                         fault_injection(vm));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   group.reset();
-  if (group_comm != MPI_COMM_NULL) MPI_Comm_free(&group_comm);
-  long totals[2] = {ran, skipped};
-  MPI_Allreduce(MPI_IN_PLACE, totals, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-  if (process.rank == 0)
-    std::cout << "dne run: " << totals[0] << " experiment(s) run, " << totals[1]
-              << " already complete, results in " << out_dir << "/experiments" << std::endl;
+  if (process.rank != 0) return totals.tasks_failed > 0 ? 1 : 0;
+
+  ledger->write(true);
+  const auto p = ledger->progress();
+  double busy = 0.0;  // sum of the experiment times of this run
+  for (const auto& r : ledger->rows())
+    if (!r.resumed && std::isfinite(r.wall_s)) busy += r.wall_s;
+  std::ostringstream line;
+  line << "dne run: " << p.done << "/" << p.total << " complete (" << p.resumed << " already complete, "
+       << totals.tasks_run - totals.tasks_failed << " run now), " << p.failed << " failed; wall "
+       << sweep::format_duration(wall);
+  if (totals.tasks_run > 0)
+    line << ", makespan " << std::fixed << std::setprecision(2) << wall / (busy / layout.groups)
+         << "x the ideal (sum of experiment times / " << layout.groups << " group(s))";
+  line << "; index " << index_path;
+  if (p.failed > 0) {
+    for (const auto& r : ledger->rows())
+      if (r.status == "failed") {
+        line << "; first failure " << r.id << ": " << r.error;
+        break;
+      }
+    std::cerr << line.str() << std::endl;
+    return 1;
+  }
+  std::cout << line.str() << std::endl;
   return 0;
 }
 

@@ -27,8 +27,13 @@ const char* kUsage =
     "  bench    measure FM throughput, GEMM rate and DNE step cost on this machine\n"
     "Every command takes --help.\n";
 
+/// MPI with MPI_THREAD_MULTIPLE: the sweep's coordinator thread on rank 0 talks MPI while the
+/// rank's main thread computes (sweep/scheduler.hpp).
 struct MpiSession {
-  MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+  MpiSession(int* argc, char*** argv) {
+    int provided = 0;
+    MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+  }
   ~MpiSession() {
     int finalized = 0;
     MPI_Finalized(&finalized);

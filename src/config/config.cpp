@@ -499,6 +499,12 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
   return unique;
 }
 
+Value get_value(const ExperimentConfig& config, const std::string& key) {
+  const KeySpec* spec = find_key(key);
+  if (spec == nullptr) throw ConfigError("unknown key '" + key + "'");
+  return spec->get(config);
+}
+
 std::string describe_keys() {
   std::ostringstream out;
   ExperimentConfig defaults;

@@ -6,6 +6,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -98,6 +99,19 @@ data::PhantomOptions phantom_options(const config::ExperimentConfig& c) {
 
 std::string experiment_path(const std::string& dir, const std::string& id) {
   return (std::filesystem::path(dir) / "experiments" / (id + ".h5")).string();
+}
+
+double estimated_cost(const config::ExperimentConfig& c) {
+  const double n_train = static_cast<double>(c.data.n_train);
+  const double embed = 2.0 * (n_train + static_cast<double>(c.data.n_test));  // clean + debiased
+  const double epochs = static_cast<double>(c.dne.epochs);
+  const double per_image_zo = static_cast<double>(2 * c.gezo.candidates + 1);
+  double edit = 0.0;
+  if (c.dne.method == "whitebox") edit = 3.0 * epochs * n_train;
+  else if (c.dne.method == "gezo") edit = epochs * n_train * static_cast<double>(c.gezo.local_epochs) * per_image_zo;
+  else if (c.dne.method == "rge" || c.dne.method == "spsa") edit = epochs * n_train * per_image_zo;
+  if (c.gezo.budget > 0 && c.dne.method != "whitebox") edit = std::min(edit, static_cast<double>(c.gezo.budget));
+  return embed + edit;
 }
 
 ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunContext& ctx) {
@@ -219,6 +233,27 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.dataset("/test/sa", std::vector<std::int32_t>(sa.begin(), sa.end()), {n_test});
   w.dataset("/test/frozen_sa_score", std::vector<double>(frozen_score), {n_test});
   w.dataset("/test/leakage_sa_score", std::vector<double>(leak_score), {n_test});
+  {
+    // One clean test image per (sa, label) cell, in order a0y0, a0y1, a1y0, a1y1, for figures.
+    const auto& test = dataset.test;
+    const std::size_t pixels = static_cast<std::size_t>(test.height) * static_cast<std::size_t>(test.width);
+    std::vector<float> images;
+    std::vector<std::int32_t> ex_sa, ex_label;
+    for (int a = 0; a <= 1; ++a)
+      for (int y = 0; y <= 1; ++y)
+        for (std::size_t i = 0; i < label.size(); ++i)
+          if (sa[i] == a && label[i] == y) {
+            images.insert(images.end(), test.pixels.begin() + static_cast<std::ptrdiff_t>(i * pixels),
+                          test.pixels.begin() + static_cast<std::ptrdiff_t>((i + 1) * pixels));
+            ex_sa.push_back(a);
+            ex_label.push_back(y);
+            break;
+          }
+    const auto k = static_cast<std::uint64_t>(ex_sa.size());
+    w.dataset("/examples/images", images, {k, static_cast<std::uint64_t>(test.height), static_cast<std::uint64_t>(test.width)});
+    w.dataset("/examples/sa", ex_sa, {k});
+    w.dataset("/examples/label", ex_label, {k});
+  }
   for (const auto& [name, value] : m) w.attribute("/metrics", name, value);
   for (const auto& [name, column] : edit.trace.columns())
     w.dataset("/trace/" + name, column, {column.size()});

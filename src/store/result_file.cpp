@@ -4,8 +4,12 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "dne/core/errors.hpp"
@@ -34,6 +38,17 @@ std::string h5_message() {
 }
 
 /// Closes an HDF5 handle of any kind at scope exit.
+/// Serialises this process's HDF5 calls. The sweep writes index.h5 from rank 0's coordinator
+/// thread while rank 0's experiment writes its own file; Debian's HDF5 is built thread-safe, but
+/// other builds are not, so every entry point of this module holds this lock.
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+struct Hdf5Lock {
+  std::lock_guard<std::recursive_mutex> guard{hdf5_mutex()};
+};
+
 struct H5Handle {
   hid_t id;
   explicit H5Handle(hid_t h) : id(h) {}
@@ -66,6 +81,7 @@ struct H5Handle {
   }()
 
 ResultWriter::ResultWriter(std::string final_path) : final_path_(std::move(final_path)) {
+  const Hdf5Lock lock;
   char host[256] = "host";
   gethostname(host, sizeof host - 1);
   temp_path_ = final_path_ + ".tmp." + host + "." + std::to_string(getpid());
@@ -75,11 +91,13 @@ ResultWriter::ResultWriter(std::string final_path) : final_path_(std::move(final
 }
 
 ResultWriter::~ResultWriter() {
+  const Hdf5Lock lock;
   if (file_ >= 0) H5Fclose(static_cast<hid_t>(file_));
   if (!committed_) std::remove(temp_path_.c_str());
 }
 
 std::int64_t ResultWriter::ensure_group(const std::string& path) {
+  const Hdf5Lock lock;
   if (path == "/" || path.empty()) return DNE_H5_CHECK(H5Gopen2(file_, "/", H5P_DEFAULT), path);
   if (H5Lexists(file_, path.c_str(), H5P_DEFAULT) > 0)
     return DNE_H5_CHECK(H5Gopen2(file_, path.c_str(), H5P_DEFAULT), "open group " + path);
@@ -101,6 +119,7 @@ void write_attribute(hid_t object, const std::string& name, hid_t type, const vo
 
 void ResultWriter::attribute(const std::string& object, const std::string& name,
                              const std::string& value) {
+  const Hdf5Lock lock;
   H5Handle group(ensure_group(object));
   H5Handle type(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), name));
   DNE_H5_CHECK(H5Tset_size(type.id, H5T_VARIABLE), name);
@@ -110,18 +129,21 @@ void ResultWriter::attribute(const std::string& object, const std::string& name,
 }
 
 void ResultWriter::attribute(const std::string& object, const std::string& name, double value) {
+  const Hdf5Lock lock;
   H5Handle group(ensure_group(object));
   write_attribute(group.id, name, H5T_NATIVE_DOUBLE, &value, "attribute " + object + "@" + name);
 }
 
 void ResultWriter::attribute(const std::string& object, const std::string& name,
                              std::int64_t value) {
+  const Hdf5Lock lock;
   H5Handle group(ensure_group(object));
   write_attribute(group.id, name, H5T_NATIVE_INT64, &value, "attribute " + object + "@" + name);
 }
 
 void ResultWriter::write_raw(const std::string& path, std::int64_t mem_type, const void* data,
                              const std::vector<std::uint64_t>& dims, std::size_t count) {
+  const Hdf5Lock lock;
   std::uint64_t product = 1;
   for (auto d : dims) product *= d;
   if (product != count)
@@ -149,7 +171,21 @@ void ResultWriter::dataset(const std::string& path, const std::vector<std::int32
                            const std::vector<std::uint64_t>& dims) {
   write_raw(path, H5T_NATIVE_INT32, data.data(), dims, data.size());
 }
+void ResultWriter::dataset(const std::string& path, const std::vector<std::int64_t>& data,
+                           const std::vector<std::uint64_t>& dims) {
+  write_raw(path, H5T_NATIVE_INT64, data.data(), dims, data.size());
+}
+void ResultWriter::external_link(const std::string& link_path, const std::string& target_file,
+                                 const std::string& target_object) {
+  const Hdf5Lock lock;
+  const auto slash = link_path.rfind('/');
+  if (slash != std::string::npos && slash > 0) H5Handle parent(ensure_group(link_path.substr(0, slash)));
+  DNE_H5_CHECK(H5Lcreate_external(target_file.c_str(), target_object.c_str(), file_, link_path.c_str(),
+                                  H5P_DEFAULT, H5P_DEFAULT),
+               "external link " + link_path);
+}
 void ResultWriter::dataset(const std::string& path, const std::vector<std::string>& data) {
+  const Hdf5Lock lock;
   H5Handle type(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), path));
   DNE_H5_CHECK(H5Tset_size(type.id, H5T_VARIABLE), path);
   DNE_H5_CHECK(H5Tset_cset(type.id, H5T_CSET_UTF8), path);
@@ -159,6 +195,7 @@ void ResultWriter::dataset(const std::string& path, const std::vector<std::strin
 }
 
 void ResultWriter::commit() {
+  const Hdf5Lock lock;
   DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
   DNE_H5_CHECK(H5Fclose(file_), "close " + temp_path_);
   file_ = -1;
@@ -256,9 +293,19 @@ herr_t print_object(hid_t root, const char* name, const H5O_info_t* info, void* 
   return 0;
 }
 
+/// A root attribute as text ("" if absent; strings without their quotes).
+std::string root_string(hid_t file, const std::string& name) {
+  if (H5Aexists(file, name.c_str()) <= 0) return "";
+  H5Handle attr(DNE_H5_CHECK(H5Aopen(file, name.c_str(), H5P_DEFAULT), name));
+  std::string text = attribute_text(attr.id);
+  if (text.size() >= 2 && text.front() == '"') text = text.substr(1, text.size() - 2);
+  return text;
+}
+
 }  // namespace
 
 std::string inspect(const std::string& path) {
+  const Hdf5Lock lock;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   if (!std::filesystem::is_regular_file(path)) throw StoreError(path + ": no such file");
   if (H5Fis_hdf5(path.c_str()) <= 0) throw StoreError(path + ": not an HDF5 file");
@@ -271,14 +318,49 @@ std::string inspect(const std::string& path) {
 }
 
 std::string read_root_string_attribute(const std::string& path, const std::string& name) {
+  const Hdf5Lock lock;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw StoreError(path + ": not an HDF5 file");
   H5Handle file(DNE_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open " + path));
-  if (H5Aexists(file.id, name.c_str()) <= 0) return "";
-  H5Handle attr(DNE_H5_CHECK(H5Aopen(file.id, name.c_str(), H5P_DEFAULT), name));
-  std::string text = attribute_text(attr.id);
-  if (text.size() >= 2 && text.front() == '"') text = text.substr(1, text.size() - 2);
-  return text;
+  return root_string(file.id, name);
+}
+
+namespace {
+herr_t collect_double(hid_t object, const char* name, const H5A_info_t*, void* data) {
+  auto* out = static_cast<std::map<std::string, double>*>(data);
+  H5Handle attr(H5Aopen(object, name, H5P_DEFAULT));
+  double v = std::numeric_limits<double>::quiet_NaN();
+  if (attr.id >= 0) H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v);
+  (*out)[name] = v;
+  return 0;
+}
+
+/// All numeric attributes of group `path` (empty if the group is absent).
+std::map<std::string, double> numeric_attributes(hid_t file, const std::string& path) {
+  std::map<std::string, double> out;
+  if (H5Lexists(file, path.c_str(), H5P_DEFAULT) <= 0) return out;
+  H5Handle group(DNE_H5_CHECK(H5Gopen2(file, path.c_str(), H5P_DEFAULT), "open " + path));
+  DNE_H5_CHECK(H5Aiterate2(group.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_double, &out),
+               "read attributes of " + path);
+  return out;
+}
+}  // namespace
+
+ExperimentRecord read_experiment_record(const std::string& path) {
+  const Hdf5Lock lock;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw StoreError(path + ": not an HDF5 file");
+  H5Handle file(DNE_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open " + path));
+  ExperimentRecord r;
+  r.id = root_string(file.id, "id");
+  r.status = root_string(file.id, "status");
+  r.metrics = numeric_attributes(file.id, "/metrics");
+  const auto timings = numeric_attributes(file.id, "/timings");
+  if (timings.count("total_s")) r.wall_s = timings.at("total_s");
+  const auto provenance = numeric_attributes(file.id, "/provenance");
+  if (provenance.count("queries")) r.queries = static_cast<std::int64_t>(provenance.at("queries"));
+  if (provenance.count("group_size")) r.ranks = static_cast<int>(provenance.at("group_size"));
+  return r;
 }
 
 }  // namespace dne::store

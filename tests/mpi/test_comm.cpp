@@ -20,6 +20,7 @@
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/comm/nccl_communicator.hpp"
 #include "dne/core/errors.hpp"
+#include "mpi_test_main.hpp"
 
 namespace {
 
@@ -359,43 +360,6 @@ TEST(NcclCommunicator, ControlCollectivesOverMpi) {
   c->barrier();
   EXPECT_EQ(c->bytes_communicated(), 16u + sizeof value + 8u * static_cast<unsigned>(r + 1));
 }
-
-/// On ranks other than 0 GoogleTest's printer is removed; this prints their failures instead.
-class RankFailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit RankFailurePrinter(int rank) : rank_(rank) {}
-  // The test's name is kept here: UnitTest::current_test_info() would deadlock inside
-  // OnTestPartResult (GoogleTest holds its mutex while reporting).
-  void OnTestStart(const ::testing::TestInfo& test) override {
-    test_ = std::string(test.test_suite_name()) + "." + test.name();
-  }
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::fprintf(stderr, "[rank %d] FAILED %s at %s:%d\n%s\n", rank_, test_.c_str(),
-                 result.file_name() ? result.file_name() : "?", result.line_number(), result.message());
-    std::fflush(stderr);
-  }
-
- private:
-  int rank_;
-  std::string test_;
-};
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  const int rank = world_rank();
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new RankFailurePrinter(rank));
-  }
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  int failed_ranks = 0;
-  MPI_Allreduce(&failed, &failed_ranks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (failed_ranks > 0 && rank == 0) std::fprintf(stderr, "test_comm: %d rank(s) failed\n", failed_ranks);
-  MPI_Finalize();
-  return failed_ranks > 0 ? 1 : 0;
-}
+int main(int argc, char** argv) { return dne_test::run_mpi_tests(argc, argv, "test_comm"); }

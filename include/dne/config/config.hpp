@@ -140,6 +140,9 @@ void set_value(ConfigSource& source, const std::string& key, const Value& value)
 /// Cartesian product of all axes, in a stable order; each result validated.
 std::vector<ExperimentConfig> expand(const ConfigSource& source);
 
+/// The value of `key` in a resolved experiment (ConfigError for an unknown key).
+Value get_value(const ExperimentConfig& config, const std::string& key);
+
 /// Human-readable table of every key: name, type, default, allowed range, description.
 std::string describe_keys();
 

@@ -39,6 +39,10 @@ data::PhantomOptions phantom_options(const config::ExperimentConfig& config);
 /// Path of experiment `id`'s result file inside `dir`.
 std::string experiment_path(const std::string& dir, const std::string& id);
 
+/// Rough cost of an experiment in images through the FM (a backward pass counts as two), from
+/// its config alone: used to hand out expensive experiments first and to weigh the sweep's ETA.
+double estimated_cost(const config::ExperimentConfig& config);
+
 /// Run one experiment on every rank of `context.group`; the group's rank 0 writes the file.
 /// Throws dne::Error subclasses; writes nothing on failure.
 ExperimentSummary run_experiment(const config::ExperimentConfig& config, const RunContext& context);

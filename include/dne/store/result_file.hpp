@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,8 +34,14 @@ class ResultWriter {
   void dataset(const std::string& path, const std::vector<float>& data, const std::vector<std::uint64_t>& dims);
   void dataset(const std::string& path, const std::vector<double>& data, const std::vector<std::uint64_t>& dims);
   void dataset(const std::string& path, const std::vector<std::int32_t>& data, const std::vector<std::uint64_t>& dims);
+  void dataset(const std::string& path, const std::vector<std::int64_t>& data, const std::vector<std::uint64_t>& dims);
   /// A 1-D dataset of variable-length strings.
   void dataset(const std::string& path, const std::vector<std::string>& data);
+
+  /// An HDF5 external link at `link_path` to `target_object` in `target_file` (relative paths
+  /// resolve against the linking file's folder).
+  void external_link(const std::string& link_path, const std::string& target_file,
+                     const std::string& target_object);
 
   /// Close and atomically rename to the final path.
   void commit();
@@ -51,6 +59,18 @@ class ResultWriter {
 
 /// Human-readable listing of every group, dataset (shape, type, small values) and attribute.
 std::string inspect(const std::string& path);
+
+/// What the sweep index needs from a finished experiment file.
+struct ExperimentRecord {
+  std::string id, status;                 // root attributes
+  std::map<std::string, double> metrics;  // /metrics
+  double wall_s = std::numeric_limits<double>::quiet_NaN();  // /timings@total_s
+  std::int64_t queries = -1;              // /provenance@queries
+  int ranks = 0;                          // /provenance@group_size
+};
+
+/// Read an experiment file's record; StoreError if it cannot be opened.
+ExperimentRecord read_experiment_record(const std::string& path);
 
 /// Read a root attribute as a string ("" if absent); StoreError if the file cannot be opened.
 std::string read_root_string_attribute(const std::string& path, const std::string& name);

@@ -1,0 +1,270 @@
+// Dynamic rank-group scheduler (see scheduler.hpp).
+//
+// Messages travel on a private duplicate of the world communicator:
+//   leader -> rank 0, tag kReport: int64 finished task (-1 on the first request), int32 group,
+//                                  then the encoded Outcome of the finished task;
+//   rank 0 -> leader, tag kAssign: int64 next task, or -1 when the queue is empty.
+// Waiting ranks poll with a short sleep instead of spinning in a blocking call, so that a rank
+// that waits (rank 0's coordinator, a leader waiting for its answer, a finished or leftover rank
+// at the end) leaves its core to the ranks that compute (oversubscribed nodes, e.g. 2 cores).
+#include "dne/sweep/scheduler.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <thread>
+
+#include "dne/core/errors.hpp"
+
+namespace dne::sweep {
+namespace {
+
+constexpr int kReport = 7101;
+constexpr int kAssign = 7102;
+constexpr auto kPoll = std::chrono::microseconds(500);
+
+class Writer {
+ public:
+  template <class T>
+  void put(const T& v) {
+    const auto* p = reinterpret_cast<const char*>(&v);
+    bytes_.append(p, sizeof v);
+  }
+  void put_string(const std::string& s) {
+    put(static_cast<std::uint32_t>(s.size()));
+    bytes_ += s;
+  }
+  std::string take() { return std::move(bytes_); }
+
+ private:
+  std::string bytes_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  template <class T>
+  T get() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, bytes_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<std::uint32_t>();
+    need(n);
+    std::string s = bytes_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::string rest() const { return bytes_.substr(pos_); }
+
+ private:
+  void need(std::size_t n) const {
+    if (pos_ + n > bytes_.size()) throw CommError("scheduler: truncated message");
+  }
+  const std::string& bytes_;
+  std::size_t pos_ = 0;
+};
+
+/// Wait for `request` without spinning.
+void wait_politely(MPI_Request* request) {
+  int done = 0;
+  for (;;) {
+    MPI_Test(request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
+/// First line of an exception's message, prefixed with its kind for dne::Error.
+std::string describe(const std::exception& e) {
+  std::string what = e.what();
+  const auto nl = what.find('\n');
+  if (nl != std::string::npos) what = what.substr(0, nl);
+  if (const auto* d = dynamic_cast<const Error*>(&e)) return std::string(d->kind()) + ": " + what;
+  return "internal error: " + what;
+}
+
+/// World rank 0's coordinator: answers requests until every group has been told to stop.
+/// Returns the first error an observer threw ("" if none); after one, no new task is handed out.
+std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>& order, Observer* observer) {
+  std::size_t next = 0;
+  int active = groups;
+  std::string failure;
+  while (active > 0) {
+    int flag = 0;
+    MPI_Status status;
+    MPI_Iprobe(MPI_ANY_SOURCE, kReport, comm, &flag, &status);
+    if (!flag) {
+      std::this_thread::sleep_for(kPoll);
+      continue;
+    }
+    int count = 0;
+    MPI_Get_count(&status, MPI_CHAR, &count);
+    std::string message(static_cast<std::size_t>(count), '\0');
+    MPI_Recv(message.data(), count, MPI_CHAR, status.MPI_SOURCE, kReport, comm, MPI_STATUS_IGNORE);
+    Reader in(message);
+    const auto finished = in.get<std::int64_t>();
+    const auto group = in.get<std::int32_t>();
+    const Outcome outcome = finished >= 0 ? decode(in.rest()) : Outcome{};
+    std::int64_t assign = -1;
+    if (failure.empty() && next < order.size()) assign = static_cast<std::int64_t>(order[next++]);
+    try {
+      if (observer != nullptr)
+        observer->report(Report{group, static_cast<long>(finished), finished >= 0 ? &outcome : nullptr,
+                                static_cast<long>(assign)});
+    } catch (const std::exception& e) {
+      if (failure.empty()) failure = describe(e);
+    }
+    if (assign < 0) --active;
+    MPI_Send(&assign, 1, MPI_INT64_T, status.MPI_SOURCE, kAssign, comm);
+  }
+  return failure;
+}
+
+/// A group leader's request: report `finished` (with its outcome) and get the next task.
+std::int64_t ask_for_task(MPI_Comm comm, std::int64_t finished, int group, const Outcome* outcome) {
+  Writer w;
+  w.put(finished);
+  w.put(static_cast<std::int32_t>(group));
+  std::string message = w.take();
+  if (outcome != nullptr) message += encode(*outcome);
+  MPI_Send(message.data(), static_cast<int>(message.size()), MPI_CHAR, 0, kReport, comm);
+  std::int64_t assign = -1;
+  MPI_Request request;
+  MPI_Irecv(&assign, 1, MPI_INT64_T, 0, kAssign, comm, &request);
+  wait_politely(&request);
+  return assign;
+}
+
+}  // namespace
+
+std::string encode(const Outcome& o) {
+  Writer w;
+  w.put(static_cast<std::uint8_t>(o.ok ? 1 : 0));
+  w.put_string(o.error);
+  w.put_string(o.editor_status);
+  w.put(o.wall_s);
+  w.put(o.queries);
+  w.put(static_cast<std::int32_t>(o.ranks));
+  w.put(static_cast<std::uint32_t>(o.metrics.size()));
+  for (const auto& [name, value] : o.metrics) {
+    w.put_string(name);
+    w.put(value);
+  }
+  return w.take();
+}
+
+Outcome decode(const std::string& bytes) {
+  Reader r(bytes);
+  Outcome o;
+  o.ok = r.get<std::uint8_t>() != 0;
+  o.error = r.get_string();
+  o.editor_status = r.get_string();
+  o.wall_s = r.get<double>();
+  o.queries = r.get<std::int64_t>();
+  o.ranks = r.get<std::int32_t>();
+  const auto n = r.get<std::uint32_t>();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto name = r.get_string();
+    o.metrics[name] = r.get<double>();
+  }
+  return o;
+}
+
+GroupLayout plan_groups(int world_rank, int world_size, int k) {
+  if (k < 1) throw ConfigError("sweep.ranks_per_experiment must be >= 1 (got " + std::to_string(k) + ")");
+  if (k > world_size)
+    throw ConfigError("sweep.ranks_per_experiment = " + std::to_string(k) + " exceeds the " +
+                      std::to_string(world_size) + " MPI rank(s) of this job");
+  GroupLayout g;
+  g.ranks_per_group = k;
+  g.groups = world_size / k;
+  if (world_rank < g.groups * k) {
+    g.group = world_rank / k;
+    g.group_rank = world_rank % k;
+  }
+  return g;
+}
+
+GroupComm::GroupComm(MPI_Comm world, const GroupLayout& layout) {
+  int world_rank = 0;
+  MPI_Comm_rank(world, &world_rank);
+  MPI_Comm_split(world, layout.group >= 0 ? layout.group : MPI_UNDEFINED, world_rank, &comm_);
+}
+
+GroupComm::~GroupComm() {
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm group,
+                           const std::vector<std::size_t>& order,
+                           const std::function<Outcome(std::size_t)>& run_task, Observer* observer,
+                           const FaultInjection& faults) {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  if (provided < MPI_THREAD_MULTIPLE)
+    throw CommError("the sweep scheduler needs MPI_THREAD_MULTIPLE; this MPI library provides only level " +
+                    std::to_string(provided));
+  int world_rank = 0;
+  MPI_Comm_rank(world, &world_rank);
+  MPI_Comm comm;
+  MPI_Comm_dup(world, &comm);
+
+  std::string coordinator_failure;
+  std::optional<std::thread> coordinator;
+  if (world_rank == 0)
+    coordinator.emplace([&] { coordinator_failure = coordinate(comm, layout.groups, order, observer); });
+
+  long ran = 0, failed = 0, started = 0;
+  if (layout.group >= 0) {
+    std::int64_t task = layout.leader() ? ask_for_task(comm, -1, layout.group, nullptr) : 0;
+    for (;;) {
+      MPI_Bcast(&task, 1, MPI_INT64_T, 0, group);
+      if (task < 0) break;
+      if (world_rank == faults.kill_rank && started == faults.kill_after) std::raise(SIGKILL);
+      ++started;
+      const auto t0 = std::chrono::steady_clock::now();
+      Outcome outcome;
+      try {
+        outcome = run_task(static_cast<std::size_t>(task));
+      } catch (const std::exception& e) {
+        outcome = Outcome{};
+        outcome.error = describe(e);
+      }
+      // The group agrees: the task failed if it failed on any rank.
+      int ok = outcome.ok ? 1 : 0, all_ok = 0;
+      MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, group);
+      int group_size = 1;
+      MPI_Comm_size(group, &group_size);
+      outcome.ranks = group_size;
+      outcome.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (ok && !all_ok) {
+        outcome.ok = false;
+        outcome.error = "failed on another rank of its group (see that rank's error line)";
+      }
+      if (layout.leader()) {
+        ++ran;
+        if (!outcome.ok) ++failed;
+        task = ask_for_task(comm, task, layout.group, &outcome);
+      }
+    }
+  }
+
+  // Every rank meets here; the coordinator has stopped once every group was told to stop.
+  if (coordinator) coordinator->join();
+  long totals[3] = {ran, failed, coordinator_failure.empty() ? 0L : 1L};
+  MPI_Request request;
+  MPI_Iallreduce(MPI_IN_PLACE, totals, 3, MPI_LONG, MPI_SUM, world, &request);
+  wait_politely(&request);
+  MPI_Comm_free(&comm);
+  if (totals[2] != 0)
+    throw StoreError(world_rank == 0 ? "sweep bookkeeping failed: " + coordinator_failure
+                                     : "sweep bookkeeping failed on rank 0 (see its error line)");
+  return ScheduleTotals{totals[0], totals[1]};
+}
+
+}  // namespace dne::sweep
