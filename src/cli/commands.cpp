@@ -122,6 +122,9 @@ std::string mpi_library_version() {
   return v.substr(0, v.find_first_of(",\n"));
 }
 
+int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, double wall, int groups,
+                 const std::string& index_path);
+
 /// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
 sweep::FaultInjection fault_injection(const po::variables_map& vm) {
   sweep::FaultInjection f;
@@ -244,33 +247,43 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
                                          fault_injection(vm));
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   group.reset();
-  if (process.rank != 0) return totals.tasks_failed > 0 ? 1 : 0;
+  // Rank 0 writes the final index and the summary; every rank then exits with its exit code.
+  int exit_code = process.rank == 0 ? finish_sweep(*ledger, totals, wall, layout.groups, index_path) : 0;
+  MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  return exit_code;
+}
 
-  ledger->write(true);
-  const auto p = ledger->progress();
+namespace {
+
+/// World rank 0 after the sweep: final index.h5, the summary line, one stderr line if any failed.
+int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, double wall, int groups,
+                 const std::string& index_path) {
+  ledger.write(true);
+  const auto p = ledger.progress();
   double busy = 0.0;  // sum of the experiment times of this run
-  for (const auto& r : ledger->rows())
+  for (const auto& r : ledger.rows())
     if (!r.resumed && std::isfinite(r.wall_s)) busy += r.wall_s;
   std::ostringstream line;
   line << "dne run: " << p.done << "/" << p.total << " complete (" << p.resumed << " already complete, "
        << totals.tasks_run - totals.tasks_failed << " run now), " << p.failed << " failed; wall "
        << sweep::format_duration(wall);
   if (totals.tasks_run > 0)
-    line << ", makespan " << std::fixed << std::setprecision(2) << wall / (busy / layout.groups)
-         << "x the ideal (sum of experiment times / " << layout.groups << " group(s))";
+    line << ", makespan " << std::fixed << std::setprecision(2) << wall / (busy / groups)
+         << "x the ideal (sum of experiment times / " << groups << " group(s))";
   line << "; index " << index_path;
-  if (p.failed > 0) {
-    for (const auto& r : ledger->rows())
-      if (r.status == "failed") {
-        line << "; first failure " << r.id << ": " << r.error;
-        break;
-      }
-    std::cerr << line.str() << std::endl;
-    return 1;
-  }
   std::cout << line.str() << std::endl;
-  return 0;
+  if (p.failed == 0) return 0;
+  // One line on stderr: the first failure, how many failed, where they are all listed.
+  for (const auto& r : ledger.rows())
+    if (r.status == "failed") {
+      std::cerr << "dne: " << r.error << " (experiment " << r.id << "; " << p.failed << " of " << p.total
+                << " failed, all listed in " << index_path << ")" << std::endl;
+      break;
+    }
+  return ledger.worst_exit_code() > 0 ? ledger.worst_exit_code() : 1;
 }
+
+}  // namespace
 
 int command_phantom(const std::vector<std::string>& args, const ProcessInfo& process) {
   po::options_description options("dne phantom: write the synthetic chest X-ray data set\n"

@@ -1,6 +1,7 @@
 // Sweep ledger and progress lines (see ledger.hpp).
 #include "dne/sweep/ledger.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -16,7 +17,7 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_progress(const Progress& p) {
-  std::string line = "[sweep] " + std::to_string(p.done) + "/" + std::to_string(p.total) + " complete";
+  std::string line = "[progress] " + std::to_string(p.done) + "/" + std::to_string(p.total) + " complete";
   if (p.resumed > 0) line += " (" + std::to_string(p.resumed) + " resumed)";
   line += ", " + std::to_string(p.failed) + " failed, " + std::to_string(p.running) + " running, " +
           std::to_string(p.total - p.done - p.failed - p.running) + " pending";
@@ -47,6 +48,7 @@ void SweepLedger::report(const Report& report) {
     row.error = outcome.ok ? "" : outcome.error;
     row.wall_s = outcome.wall_s;
     row.ranks = outcome.ranks;
+    if (!outcome.ok) worst_exit_code_ = std::max(worst_exit_code_, std::max(1, outcome.exit_code));
     if (outcome.ok) {
       row.file = "experiments/" + row.id + ".h5";
       row.editor_status = outcome.editor_status;

@@ -10,6 +10,7 @@
 #include "dne/sweep/scheduler.hpp"
 
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <optional>
@@ -146,6 +147,7 @@ std::string encode(const Outcome& o) {
   Writer w;
   w.put(static_cast<std::uint8_t>(o.ok ? 1 : 0));
   w.put_string(o.error);
+  w.put(static_cast<std::int32_t>(o.exit_code));
   w.put_string(o.editor_status);
   w.put(o.wall_s);
   w.put(o.queries);
@@ -163,6 +165,7 @@ Outcome decode(const std::string& bytes) {
   Outcome o;
   o.ok = r.get<std::uint8_t>() != 0;
   o.error = r.get_string();
+  o.exit_code = r.get<std::int32_t>();
   o.editor_status = r.get_string();
   o.wall_s = r.get<double>();
   o.queries = r.get<std::int64_t>();
@@ -234,10 +237,18 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
       } catch (const std::exception& e) {
         outcome = Outcome{};
         outcome.error = describe(e);
+        const auto* d = dynamic_cast<const Error*>(&e);
+        outcome.exit_code = d != nullptr ? d->exit_code() : 1;
       }
       // The group agrees: the task failed if it failed on any rank.
-      int ok = outcome.ok ? 1 : 0, all_ok = 0;
-      MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, group);
+      // {all ranks ok, leader ok}: a rank that failed alone prints its own error line.
+      const int ok = outcome.ok ? 1 : 0;
+      int flags[2] = {ok, layout.leader() ? ok : 1};
+      MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MIN, group);
+      const int all_ok = flags[0];
+      if (!ok && flags[1] && !layout.leader())
+        std::fprintf(stderr, "dne: %s [rank %d, experiment task %lld]\n", outcome.error.c_str(), world_rank,
+                     static_cast<long long>(task));
       int group_size = 1;
       MPI_Comm_size(group, &group_size);
       outcome.ranks = group_size;
@@ -245,6 +256,7 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
       if (ok && !all_ok) {
         outcome.ok = false;
         outcome.error = "failed on another rank of its group (see that rank's error line)";
+        outcome.exit_code = 1;
       }
       if (layout.leader()) {
         ++ran;

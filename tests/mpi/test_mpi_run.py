@@ -35,7 +35,7 @@ def one_rank(dne_bin, tmp_path_factory):
 def test_sweep_same_bits_for_any_rank_count(dne_bin, one_rank, tmp_path, ranks):
     proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path, *SWEEP, mpi_ranks=ranks)
     assert proc.returncode == 0, proc.stderr
-    assert "3 experiment(s) run, 0 already complete" in proc.stdout
+    assert "3/3 complete (0 already complete, 3 run now)" in proc.stdout
     many = results(tmp_path)
     assert sorted(many) == sorted(one_rank)
     for key, (noise, score, world) in many.items():
@@ -115,7 +115,7 @@ def test_leftover_rank_and_groups_run_every_experiment_once(dne_bin, tmp_path):
     proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path, *SWEEP,
                    "--set", "sweep.ranks_per_experiment=2", mpi_ranks=3)
     assert proc.returncode == 0, proc.stderr
-    assert "3 experiment(s) run" in proc.stdout and "1 leftover rank(s) idle" in proc.stdout
+    assert "3/3 complete (0 already complete, 3 run now)" in proc.stdout and "1 leftover rank(s) idle" in proc.stdout
     assert len(list((tmp_path / "experiments").glob("*.h5"))) == 3
 
 

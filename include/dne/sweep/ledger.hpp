@@ -27,7 +27,7 @@ struct Progress {
   double eta_s = -1.0;  // < 0: not known yet
 };
 
-/// "[sweep] 5/12 complete (2 resumed), 1 failed, 2 running, 4 pending | elapsed 3m12s | ETA 1m05s"
+/// "[progress] 5/12 complete (2 resumed), 1 failed, 2 running, 4 pending | elapsed 3m12s | ETA 1m05s"
 std::string format_progress(const Progress& p);
 /// 45s, 3m12s, 1h02m.
 std::string format_duration(double seconds);
@@ -48,6 +48,8 @@ class SweepLedger : public Observer {
   void write(bool sweep_ended);
   Progress progress() const;
   const std::vector<store::IndexRow>& rows() const { return rows_; }
+  /// Largest exit code among the failures of this run (0 if none failed).
+  int worst_exit_code() const { return worst_exit_code_; }
 
  private:
   std::string index_path_;
@@ -55,6 +57,7 @@ class SweepLedger : public Observer {
   std::vector<store::IndexRow> rows_;
   std::vector<double> cost_;
   std::ostream* out_;
+  int worst_exit_code_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

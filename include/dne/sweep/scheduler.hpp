@@ -31,6 +31,7 @@ namespace dne::sweep {
 struct Outcome {
   bool ok = false;
   std::string error;           // one line, when !ok
+  int exit_code = 0;           // the error's exit code (2: bad input, 1: runtime), when !ok
   std::string editor_status;   // the experiment's own status ("complete", "budget: ...")
   double wall_s = 0.0;         // seconds the group spent on the task
   std::int64_t queries = -1;
