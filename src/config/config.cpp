@@ -338,6 +338,19 @@ void walk(ConfigSource& source, const toml::table& table, const std::string& pre
           const std::string& origin) {
   for (const auto& [k, node] : table) {
     const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (prefix.empty() && key == "grid") {
+      // [[grid]]: each table is one more sub-sweep over the base config (ConfigSource::grids).
+      const auto* grids = node.as_array();
+      if (grids == nullptr || !grids->is_array_of_tables())
+        throw ConfigError(position(origin, node.source()) + ": grid must be an array of tables ([[grid]])");
+      for (const auto& g : *grids) {
+        ConfigSource one;
+        walk(one, *g.as_table(), "", origin);
+        if (one.values.empty()) throw ConfigError(position(origin, g.source()) + ": an empty [[grid]]");
+        source.grids.push_back(std::move(one.values));
+      }
+      continue;
+    }
     if (auto sub = node.as_table()) {
       walk(source, *sub, key, origin);
     } else {
@@ -346,11 +359,14 @@ void walk(ConfigSource& source, const toml::table& table, const std::string& pre
   }
 }
 
+/// Axes: keys given as lists (in the base or a grid) and keys that a grid sets, in table order.
 void refresh_axes(ConfigSource& source) {
   source.axes.clear();
   for (const auto& k : key_table()) {  // table order: independent of file order
     auto it = source.values.find(k.name);
-    if (it != source.values.end() && it->second.size() > 1) source.axes.push_back(k.name);
+    bool axis = it != source.values.end() && it->second.size() > 1;
+    for (const auto& grid : source.grids) axis = axis || grid.count(k.name) > 0;
+    if (axis) source.axes.push_back(k.name);
   }
 }
 
@@ -455,6 +471,7 @@ void apply_override(ConfigSource& source, const std::string& assignment) {
   if (node->is_table()) throw ConfigError(where + ": a table is not a value");
   add_key(one, key, *node, where);
   source.values[key] = one.values[key];
+  for (auto& grid : source.grids) grid.erase(key);  // an override wins over every grid
   refresh_axes(source);
 }
 
@@ -462,10 +479,29 @@ void set_value(ConfigSource& source, const std::string& key, const Value& value)
   const KeySpec* spec = find_key(key);
   if (spec == nullptr) throw ConfigError("unknown key '" + key + "'");
   source.values[key] = {check_value(*spec, value, key)};
+  for (auto& grid : source.grids) grid.erase(key);
   refresh_axes(source);
 }
 
 std::vector<ExperimentConfig> expand(const ConfigSource& source) {
+  if (!source.grids.empty()) {
+    // The union of every grid's product, each grid's keys replacing the base's, duplicates once.
+    std::vector<ExperimentConfig> all;
+    std::vector<std::string> ids;
+    for (const auto& grid : source.grids) {
+      ConfigSource one = source;
+      one.grids.clear();
+      for (const auto& [key, values] : grid) one.values[key] = values;
+      refresh_axes(one);
+      for (auto& c : expand(one)) {
+        const auto id = c.id();
+        if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;
+        ids.push_back(id);
+        all.push_back(std::move(c));
+      }
+    }
+    return all;
+  }
   ExperimentConfig base;
   for (const auto& [key, values] : source.values) find_key(key)->set(base, values.front());
   std::vector<ExperimentConfig> out{base};

@@ -1,6 +1,7 @@
 // Config parsing, validation, overrides, sweep expansion and id stability, on hand-written TOML.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "dne/config/config.hpp"
@@ -138,6 +139,70 @@ TEST(Config, SetValueKeepsPathTextVerbatim) {
   auto src = parse_text("", "x.toml");
   set_value(src, "output.dir", std::string("runs/a\\tb \"q\""));
   EXPECT_EQ(expand(src)[0].output.dir, "runs/a\\tb \"q\"");
+}
+
+// Figure-2 style file: two one-dimensional ablations and a baseline as a union of grids.
+const char* kGrids =
+    "[dne]\nmethod = \"whitebox\"\nlambda = 0.01\n[gezo]\nlocal_epochs = 2\n[sweep]\nseeds = [0, 1, 2]\n"
+    "[[grid]]\ndne.method = [\"whitebox\", \"gezo\"]\ndne.lambda = [0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]\n"
+    "[[grid]]\ndne.method = \"gezo\"\ngezo.local_epochs = [1, 2, 5, 10]\n"
+    "[[grid]]\n[grid.dne]\nmethod = \"none\"\n";
+
+TEST(Config, GridsAreAUnionOfProductsWithDuplicatesOnce) {
+  const auto src = parse_text(kGrids, "fig2.toml");
+  EXPECT_EQ(src.axes, (std::vector<std::string>{"dne.method", "dne.lambda", "gezo.local_epochs", "sweep.seeds"}));
+  const auto e = expand(src);
+  // Grid 1: 2 methods x 6 lambdas; grid 2: 4 local epochs, of which (gezo, 0.01, R = 2) is in grid 1;
+  // grid 3: ERM. Each times 3 seeds: (12 + 3 + 1) * 3 = 48.
+  ASSERT_EQ(e.size(), 48u);
+  int whitebox = 0, gezo = 0, none = 0, gezo_r10 = 0, whitebox_lambda0 = 0;
+  std::vector<std::string> ids;
+  for (const auto& c : e) {
+    ids.push_back(c.id());
+    whitebox += c.dne.method == "whitebox";
+    gezo += c.dne.method == "gezo";
+    none += c.dne.method == "none";
+    gezo_r10 += c.dne.method == "gezo" && c.gezo.local_epochs == 10;
+    whitebox_lambda0 += c.dne.method == "whitebox" && c.dne.lambda == 0.0;
+    if (c.dne.method == "whitebox") {
+      EXPECT_EQ(c.gezo.local_epochs, 2);  // default: not a white-box key
+    }
+    if (c.dne.method == "gezo" && c.gezo.local_epochs != 2) {
+      EXPECT_EQ(c.dne.lambda, 0.01);
+    }
+  }
+  EXPECT_EQ(whitebox, 18);
+  EXPECT_EQ(gezo, 18 + 9);
+  EXPECT_EQ(none, 3);
+  EXPECT_EQ(gezo_r10, 3);
+  EXPECT_EQ(whitebox_lambda0, 3);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end());
+}
+
+TEST(Config, OverrideReplacesAGridKeyEverywhere) {
+  auto src = parse_text(kGrids, "fig2.toml");
+  apply_override(src, "dne.lambda=0.5");
+  apply_override(src, "sweep.seeds=7");
+  // Grid 1: 2 methods at lambda 0.5; grid 2: 4 local epochs (R = 2 at 0.5 duplicates grid 1); ERM.
+  const auto e = expand(src);
+  EXPECT_EQ(e.size(), 2u + 3u + 1u);
+  for (const auto& c : e) {
+    EXPECT_EQ(c.sweep.seed, 7);
+    if (c.dne.method != "none") {
+      EXPECT_EQ(c.dne.lambda, 0.5);
+    }
+  }
+}
+
+TEST(Config, BadGridsNameTheirPlace) {
+  EXPECT_NE(config_error([] { parse_text("grid = 3\n", "g.toml"); }).find("g.toml:1:"), std::string::npos);
+  EXPECT_NE(config_error([] { parse_text("grid = 3\n", "g.toml"); }).find("[[grid]]"), std::string::npos);
+  const auto m = config_error([] { parse_text("[[grid]]\ndne.lamda = [1, 2]\n", "g.toml"); });
+  EXPECT_NE(m.find("g.toml:2:"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown key 'dne.lamda'"), std::string::npos) << m;
+  EXPECT_NE(config_error([] { parse_text("[[grid]]\n[[grid]]\ndne.lambda = 1\n", "g.toml"); }).find("empty [[grid]]"),
+            std::string::npos);
 }
 
 TEST(Config, IdIsStableAcrossKeyOrderAndIgnoresOutputKeys) {

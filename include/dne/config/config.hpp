@@ -4,7 +4,8 @@
 // Every key is declared once in a table (config.cpp) with its type, default, range and the
 // field it fills; the table drives parsing, `--set` overrides, validation, canonical text
 // and `--help-config`. A list value is a sweep axis: `expand()` turns one file into the
-// cartesian product of experiments. No Torch, MPI or HDF5 here.
+// cartesian product of experiments; `[[grid]]` tables make the sweep a union of such products
+// (e.g. a lambda ablation plus a local-epoch ablation in one file). No Torch, MPI or HDF5 here.
 #pragma once
 
 #include <cstdint>
@@ -123,7 +124,10 @@ using Value = std::variant<std::int64_t, double, std::string, bool>;
 struct ConfigSource {
   std::string origin;                                    // file name, for messages
   std::map<std::string, std::vector<Value>> values;      // key -> values (size > 1: axis)
-  std::vector<std::string> axes;                         // keys given as lists, in file order
+  std::vector<std::string> axes;                         // keys that vary (lists, grid keys), table order
+  /// `[[grid]]` tables: each one is a sub-sweep whose keys replace the base's; the experiments
+  /// are the union of every grid's product (duplicates once). Empty: the base alone is the sweep.
+  std::vector<std::map<std::string, std::vector<Value>>> grids;
 };
 
 /// Parse TOML text. Throws ConfigError "ORIGIN:LINE:COL: ..." on syntax errors, unknown keys,
