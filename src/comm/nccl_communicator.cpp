@@ -14,6 +14,8 @@
 #include <nccl.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -107,15 +109,28 @@ class NcclCommunicator final : public Communicator {
     MPI_Comm_size(node, &node_size);
     const int local = launcher_local_rank();
     const int device = devices > 0 ? (local >= 0 ? local : node_rank) % devices : -1;
-    std::vector<int> node_devices(static_cast<std::size_t>(node_size));
-    const int gathered = MPI_Allgather(&device, 1, MPI_INT, node_devices.data(), 1, MPI_INT, node);
+    // Compare physical GPUs (PCI bus ids), not ordinals: with CUDA_VISIBLE_DEVICES set per rank
+    // (launch/rank-env.sh) every rank sees its own GPU as device 0.
+    constexpr int kIdLength = 32;
+    std::array<char, kIdLength> bus_id{};
+    if (device < 0 || cudaDeviceGetPCIBusId(bus_id.data(), kIdLength, device) != cudaSuccess) {
+      cudaGetLastError();
+      std::snprintf(bus_id.data(), kIdLength, "no-device-rank-%d", node_rank);  // unique: never a clash
+    }
+    std::vector<char> node_ids(static_cast<std::size_t>(node_size) * kIdLength);
+    const int gathered = MPI_Allgather(bus_id.data(), kIdLength, MPI_CHAR, node_ids.data(), kIdLength, MPI_CHAR, node);
     MPI_Comm_free(&node);
     DNE_MPI_CHECK(gathered);
     if (problem.empty()) {
-      std::sort(node_devices.begin(), node_devices.end());
-      if (std::adjacent_find(node_devices.begin(), node_devices.end()) != node_devices.end())
+      std::vector<std::string> ids;
+      for (int r = 0; r < node_size; ++r)
+        ids.emplace_back(node_ids.data() + static_cast<std::size_t>(r) * kIdLength);
+      std::sort(ids.begin(), ids.end());
+      const auto twice = std::adjacent_find(ids.begin(), ids.end());
+      if (twice != ids.end())
         problem = std::to_string(node_size) + " ranks of the group share a node with " + std::to_string(devices) +
-                  " CUDA device(s); NCCL needs a distinct device per rank";
+                  " visible CUDA device(s) and two would use the same GPU (" + *twice +
+                  "); NCCL needs a distinct device per rank";
     }
     if (problem.empty()) {
       const cudaError_t set = cudaSetDevice(device);
