@@ -68,6 +68,7 @@ void SweepLedger::report(const Report& report) {
 
 void SweepLedger::write(bool sweep_ended) {
   header_.finished = sweep_ended;
+  header_.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   store::write_index(index_path_, header_, rows_);
 }
 

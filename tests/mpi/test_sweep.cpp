@@ -1,4 +1,5 @@
-// The sweep scheduler under a real `mpiexec -n N` (N = 1..4), with rank groups of 1 and 2: every
+// The sweep scheduler under a real `mpiexec -n N` (N = 1..4), with rank groups of 1 and 2, and the
+// progress arithmetic (hand-computed lines and ETAs). Scheduler: every
 // task is run exactly once, by every rank of one group; failures are recorded and the sweep goes
 // on; leftover ranks run nothing; a single group follows the hand-out order. Expected values come
 // from the task numbers, not from the scheduler's output. Tests never ASSERT between collectives.
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "dne/sweep/ledger.hpp"
 #include "dne/sweep/scheduler.hpp"
 #include "mpi_test_main.hpp"
 
@@ -134,6 +136,31 @@ TEST(Outcome, EncodeDecodeRoundTrip) {
   EXPECT_EQ(d.ranks, o.ranks);
   EXPECT_EQ(d.metrics, o.metrics);
   EXPECT_THROW(dne::sweep::decode("\x01\x05"), dne::CommError);
+}
+
+TEST(Progress, DurationsAndLine) {
+  EXPECT_EQ(dne::sweep::format_duration(0.4), "0s");
+  EXPECT_EQ(dne::sweep::format_duration(59.6), "1m00s");
+  EXPECT_EQ(dne::sweep::format_duration(192), "3m12s");
+  EXPECT_EQ(dne::sweep::format_duration(3720), "1h02m");
+  dne::sweep::Progress p;
+  p.done = 5;
+  p.resumed = 2;
+  p.failed = 1;
+  p.running = 2;
+  p.total = 12;
+  p.elapsed_s = 192;
+  p.eta_s = 65;
+  EXPECT_EQ(dne::sweep::format_progress(p),
+            "[progress] 5/12 complete (2 resumed), 1 failed, 2 running, 4 pending | elapsed 3m12s | ETA 1m05s");
+  p.eta_s = -1;
+  EXPECT_NE(dne::sweep::format_progress(p).find("| ETA ?"), std::string::npos);
+}
+
+TEST(Progress, EtaIsRemainingCostOverObservedRate) {
+  // 30 cost units finished in 60 s -> 0.5 / s; remaining 40 pending + half of 20 running = 50 -> 100 s.
+  EXPECT_DOUBLE_EQ(dne::sweep::estimate_eta(30, 20, 40, 60), 100.0);
+  EXPECT_LT(dne::sweep::estimate_eta(0, 20, 40, 60), 0.0);  // nothing finished yet: unknown
 }
 
 class Scheduler : public ::testing::TestWithParam<int> {};

@@ -46,6 +46,7 @@ struct IndexHeader {
   std::int64_t ranks_per_experiment = 1;
   std::int64_t groups = 1;
   bool finished = false;            // the sweep command has ended
+  double elapsed_s = 0.0;           // seconds since this run of the sweep started
 };
 
 /// Write the whole index to `path` atomically. Every row must carry the same axis keys.
