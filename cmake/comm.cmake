@@ -32,10 +32,14 @@ if(_dne_nccl_wanted)
     set(CUDAToolkit_ROOT /usr/local/cuda)
   endif()
   find_package(CUDAToolkit QUIET)
+  # NCCL_HOME (or $ENV{NCCL_HOME}) points at an NCCL install, e.g. the pip wheel nvidia-nccl-cu13,
+  # which ships only lib/libnccl.so.2.
   find_path(DNE_NCCL_INCLUDE_DIR nccl.h
-            HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_ROOT}/include /usr/local/cuda/include)
-  find_library(DNE_NCCL_LIBRARY nccl
-               HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_ROOT}/lib64 /usr/local/cuda/lib64)
+            HINTS ${NCCL_HOME}/include $ENV{NCCL_HOME}/include ${CUDAToolkit_INCLUDE_DIRS}
+                  ${CUDAToolkit_ROOT}/include /usr/local/cuda/include)
+  find_library(DNE_NCCL_LIBRARY NAMES nccl libnccl.so.2
+               HINTS ${NCCL_HOME}/lib $ENV{NCCL_HOME}/lib ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_ROOT}/lib64
+                     /usr/local/cuda/lib64)
   if(NOT CUDAToolkit_FOUND)
     set(_dne_nccl_why "CUDA toolkit not found (set CUDAToolkit_ROOT)")
   elseif(NOT DNE_NCCL_INCLUDE_DIR OR NOT DNE_NCCL_LIBRARY)

@@ -6,7 +6,10 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+
+#include <unistd.h>
 
 #include "dne/core/errors.hpp"
 #include "dne/fm/conv_encoder.hpp"
@@ -107,7 +110,13 @@ class TorchScriptTest : public ::testing::Test {
   std::filesystem::path dir = std::filesystem::temp_directory_path() /
                               ("dne_ts_" + std::to_string(::getpid()));
   void SetUp() override { std::filesystem::create_directories(dir); }
-  void TearDown() override { std::filesystem::remove_all(dir); }
+  // Not std::filesystem::remove_all: pip LibTorch >= 2.5 exports its own statically linked copy of
+  // it (pytorch/pytorch#133437) and calls from programs linked with it crash. The fixture writes
+  // at most these files.
+  void TearDown() override {
+    for (const char* f : {"encoder.pt", "garbage.pt"}) std::remove((dir / f).c_str());
+    ::rmdir(dir.c_str());
+  }
   std::string save(const std::string& source) {
     torch::jit::Module m("Encoder");
     m.register_parameter("scale", torch::full({1}, 3.0), false);

@@ -54,7 +54,9 @@ struct Fixture {
   }
 };
 
-const std::vector<double>& col(const editing::EditResult& r, const std::string& name) {
+// `const char*`, not `const std::string&`: a temporary string argument makes GCC 13 warn
+// -Wdangling-reference on every `const auto& x = col(r, "...")` (a false positive, fatal with -Werror).
+const std::vector<double>& col(const editing::EditResult& r, const char* name) {
   return r.trace.columns().at(name);
 }
 
