@@ -13,3 +13,4 @@ OUT=runs/quickstart
 time mpirun -n "$RANKS" build/dne run --config experiments/quickstart.toml --out "$OUT"
 "$PY" analysis/check_metrics.py "$OUT"/experiments/*.h5
 "$PY" analysis/summarize.py "$OUT"
+echo "== report (tables, figures, independent recomputation): $PY analysis/report.py $OUT"
