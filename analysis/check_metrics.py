@@ -34,7 +34,7 @@ except ImportError:  # run as a script, or imported with analysis/ on sys.path
 TEST_DATASETS = ("/test/score", "/test/label", "/test/sa")
 
 
-def _scalar(value) -> float:
+def scalar(value) -> float:
     """An HDF5 attribute (scalar, 0-d or 1-element array) as a float."""
     arr = np.asarray(value)
     if arr.size != 1:
@@ -42,7 +42,8 @@ def _scalar(value) -> float:
     return float(arr.reshape(()))
 
 
-def _agree(stored: float, recomputed: float, tol: float) -> bool:
+def agree(stored: float, recomputed: float, tol: float) -> bool:
+    """NaN equals NaN; otherwise |stored - recomputed| <= tol * max(1, |recomputed|)."""
     if math.isnan(stored) or math.isnan(recomputed):
         return math.isnan(stored) and math.isnan(recomputed)
     if math.isinf(stored) or math.isinf(recomputed):
@@ -71,9 +72,6 @@ def _compare(path: str, tol: float) -> tuple[list[str], int]:
             problems.append(f"MISSING {path}: group /metrics")
         else:
             stored_attrs = dict(metrics_group.attrs)
-            for key in dne_metrics.REQUIRED_METRICS:
-                if key not in stored_attrs:
-                    problems.append(f"MISSING {path}: attribute /metrics/{key}")
         if problems:
             return problems, 0
 
@@ -83,20 +81,30 @@ def _compare(path: str, tol: float) -> tuple[list[str], int]:
     except ValueError as e:
         return [f"ERROR {path}: bad /test data: {e}"], 0
 
+    return compare_metrics(recomputed, stored_attrs, path, tol)
+
+
+def compare_metrics(recomputed: dict, stored: dict, where: str, tol: float) -> tuple[list[str], int]:
+    """Compare recomputed metrics with a file's stored /metrics attributes.
+
+    Problems: a required metric missing, a stored value that is not a number, a value that
+    disagrees. Returns (problem lines, number of metrics that agree)."""
+    problems = [f"MISSING {where}: attribute /metrics/{key}"
+                for key in dne_metrics.REQUIRED_METRICS if key not in stored]
     n_ok = 0
     for key, want in recomputed.items():
-        if key not in stored_attrs:
+        if key not in stored:
             continue
         try:
-            got = _scalar(stored_attrs[key])
+            got = scalar(stored[key])
         except (TypeError, ValueError) as e:
-            problems.append(f"MISMATCH {path}: /metrics/{key} is not a number ({e})")
+            problems.append(f"MISMATCH {where}: /metrics/{key} is not a number ({e})")
             continue
-        if _agree(got, want, tol):
+        if agree(got, want, tol):
             n_ok += 1
         else:
             problems.append(
-                f"MISMATCH {path}: {key} stored={got!r} recomputed={want!r} "
+                f"MISMATCH {where}: {key} stored={got!r} recomputed={want!r} "
                 f"(diff {abs(got - want):.3g} > tol {tol:g})")
     return problems, n_ok
 

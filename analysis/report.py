@@ -39,9 +39,10 @@ import h5py
 import numpy as np
 
 try:  # imported as part of the `analysis` package
-    from . import dne_metrics
+    from . import check_metrics, dne_metrics
 except ImportError:  # run as a script, or imported with analysis/ on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import check_metrics
     import dne_metrics
 if __name__ == "__main__":  # report_figures imports `report`: let it find this module, not a copy
     sys.modules.setdefault("report", sys.modules[__name__])
@@ -359,22 +360,6 @@ def _attr_float(attrs, name: str) -> float:
 # Recomputation check
 # ---------------------------------------------------------------------------------------------
 
-def agree(stored: float, recomputed: float, tol: float) -> bool:
-    """NaN equals NaN; otherwise |stored - recomputed| <= tol * max(1, |recomputed|)."""
-    if math.isnan(stored) or math.isnan(recomputed):
-        return math.isnan(stored) and math.isnan(recomputed)
-    if math.isinf(stored) or math.isinf(recomputed):
-        return stored == recomputed
-    return abs(stored - recomputed) <= tol * max(1.0, abs(recomputed))
-
-
-def _scalar(value) -> float:
-    arr = np.asarray(value)
-    if arr.size != 1:
-        raise ValueError(f"not a scalar (shape {arr.shape})")
-    return float(arr.reshape(()))
-
-
 def recompute(index: Index, files: ExperimentFiles, tol: float):
     """Recompute every complete experiment's classification metrics from /test/*.
 
@@ -395,30 +380,17 @@ def recompute(index: Index, files: ExperimentFiles, tol: float):
         if stored is None:
             bad.append(f"MISMATCH {rel}: no /metrics group")
             stored = {}
-        for name in dne_metrics.REQUIRED_METRICS:
-            if name not in stored:
-                bad.append(f"MISMATCH {rel}: /metrics/{name} is missing")
-        for name, value in want.items():
-            if name not in stored:
-                continue
-            try:
-                got = _scalar(stored[name])
-            except (TypeError, ValueError) as e:
-                bad.append(f"MISMATCH {rel}: /metrics/{name} is not a number ({e})")
-                continue
-            if not agree(got, value, tol):
-                bad.append(f"MISMATCH {rel}: metric {name} stored={got!r} recomputed={value!r} "
-                           f"(diff {abs(got - value):.3g} > tol {tol:g})")
+        bad += check_metrics.compare_metrics(want, stored, rel, tol)[0]
         # The index's copies must be the file's values.
         if data["id"] and data["id"] != row.id:
             bad.append(f"MISMATCH {rel}: root id {data['id']!r} but index.h5 row says {row.id!r}")
         for name, value in row.metrics.items():
             if name in stored:
                 try:
-                    got = _scalar(stored[name])
+                    got = check_metrics.scalar(stored[name])
                 except (TypeError, ValueError):
                     continue
-                if not agree(value, got, tol):
+                if not check_metrics.agree(value, got, tol):
                     bad.append(f"MISMATCH {rel}: metric {name} in index.h5 is {value!r}, file has {got!r}")
         if not math.isnan(data["queries"]) and not math.isnan(row.queries) and data["queries"] != row.queries:
             bad.append(f"MISMATCH {rel}: queries in index.h5 is {row.queries:g}, file has {data['queries']:g}")

@@ -24,21 +24,12 @@
 
 namespace {
 
+using dne_test::world_rank;
+using dne_test::world_size;
+
 using dne::comm::Communicator;
 
 const double kInf = std::numeric_limits<double>::infinity();
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-
-int world_size() {
-  int n = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
 
 std::unique_ptr<Communicator> world() { return dne::comm::make_mpi_communicator(MPI_COMM_WORLD); }
 

@@ -20,20 +20,12 @@
 
 namespace {
 
+using dne_test::world_rank;
+using dne_test::world_size;
+
 using dne::sweep::GroupComm;
 using dne::sweep::GroupLayout;
 using dne::sweep::Outcome;
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int n = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
 
 /// Rank 0's record of the coordinator's reports.
 struct Recorder : dne::sweep::Observer {

@@ -178,7 +178,7 @@ def test_wrong_stored_metric_exits_3_naming_file_and_metric(tmp_path, report_h5)
     assert "Traceback" not in proc.stderr
     # The report is still written, with the disagreement in it.
     assert (tmp_path / "rep" / "summary.csv").is_file()
-    assert "e000000000000000.h5: metric eo_p" in (tmp_path / "rep" / "report.md").read_text()
+    assert "e000000000000000.h5: eo_p stored=" in (tmp_path / "rep" / "report.md").read_text()
 
 
 def test_index_copy_differing_from_file_exits_3(tmp_path, report_h5):
