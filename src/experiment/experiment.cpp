@@ -75,7 +75,7 @@ std::string hdf5_version() {
 }
 
 void say(const RunContext& ctx, const std::string& line) {
-  if (ctx.log != nullptr) *ctx.log << line << std::endl;
+  if (ctx.log != nullptr) *ctx.log << line + "\n" << std::flush;  // one write: lines stay whole beside rank 0's progress thread
 }
 
 }  // namespace

@@ -119,6 +119,8 @@ std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>
                                 static_cast<long>(assign)});
     } catch (const std::exception& e) {
       if (failure.empty()) failure = describe(e);
+    } catch (...) {
+      if (failure.empty()) failure = "internal error: an exception that is not a std::exception";
     }
     if (assign < 0) --active;
     MPI_Send(&assign, 1, MPI_INT64_T, status.MPI_SOURCE, kAssign, comm);
@@ -239,6 +241,10 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
         outcome.error = describe(e);
         const auto* d = dynamic_cast<const Error*>(&e);
         outcome.exit_code = d != nullptr ? d->exit_code() : 1;
+      } catch (...) {
+        outcome = Outcome{};
+        outcome.error = "internal error: an exception that is not a std::exception";
+        outcome.exit_code = 1;
       }
       // The group agrees: the task failed if it failed on any rank.
       // {all ranks ok, leader ok}: a rank that failed alone prints its own error line.
