@@ -67,18 +67,11 @@ HIGHER_BETTER = {"accuracy", "auc"}
 LOWER_BETTER = {"eo_n", "eo_p", "di"}
 METHOD_ORDER = ("none", "random", "whitebox", "gezo", "rge", "spsa")
 
-# Which methods a config key applies to (mirrors the key table in src/config/config.cpp). A key
-# that does not apply holds its default in index.h5; tables and labels show it as "-".
-ZO = ("gezo", "rge", "spsa")
-EDITING = ("whitebox",) + ZO
-APPLIES_TO = {
-    "dne.objective": EDITING, "dne.lambda": EDITING, "dne.lambda_1": EDITING,
-    "dne.epochs": EDITING, "dne.batch_size": EDITING, "dne.lr": ("whitebox",),
-    "dne.random_l2": ("random",),
-    "gezo.local_epochs": ("gezo",), "gezo.candidates": ZO, "gezo.sigma": ZO,
-    "gezo.momentum": ("gezo",), "gezo.sigma_decay": ("gezo",), "gezo.sigma_min": ("gezo",),
-    "gezo.budget": ZO, "gezo.optimizer": ("rge", "spsa"), "gezo.lr": ("rge", "spsa"),
-}
+# Which methods read a config key: index.h5's /key_methods/<key> (written by dne from its key
+# table), loaded by read_index. A key that does not apply to a method holds its default in the
+# index; tables and labels show it as "-". A key the index does not describe applies to all.
+KEY_METHODS: dict = {}
+EDITING = ("whitebox", "gezo", "rge", "spsa")  # methods that learn a noise (Figure 2a's lines)
 
 FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "noise_maps.png", "pareto.png",
            "convergence.png")
@@ -271,6 +264,12 @@ def _parse_index(run_dir: Path, path: Path, f) -> Index:
             metrics={k: float(v[i]) for k, v in metric_values.items()}))
         rows[-1].axes.setdefault("dne.method", rows[-1].method)
     axis_keys = list(axes) + sorted(k for k in axis_values if k not in axes)
+    KEY_METHODS.clear()
+    key_group = f.get("key_methods")
+    if isinstance(key_group, h5py.Group):
+        for key, ds in key_group.items():
+            if isinstance(ds, h5py.Dataset):
+                KEY_METHODS[key] = tuple(_strings(ds))
     return Index(run_dir=run_dir, path=path, attrs=attrs, axes=list(axes), axis_keys=axis_keys,
                  metric_names=metric_names, rows=rows)
 
@@ -417,7 +416,7 @@ def fmt_value(v) -> str:
 
 
 def applies(key: str, method: str) -> bool:
-    methods = APPLIES_TO.get(key)
+    methods = KEY_METHODS.get(key)
     return methods is None or method in methods
 
 

@@ -219,6 +219,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     store::IndexHeader header;
     header.config_origin = source.origin;
     header.axes = source.axes;
+    for (const auto& [key, value] : rows.front().axes) header.key_methods[key] = config::methods_reading(key);
     header.world_size = process.world_size;
     header.ranks_per_experiment = layout.ranks_per_group;
     header.groups = layout.groups;

@@ -541,6 +541,12 @@ Value get_value(const ExperimentConfig& config, const std::string& key) {
   return spec->get(config);
 }
 
+std::vector<std::string> methods_reading(const std::string& key) {
+  const KeySpec* spec = find_key(key);
+  if (spec == nullptr) throw ConfigError("unknown key '" + key + "'");
+  return spec->methods.empty() ? find_key("dne.method")->choices : spec->methods;
+}
+
 std::string describe_keys() {
   std::ostringstream out;
   ExperimentConfig defaults;

@@ -48,6 +48,7 @@ void write_index(const std::string& path, const IndexHeader& header, const std::
   w.attribute("/", "ranks_per_experiment", header.ranks_per_experiment);
   w.attribute("/", "groups", header.groups);
   w.dataset("/axes", header.axes);
+  for (const auto& [key, methods] : header.key_methods) w.dataset("/key_methods/" + key, methods);
 
   w.dataset("/experiments/id", column<std::string>(rows, [](const IndexRow& r) { return r.id; }));
   w.dataset("/experiments/status", column<std::string>(rows, [](const IndexRow& r) { return r.status; }));

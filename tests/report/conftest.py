@@ -24,6 +24,9 @@ STR = h5py.string_dtype("utf-8")
 # Always present under /experiments/axes, whatever the sweep axes are.
 ALWAYS_AXES = ("dne.method", "dne.lambda", "gezo.local_epochs", "sweep.seeds")
 AXIS_DEFAULTS = {"dne.lambda": 1e-3, "gezo.local_epochs": 2.0}
+# /key_methods/<key> as dne writes it (from its key table): the methods that read each key.
+ALL_METHODS = ("none", "random", "whitebox", "gezo", "rge", "spsa")
+KEY_METHODS = {"dne.lambda": ("whitebox", "gezo", "rge", "spsa"), "gezo.local_epochs": ("gezo",)}
 EXTRA_METRICS = ("frozen_sa_accuracy", "frozen_sa_auc", "sa_leakage_auc", "sa_leakage_accuracy",
                  "sa_probe_clean_accuracy", "sa_probe_clean_auc", "noise_l2", "noise_linf")
 TRACE_X = {"whitebox": "images", "gezo": "queries", "rge": "queries", "spsa": "queries"}
@@ -148,6 +151,10 @@ def write_index(run_dir, rows, axes, metric_names=None, seed_key="sweep.seeds", 
                 e.create_dataset(f"axes/{k}", data=np.array(values, dtype=object), dtype=STR, shape=(n,))
             else:
                 e.create_dataset(f"axes/{k}", data=np.array(values, np.float64))
+        for k in keys:
+            methods = KEY_METHODS.get(k, ALL_METHODS)
+            f.create_dataset(f"key_methods/{k}", data=np.array(methods, dtype=object), dtype=STR,
+                             shape=(len(methods),))
         for m in names:
             e.create_dataset(f"metrics/{m}", data=np.array(
                 [r.get("metrics", {}).get(m, np.nan) if c else np.nan for r, c in zip(rows, complete)], np.float64))

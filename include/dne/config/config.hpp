@@ -147,6 +147,10 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source);
 /// The value of `key` in a resolved experiment (ConfigError for an unknown key).
 Value get_value(const ExperimentConfig& config, const std::string& key);
 
+/// The `dne.method` values that read `key` (every method for keys that are not method-specific);
+/// ConfigError for an unknown key. Stored in index.h5 so that analysis needs no copy of the table.
+std::vector<std::string> methods_reading(const std::string& key);
+
 /// Human-readable table of every key: name, type, default, allowed range, description.
 std::string describe_keys();
 

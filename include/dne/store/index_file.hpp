@@ -4,7 +4,8 @@
 // Layout (docs/results-format.md#the-sweep-index-indexh5): root attributes with the counts;
 // /axes (n_axes,) strings; /experiments/<column> (N,) per column (id, status, error, file, method,
 // editor_status, seed, wall_s, queries, ranks, resumed), /experiments/axes/<key> (N,) float64 or
-// string, /experiments/metrics/<name> (N,) float64 (NaN unless complete); /links/<id> are
+// string, /key_methods/<key> the methods that read each axis key,
+// /experiments/metrics/<name> (N,) float64 (NaN unless complete); /links/<id> are
 // external links to the complete experiments' files. No Torch, no MPI.
 #pragma once
 
@@ -42,6 +43,8 @@ struct IndexRow {
 struct IndexHeader {
   std::string config_origin;
   std::vector<std::string> axes;    // sweep axis keys, in config order
+  /// For every key of the rows' axes: the methods that read it (/key_methods/<key>).
+  std::map<std::string, std::vector<std::string>> key_methods;
   std::int64_t world_size = 1;
   std::int64_t ranks_per_experiment = 1;
   std::int64_t groups = 1;
