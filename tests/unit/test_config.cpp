@@ -205,6 +205,13 @@ TEST(Config, BadGridsNameTheirPlace) {
             std::string::npos);
 }
 
+TEST(Config, MethodsReadingAKey) {
+  EXPECT_EQ(methods_reading("gezo.local_epochs"), (std::vector<std::string>{"gezo"}));
+  EXPECT_EQ(methods_reading("dne.lambda"), (std::vector<std::string>{"whitebox", "gezo", "rge", "spsa"}));
+  EXPECT_EQ(methods_reading("data.bias").size(), 6u);  // every method
+  EXPECT_THROW(methods_reading("dne.lamda"), ConfigError);
+}
+
 TEST(Config, IdIsStableAcrossKeyOrderAndIgnoresOutputKeys) {
   auto a = expand(parse_text("[dne]\nlambda = 0.5\nmethod = \"whitebox\"\n[output]\ndir = \"a\"\n", "a.toml"))[0];
   auto b = expand(parse_text("[output]\ndir = \"b\"\n[dne]\nmethod = \"whitebox\"\nlambda = 0.5\n", "b.toml"))[0];
