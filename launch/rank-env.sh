@@ -5,8 +5,10 @@
 set -euo pipefail
 local_rank=${SLURM_LOCALID:-${OMPI_COMM_WORLD_LOCAL_RANK:-${MPI_LOCALRANKID:-0}}}
 if [ -z "${CUDA_VISIBLE_DEVICES:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
-  gpus=$(nvidia-smi --list-gpus 2>/dev/null | wc -l)
-  if [ "$gpus" -gt 0 ]; then
+  # Count "GPU n:" lines only (MIG devices are listed indented below their GPU); a failing
+  # nvidia-smi (no driver, no device) counts 0 instead of ending the script.
+  gpus=$(nvidia-smi --list-gpus 2>/dev/null | grep -c '^GPU ' || true)
+  if [ "${gpus:-0}" -gt 0 ]; then
     export CUDA_VISIBLE_DEVICES=$(( local_rank % gpus ))
   fi
 fi

@@ -125,6 +125,20 @@ std::string mpi_library_version() {
 int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, double wall, int groups,
                  const std::string& index_path);
 
+/// Keys that describe the whole run, not one experiment, take one value outside [[grid]] tables:
+/// a list or a grid value would otherwise silently mean the first experiment's value (they are
+/// not in the id, so differing experiments even collapse into one).
+void require_one_value_per_run(const config::ConfigSource& source) {
+  for (const char* key : {"sweep.ranks_per_experiment", "output.dir", "output.save_embeddings", "run.threads"}) {
+    bool in_grid = false;
+    for (const auto& grid : source.grids) in_grid = in_grid || grid.count(key) > 0;
+    const auto it = source.values.find(key);
+    if (in_grid || (it != source.values.end() && it->second.size() > 1))
+      throw ConfigError(source.origin + ": " + key + " applies to the whole run: give it one value (not a list, " +
+                        "not in a [[grid]] table)");
+  }
+}
+
 /// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
 sweep::FaultInjection fault_injection(const po::variables_map& vm) {
   sweep::FaultInjection f;
@@ -172,6 +186,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   if (!vm.count("config")) throw ConfigError("dne run: --config FILE is required (see dne run --help)");
   const bool quiet = vm.count("quiet") > 0;
   const auto source = resolve_source(vm);
+  require_one_value_per_run(source);
   const auto experiments = config::expand(source);
   const std::string out_dir = experiments.front().output.dir;
   prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
@@ -191,8 +206,6 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   }
 
   // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
-  if (source.values.count("sweep.ranks_per_experiment") && source.values.at("sweep.ranks_per_experiment").size() > 1)
-    throw ConfigError("sweep.ranks_per_experiment must be one value, not a list");
   const auto layout = sweep::plan_groups(process.rank, process.world_size,
                                          static_cast<int>(experiments.front().sweep.ranks_per_experiment));
   if (process.rank == 0 && !quiet && (layout.ranks_per_group > 1 || process.world_size % layout.ranks_per_group != 0))
@@ -244,8 +257,12 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     return o;
   };
   const auto start = std::chrono::steady_clock::now();
+  const auto discard = [&](std::size_t task) {  // the group failed after the leader wrote the file
+    std::error_code ec;
+    fs::remove(experiment::experiment_path(experiments[task].output.dir, experiments[task].id()), ec);
+  };
   const auto totals = sweep::run_dynamic(MPI_COMM_WORLD, layout, group_comm.get(), order, run_one, ledger.get(),
-                                         fault_injection(vm));
+                                         fault_injection(vm), discard);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   group.reset();
   // Rank 0 writes the final index and the summary; every rank then exits with its exit code.

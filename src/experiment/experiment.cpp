@@ -1,7 +1,6 @@
 // The single-experiment pipeline (see experiment.hpp).
 #include "dne/experiment/experiment.hpp"
 
-#include <hdf5.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <unistd.h>
@@ -55,23 +54,10 @@ std::vector<float> to_floats(const torch::Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-std::string now_iso8601() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 std::string hostname() {
   char host[256] = "unknown";
   gethostname(host, sizeof host - 1);
   return host;
-}
-
-std::string hdf5_version() {
-  unsigned maj = 0, min = 0, rel = 0;
-  H5get_libversion(&maj, &min, &rel);
-  return std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
 }
 
 void say(const RunContext& ctx, const std::string& line) {
@@ -211,7 +197,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/", "seed", static_cast<std::int64_t>(c.sweep.seed));
   w.attribute("/", "method", c.dne.method);
   w.attribute("/", "git_commit", std::string(build_git_commit()));
-  w.attribute("/", "created", now_iso8601());
+  w.attribute("/", "created", store::now_iso8601());
   w.attribute("/", "schema_version", static_cast<std::int64_t>(store::kSchemaVersion));
   w.attribute("/provenance", "hostname", hostname());
   w.attribute("/provenance", "world_size", static_cast<std::int64_t>(ctx.world_size));
@@ -220,7 +206,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/provenance", "bytes_communicated", static_cast<std::int64_t>(group->bytes_communicated()));
   w.attribute("/provenance", "torch_threads", static_cast<std::int64_t>(torch::get_num_threads()));
   w.attribute("/provenance", "torch_version", std::string(TORCH_VERSION));
-  w.attribute("/provenance", "hdf5_version", hdf5_version());
+  w.attribute("/provenance", "hdf5_version", store::hdf5_version());
   w.attribute("/provenance", "mpi_library", ctx.mpi_library);
   w.attribute("/provenance", "compiler", std::string(build_compiler()));
   w.attribute("/provenance", "fm", model->describe());

@@ -2,7 +2,6 @@
 #include "dne/store/index_file.hpp"
 
 #include <cmath>
-#include <ctime>
 #include <set>
 
 #include "dne/core/errors.hpp"
@@ -10,13 +9,6 @@
 
 namespace dne::store {
 namespace {
-
-std::string now_iso8601() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 template <class T, class Get>
 std::vector<T> column(const std::vector<IndexRow>& rows, Get get) {

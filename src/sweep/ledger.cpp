@@ -82,7 +82,7 @@ Progress SweepLedger::progress() const {
     if (r.status == "complete" || r.status == "failed") {
       ++(r.status == "failed" ? p.failed : p.done);
       if (r.resumed) ++p.resumed;
-      else cost_done += c;
+      else if (r.status == "complete") cost_done += c;  // a quick failure says nothing about the rate
     } else if (r.status == "running") {
       ++p.running;
       cost_running += c;

@@ -10,7 +10,6 @@
 #include "dne/sweep/scheduler.hpp"
 
 #include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <optional>
@@ -89,8 +88,23 @@ std::string describe(const std::exception& e) {
   return "internal error: " + what;
 }
 
+/// The outcome of a caught exception: its kind and first line, and its exit code.
+Outcome failure_of(const std::exception* e) {
+  Outcome o;
+  if (e == nullptr) {
+    o.error = "internal error: an exception that is not a std::exception";
+    o.exit_code = 1;
+    return o;
+  }
+  o.error = describe(*e);
+  const auto* d = dynamic_cast<const Error*>(e);
+  o.exit_code = d != nullptr ? d->exit_code() : 1;
+  return o;
+}
+
 /// World rank 0's coordinator: answers requests until every group has been told to stop.
-/// Returns the first error an observer threw ("" if none); after one, no new task is handed out.
+/// Returns the first error met while booking (observer, bad message); after one, every request
+/// is answered with -1 (stop), so that no leader waits for an answer that never comes.
 std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>& order, Observer* observer) {
   std::size_t next = 0;
   int active = groups;
@@ -107,25 +121,53 @@ std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>
     MPI_Get_count(&status, MPI_CHAR, &count);
     std::string message(static_cast<std::size_t>(count), '\0');
     MPI_Recv(message.data(), count, MPI_CHAR, status.MPI_SOURCE, kReport, comm, MPI_STATUS_IGNORE);
-    Reader in(message);
-    const auto finished = in.get<std::int64_t>();
-    const auto group = in.get<std::int32_t>();
-    const Outcome outcome = finished >= 0 ? decode(in.rest()) : Outcome{};
     std::int64_t assign = -1;
-    if (failure.empty() && next < order.size()) assign = static_cast<std::int64_t>(order[next++]);
     try {
+      Reader in(message);
+      const auto finished = in.get<std::int64_t>();
+      const auto group = in.get<std::int32_t>();
+      const Outcome outcome = finished >= 0 ? decode(in.rest()) : Outcome{};
+      const std::int64_t candidate =
+          failure.empty() && next < order.size() ? static_cast<std::int64_t>(order[next]) : -1;
       if (observer != nullptr)
         observer->report(Report{group, static_cast<long>(finished), finished >= 0 ? &outcome : nullptr,
-                                static_cast<long>(assign)});
+                                static_cast<long>(candidate)});
+      if (candidate >= 0) {  // handed out only once the observer has booked it
+        assign = candidate;
+        ++next;
+      }
     } catch (const std::exception& e) {
       if (failure.empty()) failure = describe(e);
     } catch (...) {
-      if (failure.empty()) failure = "internal error: an exception that is not a std::exception";
+      if (failure.empty()) failure = failure_of(nullptr).error;
     }
     if (assign < 0) --active;
     MPI_Send(&assign, 1, MPI_INT64_T, status.MPI_SOURCE, kAssign, comm);
   }
   return failure;
+}
+
+/// Detaches a still-running coordinator when rank 0's main thread leaves run_dynamic by an
+/// exception: the error then ends the job through main()'s MPI_Abort instead of std::terminate.
+struct DetachOnUnwind {
+  std::optional<std::thread>& thread;
+  ~DetachOnUnwind() {
+    if (thread && thread->joinable()) thread->detach();
+  }
+};
+
+/// Every rank of `group` learns the outcome of its lowest failing rank (collective over `group`).
+Outcome first_failure(MPI_Comm group, int group_rank, const Outcome& mine) {
+  int size = 1;
+  MPI_Comm_size(group, &size);
+  int first = mine.ok ? size : group_rank;
+  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, group);
+  std::string bytes = group_rank == first ? encode(mine) : std::string();
+  auto length = static_cast<std::int64_t>(bytes.size());
+  MPI_Bcast(&length, 1, MPI_INT64_T, first, group);
+  bytes.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(bytes.data(), static_cast<int>(length), MPI_CHAR, first, group);
+  return decode(bytes);
 }
 
 /// A group leader's request: report `finished` (with its outcome) and get the next task.
@@ -208,7 +250,7 @@ GroupComm::~GroupComm() {
 ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm group,
                            const std::vector<std::size_t>& order,
                            const std::function<Outcome(std::size_t)>& run_task, Observer* observer,
-                           const FaultInjection& faults) {
+                           const FaultInjection& faults, const std::function<void(std::size_t)>& discard) {
   int provided = MPI_THREAD_SINGLE;
   MPI_Query_thread(&provided);
   if (provided < MPI_THREAD_MULTIPLE)
@@ -221,6 +263,7 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
 
   std::string coordinator_failure;
   std::optional<std::thread> coordinator;
+  const DetachOnUnwind detach_on_unwind{coordinator};
   if (world_rank == 0)
     coordinator.emplace([&] { coordinator_failure = coordinate(comm, layout.groups, order, observer); });
 
@@ -228,7 +271,9 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
   if (layout.group >= 0) {
     std::int64_t task = layout.leader() ? ask_for_task(comm, -1, layout.group, nullptr) : 0;
     for (;;) {
-      MPI_Bcast(&task, 1, MPI_INT64_T, 0, group);
+      MPI_Request request;  // the others wait for the leader's answer without spinning
+      MPI_Ibcast(&task, 1, MPI_INT64_T, 0, group, &request);
+      wait_politely(&request);
       if (task < 0) break;
       if (world_rank == faults.kill_rank && started == faults.kill_after) std::raise(SIGKILL);
       ++started;
@@ -237,33 +282,24 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
       try {
         outcome = run_task(static_cast<std::size_t>(task));
       } catch (const std::exception& e) {
-        outcome = Outcome{};
-        outcome.error = describe(e);
-        const auto* d = dynamic_cast<const Error*>(&e);
-        outcome.exit_code = d != nullptr ? d->exit_code() : 1;
+        outcome = failure_of(&e);
       } catch (...) {
-        outcome = Outcome{};
-        outcome.error = "internal error: an exception that is not a std::exception";
-        outcome.exit_code = 1;
+        outcome = failure_of(nullptr);
       }
-      // The group agrees: the task failed if it failed on any rank.
-      // {all ranks ok, leader ok}: a rank that failed alone prints its own error line.
-      const int ok = outcome.ok ? 1 : 0;
-      int flags[2] = {ok, layout.leader() ? ok : 1};
-      MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MIN, group);
-      const int all_ok = flags[0];
-      if (!ok && flags[1] && !layout.leader())
-        std::fprintf(stderr, "dne: %s [rank %d, experiment task %lld]\n", outcome.error.c_str(), world_rank,
-                     static_cast<long long>(task));
+      // The group agrees: the task failed if it failed on any rank, and the leader reports the
+      // lowest failing rank's error and exit code. A result file the leader already wrote for a
+      // task that failed elsewhere in its group is discarded.
+      int all_ok = outcome.ok ? 1 : 0;
+      MPI_Allreduce(MPI_IN_PLACE, &all_ok, 1, MPI_INT, MPI_MIN, group);
+      if (!all_ok) {
+        const bool wrote = outcome.ok;
+        outcome = first_failure(group, layout.group_rank, outcome);
+        if (wrote && layout.leader() && discard) discard(static_cast<std::size_t>(task));
+      }
       int group_size = 1;
       MPI_Comm_size(group, &group_size);
       outcome.ranks = group_size;
       outcome.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (ok && !all_ok) {
-        outcome.ok = false;
-        outcome.error = "failed on another rank of its group (see that rank's error line)";
-        outcome.exit_code = 1;
-      }
       if (layout.leader()) {
         ++ran;
         if (!outcome.ok) ++failed;

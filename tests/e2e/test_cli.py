@@ -111,6 +111,10 @@ BAD_INPUTS = [
     ("bad choice", "[dne]\nmethod = \"magic\"\n", "\"magic\" is not one of"),
     ("syntax", "[dne\n", "bad.toml:1:"),
     ("nan value", "[dne]\nlambda = nan\n", "dne.lambda: nan is out of range"),
+    ("run-wide key as a list", "[run]\nthreads = [1, 2]\n", "run.threads applies to the whole run"),
+    ("run-wide key in a grid", "[[grid]]\nsweep.ranks_per_experiment = 1\n[[grid]]\ndne.method = \"none\"\n",
+     "sweep.ranks_per_experiment applies to the whole run"),
+    ("grid not a table array", "grid = 3\n", "grid must be an array of tables ([[grid]])"),
 ]
 
 

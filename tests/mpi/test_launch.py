@@ -60,3 +60,22 @@ def test_rank_env_maps_local_rank_to_one_gpu(tmp_path):
         proc = subprocess.run([str(REPO / "launch" / "rank-env.sh"), "bash", "-c", "echo $CUDA_VISIBLE_DEVICES"],
                               capture_output=True, text=True, env=dict(env, SLURM_LOCALID=local))
         assert proc.returncode == 0 and proc.stdout.strip() == expected, (local, proc.stdout, proc.stderr)
+
+
+def test_rank_env_runs_the_command_when_nvidia_smi_fails_or_lists_mig(tmp_path):
+    # A node with nvidia-smi but no driver: nvidia-smi fails; the rank must still start, unchanged.
+    broken = tmp_path / "broken"
+    fake_tool(broken, "nvidia-smi", 'echo "NVIDIA-SMI has failed" >&2; exit 9\n')
+    env = env_with(tmp_path, PATH=f"{broken}:{os.environ['PATH']}", SLURM_LOCALID="1")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    proc = subprocess.run([str(REPO / "launch" / "rank-env.sh"), "bash", "-c", "echo [$CUDA_VISIBLE_DEVICES]"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", (proc.stdout, proc.stderr)
+    # MIG lines are indented under their GPU and are not GPUs of their own: 1 GPU here.
+    mig = tmp_path / "mig"
+    fake_tool(mig, "nvidia-smi", 'echo "GPU 0: H100 (UUID: a)"; echo "  MIG 3g.40gb Device 0: (UUID: m0)"; '
+                                 'echo "  MIG 3g.40gb Device 1: (UUID: m1)"\n')
+    env = dict(env, PATH=f"{mig}:{os.environ['PATH']}", SLURM_LOCALID="2")
+    proc = subprocess.run([str(REPO / "launch" / "rank-env.sh"), "bash", "-c", "echo [$CUDA_VISIBLE_DEVICES]"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[0]", (proc.stdout, proc.stderr)

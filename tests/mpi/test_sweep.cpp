@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -47,6 +48,7 @@ struct Recorder : dne::sweep::Observer {
 
 struct SweepRun {
   std::vector<int> ran_here;        // tasks this rank ran, in order
+  std::vector<int> discarded;       // tasks this rank was asked to discard (leaders only)
   std::vector<int> runs_per_task;   // summed over group leaders (valid on rank 0)
   dne::sweep::ScheduleTotals totals;
   GroupLayout layout;
@@ -62,7 +64,10 @@ SweepRun run_sweep(int k, std::size_t n, Recorder* recorder, const std::vector<s
   auto run_task = [&](std::size_t t) {
     out.ran_here.push_back(static_cast<int>(t));
     std::this_thread::sleep_for(std::chrono::milliseconds(t % 3));
-    if (fail(t, out.layout.group_rank)) throw dne::NumericError("injected failure of task " + std::to_string(t));
+    if (fail(t, out.layout.group_rank)) {
+      if (t == 5) throw dne::DataError("injected failure of task 5");  // bad input: exit code 2
+      throw dne::NumericError("injected failure of task " + std::to_string(t));
+    }
     Outcome o;
     o.ok = true;
     o.editor_status = "complete";
@@ -70,7 +75,9 @@ SweepRun run_sweep(int k, std::size_t n, Recorder* recorder, const std::vector<s
     o.metrics["task"] = static_cast<double>(t);
     return o;
   };
-  out.totals = dne::sweep::run_dynamic(MPI_COMM_WORLD, out.layout, group.get(), order, run_task, recorder);
+  auto discard = [&](std::size_t t) { out.discarded.push_back(static_cast<int>(t)); };
+  out.totals = dne::sweep::run_dynamic(MPI_COMM_WORLD, out.layout, group.get(), order, run_task, recorder, {},
+                                       discard);
   std::vector<int> mine(n, 0);
   if (out.layout.leader())
     for (int t : out.ran_here) ++mine[static_cast<std::size_t>(t)];
@@ -197,11 +204,20 @@ TEST_P(Scheduler, FailedTaskIsRecordedAndTheSweepGoesOn) {
     for (std::size_t t = 0; t < n; ++t) EXPECT_EQ(run.runs_per_task[t], 1) << "task " << t;
     EXPECT_FALSE(recorder.outcomes[2].ok);
     EXPECT_EQ(recorder.outcomes[2].error, "numeric error: injected failure of task 2");
+    EXPECT_EQ(recorder.outcomes[2].exit_code, 1);  // NumericError
     EXPECT_EQ(recorder.outcomes[5].ok, k == 1);
-    if (k > 1) {
-      EXPECT_NE(recorder.outcomes[5].error.find("another rank of its group"), std::string::npos);
+    if (k > 1) {  // the failing rank's own error reaches the index, not a placeholder
+      EXPECT_EQ(recorder.outcomes[5].error, "data error: injected failure of task 5");
+      EXPECT_EQ(recorder.outcomes[5].exit_code, 2);
     }
     EXPECT_TRUE(recorder.outcomes[6].ok);
+  }
+  // Only a leader whose own run succeeded while its group failed discards (task 5 with k = 2).
+  if (run.layout.leader() && k > 1) {
+    const bool ran5 = std::find(run.ran_here.begin(), run.ran_here.end(), 5) != run.ran_here.end();
+    EXPECT_EQ(run.discarded, ran5 ? std::vector<int>{5} : std::vector<int>{});
+  } else {
+    EXPECT_TRUE(run.discarded.empty());
   }
 }
 

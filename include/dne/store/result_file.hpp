@@ -72,6 +72,12 @@ struct ExperimentRecord {
 /// Read an experiment file's record; StoreError if it cannot be opened.
 ExperimentRecord read_experiment_record(const std::string& path);
 
+/// Current UTC time as ISO 8601 ("2026-11-23T10:40:00Z"); thread-safe (gmtime_r).
+std::string now_iso8601();
+
+/// The HDF5 library's version, "1.10.8".
+std::string hdf5_version();
+
 /// Read a root attribute as a string ("" if absent); StoreError if the file cannot be opened.
 std::string read_root_string_attribute(const std::string& path, const std::string& name);
 

@@ -10,7 +10,8 @@
 //
 // Failure isolation: `run_task` is called on every rank of the group; an exception it throws is
 // caught on that rank and turned into a failed Outcome, so a failing experiment is recorded and
-// the sweep goes on. The group then agrees on the outcome with one all-reduce. This relies on
+// the sweep goes on. The group then agrees on the outcome (the lowest failing rank's error is
+// the one reported). This relies on
 // errors being met by every rank of the group at the same point (a NaN loss is all-reduced, data
 // and config are read by every rank); an error on one rank in the middle of a group collective
 // would leave its peers waiting, and a killed rank ends the job (mpirun), losing only the tasks
@@ -97,11 +98,14 @@ struct ScheduleTotals {
 
 /// Run the tasks `order` (task numbers, handed out in this order) on the rank groups; collective
 /// over `world` (every rank calls it; only world rank 0's `order` and `observer` are used).
-/// `run_task(task)` runs on every rank of the group. Returns the world-wide totals on every rank.
-/// CommError if MPI was not initialised with MPI_THREAD_MULTIPLE.
+/// `run_task(task)` runs on every rank of the group. When it succeeded on the leader but failed
+/// on another rank of the group, the leader calls `discard(task)` (e.g. to remove the result file
+/// it wrote). Returns the world-wide totals on every rank. CommError if MPI was not initialised
+/// with MPI_THREAD_MULTIPLE.
 ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm group,
                            const std::vector<std::size_t>& order,
                            const std::function<Outcome(std::size_t task)>& run_task, Observer* observer,
-                           const FaultInjection& faults = {});
+                           const FaultInjection& faults = {},
+                           const std::function<void(std::size_t task)>& discard = {});
 
 }  // namespace dne::sweep
