@@ -4,7 +4,8 @@
 // experiments to the sweep scheduler (dynamic, over rank groups; sweep/scheduler.hpp). World rank
 // 0 keeps DIR/index.h5 and the progress lines. An experiment whose result file already exists with
 // the same id is not run again, so re-running the same command resumes; an experiment that fails
-// is recorded in the index and the sweep goes on; the exit code is 1 if any failed.
+// is recorded in the index and the sweep goes on; the exit code is then the largest failure's
+// (2 when every failure was bad input, 1 otherwise).
 #include <mpi.h>
 #include <torch/torch.h>
 
@@ -103,7 +104,7 @@ store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<s
     if (record.id != row.id) return row;
     row.status = "complete";
     row.resumed = 1;
-    row.file = "experiments/" + row.id + ".h5";
+    row.file = store::experiment_file(row.id);
     row.editor_status = record.status;
     row.metrics = record.metrics;
     row.wall_s = record.wall_s;

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <filesystem>
 
 #include "dne/core/build_info.hpp"
@@ -18,6 +17,7 @@
 #include "dne/fm/foundation_model.hpp"
 #include "dne/metrics/metrics.hpp"
 #include "dne/probe/linear_probe.hpp"
+#include "dne/store/index_file.hpp"
 #include "dne/store/result_file.hpp"
 
 namespace dne::experiment {
@@ -84,7 +84,7 @@ data::PhantomOptions phantom_options(const config::ExperimentConfig& c) {
 }
 
 std::string experiment_path(const std::string& dir, const std::string& id) {
-  return (std::filesystem::path(dir) / "experiments" / (id + ".h5")).string();
+  return (std::filesystem::path(dir) / store::experiment_file(id)).string();
 }
 
 double estimated_cost(const config::ExperimentConfig& c) {

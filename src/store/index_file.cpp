@@ -20,6 +20,8 @@ std::vector<T> column(const std::vector<IndexRow>& rows, Get get) {
 
 }  // namespace
 
+std::string experiment_file(const std::string& id) { return "experiments/" + id + ".h5"; }
+
 void write_index(const std::string& path, const IndexHeader& header, const std::vector<IndexRow>& rows) {
   const std::uint64_t n = rows.size();
   std::map<std::string, std::int64_t> counts{{"pending", 0}, {"running", 0}, {"complete", 0}, {"failed", 0}};

@@ -50,7 +50,7 @@ void SweepLedger::report(const Report& report) {
     row.ranks = outcome.ranks;
     if (!outcome.ok) worst_exit_code_ = std::max(worst_exit_code_, std::max(1, outcome.exit_code));
     if (outcome.ok) {
-      row.file = "experiments/" + row.id + ".h5";
+      row.file = store::experiment_file(row.id);
       row.editor_status = outcome.editor_status;
       row.queries = outcome.queries;
       row.metrics = outcome.metrics;

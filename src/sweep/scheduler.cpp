@@ -9,6 +9,7 @@
 // at the end) leaves its core to the ranks that compute (oversubscribed nodes, e.g. 2 cores).
 #include "dne/sweep/scheduler.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <exception>
@@ -79,26 +80,20 @@ void wait_politely(MPI_Request* request) {
   }
 }
 
-/// First line of an exception's message, prefixed with its kind for dne::Error.
-std::string describe(const std::exception& e) {
-  std::string what = e.what();
-  const auto nl = what.find('\n');
-  if (nl != std::string::npos) what = what.substr(0, nl);
-  if (const auto* d = dynamic_cast<const Error*>(&e)) return std::string(d->kind()) + ": " + what;
-  return "internal error: " + what;
-}
-
-/// The outcome of a caught exception: its kind and first line, and its exit code.
+/// The outcome of a caught exception (nullptr: not a std::exception): its kind and the first
+/// line of its message, and its exit code.
 Outcome failure_of(const std::exception* e) {
   Outcome o;
+  o.exit_code = 1;
   if (e == nullptr) {
     o.error = "internal error: an exception that is not a std::exception";
-    o.exit_code = 1;
     return o;
   }
-  o.error = describe(*e);
+  std::string what = e->what();
+  what = what.substr(0, what.find('\n'));
   const auto* d = dynamic_cast<const Error*>(e);
-  o.exit_code = d != nullptr ? d->exit_code() : 1;
+  o.error = (d != nullptr ? std::string(d->kind()) : std::string("internal error")) + ": " + what;
+  if (d != nullptr) o.exit_code = d->exit_code();
   return o;
 }
 
@@ -137,7 +132,7 @@ std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>
         ++next;
       }
     } catch (const std::exception& e) {
-      if (failure.empty()) failure = describe(e);
+      if (failure.empty()) failure = failure_of(&e).error;
     } catch (...) {
       if (failure.empty()) failure = failure_of(nullptr).error;
     }

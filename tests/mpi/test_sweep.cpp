@@ -206,7 +206,7 @@ TEST_P(Scheduler, FailedTaskIsRecordedAndTheSweepGoesOn) {
     EXPECT_EQ(recorder.outcomes[2].error, "numeric error: injected failure of task 2");
     EXPECT_EQ(recorder.outcomes[2].exit_code, 1);  // NumericError
     EXPECT_EQ(recorder.outcomes[5].ok, k == 1);
-    if (k > 1) {  // the failing rank's own error reaches the index, not a placeholder
+    if (k > 1) {  // the failing rank's own message and exit code reach the coordinator
       EXPECT_EQ(recorder.outcomes[5].error, "data error: injected failure of task 5");
       EXPECT_EQ(recorder.outcomes[5].exit_code, 2);
     }

@@ -4,7 +4,6 @@ Makes the repository root and tests/pylib importable, and provides builders that
 run directory by hand with h5py, in the documented layout: RUN_DIR/index.h5 (schema 1, see
 docs/results-format.md) and RUN_DIR/experiments/<id>.h5 (docs/results-format.md).
 """
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ for p in (REPO, REPO / "tests" / "pylib"):
         sys.path.insert(0, str(p))
 
 from analysis import dne_metrics  # noqa: E402
+from dne_testing import dne_bin  # noqa: E402,F401  (fixture)
 
 STR = h5py.string_dtype("utf-8")
 # Always present under /experiments/axes, whatever the sweep axes are.
@@ -224,10 +224,5 @@ def report_h5():
     `from conftest import ...`, which breaks when several suites' conftests share a session)."""
     return SimpleNamespace(
         REPO=REPO, LABEL=LABEL, SA=SA, scores_for=scores_for, write_experiment=write_experiment,
-        write_index=write_index, build_hand_sweep=build_hand_sweep, dne_binary=dne_binary)
+        write_index=write_index, build_hand_sweep=build_hand_sweep)
 
-
-def dne_binary():
-    """Path of the dne binary ($DNE_BIN or build/dne), or None when it is not built."""
-    path = Path(os.environ.get("DNE_BIN", str(REPO / "build" / "dne")))
-    return path if path.is_file() and os.access(path, os.X_OK) else None

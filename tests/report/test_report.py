@@ -3,7 +3,7 @@
 Unit tests run on run directories written by hand with h5py (conftest.build_hand_sweep: an
 index.h5 with complete, failed, running and pending rows and 8-image experiment files whose
 accuracy and eo_p are computed by hand below). The end-to-end test runs a tiny sweep with the
-dne binary and is skipped when the binary is not built or does not write index.h5 yet.
+dne binary (the shared `dne_bin` fixture: $DNE_BIN or build/dne; it fails when the binary is missing).
 
 Run: /usr/bin/python3 -m pytest -q tests/report
 """
@@ -369,17 +369,13 @@ def test_pareto_front():
 # End to end with the dne binary
 # --------------------------------------------------------------------------------------------
 
-def test_end_to_end_tiny_sweep(tmp_path, report_h5):
-    binary = report_h5.dne_binary()
-    if binary is None:
-        pytest.skip("dne binary not built (build/dne or $DNE_BIN)")
+def test_end_to_end_tiny_sweep(tmp_path, dne_bin):
     from dne_testing import SMALL, run_dne
     run_dir = tmp_path / "run"
-    proc = run_dne(binary, "run", "--config", REPO / "experiments" / "quickstart.toml", "--out", run_dir,
+    proc = run_dne(dne_bin, "run", "--config", REPO / "experiments" / "quickstart.toml", "--out", run_dir,
                    *SMALL, "--set", "dne.lambda=[0,0.01]", timeout=300)
     assert proc.returncode == 0, proc.stderr
-    if not (run_dir / "index.h5").is_file():
-        pytest.skip(f"{binary} does not write index.h5 yet (sweep index not implemented in this build)")
+    assert (run_dir / "index.h5").is_file()
     out = tmp_path / "rep"
     rep = run_script(run_dir, "--out", out)
     assert rep.returncode == 0, rep.stdout + rep.stderr

@@ -52,6 +52,10 @@ struct IndexHeader {
   double elapsed_s = 0.0;           // seconds since this run of the sweep started
 };
 
+/// "experiments/<id>.h5": an experiment's file relative to the run directory (index rows, links,
+/// experiment::experiment_path).
+std::string experiment_file(const std::string& id);
+
 /// Write the whole index to `path` atomically. Every row must carry the same axis keys.
 void write_index(const std::string& path, const IndexHeader& header, const std::vector<IndexRow>& rows);
 

@@ -1,6 +1,6 @@
 // Dynamic scheduling of a sweep's experiments over MPI rank groups.
 //
-// The world is split into groups of k consecutive ranks (`split_into_groups`, MPI_Comm_split);
+// The world is split into groups of k consecutive ranks (`plan_groups`, `GroupComm`);
 // world % k leftover ranks form no group and wait. Experiments are handed out dynamically: a
 // coordinator thread on world rank 0 holds the queue, and the leader (group rank 0) of a free
 // group asks it for the next task, broadcasts the answer to its group, and after the task reports
@@ -11,11 +11,10 @@
 // Failure isolation: `run_task` is called on every rank of the group; an exception it throws is
 // caught on that rank and turned into a failed Outcome, so a failing experiment is recorded and
 // the sweep goes on. The group then agrees on the outcome (the lowest failing rank's error is
-// the one reported). This relies on
-// errors being met by every rank of the group at the same point (a NaN loss is all-reduced, data
-// and config are read by every rank); an error on one rank in the middle of a group collective
-// would leave its peers waiting, and a killed rank ends the job (mpirun), losing only the tasks
-// in flight. No Torch and no HDF5 here.
+// the one reported). This relies on errors being met by every rank of the group at the same
+// point (a NaN loss is all-reduced, data and config are read by every rank); an error on one rank
+// in the middle of a group collective would leave its peers waiting, and a killed rank ends the
+// job (mpirun), losing only the tasks in flight. No Torch and no HDF5 here.
 #pragma once
 
 #include <mpi.h>
