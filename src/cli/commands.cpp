@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -27,6 +28,8 @@
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 #include "dne/experiment/experiment.hpp"
+#include "dne/fm/fm_file.hpp"
+#include "dne/pretrain/trainer.hpp"
 #include "dne/store/index_file.hpp"
 #include "dne/store/result_file.hpp"
 #include "dne/sweep/ledger.hpp"
@@ -53,8 +56,8 @@ po::variables_map parse_args(const std::vector<std::string>& args, const po::opt
   return vm;
 }
 
-/// Config file (optional) + overrides + --out, in that order.
-config::ConfigSource resolve_source(const po::variables_map& vm) {
+/// Config file (optional) + overrides, in that order.
+config::ConfigSource config_and_overrides(const po::variables_map& vm) {
   config::ConfigSource source;
   if (vm.count("config")) {
     source = config::parse_file(vm["config"].as<std::string>());
@@ -63,8 +66,21 @@ config::ConfigSource resolve_source(const po::variables_map& vm) {
   }
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
+  return source;
+}
+
+/// Config file (optional) + overrides + --out (the run directory), in that order.
+config::ConfigSource resolve_source(const po::variables_map& vm) {
+  auto source = config_and_overrides(vm);
   if (vm.count("out")) config::set_value(source, "output.dir", vm["out"].as<std::string>());
   return source;
+}
+
+/// The single experiment of a command that takes no sweep (phantom, pretrain).
+config::ExperimentConfig single_config(const config::ConfigSource& source, const std::string& command) {
+  if (!source.axes.empty())
+    throw ConfigError(command + ": '" + source.axes.front() + "' has several values; give one");
+  return config::expand(source).front();
 }
 
 /// Create DIR/experiments and prove it is writable; StoreError (exit 2) naming DIR otherwise.
@@ -156,6 +172,26 @@ sweep::FaultInjection fault_injection(const po::variables_map& vm) {
   return f;
 }
 
+/// Every FM file the sweep names is read and checked against its experiments' architecture once,
+/// up front, and its content hash enters their ids (a changed file is never resumed). Every rank
+/// does this identically, so a bad file ends the job with one line (PreflightError).
+void attach_fm_hashes(std::vector<config::ExperimentConfig>& experiments) {
+  std::map<std::string, std::string> verified;  // path + architecture -> hash
+  try {
+    for (auto& c : experiments) {
+      if (c.fm.kind != "vit" || c.fm.weights.empty()) continue;
+      const std::string key = c.fm.weights + "\n" + fm::ViTArchitecture::from_config(c.fm, c.data.image_size).canonical_text();
+      auto it = verified.find(key);
+      if (it == verified.end()) it = verified.emplace(key, fm::verify_weights(c.fm, c.data.image_size)).first;
+      c.fm_hash = it->second;
+    }
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw PreflightError(e);
+  }
+}
+
 }  // namespace
 
 int choose_threads(long requested, const ProcessInfo& process) {
@@ -188,7 +224,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const bool quiet = vm.count("quiet") > 0;
   const auto source = resolve_source(vm);
   require_one_value_per_run(source);
-  const auto experiments = config::expand(source);
+  auto experiments = config::expand(source);
+  attach_fm_hashes(experiments);
   const std::string out_dir = experiments.front().output.dir;
   prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
 
@@ -316,13 +353,7 @@ int command_phantom(const std::vector<std::string>& args, const ProcessInfo& pro
     return 0;
   }
   if (!vm.count("out")) throw ConfigError("dne phantom: --out DIR is required");
-  config::ConfigSource source;
-  if (vm.count("config")) source = config::parse_file(vm["config"].as<std::string>());
-  else source.origin = "defaults";
-  if (vm.count("set"))
-    for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
-  if (!source.axes.empty()) throw ConfigError("dne phantom: '" + source.axes.front() + "' is a list; give one value");
-  const auto c = config::expand(source).front();
+  const auto c = single_config(config_and_overrides(vm), "dne phantom");
   if (process.rank != 0) return 0;
   const data::PhantomOptions p = experiment::phantom_options(c);
   const std::string dir = vm["out"].as<std::string>();
@@ -332,6 +363,77 @@ int command_phantom(const std::vector<std::string>& args, const ProcessInfo& pro
   data::write_phantom(data::make_phantom(p), dir);
   std::cout << "dne phantom: wrote " << p.n_train << " train and " << p.n_test << " test images, "
             << dir << "/manifest.csv and " << dir << "/montage.png" << std::endl;
+  return 0;
+}
+
+int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& process) {
+  po::options_description options(
+      "dne pretrain: masked-autoencoder pretraining of the built-in ViT on the configured data's\n"
+      "training images (labels and sensitive attributes are not read); data-parallel under mpirun.\n"
+      "A rerun resumes from the last checkpoint (OUT.ckpt); an up-to-date OUT is kept as it is.\n"
+      "usage: dne pretrain --config FILE [--set key=value ...] --out FM_FILE");
+  options.add_options()("help,h", "show this help")("config,c", po::value<std::string>(), "TOML config ([data], [fm], [pretrain])")(
+      "set,s", po::value<std::vector<std::string>>()->composing(), "override a key, e.g. pretrain.steps=500")(
+      "out,o", po::value<std::string>(), "the FM file to write (docs/fm-file.md)")(
+      "quiet,q", "no progress lines")(
+      "inject-kill-after", po::value<long>(), "testing: rank 0 kills itself (SIGKILL) right after the checkpoint of step N");
+  const auto vm = parse_args(args, options);
+  if (vm.count("help")) {
+    if (process.rank == 0) std::cout << options << "\n";
+    return 0;
+  }
+  if (!vm.count("out")) throw ConfigError("dne pretrain: --out FM_FILE is required");
+  const auto c = single_config(config_and_overrides(vm), "dne pretrain");
+  if (c.fm.kind != "vit") throw ConfigError("dne pretrain trains the built-in ViT: set fm.kind = \"vit\" (it is \"" + c.fm.kind + "\")");
+  if (!c.fm.weights.empty())
+    throw ConfigError("dne pretrain starts from random weights: leave fm.weights empty (it is \"" + c.fm.weights + "\")");
+  const std::string out = vm["out"].as<std::string>();
+  {
+    const auto parent = fs::path(out).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) fs::create_directories(parent, ec);
+    if (ec) throw StoreError("--out '" + out + "': cannot create its folder: " + ec.message());
+    const auto probe = (parent.empty() ? fs::path(".") : parent) / (".write-test." + std::to_string(::getpid()));
+    {
+      std::ofstream test(probe);
+      if (!test) throw StoreError("--out '" + out + "': its folder is not writable");
+    }
+    fs::remove(probe, ec);
+  }
+  const bool quiet = vm.count("quiet") > 0;
+  const int threads = choose_threads(c.run.threads, process);
+  torch::set_num_threads(threads);
+
+  const auto dataset = experiment::load_dataset(c);  // only the training images are used below
+  data::validate(dataset.train, "train split");
+  const auto images = experiment::to_tensor(dataset.train);
+  std::ostringstream data;
+  if (c.data.source == "phantom")
+    data << "phantom (seed " << c.sweep.seed << ", " << images.size(0) << " training images, " << c.data.image_size << "x"
+         << c.data.image_size << ", data.bias " << c.data.bias << "); labels and sensitive attributes not read";
+  else
+    data << "manifest " << c.data.manifest << " (" << images.size(0) << " training images, " << c.data.image_size << "x"
+         << c.data.image_size << "); labels and sensitive attributes not read";
+  auto group = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  if (process.rank == 0 && !quiet)
+    std::cout << "# dne pretrain: " << process.world_size << " rank(s), " << threads << " Torch thread(s) per rank, "
+              << data.str() << "\n# pretraining config:\n" << c.pretrain_text() << std::flush;
+  pretrain::PretrainIo io;
+  io.out_path = out;
+  io.data_description = data.str();
+  io.log = quiet || process.rank != 0 ? nullptr : &std::cout;
+  if (vm.count("inject-kill-after")) io.kill_after_step = vm["inject-kill-after"].as<long>();
+  const auto summary = pretrain::run_pretraining(c, images, *group, io);
+  if (process.rank == 0) {
+    if (summary.up_to_date)
+      std::cout << "dne pretrain: " << out << " is up to date (same pretraining config, " << summary.steps
+                << " steps, final loss " << summary.final_loss << "); nothing to do" << std::endl;
+    else
+      std::cout << "dne pretrain: wrote " << out << ": " << summary.steps << " steps"
+                << (summary.resumed_from > 0 ? " (resumed at " + std::to_string(summary.resumed_from) + ")" : "")
+                << ", final loss " << summary.final_loss << ", " << std::fixed << std::setprecision(0)
+                << summary.images_per_s << " images/s, wall " << sweep::format_duration(summary.wall_s) << std::endl;
+  }
   return 0;
 }
 

@@ -22,6 +22,7 @@ const char* kUsage =
     "usage: dne <command> [options]\n"
     "commands:\n"
     "  run      run the experiment(s) a TOML config defines (see `dne run --help`)\n"
+    "  pretrain masked-autoencoder pretraining of the built-in ViT -> an FM file (fm.weights)\n"
     "  phantom  write the synthetic chest X-ray data set as PNG + manifest.csv\n"
     "  inspect  print what a result file holds\n"
     "  bench    measure FM throughput, GEMM rate and DNE step cost on this machine\n"
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
 
   const std::map<std::string, std::function<int(const std::vector<std::string>&, const dne::cli::ProcessInfo&)>>
       commands = {{"run", dne::cli::command_run},
+                  {"pretrain", dne::cli::command_pretrain},
                   {"phantom", dne::cli::command_phantom},
                   {"inspect", dne::cli::command_inspect},
                   {"bench", dne::cli::command_bench}};
@@ -91,6 +93,10 @@ int main(int argc, char** argv) {
                                 : "";
   try {
     return it->second(args, process);
+  } catch (const dne::PreflightError& e) {
+    // Met by every rank alike before any collective work: one line, every rank exits normally.
+    if (process.rank == 0) std::cerr << "dne: " << e.kind() << ": " << e.what() << std::endl;
+    return e.exit_code();
   } catch (const dne::ConfigError& e) {
     // Config errors are found identically on every rank before any work: exit cleanly.
     if (process.rank == 0) std::cerr << "dne: " << e.kind() << ": " << e.what() << std::endl;

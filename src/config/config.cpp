@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -29,6 +30,7 @@ struct KeySpec {
   double min = 0.0, max = 0.0;          // inclusive range for kInt / kReal
   std::vector<std::string> choices;     // for kChoice
   bool affects_results = true;          // part of canonical text / id
+  bool pretrain_only = false;           // read by `dne pretrain` only: in pretrain_text(), not in experiments
   std::vector<std::string> methods;     // dne.method values that read this key (empty: all)
   std::function<void(ExperimentConfig&, const Value&)> set;
   std::function<Value(const ExperimentConfig&)> get;
@@ -74,6 +76,10 @@ KeySpec for_methods(KeySpec k, std::vector<std::string> methods) {
 }
 KeySpec not_in_id(KeySpec k) {
   k.affects_results = false;
+  return k;
+}
+KeySpec pretrain_key(KeySpec k) {
+  k.pretrain_only = true;
   return k;
 }
 
@@ -123,20 +129,70 @@ const std::vector<KeySpec>& key_table() {
                        0.0, 0.5));
     // fm
     t.push_back(choice(make_key("fm.kind", Kind::kChoice, &C::fm, &FmOptions::kind,
-                                "built-in CNN encoder or a TorchScript file"),
-                       {"cnn", "torchscript"}));
+                                "built-in CNN, built-in ViT (random or fm.weights) or a TorchScript file"),
+                       {"cnn", "vit", "torchscript"}));
     t.push_back(make_key("fm.torchscript", Kind::kString, &C::fm, &FmOptions::torchscript,
                          "TorchScript encoder (B,1,H,W) -> (B,D) when fm.kind = \"torchscript\""));
+    t.push_back(make_key("fm.weights", Kind::kString, &C::fm, &FmOptions::weights,
+                         "FM file (dne pretrain / scripts/import_vit.py) for fm.kind = \"vit\"; empty = random"));
     t.push_back(ranged(make_key("fm.width", Kind::kInt, &C::fm, &FmOptions::width,
                                 "channels of the CNN's first stage (doubles per stage)"),
                        4, 256));
     t.push_back(ranged(make_key("fm.embed_dim", Kind::kInt, &C::fm, &FmOptions::embed_dim,
-                                "embedding dimension of the built-in CNN"),
+                                "embedding dimension: the CNN's output, the ViT's width D"),
                        8, 4096));
+    t.push_back(ranged(make_key("fm.patch_size", Kind::kInt, &C::fm, &FmOptions::patch_size,
+                                "ViT patch side P (data.image_size must be a multiple)"),
+                       1, 512));
+    t.push_back(ranged(make_key("fm.depth", Kind::kInt, &C::fm, &FmOptions::depth, "ViT transformer blocks"),
+                       1, 256));
+    t.push_back(ranged(make_key("fm.heads", Kind::kInt, &C::fm, &FmOptions::heads,
+                                "ViT attention heads (must divide fm.embed_dim)"),
+                       1, 256));
+    t.push_back(ranged(make_key("fm.mlp_ratio", Kind::kReal, &C::fm, &FmOptions::mlp_ratio,
+                                "ViT MLP hidden width / fm.embed_dim"),
+                       0.25, 64.0));
+    t.push_back(ranged(make_key("fm.in_chans", Kind::kInt, &C::fm, &FmOptions::in_chans,
+                                "input channels of the ViT's weights (a grayscale image is replicated)"),
+                       1, 16));
+    t.push_back(choice(make_key("fm.pool", Kind::kChoice, &C::fm, &FmOptions::pool,
+                                "ViT embedding: the class token or the mean of the patch tokens"),
+                       {"cls", "mean"}));
+    t.push_back(make_key("fm.mean", Kind::kString, &C::fm, &FmOptions::mean,
+                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\""));
+    t.push_back(make_key("fm.std", Kind::kString, &C::fm, &FmOptions::std,
+                         "ViT input normalisation std: one value or one per channel"));
     t.push_back(not_in_id(ranged(make_key("fm.batch_size", Kind::kInt, &C::fm,
                                           &FmOptions::batch_size,
                                           "images per forward call when embedding a split"),
                                  1, 100000)));
+    // pretrain (dne pretrain only)
+    using P = PretrainOptions;
+    t.push_back(pretrain_key(ranged(make_key("pretrain.steps", Kind::kInt, &C::pretrain, &P::steps,
+                                             "MAE optimiser steps"), 1, 1e9)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.batch_size", Kind::kInt, &C::pretrain, &P::batch_size,
+                                             "images per step, all ranks together"), 1, 1e6)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.micro_batches", Kind::kInt, &C::pretrain, &P::micro_batches,
+                                             "fixed split of each batch (ranks share them; divides batch_size)"), 1, 1e6)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.lr", Kind::kReal, &C::pretrain, &P::lr,
+                                             "peak AdamW learning rate"), 1e-9, 10.0)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.warmup_steps", Kind::kInt, &C::pretrain, &P::warmup_steps,
+                                             "linear warm-up steps before the cosine decay"), 0, 1e9)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.weight_decay", Kind::kReal, &C::pretrain, &P::weight_decay,
+                                             "AdamW weight decay (matrices only)"), 0.0, 10.0)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.mask_ratio", Kind::kReal, &C::pretrain, &P::mask_ratio,
+                                             "share of patches hidden from the encoder"), 0.01, 0.99)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.decoder_width", Kind::kInt, &C::pretrain, &P::decoder_width,
+                                             "MAE decoder width"), 4, 4096)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.decoder_depth", Kind::kInt, &C::pretrain, &P::decoder_depth,
+                                             "MAE decoder blocks"), 1, 64)));
+    t.push_back(pretrain_key(ranged(make_key("pretrain.decoder_heads", Kind::kInt, &C::pretrain, &P::decoder_heads,
+                                             "MAE decoder heads (divide decoder_width)"), 1, 64)));
+    t.push_back(pretrain_key(make_key("pretrain.norm_pix_loss", Kind::kBool, &C::pretrain, &P::norm_pix_loss,
+                                      "normalise each target patch to mean 0, variance 1")));
+    t.push_back(not_in_id(pretrain_key(ranged(make_key("pretrain.checkpoint_every", Kind::kInt, &C::pretrain,
+                                                       &P::checkpoint_every,
+                                                       "steps between checkpoints (0 = never)"), 0, 1e9))));
     // probes
     t.push_back(ranged(make_key("probes.l2", Kind::kReal, &C::probes, &ProbeOptions::l2,
                                 "L2 penalty of the logistic probes"),
@@ -379,6 +435,23 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.data.severity_min > c.data.severity_max)
     fail("data.severity_min (" + format_value(c.data.severity_min) +
          ") is larger than data.severity_max (" + format_value(c.data.severity_max) + ")");
+  if (c.fm.kind == "vit") {
+    if (c.data.image_size % c.fm.patch_size != 0)
+      fail("data.image_size = " + std::to_string(c.data.image_size) + " must be a multiple of fm.patch_size = " +
+           std::to_string(c.fm.patch_size));
+    if (c.fm.embed_dim % c.fm.heads != 0)
+      fail("fm.heads = " + std::to_string(c.fm.heads) + " must divide fm.embed_dim = " + std::to_string(c.fm.embed_dim));
+    channel_values(c.fm.mean, c.fm.in_chans, "fm.mean");
+    channel_values(c.fm.std, c.fm.in_chans, "fm.std");
+  }
+  if (c.pretrain.batch_size % c.pretrain.micro_batches != 0)
+    fail("pretrain.micro_batches = " + std::to_string(c.pretrain.micro_batches) +
+         " must divide pretrain.batch_size = " + std::to_string(c.pretrain.batch_size));
+  if (c.pretrain.decoder_width % c.pretrain.decoder_heads != 0)
+    fail("pretrain.decoder_heads = " + std::to_string(c.pretrain.decoder_heads) +
+         " must divide pretrain.decoder_width = " + std::to_string(c.pretrain.decoder_width));
+  if (c.fm.weights.size() > 0 && c.fm.kind != "vit")
+    fail("fm.weights is read only when fm.kind = \"vit\" (fm.kind = \"" + c.fm.kind + "\")");
   if (c.data.image_size % 16 != 0 && c.fm.kind == "cnn")
     fail("data.image_size = " + std::to_string(c.data.image_size) +
          " must be a multiple of 16 for the built-in CNN");
@@ -388,11 +461,32 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
          format_value(c.gezo.sigma) + ")");
 }
 
-std::string render(const ExperimentConfig& c, bool include_non_result_keys) {
+enum class Render { kCanonical, kResolved, kPretrain };
+
+/// Keys of [fm] that describe the ViT that `dne pretrain` trains.
+bool is_vit_architecture_key(const std::string& name) {
+  for (const char* k : {"fm.kind", "fm.embed_dim", "fm.patch_size", "fm.depth", "fm.heads", "fm.mlp_ratio",
+                        "fm.in_chans", "fm.mean", "fm.std"})
+    if (name == k) return true;
+  return false;
+}
+
+bool rendered(const KeySpec& k, Render mode) {
+  switch (mode) {
+    case Render::kCanonical: return k.affects_results && !k.pretrain_only;
+    case Render::kResolved: return !k.pretrain_only;
+    case Render::kPretrain:
+      return k.affects_results && k.name != "data.n_test" && (k.name.rfind("data.", 0) == 0 || k.name.rfind("pretrain.", 0) == 0 ||
+                                   is_vit_architecture_key(k.name) || k.name == "sweep.seeds");
+  }
+  return false;
+}
+
+std::string render(const ExperimentConfig& c, Render mode) {
   std::ostringstream out;
   std::string section;
   for (const auto& k : key_table()) {
-    if (!k.affects_results && !include_non_result_keys) continue;
+    if (!rendered(k, mode)) continue;
     const auto dot = k.name.find('.');
     const std::string sec = k.name.substr(0, dot);
     if (sec != section) {
@@ -415,8 +509,38 @@ std::uint64_t fnv1a64(const std::string& text) {
   return h;
 }
 
-std::string ExperimentConfig::canonical_text() const { return render(*this, false); }
-std::string ExperimentConfig::resolved_text() const { return render(*this, true); }
+std::string ExperimentConfig::canonical_text() const {
+  auto text = render(*this, Render::kCanonical);
+  if (!fm_hash.empty()) text += "# fm.weights content hash: " + fm_hash + "\n";
+  return text;
+}
+std::string ExperimentConfig::resolved_text() const {
+  auto text = render(*this, Render::kResolved);
+  if (!fm_hash.empty()) text += "# fm.weights content hash: " + fm_hash + "\n";
+  return text;
+}
+std::string ExperimentConfig::pretrain_text() const { return render(*this, Render::kPretrain); }
+
+std::vector<double> channel_values(const std::string& text, std::int64_t channels, const std::string& key) {
+  std::vector<double> values;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    const std::string t = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+    double v = 0.0;
+    const auto res = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || res.ec != std::errc() || res.ptr != t.data() + t.size() || !std::isfinite(v))
+      throw ConfigError(key + ": \"" + text + "\" is not a comma-separated list of numbers");
+    if (key == "fm.std" && !(v > 0.0)) throw ConfigError(key + ": \"" + text + "\": every value must be positive");
+    values.push_back(v);
+  }
+  if (values.size() == 1) values.assign(static_cast<std::size_t>(channels), values.front());
+  if (static_cast<std::int64_t>(values.size()) != channels)
+    throw ConfigError(key + ": \"" + text + "\" has " + std::to_string(values.size()) + " values; give 1 or fm.in_chans = " +
+                      std::to_string(channels));
+  return values;
+}
 
 std::string ExperimentConfig::id() const {
   std::ostringstream out;

@@ -28,18 +28,6 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-data::Dataset load_data(const config::ExperimentConfig& c) {
-  if (c.data.source == "manifest") return data::load_manifest(c.data.manifest, c.data.image_size);
-  return data::make_phantom(phantom_options(c));
-}
-
-/// ImageSet (N, H, W) -> tensor (N, 1, H, W) float32 (a copy).
-torch::Tensor to_tensor(const data::ImageSet& set) {
-  auto t = torch::from_blob(const_cast<float*>(set.pixels.data()),
-                            {set.size(), 1, set.height, set.width}, torch::kFloat32);
-  return t.clone();
-}
-
 torch::Tensor int_tensor(const std::vector<int>& v) {
   return torch::tensor(std::vector<std::int64_t>(v.begin(), v.end()), torch::kInt64);
 }
@@ -65,6 +53,17 @@ void say(const RunContext& ctx, const std::string& line) {
 }
 
 }  // namespace
+
+data::Dataset load_dataset(const config::ExperimentConfig& c) {
+  if (c.data.source == "manifest") return data::load_manifest(c.data.manifest, c.data.image_size);
+  return data::make_phantom(phantom_options(c));
+}
+
+torch::Tensor to_tensor(const data::ImageSet& set) {
+  auto t = torch::from_blob(const_cast<float*>(set.pixels.data()),
+                            {set.size(), 1, set.height, set.width}, torch::kFloat32);
+  return t.clone();
+}
 
 data::PhantomOptions phantom_options(const config::ExperimentConfig& c) {
   data::PhantomOptions p;
@@ -112,7 +111,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
 
   // 1. Data: (N, 1, H, W) images, labels, sensitive attribute.
   auto t = Clock::now();
-  const data::Dataset dataset = load_data(c);
+  const data::Dataset dataset = load_dataset(c);
   data::validate(dataset.train, "train split");
   data::validate(dataset.test, "test split");
   const auto x_train = to_tensor(dataset.train), x_test = to_tensor(dataset.test);
@@ -123,6 +122,11 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   // 2. Foundation model and clean embeddings (N, D).
   t = Clock::now();
   auto model = fm::make_model(c.fm, dataset.train.height, seed);
+  const auto fm_provenance = model->provenance();
+  if (!c.fm_hash.empty() && (fm_provenance.count("hash") == 0 || fm_provenance.at("hash") != c.fm_hash))
+    throw ModelError(c.fm.weights + ": the FM file changed since the run started (content hash " +
+                     (fm_provenance.count("hash") ? fm_provenance.at("hash") : std::string("?")) + ", expected " +
+                     c.fm_hash + ")");
   const auto z_train = fm::embed_all(*model, x_train, c.fm.batch_size);
   const auto z_test = fm::embed_all(*model, x_test, c.fm.batch_size);
   timings["embed_clean_s"] = seconds_since(t);
@@ -210,6 +214,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/provenance", "mpi_library", ctx.mpi_library);
   w.attribute("/provenance", "compiler", std::string(build_compiler()));
   w.attribute("/provenance", "fm", model->describe());
+  for (const auto& [key, value] : fm_provenance) w.attribute("/provenance", "fm_" + key, value);
   w.attribute("/provenance", "queries", summary.queries);
   const auto h = static_cast<std::uint64_t>(noise.size(0)), wd = static_cast<std::uint64_t>(noise.size(1));
   w.dataset("/noise", to_floats(noise), {h, wd});

@@ -8,6 +8,7 @@
 
 #include "dne/core/errors.hpp"
 #include "dne/fm/conv_encoder.hpp"
+#include "dne/fm/fm_file.hpp"
 #include "dne/fm/torchscript_model.hpp"
 
 namespace dne::fm {
@@ -53,6 +54,10 @@ const std::map<std::string, ModelFactory>& model_factories() {
       {"cnn",
        [](const config::FmOptions& o, std::int64_t size, std::uint64_t seed) {
          return std::make_shared<ConvEncoder>(size, o.width, o.embed_dim, seed);
+       }},
+      {"vit",
+       [](const config::FmOptions& o, std::int64_t size, std::uint64_t seed) -> std::shared_ptr<DifferentiableModel> {
+         return load_vit(o, size, seed);
        }},
       {"torchscript",
        [](const config::FmOptions& o, std::int64_t size, std::uint64_t) {

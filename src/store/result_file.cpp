@@ -381,3 +381,142 @@ ExperimentRecord read_experiment_record(const std::string& path) {
 }
 
 }  // namespace dne::store
+
+// ---------------------------------------------------------------------------------------------
+// H5Reader
+namespace dne::store {
+namespace {
+/// Open `object`'s attribute `name` (StoreError naming file, object and attribute if absent).
+hid_t open_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& name) {
+  if (H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT) <= 0)
+    throw StoreError(path + ": attribute " + object + "@" + name + " is missing");
+  return DNE_H5_CHECK(H5Aopen_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+                      path + ": " + object + "@" + name);
+}
+
+H5T_class_t attribute_class(hid_t attr) {
+  H5Handle type(H5Aget_type(attr));
+  return H5Tget_class(type.id);
+}
+
+template <class T>
+std::vector<T> read_numeric(hid_t file, const std::string& path, const std::string& dataset, hid_t mem_type,
+                            std::vector<std::uint64_t>& dims) {
+  if (H5Lexists(file, dataset.c_str(), H5P_DEFAULT) <= 0) throw StoreError(path + ": dataset " + dataset + " is missing");
+  H5Handle dset(DNE_H5_CHECK(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT), path + ": open " + dataset));
+  H5Handle type(DNE_H5_CHECK(H5Dget_type(dset.id), path + ": " + dataset));
+  const H5T_class_t cls = H5Tget_class(type.id);
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) throw StoreError(path + ": dataset " + dataset + " is not numeric");
+  H5Handle space(DNE_H5_CHECK(H5Dget_space(dset.id), path + ": " + dataset));
+  const int rank = DNE_H5_CHECK(H5Sget_simple_extent_ndims(space.id), path + ": " + dataset);
+  std::vector<hsize_t> h(static_cast<std::size_t>(rank));
+  if (rank > 0) DNE_H5_CHECK(H5Sget_simple_extent_dims(space.id, h.data(), nullptr), path + ": " + dataset);
+  dims.assign(h.begin(), h.end());
+  std::uint64_t count = 1;
+  for (auto d : dims) count *= d;
+  std::vector<T> out(count);
+  if (count > 0)
+    DNE_H5_CHECK(H5Dread(dset.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path + ": read " + dataset);
+  return out;
+}
+
+herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+}  // namespace
+
+H5Reader::H5Reader(std::string path) : path_(std::move(path)) {
+  const Hdf5Lock lock;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  if (!std::filesystem::is_regular_file(path_)) throw StoreError(path_ + ": no such file");
+  if (H5Fis_hdf5(path_.c_str()) <= 0) throw StoreError(path_ + ": not an HDF5 file");
+  file_ = DNE_H5_CHECK(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path_ + ": cannot open (truncated or damaged?)");
+}
+
+H5Reader::~H5Reader() {
+  const Hdf5Lock lock;
+  if (file_ >= 0) H5Fclose(static_cast<hid_t>(file_));
+}
+
+bool H5Reader::exists(const std::string& object) const {
+  const Hdf5Lock lock;
+  if (object == "/") return true;
+  // Every prefix must exist for H5Lexists to answer without an error.
+  std::size_t pos = 0;
+  while ((pos = object.find('/', pos + 1)) != std::string::npos)
+    if (H5Lexists(file_, object.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  return H5Lexists(file_, object.c_str(), H5P_DEFAULT) > 0;
+}
+
+bool H5Reader::has_attribute(const std::string& object, const std::string& name) const {
+  const Hdf5Lock lock;
+  return exists(object) && H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string H5Reader::string_attribute(const std::string& object, const std::string& name) const {
+  const Hdf5Lock lock;
+  H5Handle attr(open_attribute(file_, path_, object, name));
+  H5Handle type(DNE_H5_CHECK(H5Aget_type(attr.id), path_ + ": " + object + "@" + name));
+  if (H5Tget_class(type.id) != H5T_STRING)
+    throw StoreError(path_ + ": attribute " + object + "@" + name + " is not a string");
+  if (H5Tis_variable_str(type.id) > 0) {
+    char* value = nullptr;
+    H5Handle mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem.id, H5T_VARIABLE);
+    H5Tset_cset(mem.id, H5Tget_cset(type.id));
+    DNE_H5_CHECK(H5Aread(attr.id, mem.id, &value), path_ + ": " + object + "@" + name);
+    std::string s = value != nullptr ? value : "";
+    if (value != nullptr) H5free_memory(value);
+    return s;
+  }
+  const std::size_t size = H5Tget_size(type.id);
+  std::string s(size, '\0');
+  DNE_H5_CHECK(H5Aread(attr.id, type.id, s.data()), path_ + ": " + object + "@" + name);
+  return s.substr(0, s.find('\0'));
+}
+
+std::int64_t H5Reader::int_attribute(const std::string& object, const std::string& name) const {
+  const Hdf5Lock lock;
+  H5Handle attr(open_attribute(file_, path_, object, name));
+  if (attribute_class(attr.id) != H5T_INTEGER)
+    throw StoreError(path_ + ": attribute " + object + "@" + name + " is not an integer");
+  std::int64_t v = 0;
+  DNE_H5_CHECK(H5Aread(attr.id, H5T_NATIVE_INT64, &v), path_ + ": " + object + "@" + name);
+  return v;
+}
+
+double H5Reader::double_attribute(const std::string& object, const std::string& name) const {
+  const Hdf5Lock lock;
+  H5Handle attr(open_attribute(file_, path_, object, name));
+  const auto cls = attribute_class(attr.id);
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER)
+    throw StoreError(path_ + ": attribute " + object + "@" + name + " is not a number");
+  double v = 0;
+  DNE_H5_CHECK(H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v), path_ + ": " + object + "@" + name);
+  return v;
+}
+
+std::vector<float> H5Reader::floats(const std::string& dataset, std::vector<std::uint64_t>& dims) const {
+  const Hdf5Lock lock;
+  if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");
+  return read_numeric<float>(file_, path_, dataset, H5T_NATIVE_FLOAT, dims);
+}
+
+std::vector<double> H5Reader::doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const {
+  const Hdf5Lock lock;
+  if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");
+  return read_numeric<double>(file_, path_, dataset, H5T_NATIVE_DOUBLE, dims);
+}
+
+std::vector<std::string> H5Reader::children(const std::string& group) const {
+  const Hdf5Lock lock;
+  if (!exists(group)) throw StoreError(path_ + ": group " + group + " is missing");
+  H5Handle g(DNE_H5_CHECK(H5Gopen2(file_, group.c_str(), H5P_DEFAULT), path_ + ": open " + group));
+  std::vector<std::string> names;
+  DNE_H5_CHECK(H5Literate(g.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names),
+               path_ + ": list " + group);
+  return names;
+}
+
+}  // namespace dne::store

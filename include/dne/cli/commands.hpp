@@ -1,4 +1,4 @@
-// The `dne` subcommands: run, phantom, inspect, bench.
+// The `dne` subcommands: run, pretrain, phantom, inspect, bench.
 //
 // Each command parses its own options with Boost.Program_options (the only module that knows
 // Boost) and returns the process exit code. Errors are thrown as dne::Error subclasses and
@@ -19,6 +19,7 @@ struct ProcessInfo {
 
 int command_run(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_phantom(const std::vector<std::string>& args, const ProcessInfo& process);
+int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_inspect(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_bench(const std::vector<std::string>& args, const ProcessInfo& process);
 

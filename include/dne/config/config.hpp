@@ -33,11 +33,36 @@ struct DataOptions {
 };
 
 struct FmOptions {
-  std::string kind = "cnn";        // "cnn" | "torchscript"
+  std::string kind = "cnn";        // "cnn" | "vit" | "torchscript"
   std::string torchscript;         // path to a TorchScript encoder (kind = "torchscript")
+  std::string weights;             // FM file (docs/fm-file.md) for kind = "vit"; "" = random weights
   std::int64_t width = 32;         // channels of the first CNN stage (doubles per stage)
-  std::int64_t embed_dim = 256;
+  std::int64_t embed_dim = 256;    // CNN output dimension; ViT width D
+  std::int64_t patch_size = 8;     // ViT patch side P (image_size must be a multiple)
+  std::int64_t depth = 4;          // ViT blocks
+  std::int64_t heads = 4;          // ViT attention heads (divide embed_dim)
+  double mlp_ratio = 4.0;          // ViT MLP hidden width / D
+  std::int64_t in_chans = 1;       // channels the ViT's weights expect (grayscale is replicated)
+  std::string pool = "mean";       // ViT embedding: "cls" token or "mean" of the patch tokens
+  std::string mean = "0.5";        // input normalisation: 1 value or one per channel, "a,b,c"
+  std::string std = "0.25";
   std::int64_t batch_size = 250;   // images per forward call when embedding a split
+};
+
+/// MAE pretraining of the built-in ViT (`dne pretrain`); not part of any experiment id.
+struct PretrainOptions {
+  std::int64_t steps = 2000;         // optimiser steps
+  std::int64_t batch_size = 64;      // images per step (all ranks together)
+  std::int64_t micro_batches = 4;    // fixed split of each batch: the unit of work of a rank
+  double lr = 1e-3;                  // peak AdamW learning rate
+  std::int64_t warmup_steps = 100;   // linear warm-up, then cosine decay to 0
+  double weight_decay = 0.05;        // AdamW decay on matrices (not on biases, norms, tokens)
+  double mask_ratio = 0.75;          // share of patches hidden from the encoder
+  std::int64_t decoder_width = 64;
+  std::int64_t decoder_depth = 2;
+  std::int64_t decoder_heads = 4;
+  bool norm_pix_loss = true;         // targets normalised per patch (mean 0, variance 1)
+  std::int64_t checkpoint_every = 100;  // steps between checkpoints (0 = never)
 };
 
 struct ProbeOptions {
@@ -100,6 +125,7 @@ struct RunOptions {
 struct ExperimentConfig {
   DataOptions data;
   FmOptions fm;
+  PretrainOptions pretrain;
   ProbeOptions probes;
   DneOptions dne;
   GezoOptions gezo;
@@ -109,8 +135,16 @@ struct ExperimentConfig {
   RunOptions run;
   SweepOptions sweep;
 
-  /// Canonical TOML text of every result-affecting key, in table order (no output/run keys).
+  /// Content hash of the FM file named by fm.weights (set by the run driver after loading it;
+  /// empty when there is none). It enters canonical_text() and so the id.
+  std::string fm_hash;
+
+  /// Canonical TOML text of every result-affecting key, in table order (no output/run/pretrain
+  /// keys), plus the FM file's content hash when there is one.
   std::string canonical_text() const;
+  /// Canonical text of what `dne pretrain` reads: [data], the ViT architecture keys of [fm],
+  /// [pretrain] and sweep.seeds. Two configs with the same text pretrain the same bits.
+  std::string pretrain_text() const;
   /// Full resolved TOML (canonical text + output and run sections), printed at start and stored.
   std::string resolved_text() const;
   /// Stable id: 16 hex digits of FNV-1a-64 over canonical_text().
@@ -150,6 +184,11 @@ Value get_value(const ExperimentConfig& config, const std::string& key);
 /// The `dne.method` values that read `key` (every method for keys that are not method-specific);
 /// ConfigError for an unknown key. Stored in index.h5 so that analysis needs no copy of the table.
 std::vector<std::string> methods_reading(const std::string& key);
+
+/// The per-channel values of fm.mean or fm.std ("0.5" or "0.485,0.456,0.406") for `channels`
+/// input channels (one value is repeated). ConfigError naming `key` when the text is not 1 or
+/// `channels` finite numbers, or (for fm.std) a value is not positive.
+std::vector<double> channel_values(const std::string& text, std::int64_t channels, const std::string& key);
 
 /// Human-readable table of every key: name, type, default, allowed range, description.
 std::string describe_keys();

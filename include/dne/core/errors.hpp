@@ -71,4 +71,19 @@ class BudgetExceeded : public Error {
   const char* kind() const override { return "budget exceeded"; }
 };
 
+/// An error that every rank meets identically before any collective work (e.g. a bad FM file
+/// checked up front): `main` prints it once, from rank 0, and every rank exits normally with the
+/// cause's exit code instead of aborting the job.
+class PreflightError : public Error {
+ public:
+  explicit PreflightError(const Error& cause)
+      : Error(cause.what()), kind_(cause.kind()), exit_code_(cause.exit_code()) {}
+  int exit_code() const override { return exit_code_; }
+  const char* kind() const override { return kind_.c_str(); }
+
+ private:
+  std::string kind_;
+  int exit_code_;
+};
+
 }  // namespace dne

@@ -22,6 +22,8 @@ enum class StreamPurpose : std::uint32_t {
   kBatchOrder = 5,     // mini-batch shuffling
   kPerturbation = 6,   // zeroth-order perturbations
   kSplit = 7,          // dataset splits
+  kMasking = 8,        // MAE pretraining: which patches each image hides (step, image)
+  kPretrainOrder = 9,  // MAE pretraining: image order of each epoch
   kTest = 100,         // tests only
 };
 

@@ -10,8 +10,11 @@
 #include <ostream>
 #include <string>
 
+#include <torch/torch.h>
+
 #include "dne/comm/communicator.hpp"
 #include "dne/config/config.hpp"
+#include "dne/data/dataset.hpp"
 #include "dne/data/phantom.hpp"
 
 namespace dne::experiment {
@@ -35,6 +38,13 @@ struct ExperimentSummary {
 
 /// The phantom generator's options for a config's [data] section and seed.
 data::PhantomOptions phantom_options(const config::ExperimentConfig& config);
+
+/// The configured data set: the phantom generated from [data] and the seed, or a manifest's
+/// images decoded from disk. Throws DataError naming the file.
+data::Dataset load_dataset(const config::ExperimentConfig& config);
+
+/// ImageSet (N, H, W) -> tensor (N, 1, H, W) float32 (a copy).
+torch::Tensor to_tensor(const data::ImageSet& set);
 
 /// Path of experiment `id`'s result file inside `dir`.
 std::string experiment_path(const std::string& dir, const std::string& id);

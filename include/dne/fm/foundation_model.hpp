@@ -31,6 +31,8 @@ class DifferentiableModel {
   /// Floating-point operations of one forward pass on one image (2 per multiply-add); NaN if unknown.
   virtual double flops_per_image() const = 0;
   virtual std::int64_t parameter_count() const = 0;
+  /// Facts about the weights for an experiment's /provenance (e.g. fm_file, fm_hash); may be empty.
+  virtual std::map<std::string, std::string> provenance() const { return {}; }
 };
 
 /// Simulated API behaviour; all off by default.

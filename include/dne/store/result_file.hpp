@@ -57,6 +57,34 @@ class ResultWriter {
   bool committed_ = false;
 };
 
+/// Read access to any HDF5 file by object path: attributes and numeric datasets. The file is
+/// opened read-only in the constructor; a missing, non-HDF5 or truncated file is a StoreError
+/// naming the path, and so is a missing object or an attribute of the wrong class.
+class H5Reader {
+ public:
+  explicit H5Reader(std::string path);
+  ~H5Reader();
+  H5Reader(const H5Reader&) = delete;
+  H5Reader& operator=(const H5Reader&) = delete;
+
+  const std::string& path() const { return path_; }
+  /// Whether a group or dataset exists at `object` ("/a/b").
+  bool exists(const std::string& object) const;
+  bool has_attribute(const std::string& object, const std::string& name) const;
+  std::string string_attribute(const std::string& object, const std::string& name) const;
+  std::int64_t int_attribute(const std::string& object, const std::string& name) const;
+  double double_attribute(const std::string& object, const std::string& name) const;
+  /// A numeric dataset converted to float32 / float64; `dims` receives its shape.
+  std::vector<float> floats(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
+  std::vector<double> doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
+  /// Names of the links in group `group`, in name order.
+  std::vector<std::string> children(const std::string& group) const;
+
+ private:
+  std::string path_;
+  std::int64_t file_ = -1;  // hid_t
+};
+
 /// Human-readable listing of every group, dataset (shape, type, small values) and attribute.
 std::string inspect(const std::string& path);
 
