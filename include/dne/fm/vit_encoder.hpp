@@ -11,6 +11,7 @@
 // (pretrain/) reuses the blocks and the token functions.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,7 +29,7 @@ struct ViTArchitecture {
 
   std::int64_t patches_per_side() const { return image_size / patch_size; }
   std::int64_t num_patches() const { return patches_per_side() * patches_per_side(); }
-  std::int64_t mlp_hidden() const { return static_cast<std::int64_t>(mlp_ratio * static_cast<double>(width)); }
+  std::int64_t mlp_hidden() const { return std::llround(mlp_ratio * static_cast<double>(width)); }
   /// Multiply-add FLOPs (x2) of one forward pass on one image: patch embedding, qkv, attention
   /// scores and weighted sum, projection, MLP. Norms, softmax and GELU are not counted.
   double flops_per_image() const;
