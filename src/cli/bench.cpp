@@ -10,6 +10,8 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <unistd.h>
 #include <iostream>
 
 #include <mpi.h>
@@ -21,6 +23,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/dne/noise_editor.hpp"
 #include "dne/fm/foundation_model.hpp"
+#include "dne/pretrain/trainer.hpp"
 #include "dne/probe/linear_probe.hpp"
 
 namespace po = boost::program_options;
@@ -97,6 +100,45 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const std::string& met
   return 0;
 }
 
+/// Pretraining mode: every rank of the job runs `steps` MAE steps of the configured ViT on
+/// random images (no file is kept); rank 0 prints throughput and where a step's time goes.
+int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const ProcessInfo& process) {
+  c.fm.kind = "vit";
+  c.pretrain.steps = steps;
+  c.pretrain.warmup_steps = 0;
+  c.pretrain.checkpoint_every = 0;
+  auto group = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  long long tag = process.rank == 0 ? static_cast<long long>(::getpid()) : 0;
+  MPI_Bcast(&tag, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  const auto dir = std::filesystem::temp_directory_path() / ("dne-bench-pretrain-" + std::to_string(tag));
+  if (process.rank == 0) std::filesystem::create_directories(dir);
+  group->barrier();
+  const std::int64_t s = c.data.image_size;
+  torch::manual_seed(1);  // bench inputs only; identical on every rank
+  const auto images = torch::rand({std::max<std::int64_t>(c.pretrain.batch_size, 256), 1, s, s});
+  pretrain::PretrainIo io;
+  io.out_path = (dir / "fm.h5").string();
+  io.data_description = "bench: random images";
+  const auto r = pretrain::run_pretraining(c, images, *group, io);
+  group->barrier();
+  if (process.rank == 0) std::filesystem::remove_all(dir);
+  if (process.rank != 0) return 0;
+  const double run_s = r.compute_s + r.exchange_s + r.update_s;
+  std::printf("dne bench --pretrain: %d rank(s) x %d Torch thread(s), batch %lld in %lld micro-batches, %d steps, "
+              "ViT width %lld depth %lld at %lldx%lld\n",
+              process.world_size, threads, static_cast<long long>(c.pretrain.batch_size),
+              static_cast<long long>(c.pretrain.micro_batches), steps, static_cast<long long>(c.fm.embed_dim),
+              static_cast<long long>(c.fm.depth), static_cast<long long>(s), static_cast<long long>(s));
+  std::printf("%-46s %14s\n", "measurement", "value");
+  std::printf("%-46s %14.1f\n", "pretraining throughput [images/s]", r.images_per_s);
+  std::printf("%-46s %14.1f\n", "time per step [ms]", run_s / steps * 1e3);
+  std::printf("%-46s %13.1f%%\n", "rank 0: forward+backward of its micro-batches", 100.0 * r.compute_s / run_s);
+  std::printf("%-46s %13.1f%%\n", "rank 0: all-gather of micro-batch gradients", 100.0 * r.exchange_s / run_s);
+  std::printf("%-46s %13.1f%%\n", "rank 0: ordered sum + AdamW update", 100.0 * r.update_s / run_s);
+  std::printf("%-46s %14.0f\n", "bytes all-gathered per step (rank 0 payload)", static_cast<double>(r.bytes_per_step));
+  return 0;
+}
+
 }  // namespace
 
 int command_bench(const std::vector<std::string>& args, const ProcessInfo& process) {
@@ -107,7 +149,8 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
       "repeats,r", po::value<int>()->default_value(5), "timed repetitions (median reported)")(
       "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, gezo.*, comm.*)")(
       "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa) on all ranks of the job")(
-      "steps", po::value<int>()->default_value(3), "zeroth-order mode: batches to time");
+      "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
+      "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -129,6 +172,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
+  if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
   if (vm.count("zo")) return bench_zeroth_order(c, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;
 

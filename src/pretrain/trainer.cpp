@@ -198,6 +198,7 @@ PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::
       order_epoch = epoch;
     }
     // This rank's micro-batches: gradients (flattened, trainable order) and loss shares.
+    auto phase = Clock::now();
     std::vector<double> send(static_cast<std::size_t>(own * (total + 1)), 0.0);
     for (std::int64_t m = 0; m < own; ++m) {
       const std::int64_t first = slot * o.batch_size + (static_cast<std::int64_t>(mb_begin) + m) * micro;
@@ -224,7 +225,11 @@ PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::
       }
       out[total] = loss.item<double>();
     }
+    summary.compute_s += std::chrono::duration<double>(Clock::now() - phase).count();
+    phase = Clock::now();
     const auto all = group.allgather(send.data(), send.size());  // micro-batch order (rank blocks)
+    summary.exchange_s += std::chrono::duration<double>(Clock::now() - phase).count();
+    phase = Clock::now();
     if (static_cast<std::int64_t>(all.size()) != o.micro_batches * (total + 1))
       throw CommError("pretraining: all-gather returned " + std::to_string(all.size()) + " values");
     // Sum the micro-batch gradients in micro-batch order, in float32 (as one rank would).
@@ -241,6 +246,8 @@ PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::
     for (std::size_t i = 0; i < params.size(); ++i)
       grads.push_back(torch::from_blob(sum.data() + offsets[i], params[i].sizes(), torch::kFloat32));
     adam.step(grads, learning_rate(o, step), o.weight_decay);
+    summary.update_s += std::chrono::duration<double>(Clock::now() - phase).count();
+    summary.bytes_per_step = send.size() * sizeof(double);
     state.loss.push_back(step_loss);
     state.step = step + 1;
 

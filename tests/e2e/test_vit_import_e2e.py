@@ -48,15 +48,15 @@ def structured_image(rng, size=32):
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 
 
-def write_dataset(folder):
-    """40 PNGs and manifest.csv; train and test rows interleaved. Returns (manifest, {split: paths})."""
+def write_dataset(folder, n_per_split=N_PER_SPLIT, size=32):
+    """2 x n_per_split PNGs and manifest.csv; train and test rows interleaved. Returns (manifest, {split: paths})."""
     rng = np.random.default_rng(2024)
     (folder / "images").mkdir(parents=True)
     rows, paths = ["path,split,sex,label"], {"train": [], "test": []}
-    for i in range(N_PER_SPLIT):
+    for i in range(n_per_split):
         for split in ("train", "test"):
             rel = f"images/{split}_{i:02d}.png"
-            Image.fromarray(structured_image(rng)).save(folder / rel)
+            Image.fromarray(structured_image(rng, size)).save(folder / rel)
             sex, label = i % 2, (i // 2) % 2  # every (sex, label) cell in each split
             rows.append(f"{rel},{split},{sex},{label}")
             paths[split].append(folder / rel)
@@ -79,26 +79,27 @@ def toml_string(value):
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def write_config(path, manifest, weights, pool):
+def write_config(path, manifest, weights, pool, arch=ARCH, n_per_split=N_PER_SPLIT, mean=MEAN, std=STD):
     path.write_text(f"""[data]
 source = "manifest"
 manifest = {toml_string(manifest)}
-image_size = {ARCH["image_size"]}
-n_train = {N_PER_SPLIT}
-n_test = {N_PER_SPLIT}
+image_size = {arch["image_size"]}
+n_train = {max(20, n_per_split)}
+n_test = {max(20, n_per_split)}
 
 [fm]
 kind = "vit"
 weights = {toml_string(weights)}
-patch_size = {ARCH["patch"]}
-in_chans = {ARCH["in_chans"]}
-embed_dim = {ARCH["width"]}
-depth = {ARCH["depth"]}
-heads = {ARCH["heads"]}
-mlp_ratio = {ARCH["mlp_ratio"]}
+patch_size = {arch["patch"]}
+in_chans = {arch["in_chans"]}
+embed_dim = {arch["width"]}
+depth = {arch["depth"]}
+heads = {arch["heads"]}
+mlp_ratio = {arch["mlp_ratio"]}
 pool = "{pool}"
-mean = "{MEAN}"
-std = "{STD}"
+mean = "{mean}"
+std = "{std}"
+batch_size = 8
 
 [dne]
 method = "none"
@@ -197,3 +198,36 @@ def test_depth_mismatch_names_fm_depth(dne_bin, vit_files, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert "fm.depth" in lines[0], lines[0]
     assert experiment_files(out) == []
+
+
+B16 = dict(image_size=224, patch=16, in_chans=3, width=768, depth=12, heads=12, mlp_ratio=4.0)
+IMAGENET_MEAN, IMAGENET_STD = "0.485,0.456,0.406", "0.229,0.224,0.225"
+
+
+def test_vit_b16_at_224_imports_loads_and_matches_the_reference(dne_bin, tmp_path):
+    """The paper's FM size: a ViT-B/16 (86 M parameters) in MAE checkpoint layout at 224 x 224."""
+    sd = ref_vit.make_state_dict(**B16, seed=11, std=0.02)
+    checkpoint = tmp_path / "mae_vit_b16.pth"
+    torch.save({"model": sd}, checkpoint)
+    fm_file = tmp_path / "vit_b16.h5"
+    proc = subprocess.run([sys.executable, str(IMPORTER), str(checkpoint), "--out", str(fm_file)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    checkpoint.unlink()
+    n = 4
+    manifest, images = write_dataset(tmp_path / "data", n_per_split=n, size=224)
+    config = write_config(tmp_path / "b16.toml", manifest, fm_file, "cls", arch=B16, n_per_split=n,
+                          mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    out = tmp_path / "out"
+    proc = run_dne(dne_bin, "run", "--config", config, "--out", out, "--quiet", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = experiment_files(out)
+    with h5py.File(result, "r") as f:
+        cpp = f["embeddings"]["test"][()]
+        assert "params=85798656" in str(f["provenance"].attrs["fm"])  # ViT-B/16 without a head
+    expected = ref_vit.forward(sd, decode(images["test"]), B16["heads"], "cls",
+                               [float(v) for v in IMAGENET_MEAN.split(",")],
+                               [float(v) for v in IMAGENET_STD.split(",")])
+    assert cpp.shape == (n, 768)
+    # Twelve float32 blocks: allow a little more than the small model's 1e-5.
+    assert np.abs(cpp.astype(np.float64) - expected).max() < 1e-4

@@ -37,6 +37,10 @@ struct PretrainSummary {
   double final_loss = 0.0;
   double images_per_s = 0.0;     // this run's throughput over all ranks
   double wall_s = 0.0;
+  // Where this rank's step time went (this run's steps): forward+backward of its micro-batches,
+  // the all-gather of their gradients, and the ordered sum + AdamW update.
+  double compute_s = 0.0, exchange_s = 0.0, update_s = 0.0;
+  std::uint64_t bytes_per_step = 0;  // payload this rank passes to the all-gather per step
 };
 
 /// Checkpoint path of an output FM file.
