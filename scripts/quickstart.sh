@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# README command 1: set up, build, and run the quickstart sweep (ERM vs white-box DNE on the
-# built-in chest X-ray phantom) on 2 MPI ranks; then check every result file's metrics with the
+# README command 1: set up, build, pretrain the ViT foundation model once (MAE on unlabelled
+# phantom images; reused while its config is unchanged), and run the quickstart sweep (ERM vs
+# white-box DNE on the built-in chest X-ray phantom) on 2 MPI ranks; then check every result file's metrics with the
 # independent Python implementation and print a summary table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,8 @@ bash scripts/build.sh
 source scripts/mpi-env.sh
 PY=$(scripts/find-python)
 RANKS=${DNE_RANKS:-2}
+echo "== dne pretrain: the MAE-pretrained ViT foundation model (kept while its config is unchanged)"
+time mpirun -n "$RANKS" build/dne pretrain --config experiments/pretrain_phantom.toml --out runs/fm/vit_phantom.h5
 echo "== dne run on $RANKS MPI ranks (1 Torch thread each)"
 OUT=runs/quickstart
 time mpirun -n "$RANKS" build/dne run --config experiments/quickstart.toml --out "$OUT"

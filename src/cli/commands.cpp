@@ -225,9 +225,9 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto source = resolve_source(vm);
   require_one_value_per_run(source);
   auto experiments = config::expand(source);
-  attach_fm_hashes(experiments);
   const std::string out_dir = experiments.front().output.dir;
   prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
+  attach_fm_hashes(experiments);
 
   const int threads = choose_threads(experiments.front().run.threads, process);
   torch::set_num_threads(threads);

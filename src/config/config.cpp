@@ -535,6 +535,8 @@ std::vector<double> channel_values(const std::string& text, std::int64_t channel
     if (key == "fm.std" && !(v > 0.0)) throw ConfigError(key + ": \"" + text + "\": every value must be positive");
     values.push_back(v);
   }
+  if (values.empty() || static_cast<std::size_t>(std::count(text.begin(), text.end(), ',')) != values.size() - 1)
+    throw ConfigError(key + ": \"" + text + "\" is not a comma-separated list of numbers");
   if (values.size() == 1) values.assign(static_cast<std::size_t>(channels), values.front());
   if (static_cast<std::int64_t>(values.size()) != channels)
     throw ConfigError(key + ": \"" + text + "\" has " + std::to_string(values.size()) + " values; give 1 or fm.in_chans = " +

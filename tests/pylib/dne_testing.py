@@ -10,9 +10,11 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# A small, fast experiment: 200 + 200 images, one DNE epoch, a narrow CNN.
+# A small, fast experiment: 200 + 200 images, one DNE epoch, a tiny random ViT (16 patches of
+# 16x16, width 32, one block), so that tests need no pretrained FM file.
 SMALL = ["--set", "data.n_train=200", "--set", "data.n_test=200", "--set", "dne.epochs=1",
-         "--set", "dne.batch_size=50", "--set", "fm.width=8"]
+         "--set", "dne.batch_size=50", "--set", "fm.kind=vit", "--set", "fm.weights=\"\"",
+         "--set", "fm.patch_size=16", "--set", "fm.embed_dim=32", "--set", "fm.depth=1", "--set", "fm.heads=2"]
 
 
 @pytest.fixture(scope="session")

@@ -237,4 +237,58 @@ TEST(Config, Fnv1aKnownValues) {
   EXPECT_EQ(fnv1a64("foobar"), 0x85944171f73967e8ull);
 }
 
+TEST(Config, ViTKeysAndChannelValues) {
+  EXPECT_EQ(channel_values("0.5", 3, "fm.mean"), (std::vector<double>{0.5, 0.5, 0.5}));
+  EXPECT_EQ(channel_values(" 0.485, 0.456,0.406 ", 3, "fm.mean"), (std::vector<double>{0.485, 0.456, 0.406}));
+  EXPECT_THROW(channel_values("0.1,0.2", 3, "fm.mean"), dne::ConfigError);
+  EXPECT_THROW(channel_values("a", 1, "fm.mean"), dne::ConfigError);
+  EXPECT_THROW(channel_values("0.1,", 1, "fm.mean"), dne::ConfigError);
+  EXPECT_THROW(channel_values("0", 1, "fm.std"), dne::ConfigError);
+  EXPECT_THROW(channel_values("nan", 1, "fm.std"), dne::ConfigError);
+  auto vit = [](const std::string& extra) {
+    return expand(parse_text("[fm]\nkind = \"vit\"\n" + extra, "v.toml"));
+  };
+  EXPECT_NO_THROW(vit(""));
+  const auto expect_error = [&](const std::string& extra, const std::string& fragment) {
+    try {
+      vit(extra);
+      ADD_FAILURE() << "accepted: " << extra;
+    } catch (const dne::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error("patch_size = 7\n", "must be a multiple of fm.patch_size = 7");
+  expect_error("heads = 3\n", "fm.heads = 3 must divide fm.embed_dim = 256");
+  expect_error("in_chans = 3\nmean = \"0.1,0.2\"\n", "fm.mean");
+  expect_error("pool = \"max\"\n", "\"max\" is not one of: cls, mean");
+  try {
+    expand(parse_text("[fm]\nweights = \"x.h5\"\n", "w.toml"));
+    ADD_FAILURE() << "fm.weights accepted for the CNN";
+  } catch (const dne::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("fm.weights is read only when fm.kind = \"vit\""), std::string::npos);
+  }
+}
+
+TEST(Config, PretrainKeysStayOutOfExperimentsAndTheFmHashGoesIn) {
+  const auto a = expand(parse_text("[fm]\nkind = \"vit\"\n", "a.toml"))[0];
+  const auto b = expand(parse_text("[fm]\nkind = \"vit\"\n[pretrain]\nsteps = 7\n", "b.toml"))[0];
+  EXPECT_EQ(a.id(), b.id());  // pretraining keys do not change an experiment
+  EXPECT_EQ(a.canonical_text().find("[pretrain]"), std::string::npos);
+  EXPECT_EQ(a.resolved_text().find("[pretrain]"), std::string::npos);
+  EXPECT_NE(a.pretrain_text(), b.pretrain_text());
+  EXPECT_NE(b.pretrain_text().find("steps = 7"), std::string::npos);
+  // pretrain_text holds [data] (not n_test), the ViT architecture, [pretrain] and the seed only.
+  EXPECT_EQ(a.pretrain_text().find("[dne]"), std::string::npos);
+  EXPECT_EQ(a.pretrain_text().find("n_test"), std::string::npos);
+  EXPECT_EQ(a.pretrain_text().find("pool"), std::string::npos);
+  EXPECT_NE(a.pretrain_text().find("depth = 4"), std::string::npos);
+  EXPECT_NE(a.pretrain_text().find("seeds = 0"), std::string::npos);
+  auto c = a;
+  c.fm_hash = "0123456789abcdef";
+  EXPECT_NE(c.id(), a.id());
+  EXPECT_NE(c.resolved_text().find("# fm.weights content hash: 0123456789abcdef"), std::string::npos);
+  // A pretrain key must divide what it splits.
+  EXPECT_THROW(expand(parse_text("[pretrain]\nbatch_size = 10\nmicro_batches = 4\n", "p.toml")), dne::ConfigError);
+}
+
 }  // namespace
