@@ -110,6 +110,7 @@ def loss_plot(png, files):
         ax.plot(np.arange(1, len(loss) + 1), loss, label=Path(path).stem, linewidth=1)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("MAE loss (hidden patches)")
+    ax.set_yscale("log")
     ax.set_title("MAE pretraining of the phantom ViT")
     ax.legend()
     fig.tight_layout()
