@@ -3,7 +3,8 @@
 
 Usage: analysis/fm_evidence.py RUN_DIR [--baseline LABEL] [--loss-plot PNG FM_FILE [FM_FILE ...]]
 
-Reads the ERM experiments (dne.method = "none") of RUN_DIR/experiments/*.h5 (docs/results-format.md)
+Reads the ERM experiments (dne.method = "none") of RUN_DIR (the files index.h5 lists as complete,
+or every RUN_DIR/experiments/*.h5 without an index; docs/results-format.md)
 and groups them by foundation model (fm.kind, fm.weights, fm.pool). For each FM it prints, as a
 Markdown table, the test-split disease AUC of the linear disease probe (`auc`) and the AUC of the
 linear sensitive-attribute probe on clean embeddings (`sa_probe_clean_auc`): mean, sample std and
@@ -43,10 +44,24 @@ def fm_label(cfg):
     return f"vit {Path(weights).stem if weights else 'random'} {fm.get('pool', 'mean')}"
 
 
+def experiment_files(run_dir):
+    """The sweep's files: those listed as complete in RUN_DIR/index.h5 when there is one (files of
+    earlier configs in the same folder, e.g. made with other FM weights, are left out), else all."""
+    index = Path(run_dir, "index.h5")
+    if not index.is_file():
+        return sorted(Path(run_dir, "experiments").glob("*.h5"))
+    try:
+        with h5py.File(index, "r") as f:
+            names = [n for n in f["experiments/file"].asstr()[:] if n]
+    except (OSError, KeyError) as e:
+        fail(f"{index}: {e}")
+    return sorted(Path(run_dir, n) for n in names)
+
+
 def load(run_dir):
     """{label: {seed: {metric: value}}} of the ERM experiments."""
     out = defaultdict(dict)
-    files = sorted(Path(run_dir, "experiments").glob("*.h5"))
+    files = experiment_files(run_dir)
     for path in files:
         try:
             with h5py.File(path, "r") as f:

@@ -86,6 +86,17 @@ def test_bad_input_is_one_line_exit_2(run_dir, args, fragment):
     assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr
 
 
+def test_only_the_files_the_index_lists_count(run_dir):
+    # A stale file of an earlier sweep (other FM weights, same label and seed) must not be read.
+    write(run_dir, "stale", kind="vit", weights="", pool="mean", seed=0, auc=0.1, sa_auc=0.1)
+    names = [f"experiments/r{s}.h5" for s in range(3)] + [f"experiments/p{s}.h5" for s in range(3)] + [""]
+    with h5py.File(run_dir / "index.h5", "w") as f:
+        f.create_dataset("experiments/file", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+    proc = run(run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert row(proc.stdout, "vit random mean")[2].startswith("0.820 ± 0.020")
+
+
 def test_a_directory_without_erm_files_is_exit_2(tmp_path):
     proc = run(tmp_path)
     assert proc.returncode == 2 and "no ERM" in proc.stderr
