@@ -18,6 +18,10 @@ build/dne bench --threads 1 "${PHANTOM[@]}"
 echo "== ViT-B/16 at 224x224 forward, 1 rank x 2 threads"
 mpirun --bind-to none -n 1 build/dne bench --threads 2 --repeats 3 "${B16[@]}"
 echo "== MAE pretraining of the phantom ViT"
-one=$(build/dne bench --pretrain --threads 1 --steps "$steps" "${PHANTOM[@]}" | tee /dev/stderr | awk '/throughput/ {print $NF}')
-two=$(mpirun -n 2 build/dne bench --pretrain --threads 1 --steps "$steps" "${PHANTOM[@]}" | tee /dev/stderr | awk '/throughput/ {print $NF}')
+out1=$(build/dne bench --pretrain --threads 1 --steps "$steps" "${PHANTOM[@]}")
+echo "$out1"
+out2=$(mpirun -n 2 build/dne bench --pretrain --threads 1 --steps "$steps" "${PHANTOM[@]}")
+echo "$out2"
+one=$(awk '/throughput/ {print $NF}' <<< "$out1")
+two=$(awk '/throughput/ {print $NF}' <<< "$out2")
 echo "pretraining images/s: 1 rank $one, 2 ranks $two, speed-up $(awk -v a="$one" -v b="$two" 'BEGIN {printf "%.2f", b / a}')x"
