@@ -69,7 +69,11 @@ def load(run_dir):
                 if cfg.get("dne", {}).get("method") != "none":
                     continue
                 seed = int(cfg["sweep"]["seeds"])
-                out[fm_label(cfg)][seed] = {m: float(f["metrics"].attrs[m]) for m, _ in METRICS}
+                label = fm_label(cfg)
+                if seed in out[label]:
+                    fail(f"{path}: a second experiment for FM '{label}' and seed {seed} (another axis "
+                         "than the FM varies in this run; give a run directory with one experiment per FM and seed)")
+                out[label][seed] = {m: float(f["metrics"].attrs[m]) for m, _ in METRICS}
         except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
             fail(f"{path}: {e}")
     if not out:

@@ -21,6 +21,9 @@ import subprocess
 import sys
 import warnings
 
+# Heads of the standard ViT widths (Ti, S, B, L): timm and MAE use 64-wide heads there.
+KNOWN_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
+
 import numpy as np
 
 FORMAT = "dne-fm"
@@ -51,7 +54,7 @@ def parse_args(argv):
     p.add_argument("checkpoint", help="timm / MAE checkpoint (.pth) readable by torch.load")
     p.add_argument("--out", required=True, help="FM file to write (HDF5, docs/fm-file.md)")
     p.add_argument("--heads", type=int, default=None,
-                   help="attention heads (cannot be inferred; default width // 64, timm's head width)")
+                   help="attention heads (cannot be inferred; default for the standard widths 192/384/768/1024: 3/6/12/16; required otherwise)")
     p.add_argument("--image-size", type=int, default=None,
                    help="input side S; default sqrt(N) * patch from pos_embed (must agree if given)")
     p.add_argument("--mean", default=None,
@@ -251,10 +254,12 @@ def build(tensors, args, path):
                       f"{shape_text(pos.shape)} and patch {patch} (image size {image_size})")
 
     if args.heads is None:
-        if width % 64 != 0:
-            raise Refusal(f"width {width} is not a multiple of 64 (timm's head width): "
-                          "give --heads")
-        heads = width // 64
+        # Heads change no weight shape, so a wrong guess would import silently: only the
+        # standard timm / MAE widths are known (ViT-H/14 has 1280 wide with 16 heads, not 20).
+        if width not in KNOWN_HEADS:
+            raise Refusal(f"width {width} is not a standard ViT width "
+                          f"({', '.join(f'{w}: {h} heads' for w, h in KNOWN_HEADS.items())}): give --heads")
+        heads = KNOWN_HEADS[width]
     else:
         heads = args.heads
     if heads < 1 or width % heads != 0:

@@ -83,17 +83,22 @@ config::ExperimentConfig single_config(const config::ConfigSource& source, const
   return config::expand(source).front();
 }
 
-/// Create DIR/experiments and prove it is writable; StoreError (exit 2) naming DIR otherwise.
-void prepare_output_dir(const std::string& dir) {
+/// Create `folder` and prove it is writable; StoreError (exit 2) starting with `what` otherwise.
+void require_writable_folder(const fs::path& folder, const std::string& what) {
   std::error_code ec;
-  fs::create_directories(fs::path(dir) / "experiments", ec);
-  if (ec) throw StoreError("output directory '" + dir + "': cannot create: " + ec.message());
-  const auto probe = fs::path(dir) / "experiments" / (".write-test." + std::to_string(::getpid()));
+  fs::create_directories(folder, ec);
+  if (ec) throw StoreError(what + ": cannot create: " + ec.message());
+  const auto probe = folder / (".write-test." + std::to_string(::getpid()));
   {
     std::ofstream out(probe);
-    if (!out) throw StoreError("output directory '" + dir + "' is not writable");
+    if (!out) throw StoreError(what + " is not writable");
   }
   fs::remove(probe, ec);
+}
+
+/// Create DIR/experiments and prove it is writable; StoreError (exit 2) naming DIR otherwise.
+void prepare_output_dir(const std::string& dir) {
+  require_writable_folder(fs::path(dir) / "experiments", "output directory '" + dir + "'");
 }
 
 /// The index row of experiment `c`: complete (with its stored results) when its file exists
@@ -388,26 +393,36 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
   if (!c.fm.weights.empty())
     throw ConfigError("dne pretrain starts from random weights: leave fm.weights empty (it is \"" + c.fm.weights + "\")");
   const std::string out = vm["out"].as<std::string>();
-  {
-    const auto parent = fs::path(out).parent_path();
-    std::error_code ec;
-    if (!parent.empty()) fs::create_directories(parent, ec);
-    if (ec) throw StoreError("--out '" + out + "': cannot create its folder: " + ec.message());
-    const auto probe = (parent.empty() ? fs::path(".") : parent) / (".write-test." + std::to_string(::getpid()));
-    {
-      std::ofstream test(probe);
-      if (!test) throw StoreError("--out '" + out + "': its folder is not writable");
-    }
-    fs::remove(probe, ec);
-  }
   const bool quiet = vm.count("quiet") > 0;
-  const int threads = choose_threads(c.run.threads, process);
+  // One Torch thread per rank unless run.threads says otherwise: the bits of a micro-batch's
+  // gradient depend on the thread count (per-thread partial sums), and must not depend on how
+  // many ranks share the node.
+  const int threads = c.run.threads > 0 ? static_cast<int>(c.run.threads) : 1;
   torch::set_num_threads(threads);
 
-  const auto dataset = experiment::load_dataset(c);  // only the training images are used below
-  data::validate(dataset.train, "train split");
-  const auto images = experiment::to_tensor(dataset.train);
+  // Everything before the first collective fails alike on every rank: one line, clean exit.
+  torch::Tensor images;
   std::ostringstream data;
+  try {
+    const auto parent = fs::path(out).parent_path();
+    require_writable_folder(parent.empty() ? fs::path(".") : parent, "--out '" + out + "': its folder");
+    if (fs::is_directory(out)) throw StoreError("--out '" + out + "' is a directory; give the FM file to write");
+    if (fs::exists(out)) {
+      bool fm_file = false;
+      try {
+        fm_file = store::H5Reader(out).string_attribute("/", "format") == "dne-fm";
+      } catch (const StoreError&) {
+      }
+      if (!fm_file) throw StoreError("--out '" + out + "' exists and is not an FM file; refusing to replace it");
+    }
+    const auto dataset = experiment::load_dataset(c);  // only the training images are used below
+    data::validate(dataset.train, "train split");
+    images = experiment::to_tensor(dataset.train);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw PreflightError(e);
+  }
   if (c.data.source == "phantom")
     data << "phantom (seed " << c.sweep.seed << ", " << images.size(0) << " training images, " << c.data.image_size << "x"
          << c.data.image_size << ", data.bias " << c.data.bias << "); labels and sensitive attributes not read";

@@ -441,12 +441,18 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
            std::to_string(c.fm.patch_size));
     if (c.fm.embed_dim % c.fm.heads != 0)
       fail("fm.heads = " + std::to_string(c.fm.heads) + " must divide fm.embed_dim = " + std::to_string(c.fm.embed_dim));
+    if (c.fm.weights.empty() && c.fm.embed_dim % 4 != 0)
+      fail("fm.embed_dim = " + std::to_string(c.fm.embed_dim) +
+           " must be a multiple of 4 for a random ViT (2-D sine-cosine position embeddings)");
     channel_values(c.fm.mean, c.fm.in_chans, "fm.mean");
     channel_values(c.fm.std, c.fm.in_chans, "fm.std");
   }
   if (c.pretrain.batch_size % c.pretrain.micro_batches != 0)
     fail("pretrain.micro_batches = " + std::to_string(c.pretrain.micro_batches) +
          " must divide pretrain.batch_size = " + std::to_string(c.pretrain.batch_size));
+  if (c.pretrain.decoder_width % 4 != 0)
+    fail("pretrain.decoder_width = " + std::to_string(c.pretrain.decoder_width) +
+         " must be a multiple of 4 (2-D sine-cosine position embeddings)");
   if (c.pretrain.decoder_width % c.pretrain.decoder_heads != 0)
     fail("pretrain.decoder_heads = " + std::to_string(c.pretrain.decoder_heads) +
          " must divide pretrain.decoder_width = " + std::to_string(c.pretrain.decoder_width));

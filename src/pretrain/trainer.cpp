@@ -75,23 +75,32 @@ bool read_checkpoint(const std::string& path, const std::string& hash, MaskedAut
       why = "it belongs to another pretraining config";
       return false;
     }
-    torch::NoGradGuard no_grad;
-    const auto load = [&](const std::string& dataset, torch::Tensor& into) {
+    // Read everything first; the live model and optimiser change only once all of it is valid,
+    // so a checkpoint that fails halfway leaves a fresh start, not a mix.
+    std::vector<std::pair<torch::Tensor, std::vector<float>>> staged;
+    const auto stage = [&](const std::string& dataset, const torch::Tensor& into) {
       std::vector<std::uint64_t> dims;
       auto values = file.floats(dataset, dims);
-      if (static_cast<std::int64_t>(values.size()) != into.numel()) throw StoreError(dataset + " has the wrong size");
-      into.copy_(torch::from_blob(values.data(), into.sizes(), torch::kFloat32));
+      if (std::vector<std::int64_t>(dims.begin(), dims.end()) != into.sizes().vec())
+        throw StoreError(dataset + " has the wrong shape");
+      staged.emplace_back(into, std::move(values));
     };
-    for (auto& item : mae.named_parameters()) load("/model/" + item.key(), item.value());
+    for (auto& item : mae.named_parameters()) stage("/model/" + item.key(), item.value());
     for (std::size_t i = 0; i < trainable_names.size(); ++i) {
-      load("/adam/m/" + trainable_names[i], adam.params()[i].m);
-      load("/adam/v/" + trainable_names[i], adam.params()[i].v);
+      stage("/adam/m/" + trainable_names[i], adam.params()[i].m);
+      stage("/adam/v/" + trainable_names[i], adam.params()[i].v);
     }
-    state.step = file.int_attribute("/", "step");
-    adam.set_steps_taken(file.int_attribute("/", "adam_steps"));
+    const auto step = file.int_attribute("/", "step");
+    const auto adam_steps = file.int_attribute("/", "adam_steps");
     std::vector<std::uint64_t> dims;
-    state.loss = file.doubles("/loss", dims);
-    if (static_cast<std::int64_t>(state.loss.size()) != state.step) throw StoreError("/loss does not match the step");
+    auto loss = file.doubles("/loss", dims);
+    if (static_cast<std::int64_t>(loss.size()) != step || adam_steps != step)
+      throw StoreError("/loss and the step counts do not agree");
+    torch::NoGradGuard no_grad;
+    for (auto& [into, values] : staged) into.copy_(torch::from_blob(values.data(), into.sizes(), torch::kFloat32));
+    state.step = step;
+    state.loss = std::move(loss);
+    adam.set_steps_taken(adam_steps);
     return true;
   } catch (const Error& e) {
     why = std::string("it cannot be read: ") + e.what();
@@ -287,6 +296,7 @@ PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::
     prov.integers["steps"] = o.steps;
     prov.integers["images_seen"] = o.steps * o.batch_size;
     prov.integers["ranks"] = group.size();
+    prov.integers["torch_threads"] = torch::get_num_threads();  // bits are equal across rank counts at equal threads
     prov.reals["final_loss"] = summary.final_loss;
     prov.loss = state.loss;
     fm::write_fm_file(io.out_path, *mae->encoder, prov);

@@ -399,6 +399,13 @@ H5T_class_t attribute_class(hid_t attr) {
   return H5Tget_class(type.id);
 }
 
+/// StoreError unless the attribute holds exactly one value (reads below write one value).
+void require_scalar(hid_t attr, const std::string& path, const std::string& object, const std::string& name) {
+  H5Handle space(H5Aget_space(attr));
+  if (space.id < 0 || H5Sget_simple_extent_npoints(space.id) != 1)
+    throw StoreError(path + ": attribute " + object + "@" + name + " is not a single value");
+}
+
 template <class T>
 std::vector<T> read_numeric(hid_t file, const std::string& path, const std::string& dataset, hid_t mem_type,
                             std::vector<std::uint64_t>& dims) {
@@ -457,6 +464,7 @@ bool H5Reader::has_attribute(const std::string& object, const std::string& name)
 std::string H5Reader::string_attribute(const std::string& object, const std::string& name) const {
   const Hdf5Lock lock;
   H5Handle attr(open_attribute(file_, path_, object, name));
+  require_scalar(attr.id, path_, object, name);
   H5Handle type(DNE_H5_CHECK(H5Aget_type(attr.id), path_ + ": " + object + "@" + name));
   if (H5Tget_class(type.id) != H5T_STRING)
     throw StoreError(path_ + ": attribute " + object + "@" + name + " is not a string");
@@ -479,6 +487,7 @@ std::string H5Reader::string_attribute(const std::string& object, const std::str
 std::int64_t H5Reader::int_attribute(const std::string& object, const std::string& name) const {
   const Hdf5Lock lock;
   H5Handle attr(open_attribute(file_, path_, object, name));
+  require_scalar(attr.id, path_, object, name);
   if (attribute_class(attr.id) != H5T_INTEGER)
     throw StoreError(path_ + ": attribute " + object + "@" + name + " is not an integer");
   std::int64_t v = 0;
@@ -489,6 +498,7 @@ std::int64_t H5Reader::int_attribute(const std::string& object, const std::strin
 double H5Reader::double_attribute(const std::string& object, const std::string& name) const {
   const Hdf5Lock lock;
   H5Handle attr(open_attribute(file_, path_, object, name));
+  require_scalar(attr.id, path_, object, name);
   const auto cls = attribute_class(attr.id);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER)
     throw StoreError(path_ + ": attribute " + object + "@" + name + " is not a number");

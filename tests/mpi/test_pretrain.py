@@ -98,6 +98,32 @@ def test_up_to_date_file_is_kept_and_a_changed_config_replaces_it(dne_bin, one_r
     assert weights(out)[2]["steps"] == 6
 
 
+def test_out_that_is_a_directory_or_a_foreign_file_is_refused_up_front(dne_bin, tmp_path):
+    (tmp_path / "adir").mkdir()
+    foreign = tmp_path / "index.h5"
+    with h5py.File(foreign, "w") as f:
+        f.attrs["schema_version"] = 1
+    for out, fragment in [(tmp_path / "adir", "is a directory"), (foreign, "is not an FM file; refusing to replace it")]:
+        proc = run_dne(dne_bin, "pretrain", "--out", out, *TINY, mpi_ranks=2, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = [l for l in proc.stderr.splitlines() if l.startswith("dne:")]
+        assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    with h5py.File(foreign, "r") as f:
+        assert f.attrs["schema_version"] == 1  # untouched
+
+
+def test_default_threads_give_the_same_bits_on_one_rank_as_on_two(dne_bin, tmp_path):
+    # run.threads = 0 means one Torch thread per rank for pretraining, however many ranks share
+    # the node; a 1-rank run on this 2-core machine must match a 2-rank run bit for bit.
+    assert TINY[-2:] == ["--set", "run.threads=1"]
+    default = TINY[:-2]
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    assert run_dne(dne_bin, "pretrain", "--out", one, *default, "--set", "run.threads=0").returncode == 0
+    assert run_dne(dne_bin, "pretrain", "--out", two, *default, "--set", "run.threads=0", mpi_ranks=2).returncode == 0
+    same_bits(weights(one), weights(two))
+    assert weights(one)[2]["torch_threads"] == 1
+
+
 def test_stale_checkpoint_of_another_config_is_ignored(dne_bin, one_rank, tmp_path):
     out = tmp_path / "fm.h5"
     run_dne(dne_bin, "pretrain", "--out", out, *TINY, "--set", "pretrain.lr=0.002", "--inject-kill-after", "5")
@@ -126,11 +152,32 @@ def test_run_with_the_pretrained_fm_records_hash_and_provenance(dne_bin, one_ran
     # Other weights behind the same path give another experiment id: never resumed by mistake.
     other = tmp_path / "other.h5"
     assert run_dne(dne_bin, "pretrain", "--out", other, *TINY, "--set", "pretrain.steps=6").returncode == 0
-    one_rank_copy = tmp_path / "fm.h5"
-    one_rank_copy.write_bytes(other.read_bytes())
-    proc2 = run_dne(dne_bin, "run", "--out", tmp_path / "a", *common, "--set", f"fm.weights=\"{one_rank_copy}\"")
-    assert proc2.returncode == 0, proc2.stderr
-    assert len(list((tmp_path / "a" / "experiments").glob("*.h5"))) == 2
+    same_path = tmp_path / "fm.h5"
+    same_path.write_bytes(one_rank.read_bytes())
+    first = run_dne(dne_bin, "run", "--out", tmp_path / "b", *common, "--set", f"fm.weights=\"{same_path}\"")
+    assert first.returncode == 0, first.stderr
+    same_path.write_bytes(other.read_bytes())  # new content, same path
+    second = run_dne(dne_bin, "run", "--out", tmp_path / "b", *common, "--set", f"fm.weights=\"{same_path}\"")
+    assert second.returncode == 0, second.stderr
+    assert "0 already complete, 1 run now" in second.stdout
+    files = sorted((tmp_path / "b" / "experiments").glob("*.h5"))
+    assert len(files) == 2
+    hashes = set()
+    for path in files:
+        with h5py.File(path, "r") as f:
+            hashes.add(f["provenance"].attrs["fm_hash"])
+    assert len(hashes) == 2
+
+
+def test_bad_fm_file_under_two_ranks_is_one_line_exit_2(dne_bin, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not an FM file\n")
+    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "o", "--set", "fm.kind=vit",
+                   "--set", f"fm.weights=\"{bad}\"", "--quiet", mpi_ranks=2, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("dne:")]
+    assert lines == [f"dne: model error: FM file {bad}: not an HDF5 file"], proc.stderr
+    assert not list((tmp_path / "o" / "experiments").glob("*.h5"))
 
 
 @pytest.mark.parametrize("extra, fragment", [
@@ -139,6 +186,8 @@ def test_run_with_the_pretrained_fm_records_hash_and_provenance(dne_bin, one_ran
     (["--set", "pretrain.micro_batches=5"], "pretrain.micro_batches = 5 must divide pretrain.batch_size = 16"),
     (["--set", "fm.heads=3"], "fm.heads = 3 must divide fm.embed_dim = 32"),
     (["--set", "fm.mean=0.1,0.2"], "fm.mean"),
+    (["--set", "data.source=manifest", "--set", "data.manifest=missing.csv"], "missing.csv"),
+    (["--set", "pretrain.decoder_width=30", "--set", "pretrain.decoder_heads=2"], "must be a multiple of 4"),
 ])
 def test_bad_pretrain_input_is_one_line_exit_2(dne_bin, tmp_path, extra, fragment):
     out = tmp_path / "fm.h5"

@@ -29,8 +29,8 @@ SCRIPT = REPO / "scripts" / "import_vit.py"
 sys.path.insert(0, str(REPO / "tests" / "pylib"))
 import ref_vit  # noqa: E402
 
-# The default small ViT: 32 px images, 8 px patches (16 patches), 3 channels, width 64 (so that
-# the default --heads is 64 // 64 = 1), 2 blocks, MLP ratio 4.
+# The default small ViT: 32 px images, 8 px patches (16 patches), 3 channels, width 64 (not a
+# standard width, so every case passes --heads 1: see with_heads), 2 blocks, MLP ratio 4.
 BASE = dict(image_size=32, patch=8, in_chans=3, width=64, depth=2, heads=1, mlp_ratio=4.0)
 
 
@@ -87,7 +87,7 @@ GOOD = {
     "grayscale": ({"model": vit(**GRAY)}, ["--heads", "2"]),
     "grayscale_size_given": ({"model": vit(**GRAY)}, ["--heads", "2", "--image-size", "24"]),
     "options": ({"model": SD}, ["--mean", "0.3", "--std", "0.2,0.3,0.4", "--layer-norm-eps", "1e-5"]),
-    "width_128": ({"model": vit(width=128)}, []),
+    "width_192": ({"model": vit(width=192, heads=3)}, []),
     "half": ({"model": {k: v.half() for k, v in SD.items()}}, []),
     "pickled_args": ({"model": SD, "args": argparse.Namespace(lr=0.1)}, []),
 }
@@ -131,6 +131,20 @@ BAD = {
 }
 
 
+def with_heads(cases):
+    """Every case gets --heads 1 (BASE's) unless it names --heads or tests the default."""
+    out = {}
+    for name, (content, args, *rest) in cases.items():
+        if "--heads" not in args and name not in ("width_192", "heads_not_inferable", "out_dir_missing"):
+            args = ["--heads", "1", *args]
+        out[name] = (content, args, *rest)
+    return out
+
+
+GOOD = with_heads(GOOD)
+BAD = with_heads(BAD)
+
+
 def write_checkpoint(content, path):
     if content is None:
         return
@@ -149,7 +163,7 @@ def command(case_dir, args):
     if args == ["--no-out"]:
         return [sys.executable, str(SCRIPT), str(ckpt)]
     if args == ["--out-in-missing-dir"]:
-        return [sys.executable, str(SCRIPT), str(ckpt), "--out", str(case_dir / "nope" / "fm.h5")]
+        return [sys.executable, str(SCRIPT), str(ckpt), "--out", str(case_dir / "nope" / "fm.h5"), "--heads", "1"]
     return [sys.executable, str(SCRIPT), str(ckpt), "--out", str(out), *args]
 
 
@@ -279,10 +293,10 @@ def test_given_normalisation_broadcast_and_layer_norm_eps(results):
         assert f["architecture"].attrs["layer_norm_eps"] == 1e-5
 
 
-def test_default_heads_is_width_over_64(results):
-    path, _ = good(results, "width_128")
+def test_default_heads_only_for_standard_widths(results):
+    path, _ = good(results, "width_192")  # ViT-Ti's width: 3 heads of 64
     with h5py.File(path, "r") as f:
-        assert f["architecture"].attrs["heads"] == 2 and f["architecture"].attrs["width"] == 128
+        assert f["architecture"].attrs["heads"] == 3 and f["architecture"].attrs["width"] == 192
 
 
 def test_half_precision_stored_as_float32(results):
@@ -312,7 +326,7 @@ def test_existing_output_is_replaced(tmp_path):
     ckpt, out = tmp_path / "ckpt.pth", tmp_path / "fm.h5"
     out.write_bytes(b"old contents")
     torch.save({"model": SD}, ckpt)
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(ckpt), "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(ckpt), "--out", str(out), "--heads", "1"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert set(read_weights(out)) == set(SD)

@@ -97,6 +97,12 @@ def test_only_the_files_the_index_lists_count(run_dir):
     assert row(proc.stdout, "vit random mean")[2].startswith("0.820 ± 0.020")
 
 
+def test_two_experiments_for_one_fm_and_seed_is_exit_2(run_dir):
+    write(run_dir, "r0bis", kind="vit", weights="", pool="mean", seed=0, auc=0.5, sa_auc=0.5)
+    proc = run(run_dir)
+    assert proc.returncode == 2 and "a second experiment for FM 'vit random mean' and seed 0" in proc.stderr
+
+
 def test_a_directory_without_erm_files_is_exit_2(tmp_path):
     proc = run(tmp_path)
     assert proc.returncode == 2 and "no ERM" in proc.stderr
