@@ -225,6 +225,15 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(for_methods(ranged(make_key("dne.random_l2", Kind::kReal, &C::dne, &DneOptions::random_l2,
                                 "||eps||_2 of the random-noise control (dne.method = \"random\")"),
                        0.0, 1e6), {"random"}));
+    const std::vector<std::string> noisy{"random", "whitebox", "gezo", "rge", "spsa"};
+    t.push_back(for_methods(ranged(make_key("dne.max_linf", Kind::kReal, &C::dne, &DneOptions::max_linf,
+                                            "noise budget: |eps| <= max_linf per pixel, every update and GeZO candidate (0 = unbounded)"),
+                                   0.0, 1e6), noisy));
+    t.push_back(for_methods(ranged(make_key("dne.max_l2", Kind::kReal, &C::dne, &DneOptions::max_l2,
+                                            "noise budget: ||eps||_2 <= max_l2 (0 = unbounded)"),
+                                   0.0, 1e6), noisy));
+    t.push_back(for_methods(make_key("dne.clip_images", Kind::kBool, &C::dne, &DneOptions::clip_images,
+                                     "clamp x + eps to the pixel range [0, 1] before the FM"), noisy));
     // gezo (zeroth-order editors)
     const std::vector<std::string> gezo_only{"gezo"}, zo{"gezo", "rge", "spsa"}, sgd{"rge", "spsa"};
     t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::gezo, &GezoOptions::local_epochs,

@@ -28,7 +28,7 @@ EditResult edit_random(const EditProblem& problem) {
   const auto scale = static_cast<float>(problem.options.random_l2 / std::max(norm, 1e-12));
   for (float& v : values) v *= scale;
   EditResult r;
-  r.noise = torch::from_blob(values.data(), {h, w}, torch::kFloat32).clone();
+  r.noise = project_noise(torch::from_blob(values.data(), {h, w}, torch::kFloat32).clone(), problem.options);
   return r;
 }
 
@@ -56,7 +56,7 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
   // x (B, 1, H, W), a (B,)
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
     adam.zero_grad();
-    const auto z = model.forward(x + noise);          // (B, D)
+    const auto z = model.forward(add_noise(x, noise, opt));  // (B, D)
     const auto logits = problem.sa_probe->logits(z);  // (B,)
     auto terms = dne_objective(logits, a, noise, opt);
     const double loss = terms.loss.item<double>();
@@ -65,6 +65,10 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
                          std::to_string(step) + " (try a smaller dne.lr)");
     terms.loss.backward();
     adam.step();
+    {
+      torch::NoGradGuard no_grad;
+      noise.copy_(project_noise(noise.detach(), opt));  // the budget holds after every update
+    }
     images_seen += x.size(0);
     const double sa_acc = ((logits.detach() > 0).to(torch::kFloat32) == a)
                               .to(torch::kFloat32).mean().item<double>();

@@ -22,4 +22,21 @@ ObjectiveTerms dne_objective(const torch::Tensor& sa_logits, const torch::Tensor
   return t;
 }
 
+torch::Tensor project_noise(const torch::Tensor& eps, const config::DneOptions& o) {
+  if (o.max_l2 <= 0.0 && o.max_linf <= 0.0) return eps;
+  torch::NoGradGuard no_grad;
+  auto out = eps;
+  if (o.max_l2 > 0.0) {
+    const double norm = eps.pow(2).sum().sqrt().item<double>();
+    if (norm > o.max_l2) out = eps * static_cast<float>(o.max_l2 / norm);
+  }
+  if (o.max_linf > 0.0) out = out.clamp(-o.max_linf, o.max_linf);
+  return out;
+}
+
+torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, const config::DneOptions& o) {
+  const auto x = images + eps;
+  return o.clip_images ? x.clamp(0.0, 1.0) : x;
+}
+
 }  // namespace dne::editing

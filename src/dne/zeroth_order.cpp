@@ -8,6 +8,7 @@
 
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
+#include "dne/dne/objective.hpp"
 
 namespace dne::editing {
 namespace {
@@ -27,7 +28,7 @@ struct ZoContext {
 std::pair<double, double> sa_term_sum(ZoContext& ctx, const torch::Tensor& x, const torch::Tensor& a,
                                       const torch::Tensor& noise) {
   if (x.size(0) == 0) return {0.0, 0.0};
-  const auto z = ctx.api.embed(x + noise);             // (b, D), no autograd
+  const auto z = ctx.api.embed(add_noise(x, noise, ctx.problem.options));  // (b, D), no autograd
   const auto logits = ctx.problem.sa_probe->logits(z);  // (b,)
   const auto& objective = ctx.problem.options.objective;
   torch::Tensor terms;
@@ -183,6 +184,10 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       noise.mutable_grad() = grad;
       adam.step();
     }
+    {
+      torch::NoGradGuard ng;
+      noise.copy_(project_noise(noise.detach(), p.options));  // the budget holds after every update
+    }
     r.trace.add("step", static_cast<double>(t));
     r.trace.add("batch", static_cast<double>(batch));
     r.trace.add("epoch", static_cast<double>(epoch));
@@ -231,10 +236,12 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
         if (!d.defined()) d = static_cast<float>(sigma) * direction(p.seed, t, c, ctx.height, ctx.width, false);
         return d;
       };
+      // Every candidate is projected onto the noise budget before it is evaluated, so the
+      // accepted point is a measured point inside the budget.
       auto point = [&](std::int64_t e) -> torch::Tensor {
         if (e < offset) return eps;
         const std::int64_t c = (e - offset) / 2;
-        return (e - offset) % 2 == 0 ? look + delta(c) : look - delta(c);
+        return project_noise((e - offset) % 2 == 0 ? look + delta(c) : look - delta(c), p.options);
       };
       const auto ev = evaluate(ctx, point, evaluations, x, a);
       r.queries += cost;

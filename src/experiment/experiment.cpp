@@ -14,6 +14,7 @@
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 #include "dne/dne/noise_editor.hpp"
+#include "dne/dne/objective.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/metrics/metrics.hpp"
 #include "dne/probe/linear_probe.hpp"
@@ -166,8 +167,8 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   // 5. Debiased embeddings, disease probe, fresh SA (leakage) probe.
   t = Clock::now();
   const auto noise = edit.noise.detach();  // (H, W)
-  const auto zd_train = fm::embed_all(*model, x_train + noise, c.fm.batch_size);
-  const auto zd_test = fm::embed_all(*model, x_test + noise, c.fm.batch_size);
+  const auto zd_train = fm::embed_all(*model, editing::add_noise(x_train, noise, c.dne), c.fm.batch_size);
+  const auto zd_test = fm::embed_all(*model, editing::add_noise(x_test, noise, c.dne), c.fm.batch_size);
   const auto disease = probe::LinearProbe::fit(zd_train, y_train, c.probes);
   const auto score = to_doubles(disease.probability(zd_test));
   const auto leak = probe::LinearProbe::fit(zd_train, a_train, c.probes);

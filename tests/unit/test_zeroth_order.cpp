@@ -10,6 +10,8 @@
 
 #include "dne/comm/communicator.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/dne/noise_editor.hpp"
+#include "dne/dne/objective.hpp"
 #include "dne/dne/zeroth_order.hpp"
 #include "dne/probe/linear_probe.hpp"
 
@@ -239,6 +241,53 @@ TEST(TwoPoint, DenseAndSeedModesAgreeOnOneRank) {
   p.comm.mode = "dense";
   const auto dense_mode = editing::edit_rge(p, b, *self);
   EXPECT_TRUE(torch::allclose(seed_mode.noise, dense_mode.noise, 1e-5, 1e-7));
+}
+
+TEST(NoiseBudget, ProjectionByHand) {
+  config::DneOptions o;
+  const auto eps = torch::tensor({3.0f, -4.0f}).reshape({1, 2});  // ||eps|| = 5
+  EXPECT_TRUE(torch::equal(editing::project_noise(eps, o), eps));  // no bound: unchanged
+  o.max_l2 = 1.0;
+  EXPECT_TRUE(torch::allclose(editing::project_noise(eps, o), torch::tensor({0.6f, -0.8f}).reshape({1, 2})));
+  o.max_linf = 0.7;  // after the L2 scaling: (0.6, -0.8) -> (0.6, -0.7), inside both
+  EXPECT_TRUE(torch::allclose(editing::project_noise(eps, o), torch::tensor({0.6f, -0.7f}).reshape({1, 2})));
+  o.max_l2 = 0.0;
+  EXPECT_TRUE(torch::equal(editing::project_noise(eps, o), torch::tensor({0.7f, -0.7f}).reshape({1, 2})));
+  o.max_l2 = 10.0;
+  o.max_linf = 0.0;
+  EXPECT_TRUE(torch::equal(editing::project_noise(eps, o), eps));  // inside the ball: unchanged
+}
+
+TEST(NoiseBudget, ClipImagesClampsToThePixelRange) {
+  config::DneOptions o;
+  const auto x = torch::tensor({0.1f, 0.5f, 0.95f}).reshape({1, 1, 1, 3});
+  const auto eps = torch::tensor({-0.3f, 0.2f, 0.2f}).reshape({1, 3});
+  EXPECT_TRUE(torch::allclose(editing::add_noise(x, eps, o), torch::tensor({-0.2f, 0.7f, 1.15f}).reshape({1, 1, 1, 3})));
+  o.clip_images = true;
+  EXPECT_TRUE(torch::allclose(editing::add_noise(x, eps, o), torch::tensor({0.0f, 0.7f, 1.0f}).reshape({1, 1, 1, 3})));
+}
+
+TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  for (const char* method : {"random", "whitebox", "gezo", "rge", "spsa"}) {
+    for (const bool linf : {true, false}) {
+      auto p = f.problem(10, 2);
+      p.options.lr = 0.5;          // white-box: large steps, so the budget must bind
+      p.options.random_l2 = 5.0;   // random: far outside the budget before projection
+      p.gezo.sigma = 0.5;
+      p.gezo.lr = 5.0;
+      p.gezo.optimizer = "sgd";
+      const double bound = linf ? 0.02 : 0.05;
+      (linf ? p.options.max_linf : p.options.max_l2) = bound;
+      fm::EmbeddingApi api(f.model);
+      editing::ModelAccess access{*f.model, api, *self};
+      const auto r = editing::find_editor(method)(p, access);
+      const double got = linf ? r.noise.abs().max().item<double>() : r.noise.pow(2).sum().sqrt().item<double>();
+      EXPECT_LE(got, bound * (1 + 1e-6)) << method << (linf ? " linf" : " l2");
+      EXPECT_GT(got, 0.5 * bound) << method << (linf ? " linf" : " l2") << ": the budget should bind here";
+    }
+  }
 }
 
 }  // namespace

@@ -79,6 +79,9 @@ struct DneOptions {
   double lr = 0.01;                  // Adam learning rate on eps
   std::int64_t batch_size = 100;
   double random_l2 = 17.0;           // ||eps||_2 of the "random" control (i.i.d. Gaussian noise)
+  double max_linf = 0.0;             // noise budget: |eps| <= max_linf per pixel (0 = unbounded)
+  double max_l2 = 0.0;               // noise budget: ||eps||_2 <= max_l2 (0 = unbounded)
+  bool clip_images = false;          // clamp x + eps to the pixel range [0, 1]
 };
 
 /// Zeroth-order editors (gezo, rge, spsa). C = candidates (RGE/SPSA: directions q).

@@ -18,6 +18,15 @@ struct ObjectiveTerms {
   torch::Tensor noise_l2;  // scalar, ||eps||_2
 };
 
+/// The noise budget, applied in this one place by every editor: `eps` (H, W) scaled into the L2
+/// ball of radius dne.max_l2 (when > 0), then clipped to [-dne.max_linf, dne.max_linf] (when
+/// > 0). Clipping only shrinks the norm, so the result lies in both sets. No bound: `eps` itself.
+torch::Tensor project_noise(const torch::Tensor& eps, const config::DneOptions& options);
+
+/// Images (B, 1, H, W) with the noise (H, W) added, clamped to [0, 1] when dne.clip_images
+/// (differentiable: the gradient is zero where a pixel is clamped).
+torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, const config::DneOptions& options);
+
 /// sa_logits (B,), sa (B,) float 0/1, noise (H, W).
 ObjectiveTerms dne_objective(const torch::Tensor& sa_logits, const torch::Tensor& sa,
                              const torch::Tensor& noise, const config::DneOptions& options);
