@@ -297,6 +297,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     o.editor_status = summary.status;
     o.queries = summary.queries;
     o.metrics = summary.metrics;
+    for (const auto& [name, value] : summary.control_metrics) o.metrics["control_" + name] = value;
     return o;
   };
   const auto start = std::chrono::steady_clock::now();

@@ -1,7 +1,11 @@
 // DNE objective (see objective.hpp).
 #include "dne/dne/objective.hpp"
 
+#include <cmath>
+#include <vector>
+
 #include "dne/core/errors.hpp"
+#include "dne/core/random.hpp"
 
 namespace dne::editing {
 
@@ -37,6 +41,37 @@ torch::Tensor project_noise(const torch::Tensor& eps, const config::DneOptions& 
 torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, const config::DneOptions& o) {
   const auto x = images + eps;
   return o.clip_images ? x.clamp(0.0, 1.0) : x;
+}
+
+torch::Tensor norm_matched_noise(const torch::Tensor& like, const config::DneOptions& o, std::uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const double target = like.to(torch::kFloat64).pow(2).sum().sqrt().item<double>();
+  std::vector<float> values(static_cast<std::size_t>(like.numel()));
+  CounterStream stream(seed, StreamPurpose::kNoiseInit, 1, 0);
+  stream.fill_normal(values.data(), values.size());
+  auto eps = torch::from_blob(values.data(), like.sizes(), torch::kFloat32).to(torch::kFloat64);
+  if (target == 0.0) return torch::zeros_like(like);
+  const auto norm_at = [&](double scale) {  // ||clip(scale * eps)||, non-decreasing in scale
+    auto e = eps * scale;
+    if (o.max_linf > 0.0) e = e.clamp(-o.max_linf, o.max_linf);
+    return e.pow(2).sum().sqrt().item<double>();
+  };
+  double lo = 0.0, hi = target / eps.pow(2).sum().sqrt().item<double>();
+  if (o.max_linf > 0.0) {
+    // Bisection on the scale: the exact norm whenever the bound allows it (at most
+    // max_linf * sqrt(pixels), every pixel saturated), else the closest, fully saturated.
+    while (norm_at(hi) < target && hi < 1e12) {
+      lo = hi;
+      hi *= 2.0;
+    }
+    for (int i = 0; i < 100 && hi - lo > 1e-12 * hi; ++i) {
+      const double mid = 0.5 * (lo + hi);
+      (norm_at(mid) < target ? lo : hi) = mid;
+    }
+  }
+  eps = eps * hi;
+  if (o.max_linf > 0.0) eps = eps.clamp(-o.max_linf, o.max_linf);
+  return eps.to(torch::kFloat32);
 }
 
 }  // namespace dne::editing

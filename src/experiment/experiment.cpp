@@ -49,6 +49,13 @@ std::string hostname() {
   return host;
 }
 
+/// What the downstream pipeline gives for one noise: embeddings, test scores, metrics.
+struct Downstream {
+  torch::Tensor z_train, z_test;                   // (N, D) embeddings of x + eps
+  std::vector<double> score, leak_score, frozen_score;  // per test image
+  std::map<std::string, double> metrics;
+};
+
 void say(const RunContext& ctx, const std::string& line) {
   if (ctx.log != nullptr) *ctx.log << line + "\n" << std::flush;  // one write: lines stay whole beside rank 0's progress thread
 }
@@ -164,31 +171,53 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   summary.queries = edit.queries;
   summary.status = edit.status;
 
-  // 5. Debiased embeddings, disease probe, fresh SA (leakage) probe.
+  // 5-6. Debiased embeddings, disease probe, fresh SA (leakage) probe, metrics.
   t = Clock::now();
-  const auto noise = edit.noise.detach();  // (H, W)
-  const auto zd_train = fm::embed_all(*model, editing::add_noise(x_train, noise, c.dne), c.fm.batch_size);
-  const auto zd_test = fm::embed_all(*model, editing::add_noise(x_test, noise, c.dne), c.fm.batch_size);
-  const auto disease = probe::LinearProbe::fit(zd_train, y_train, c.probes);
-  const auto score = to_doubles(disease.probability(zd_test));
-  const auto leak = probe::LinearProbe::fit(zd_train, a_train, c.probes);
-  const auto leak_score = to_doubles(leak.probability(zd_test));
-  const auto frozen_score = to_doubles(g.probability(zd_test));
-  timings["downstream_s"] = seconds_since(t);
-
-  // 6. Metrics.
   const auto& label = dataset.test.label;
   const auto& sa = dataset.test.sa;
-  auto m = metrics::classification_metrics(score, label, sa);
-  m["frozen_sa_accuracy"] = metrics::accuracy(frozen_score, sa);
-  m["frozen_sa_auc"] = metrics::roc_auc(frozen_score, sa);
-  m["sa_leakage_auc"] = metrics::roc_auc(leak_score, sa);
-  m["sa_leakage_accuracy"] = metrics::accuracy(leak_score, sa);
-  m["sa_probe_clean_accuracy"] = metrics::accuracy(g_clean_test, sa);
-  m["sa_probe_clean_auc"] = metrics::roc_auc(g_clean_test, sa);
-  m["noise_l2"] = noise.pow(2).sum().sqrt().item<double>();
-  m["noise_linf"] = noise.abs().max().item<double>();
+  const auto noise = edit.noise.detach();  // (H, W)
+  const auto downstream = [&](const torch::Tensor& eps) {
+    Downstream d;
+    d.z_train = fm::embed_all(*model, editing::add_noise(x_train, eps, c.dne), c.fm.batch_size);
+    d.z_test = fm::embed_all(*model, editing::add_noise(x_test, eps, c.dne), c.fm.batch_size);
+    const auto disease = probe::LinearProbe::fit(d.z_train, y_train, c.probes);
+    d.score = to_doubles(disease.probability(d.z_test));
+    const auto leak = probe::LinearProbe::fit(d.z_train, a_train, c.probes);
+    d.leak_score = to_doubles(leak.probability(d.z_test));
+    d.frozen_score = to_doubles(g.probability(d.z_test));
+    auto& m = d.metrics;
+    m = metrics::classification_metrics(d.score, label, sa);
+    m["frozen_sa_accuracy"] = metrics::accuracy(d.frozen_score, sa);
+    m["frozen_sa_auc"] = metrics::roc_auc(d.frozen_score, sa);
+    m["sa_leakage_auc"] = metrics::roc_auc(d.leak_score, sa);
+    m["sa_leakage_accuracy"] = metrics::accuracy(d.leak_score, sa);
+    m["sa_probe_clean_accuracy"] = metrics::accuracy(g_clean_test, sa);
+    m["sa_probe_clean_auc"] = metrics::roc_auc(g_clean_test, sa);
+    m["noise_l2"] = eps.pow(2).sum().sqrt().item<double>();
+    m["noise_linf"] = eps.abs().max().item<double>();
+    return d;
+  };
+  const Downstream result = downstream(noise);
+  const auto& zd_train = result.z_train;
+  const auto& zd_test = result.z_test;
+  const auto& score = result.score;
+  const auto& leak_score = result.leak_score;
+  const auto& frozen_score = result.frozen_score;
+  const auto& m = result.metrics;
   summary.metrics = m;
+  timings["downstream_s"] = seconds_since(t);
+
+  // 6b. The norm-matched random control of every noise experiment: random noise with the learned
+  // noise's L2 norm (inside its L-inf budget), through the same downstream pipeline.
+  Downstream control;
+  torch::Tensor control_noise;
+  if (c.dne.method != "none") {
+    t = Clock::now();
+    control_noise = editing::norm_matched_noise(noise, c.dne, seed);
+    control = downstream(control_noise);
+    summary.control_metrics = control.metrics;
+    timings["control_s"] = seconds_since(t);
+  }
 
   // 7. Result file, written to a temporary name and renamed, by the group's rank 0 only.
   summary.wall_s = seconds_since(t0);
@@ -247,6 +276,12 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     w.dataset("/examples/label", ex_label, {k});
   }
   for (const auto& [name, value] : m) w.attribute("/metrics", name, value);
+  if (control_noise.defined()) {
+    w.dataset("/control/noise", to_floats(control_noise), {h, wd});
+    w.dataset("/control/test/score", std::vector<double>(control.score), {n_test});
+    w.dataset("/control/test/leakage_sa_score", std::vector<double>(control.leak_score), {n_test});
+    for (const auto& [name, value] : control.metrics) w.attribute("/control/metrics", name, value);
+  }
   for (const auto& [name, column] : edit.trace.columns())
     w.dataset("/trace/" + name, column, {column.size()});
   if (c.output.save_embeddings) {
@@ -261,9 +296,9 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.commit();
 
   say(ctx, "[" + summary.id + "] done in " + std::to_string(summary.wall_s) + " s: accuracy=" +
-               std::to_string(m["accuracy"]) + " eo_p=" + std::to_string(m["eo_p"]) +
-               " frozen_sa_accuracy=" + std::to_string(m["frozen_sa_accuracy"]) +
-               " sa_leakage_auc=" + std::to_string(m["sa_leakage_auc"]));
+               std::to_string(m.at("accuracy")) + " eo_p=" + std::to_string(m.at("eo_p")) +
+               " frozen_sa_accuracy=" + std::to_string(m.at("frozen_sa_accuracy")) +
+               " sa_leakage_auc=" + std::to_string(m.at("sa_leakage_auc")));
   return summary;
 }
 

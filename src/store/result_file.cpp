@@ -372,6 +372,7 @@ ExperimentRecord read_experiment_record(const std::string& path) {
   r.id = root_string(file.id, "id");
   r.status = root_string(file.id, "status");
   r.metrics = numeric_attributes(file.id, "/metrics");
+  for (const auto& [name, value] : numeric_attributes(file.id, "/control/metrics")) r.metrics["control_" + name] = value;
   const auto timings = numeric_attributes(file.id, "/timings");
   if (timings.count("total_s")) r.wall_s = timings.at("total_s");
   const auto provenance = numeric_attributes(file.id, "/provenance");

@@ -290,4 +290,23 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
   }
 }
 
+TEST(NoiseBudget, NormMatchedControlHasTheLearnedNormInsideTheBound) {
+  config::DneOptions o;
+  torch::manual_seed(9);
+  const auto learned = 0.05 * torch::randn({8, 8});
+  const double norm = learned.pow(2).sum().sqrt().item<double>();
+  const auto a = editing::norm_matched_noise(learned, o, 3);
+  EXPECT_NEAR(a.pow(2).sum().sqrt().item<double>(), norm, 1e-6 * norm);
+  EXPECT_TRUE(torch::equal(a, editing::norm_matched_noise(learned, o, 3)));   // seeded
+  EXPECT_FALSE(torch::equal(a, editing::norm_matched_noise(learned, o, 4)));
+  EXPECT_FALSE(torch::allclose(a, learned));  // random, not a copy
+  // A binding L-inf bound: 8x8 pixels at most 0.02 allow a norm of 0.16; ask for 0.1.
+  o.max_linf = 0.02;
+  const auto bounded_like = learned * (0.1 / norm);
+  const auto b = editing::norm_matched_noise(bounded_like, o, 3);
+  EXPECT_LE(b.abs().max().item<double>(), 0.02 + 1e-9);
+  EXPECT_NEAR(b.pow(2).sum().sqrt().item<double>(), 0.1, 1e-5);
+  EXPECT_TRUE(torch::equal(editing::norm_matched_noise(torch::zeros({8, 8}), o, 3), torch::zeros({8, 8})));
+}
+
 }  // namespace

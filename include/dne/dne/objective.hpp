@@ -23,6 +23,12 @@ struct ObjectiveTerms {
 /// > 0). Clipping only shrinks the norm, so the result lies in both sets. No bound: `eps` itself.
 torch::Tensor project_noise(const torch::Tensor& eps, const config::DneOptions& options);
 
+/// The control of a learned noise `like` (H, W): i.i.d. Gaussian noise from the stream
+/// (seed, kNoiseInit, 1, 0), scaled to exactly ||like||_2 and, when dne.max_linf > 0, clipped to
+/// that bound with the scale found by bisection so that the clipped noise still has the norm
+/// (exact whenever the bound allows it, i.e. up to max_linf * sqrt(pixels)). Zero gives zero.
+torch::Tensor norm_matched_noise(const torch::Tensor& like, const config::DneOptions& options, std::uint64_t seed);
+
 /// Images (B, 1, H, W) with the noise (H, W) added, clamped to [0, 1] when dne.clip_images
 /// (differentiable: the gradient is zero where a pixel is clamped).
 torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, const config::DneOptions& options);

@@ -1,5 +1,6 @@
 // One DNE experiment end to end: data -> FM -> SA probe g -> noise editor -> disease probe ->
-// metrics -> DIR/experiments/<id>.h5 (written atomically).
+// metrics (and the same for a norm-matched random noise, the control) -> DIR/experiments/<id>.h5
+// (written atomically).
 //
 // This is the pipeline of the design's data flow for a single resolved config. It is called
 // by the run driver for every experiment of a sweep, on the rank(s) the scheduler assigns.
@@ -32,6 +33,7 @@ struct ExperimentSummary {
   std::string path;            // final .h5 path
   std::string status;          // "complete" or the editor's early-stop reason
   std::map<std::string, double> metrics;
+  std::map<std::string, double> control_metrics;  // the norm-matched random control (empty for ERM)
   double wall_s = 0.0;
   std::int64_t queries = 0;    // images sent to the FM by the editor
 };
