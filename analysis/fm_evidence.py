@@ -23,11 +23,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
+    from stats import format_interval, interval
+except ImportError:
+    from .stats import format_interval, interval
+
 METRICS = [("auc", "disease AUC"), ("sa_probe_clean_auc", "SA AUC (clean probe)")]
-# Two-sided 95% Student t quantiles for 1..30 degrees of freedom.
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-       2.045, 2.042]
+
 
 
 def fail(message):
@@ -81,22 +83,6 @@ def load(run_dir):
     return out
 
 
-def interval(values):
-    """(mean, sample std, half-width of the 95% t-interval); std and width are nan for one value."""
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return float(v.mean()), float("nan"), float("nan")
-    sd = float(v.std(ddof=1))
-    t = T95[min(len(v) - 1, len(T95)) - 1]
-    return float(v.mean()), sd, t * sd / np.sqrt(len(v))
-
-
-def fmt(mean, sd, half):
-    if np.isnan(sd):
-        return f"{mean:.3f}"
-    return f"{mean:.3f} ± {sd:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
-
-
 def table(data, baseline):
     head = ["FM", "seeds"] + [name + " mean ± sd [95% CI]" for _, name in METRICS]
     if baseline:
@@ -105,12 +91,12 @@ def table(data, baseline):
     for label in sorted(data):
         seeds = sorted(data[label])
         row = [label, ",".join(map(str, seeds))]
-        row += [fmt(*interval([data[label][s][m] for s in seeds])) for m, _ in METRICS]
+        row += [format_interval(*interval([data[label][s][m] for s in seeds])) for m, _ in METRICS]
         if baseline:
             common = sorted(set(seeds) & set(data[baseline]))
             for m, _ in METRICS:
                 diffs = [data[label][s][m] - data[baseline][s][m] for s in common]
-                row.append(fmt(*interval(diffs)) if diffs and label != baseline else "")
+                row.append(format_interval(*interval(diffs)) if diffs and label != baseline else "")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -6,7 +6,10 @@ Usage: analysis/summarize.py RUN_DIR [--group]
 Reads RUN_DIR/experiments/*.h5 as documented in docs/results-format.md. The table's first
 columns are the config keys that differ between the experiments (the sweep axes). One row per
 experiment; with --group, one row per sweep cell (everything but the seed) with mean ± sample
-standard deviation over seeds, as a Markdown table.
+standard deviation [95% t-interval] over seeds, as a Markdown table, followed by the paired
+differences of every noise cell: DNE - control (the experiment's own norm-matched random noise,
+/control/metrics) and DNE - ERM (the `dne.method = "none"` experiment of the same seed, data, FM
+and probes), each as mean [95% t-interval] over seeds. An interval that excludes 0 is marked *.
 """
 import argparse
 import sys
@@ -16,6 +19,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
+    from stats import format_interval, interval
+except ImportError:
+    from .stats import format_interval, interval
+
+PAIRED = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc"]
+# Keys that must agree between a noise experiment and the ERM experiment it is paired with.
+SHARED_SECTIONS = ("data.", "fm.", "probes.", "sweep.")
 COLUMNS = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc", "frozen_sa_accuracy", "noise_l2", "queries"]
 IGNORED_SECTIONS = {"output", "run"}
 
@@ -32,12 +43,57 @@ def load(run_dir):
             rows.append({"config": flatten(tomllib.loads(f.attrs["config"])),
                          "metrics": {**{k: float(v) for k, v in f["metrics"].attrs.items()},
                                      "queries": float(f["provenance"].attrs.get("queries", np.nan))},
+                         "control": ({k: float(v) for k, v in f["control/metrics"].attrs.items()}
+                                     if "control" in f else {}),
                          "status": f.attrs["status"]})
     return rows
 
 
 def fmt(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def shared(config):
+    return {k: v for k, v in config.items() if k.startswith(SHARED_SECTIONS)}
+
+
+def paired_cell(rs, rows, metric):
+    """(DNE - control, DNE - ERM) paired differences of `metric` over the cell's experiments."""
+    control = [r["metrics"][metric] - r["control"][metric] for r in rs
+               if metric in r["metrics"] and metric in r["control"]]
+    erm = []
+    for r in rs:
+        match = [e for e in rows if e["config"].get("dne.method") == "none" and shared(e["config"]) == shared(r["config"])]
+        if match and metric in r["metrics"] and metric in match[0]["metrics"]:
+            erm.append(r["metrics"][metric] - match[0]["metrics"][metric])
+    return control, erm
+
+
+def paired_table(cells, cell_axes, rows):
+    """Markdown table of DNE - control and DNE - ERM per noise cell (nothing if there is none)."""
+    noisy = {cell: rs for cell, rs in cells.items() if rs[0]["config"].get("dne.method") != "none"}
+    if not noisy:
+        return
+    print()
+    print("Paired differences, mean [95% t-interval] over seeds; * = the interval excludes 0:")
+    print()
+    head = cell_axes + ["seeds"] + [f"{m}: DNE - control" for m in PAIRED] + [f"{m}: DNE - ERM" for m in PAIRED]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for cell, rs in noisy.items():
+        control_cols, erm_cols = [], []
+        for m in PAIRED:
+            control, erm = paired_cell(rs, rows, m)
+            for values, out in ((control, control_cols), (erm, erm_cols)):
+                mean, sd, half = interval(values)
+                if not values or np.isnan(mean):
+                    out.append("n/a")
+                elif np.isnan(half):
+                    out.append(f"{mean:+.3f}")
+                else:
+                    star = " *" if abs(mean) > half else ""
+                    out.append(f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]{star}")
+        print("| " + " | ".join(list(cell) + [str(len(rs))] + control_cols + erm_cols) + " |")
 
 
 def main(argv=None):
@@ -63,10 +119,10 @@ def main(argv=None):
         for cell, rs in cells.items():
             stats = []
             for c in COLUMNS:
-                v = np.array([r["metrics"].get(c, np.nan) for r in rs])
-                sd = v.std(ddof=1) if len(v) > 1 else 0.0
-                stats.append(f"{v.mean():.0f}" if c == "queries" else f"{v.mean():.3f} ± {sd:.3f}")
+                v = [r["metrics"].get(c, np.nan) for r in rs]
+                stats.append(f"{np.nanmean(v):.0f}" if c == "queries" else format_interval(*interval(v)))
             print("| " + " | ".join(list(cell) + [str(len(rs))] + stats) + " |")
+        paired_table(cells, cell_axes, rows)
     else:
         print("  ".join([f"{a:>16}" for a in axes] + [f"{c[:12]:>12}" for c in COLUMNS] + ["status"]))
         for r in rows:
