@@ -96,7 +96,8 @@ std::string experiment_path(const std::string& dir, const std::string& id) {
 
 double estimated_cost(const config::ExperimentConfig& c) {
   const double n_train = static_cast<double>(c.data.n_train);
-  const double embed = 2.0 * (n_train + static_cast<double>(c.data.n_test));  // clean + debiased
+  // clean + debiased, and the norm-matched control's pass for every noise experiment
+  const double embed = (c.dne.method == "none" ? 2.0 : 3.0) * (n_train + static_cast<double>(c.data.n_test));
   const double epochs = static_cast<double>(c.dne.epochs);
   const double per_image_zo = static_cast<double>(2 * c.gezo.candidates + 1);
   double edit = 0.0;
