@@ -66,7 +66,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const std::string& met
     z = model->forward(x.slice(0, 0, std::min<std::int64_t>(n, 400)));
   }
   const auto g = probe::LinearProbe::fit(z, sa.slice(0, 0, z.size(0)).to(torch::kInt64), c.probes);
-  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm};
+  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes};
   problem.options.epochs = 1;
   fm::EmbeddingApi api(model);
   group->barrier();
@@ -215,7 +215,8 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
     editing::EditProblem problem{x, sa, &g, c.dne, 0};
     problem.options.epochs = 1;
     problem.options.batch_size = db;  // exactly one step per call
-    step_s = median_seconds(repeats, [&] { (void)editing::edit_whitebox(problem, *model); });
+    const auto alone = comm::make_self_communicator();
+    step_s = median_seconds(repeats, [&] { (void)editing::edit_whitebox(problem, *model, *alone); });
   }
 
   std::printf("dne bench: %d Torch thread(s), %d repeats (median), model %s\n", threads, repeats,

@@ -234,6 +234,14 @@ const std::vector<KeySpec>& key_table() {
                                    0.0, 1e6), noisy));
     t.push_back(for_methods(make_key("dne.clip_images", Kind::kBool, &C::dne, &DneOptions::clip_images,
                                      "clamp x + eps to the pixel range [0, 1] before the FM"), noisy));
+    const std::vector<std::string> editors{"whitebox", "gezo", "rge", "spsa"};
+    t.push_back(for_methods(choice(make_key("dne.adversary", Kind::kChoice, &C::dne, &DneOptions::adversary,
+                                            "SA probe the noise is trained against: frozen (fitted once on clean embeddings) "
+                                            "or refit (re-fitted on the noised training embeddings every dne.refit_every batches)"),
+                                   {"frozen", "refit"}), editors));
+    t.push_back(for_methods(ranged(make_key("dne.refit_every", Kind::kInt, &C::dne, &DneOptions::refit_every,
+                                            "batches between refits of the SA probe (dne.adversary = \"refit\")"),
+                                   1, 1e9), editors));
     // gezo (zeroth-order editors)
     const std::vector<std::string> gezo_only{"gezo"}, zo{"gezo", "rge", "spsa"}, sgd{"rge", "spsa"};
     t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::gezo, &GezoOptions::local_epochs,

@@ -45,19 +45,47 @@ void for_each_batch(const EditProblem& p, const BatchStep& step) {
   }
 }
 
-EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model) {
+Adversary::Adversary(const EditProblem& problem) : problem_(problem), current_(*problem.sa_probe) {}
+
+bool Adversary::due(std::int64_t batch) const {
+  return problem_.options.adversary == "refit" && batch > 0 && batch % problem_.options.refit_every == 0;
+}
+
+void Adversary::refit(const torch::Tensor& eps, const Embed& embed, comm::Communicator& group) {
+  torch::NoGradGuard no_grad;
+  const std::int64_t n = problem_.images.size(0), chunk = problem_.options.batch_size;
+  const std::int64_t dim = current_.weight().size(0);
+  auto z = torch::zeros({n, dim});  // (N, D), each chunk filled by exactly one rank
+  std::int64_t index = 0;
+  for (std::int64_t begin = 0; begin < n; begin += chunk, ++index) {
+    if (index % group.size() != group.rank()) continue;
+    const std::int64_t end = std::min(n, begin + chunk);
+    z.slice(0, begin, end).copy_(embed(add_noise(problem_.images.slice(0, begin, end), eps, problem_.options)));
+  }
+  group.allreduce_sum(z.data_ptr<float>(), static_cast<std::size_t>(z.numel()));
+  current_ = probe::LinearProbe::fit(z, problem_.sa, problem_.probes);
+  ++refits_;
+}
+
+EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group) {
   const auto& opt = problem.options;
   auto noise = torch::zeros({problem.images.size(2), problem.images.size(3)},
                             torch::requires_grad());  // (H, W)
   torch::optim::Adam adam({noise}, torch::optim::AdamOptions(opt.lr));
+  Adversary adversary(problem);
   EditResult r;
   const auto start = std::chrono::steady_clock::now();
   std::int64_t images_seen = 0;
   // x (B, 1, H, W), a (B,)
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
+    const bool refit = adversary.due(step);
+    if (refit) {
+      adversary.refit(noise.detach(), [&](const torch::Tensor& images) { return model.forward(images); }, group);
+      images_seen += adversary.images_per_refit();
+    }
     adam.zero_grad();
     const auto z = model.forward(add_noise(x, noise, opt));  // (B, D)
-    const auto logits = problem.sa_probe->logits(z);  // (B,)
+    const auto logits = adversary.probe().logits(z);  // (B,)
     auto terms = dne_objective(logits, a, noise, opt);
     const double loss = terms.loss.item<double>();
     if (!std::isfinite(loss))
@@ -77,13 +105,14 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
     r.trace.add("loss", loss);
     r.trace.add("sa_ce", terms.sa_ce.item<double>());
     r.trace.add("sa_accuracy", sa_acc);
+    r.trace.add("refit", refit ? 1.0 : 0.0);
     r.trace.add("noise_l2", terms.noise_l2.item<double>());
     r.trace.add("images", static_cast<double>(images_seen));
     r.trace.add("wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return true;
   });
   r.noise = noise.detach().clone();
-  r.queries = images_seen;  // forward+backward passes through the white-box model
+  r.queries = images_seen;  // passes through the white-box model (forward+backward, and refit forwards)
   return r;
 }
 
@@ -91,7 +120,7 @@ const Editor& find_editor(const std::string& method) {
   static const std::map<std::string, Editor> table = {
       {"none", [](const EditProblem& p, ModelAccess&) { return edit_none(p); }},
       {"random", [](const EditProblem& p, ModelAccess&) { return edit_random(p); }},
-      {"whitebox", [](const EditProblem& p, ModelAccess& m) { return edit_whitebox(p, m.whitebox); }},
+      {"whitebox", [](const EditProblem& p, ModelAccess& m) { return edit_whitebox(p, m.whitebox, m.group); }},
       {"gezo", [](const EditProblem& p, ModelAccess& m) { return edit_gezo(p, m.api, m.group); }},
       {"rge", [](const EditProblem& p, ModelAccess& m) { return edit_rge(p, m.api, m.group); }},
       {"spsa", [](const EditProblem& p, ModelAccess& m) { return edit_spsa(p, m.api, m.group); }},

@@ -9,20 +9,25 @@
 
 namespace dne::editing {
 
+torch::Tensor sa_term_per_image(const torch::Tensor& sa_logits, const torch::Tensor& sa, const std::string& objective) {
+  if (objective == "neg_ce")
+    return -torch::binary_cross_entropy_with_logits(sa_logits, sa, {}, {}, at::Reduction::None);
+  if (objective == "confusion")
+    return torch::binary_cross_entropy_with_logits(sa_logits, torch::full_like(sa, 0.5), {}, {}, at::Reduction::None);
+  throw ConfigError("dne.objective: unknown objective '" + objective + "'");
+}
+
+double objective_value(double sa_term_sum, std::int64_t batch, double noise_l2, const config::DneOptions& o) {
+  return o.lambda_1 * sa_term_sum / static_cast<double>(batch) + o.lambda * noise_l2;
+}
+
 ObjectiveTerms dne_objective(const torch::Tensor& sa_logits, const torch::Tensor& sa,
                              const torch::Tensor& noise, const config::DneOptions& options) {
   ObjectiveTerms t;
   t.sa_ce = torch::binary_cross_entropy_with_logits(sa_logits, sa);
   t.noise_l2 = noise.pow(2).sum().clamp_min(1e-24).sqrt();  // safe gradient at eps = 0
-  torch::Tensor sa_term;
-  if (options.objective == "neg_ce") {
-    sa_term = -t.sa_ce;
-  } else if (options.objective == "confusion") {
-    sa_term = torch::binary_cross_entropy_with_logits(sa_logits, torch::full_like(sa, 0.5));
-  } else {
-    throw ConfigError("dne.objective: unknown objective '" + options.objective + "'");
-  }
-  t.loss = options.lambda_1 * sa_term + options.lambda * t.noise_l2;
+  t.loss = options.lambda_1 * sa_term_per_image(sa_logits, sa, options.objective).mean() +
+           options.lambda * t.noise_l2;
   return t;
 }
 

@@ -15,12 +15,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// What every zeroth-order iteration needs: the batch, the API, the group, the options.
+/// What every zeroth-order iteration needs: the batch, the API, the group, the options, and the
+/// adversary whose probe the SA term is measured with.
 struct ZoContext {
   const EditProblem& problem;
   fm::EmbeddingApi& api;
   comm::Communicator& group;
   std::int64_t height, width;
+  Adversary adversary;
+
+  ZoContext(const EditProblem& p, fm::EmbeddingApi& a, comm::Communicator& g)
+      : problem(p), api(a), group(g), height(p.images.size(2)), width(p.images.size(3)), adversary(p) {}
 };
 
 /// Per-sample SA term summed over the images x (b, 1, H, W) with `noise` added:
@@ -29,22 +34,32 @@ std::pair<double, double> sa_term_sum(ZoContext& ctx, const torch::Tensor& x, co
                                       const torch::Tensor& noise) {
   if (x.size(0) == 0) return {0.0, 0.0};
   const auto z = ctx.api.embed(add_noise(x, noise, ctx.problem.options));  // (b, D), no autograd
-  const auto logits = ctx.problem.sa_probe->logits(z);  // (b,)
-  const auto& objective = ctx.problem.options.objective;
-  torch::Tensor terms;
-  if (objective == "neg_ce") {
-    terms = -torch::binary_cross_entropy_with_logits(logits, a, {}, {}, at::Reduction::None);
-  } else if (objective == "confusion") {
-    terms = torch::binary_cross_entropy_with_logits(logits, torch::full_like(a, 0.5), {}, {},
-                                                    at::Reduction::None);
-  } else {
-    throw ConfigError("dne.objective: unknown objective '" + objective + "'");
-  }
+  const auto logits = ctx.adversary.probe().logits(z);  // (b,)
+  const auto terms = sa_term_per_image(logits, a, ctx.problem.options.objective);
   const double correct = ((logits > 0).to(torch::kFloat32) == a).to(torch::kFloat64).sum().item<double>();
   return {terms.to(torch::kFloat64).sum().item<double>(), correct};
 }
 
 double l2(const torch::Tensor& t) { return t.pow(2).sum().sqrt().item<double>(); }
+
+/// True (and `status` set) if `cost` more images would exceed the budget.
+bool over_budget(const config::GezoOptions& o, std::int64_t queries, std::int64_t cost, std::string& status) {
+  if (o.budget <= 0 || queries + cost <= o.budget) return false;
+  status = "budget: stopped after " + std::to_string(queries) + " of " + std::to_string(o.budget) +
+           " images (the next iteration needs " + std::to_string(cost) + ")";
+  return true;
+}
+
+/// Before batch `batch`: re-fit the adversary at `eps` through the API if it is due. Counts the
+/// group's images into `r.queries`; false (status set) when the refit would exceed the budget.
+bool refit_if_due(ZoContext& ctx, std::int64_t batch, const torch::Tensor& eps, EditResult& r, bool& refitted) {
+  refitted = ctx.adversary.due(batch);
+  if (!refitted) return true;
+  if (over_budget(ctx.problem.gezo, r.queries, ctx.adversary.images_per_refit(), r.status)) return false;
+  ctx.adversary.refit(eps, [&](const torch::Tensor& images) { return ctx.api.embed(images); }, ctx.group);
+  r.queries += ctx.adversary.images_per_refit();
+  return true;
+}
 
 /// Losses of E evaluation points on one batch, and g's accuracy at each point, shared by every
 /// rank of the group. `point(e)` gives the (H, W) noise of evaluation e on any rank.
@@ -73,8 +88,7 @@ Evaluations evaluate(ZoContext& ctx, const std::function<torch::Tensor(std::int6
   ctx.group.allreduce_sum(sums.data(), sums.size());
   Evaluations out;
   for (std::size_t e = 0; e < n; ++e) {
-    const double loss = o.lambda_1 * sums[e] / static_cast<double>(batch) +
-                        o.lambda * l2(point(static_cast<std::int64_t>(e)));
+    const double loss = objective_value(sums[e], batch, l2(point(static_cast<std::int64_t>(e))), o);
     out.loss.push_back(std::isnan(loss) ? std::numeric_limits<double>::infinity() : loss);
     out.accuracy.push_back(sums[n + e] / static_cast<double>(batch));
   }
@@ -96,14 +110,6 @@ torch::Tensor direction(std::uint64_t seed, std::int64_t t, std::int64_t c, std:
   return torch::from_blob(v.data(), {h, w}, torch::kFloat32).clone();
 }
 
-/// True (and `status` set) if `cost` more images would exceed the budget.
-bool over_budget(const config::GezoOptions& o, std::int64_t queries, std::int64_t cost, std::string& status) {
-  if (o.budget <= 0 || queries + cost <= o.budget) return false;
-  status = "budget: stopped after " + std::to_string(queries) + " of " + std::to_string(o.budget) +
-           " images (the next iteration needs " + std::to_string(cost) + ")";
-  return true;
-}
-
 void check_finite(double loss, const char* method, std::int64_t step) {
   if (!std::isfinite(loss))
     throw NumericError(std::string(method) + ": loss at the current noise is not finite at step " +
@@ -113,7 +119,7 @@ void check_finite(double loss, const char* method, std::int64_t step) {
 /// RGE and SPSA share everything but the direction distribution.
 EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group,
                           bool rademacher, const char* name) {
-  ZoContext ctx{p, api, group, p.images.size(2), p.images.size(3)};
+  ZoContext ctx(p, api, group);
   const auto& g = p.gezo;
   const std::int64_t q = g.candidates;
   const double mu = g.sigma;
@@ -124,6 +130,8 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
+    bool refitted = false;
+    if (!refit_if_due(ctx, batch, noise.detach(), r, refitted)) return false;
     const std::int64_t evaluations = 2 * q + 1, cost = evaluations * x.size(0);
     if (over_budget(g, r.queries, cost, r.status)) return false;
     const auto eps = noise.detach();
@@ -163,13 +171,13 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       for (auto c = static_cast<std::int64_t>(lo); c < static_cast<std::int64_t>(hi); ++c) {
         eval_into(1 + 2 * c);
         eval_into(2 + 2 * c);
-        const double lp = p.options.lambda_1 * sums[static_cast<std::size_t>(1 + 2 * c)] / b + p.options.lambda * l2(point(1 + 2 * c));
-        const double lm = p.options.lambda_1 * sums[static_cast<std::size_t>(2 + 2 * c)] / b + p.options.lambda * l2(point(2 + 2 * c));
+        const double lp = objective_value(sums[static_cast<std::size_t>(1 + 2 * c)], x.size(0), l2(point(1 + 2 * c)), p.options);
+        const double lm = objective_value(sums[static_cast<std::size_t>(2 + 2 * c)], x.size(0), l2(point(2 + 2 * c)), p.options);
         grad += static_cast<float>((lp - lm) / (2.0 * mu * static_cast<double>(q))) * dir(c);
       }
       group.allreduce_sum(grad.data_ptr<float>(), static_cast<std::size_t>(grad.numel()));
       group.allreduce_sum(sums.data(), sums.size());  // for the trace (loss at eps, accuracy)
-      ev.loss = {p.options.lambda_1 * sums[0] / b + p.options.lambda * l2(eps)};
+      ev.loss = {objective_value(sums[0], x.size(0), l2(eps), p.options)};
       ev.accuracy = {sums[n] / b};
     }
     r.queries += cost;
@@ -193,6 +201,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     r.trace.add("epoch", static_cast<double>(epoch));
     r.trace.add("loss", ev.loss[0]);
     r.trace.add("sa_accuracy", ev.accuracy[0]);
+    r.trace.add("refit", refitted ? 1.0 : 0.0);
     r.trace.add("grad_norm", l2(grad));
     r.trace.add("noise_l2", l2(noise.detach()));
     r.trace.add("queries", static_cast<double>(r.queries));
@@ -209,8 +218,14 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
 
 std::int64_t images_per_iteration(std::int64_t evaluations, std::int64_t batch) { return evaluations * batch; }
 
+double zeroth_order_loss(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group,
+                         const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& eps) {
+  ZoContext ctx(p, api, group);
+  return evaluate(ctx, [&](std::int64_t) { return eps; }, 1, x, a).loss[0];
+}
+
 EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group) {
-  ZoContext ctx{p, api, group, p.images.size(2), p.images.size(3)};
+  ZoContext ctx(p, api, group);
   const auto& g = p.gezo;
   const std::int64_t candidates = g.candidates;
   const float m = static_cast<float>(g.momentum);
@@ -221,8 +236,10 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
+    bool refitted = false;
+    if (!refit_if_due(ctx, batch, eps, r, refitted)) return false;
     bool have_current = false;  // loss at eps on this batch known?
-    double current = 0.0, current_accuracy = 0.0;
+    double current = 0.0, current_accuracy = 0.0;  // loss and g's accuracy at eps on this batch
     for (std::int64_t local = 0; local < g.local_epochs; ++local) {
       // Evaluations: [eps (first local iteration only)] + for each c: look + delta_c, look - delta_c.
       const std::int64_t offset = have_current ? 0 : 1;
@@ -260,7 +277,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
         double& side = (e - offset) % 2 == 0 ? best_plus : best_minus;
         side = std::min(side, l);
       }
-      const double loss_before = current;
+      const double loss_before = current, accuracy_before = current_accuracy;
       const bool accepted = ev.loss[static_cast<std::size_t>(best)] < current;
       const std::int64_t chosen = (best - offset) / 2;
       const int sign = (best - offset) % 2 == 0 ? 1 : -1;
@@ -269,6 +286,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
         velocity = m * velocity + d;
         eps = point(best);  // = look + d: exactly the point whose loss was measured
         current = ev.loss[static_cast<std::size_t>(best)];
+        current_accuracy = ev.accuracy[static_cast<std::size_t>(best)];
       } else {
         sigma = std::max(sigma * g.sigma_decay, g.sigma_min);
       }
@@ -286,7 +304,10 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       r.trace.add("sigma", sigma);
       r.trace.add("velocity_norm", l2(velocity));
       r.trace.add("noise_l2", l2(eps));
-      r.trace.add("sa_accuracy", current_accuracy);
+      // Like RGE/SPSA's, loss and sa_accuracy are measured at the noise this iteration starts from.
+      r.trace.add("sa_accuracy", accuracy_before);
+      r.trace.add("sa_accuracy_after", current_accuracy);
+      r.trace.add("refit", refitted && local == 0 ? 1.0 : 0.0);
       r.trace.add("queries", static_cast<double>(r.queries));
       r.trace.add("bytes", static_cast<double>(group.bytes_communicated()));
       r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());

@@ -161,7 +161,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   api_options.round_decimals = c.api.round_decimals;
   fm::EmbeddingApi api(model, api_options);
   editing::ModelAccess access{*model, api, *group};
-  editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm};
+  editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes};
   editing::EditResult edit = editing::find_editor(c.dne.method)(problem, access);
   timings["edit_s"] = seconds_since(t);
   double group_api_images = static_cast<double>(api.images());

@@ -96,6 +96,20 @@ def test_gezo_sharded_over_ranks_is_bitwise_identical(dne_bin, gezo_one_rank, tm
     assert np.array_equal(f["test/score"][:], gezo_one_rank["test/score"][:])
 
 
+def test_refit_adversary_is_bitwise_identical_over_ranks_and_counted(dne_bin, gezo_one_rank, tmp_path):
+    # 200 training images, batches of 50: the adversary is re-fitted on all 200 before batch 2,
+    # embedded in 4 chunks dealt over 1 and 3 ranks.
+    refit = ["--set", "dne.method=gezo", "--set", "dne.adversary=refit", "--set", "dne.refit_every=2"]
+    one = zo_run(dne_bin, tmp_path / "one", 1, *refit)
+    three = zo_run(dne_bin, tmp_path / "three", 3, *refit)
+    assert list(one["trace/refit"][:]) == [0, 0, 0, 0, 1, 0, 0, 0]  # 2 local iterations per batch
+    assert one["provenance"].attrs["queries"] == gezo_one_rank["provenance"].attrs["queries"] + 200
+    assert three["provenance"].attrs["queries"] == one["provenance"].attrs["queries"]
+    assert np.array_equal(three["noise"][:], one["noise"][:])
+    assert np.array_equal(three["trace/loss"][:], one["trace/loss"][:])
+    assert not np.array_equal(one["noise"][:], gezo_one_rank["noise"][:])
+
+
 def test_dense_mode_agrees_with_seed_mode(dne_bin, tmp_path):
     seed = zo_run(dne_bin, tmp_path / "seed", 2, "--set", "dne.method=rge", "--set", "comm.mode=seed")
     dense = zo_run(dne_bin, tmp_path / "dense", 2, "--set", "dne.method=rge", "--set", "comm.mode=dense")

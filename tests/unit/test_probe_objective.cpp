@@ -127,7 +127,8 @@ TEST(WhiteboxEditor, ConfusionHidesAttributeFromFrozenProbe) {
   o.lr = 0.05;
   o.batch_size = 50;
   dne::editing::EditProblem problem{x, sa, &g, o, 3};
-  const auto r = dne::editing::edit_whitebox(problem, *model);
+  const auto alone = dne::comm::make_self_communicator();
+  const auto r = dne::editing::edit_whitebox(problem, *model, *alone);
   EXPECT_EQ(r.noise.sizes(), (std::vector<std::int64_t>{4, 4}));
   const auto& loss = r.trace.columns().at("loss");
   ASSERT_EQ(loss.size(), 160u);  // 40 epochs x 4 batches

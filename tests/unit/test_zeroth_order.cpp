@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "dne/comm/communicator.hpp"
@@ -84,6 +85,112 @@ TEST(Gezo, AcceptedStepsDecreaseTheLossAndLossCarriesOverWithinABatch) {
   }
   EXPECT_GE(accepted, 5);
   EXPECT_LT(after.back(), loss.front());
+}
+
+TEST(Gezo, SaAccuracyTraceFollowsTheAcceptedNoise) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  fm::EmbeddingApi api(f.model);
+  auto p = f.problem(40, 4);  // one batch: every row is on the whole set
+  const auto r = editing::edit_gezo(p, api, *self);
+  const auto &before = col(r, "sa_accuracy"), &after = col(r, "sa_accuracy_after");
+  const auto &acc = col(r, "accepted"), &local = col(r, "local");
+  bool changed = false;
+  for (std::size_t i = 1; i < before.size(); ++i) {
+    if (local[i] > 0) {
+      EXPECT_EQ(before[i], after[i - 1]) << i;  // refreshed after an accepted step
+    }
+    if (acc[i] == 0) {
+      EXPECT_EQ(after[i], before[i]) << i;
+    }
+    changed |= after[i] != before[0];
+  }
+  EXPECT_TRUE(changed) << "the trace never moved: the attribute was hidden at eps = 0?";
+  // The last value is g's accuracy at the final noise, computed here independently.
+  torch::NoGradGuard ng;
+  const auto logits = f.g.logits(f.model->forward(f.x + r.noise));
+  const double expected = ((logits > 0).to(torch::kFloat32) == f.sa).to(torch::kFloat64).mean().item<double>();
+  EXPECT_DOUBLE_EQ(after.back(), expected);
+}
+
+TEST(ZerothOrderObjective, LossAtEpsEqualsTheObjectiveComputedByHand) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  fm::EmbeddingApi api(f.model);
+  torch::manual_seed(5);
+  const auto eps = 0.05 * torch::randn({8, 8});
+  const double norm = eps.to(torch::kFloat64).pow(2).sum().sqrt().item<double>();
+  torch::NoGradGuard ng;
+  const auto logits = f.g.logits(f.model->forward(f.x + eps)).to(torch::kFloat64);
+  const auto prob = torch::sigmoid(logits), a = f.sa.to(torch::kFloat64);
+  // -CE(g, a) = mean(a log p + (1 - a) log(1 - p));  CE(g, 1/2) = mean(-(log p + log(1 - p)) / 2)
+  const double neg_ce = (a * prob.log() + (1 - a) * (1 - prob).log()).mean().item<double>();
+  const double confusion = (-0.5 * (prob.log() + (1 - prob).log())).mean().item<double>();
+  for (const auto& [objective, sa_term] : {std::pair{"neg_ce", neg_ce}, std::pair{"confusion", confusion}}) {
+    auto p = f.problem(40, 1);
+    p.options.objective = objective;
+    p.options.lambda = 0.3;
+    p.options.lambda_1 = 2.0;
+    const double expected = 2.0 * sa_term + 0.3 * norm;
+    const double zo = editing::zeroth_order_loss(p, api, *self, f.x, f.sa, eps);
+    EXPECT_NEAR(zo, expected, 1e-5 * std::abs(expected)) << objective;
+    // ... and the white-box editors' objective agrees on the same batch.
+    const double whitebox = editing::dne_objective(f.g.logits(f.model->forward(f.x + eps)), f.sa, eps, p.options)
+                                .loss.item<double>();
+    EXPECT_NEAR(whitebox, expected, 1e-5 * std::abs(expected)) << objective;
+  }
+}
+
+TEST(Adversary, RefitScheduleAndFitOnTheNoisedTrainingSet) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  auto p = f.problem(10, 2);
+  {
+    editing::Adversary frozen(p);
+    for (int b = 0; b < 10; ++b) EXPECT_FALSE(frozen.due(b));
+  }
+  p.options.adversary = "refit";
+  p.options.refit_every = 3;
+  p.options.batch_size = 7;  // 40 images: chunks of 7, the last one short
+  editing::Adversary adversary(p);
+  for (int b : {0, 1, 2, 4, 5, 7}) EXPECT_FALSE(adversary.due(b)) << b;
+  for (int b : {3, 6, 9}) EXPECT_TRUE(adversary.due(b)) << b;
+  EXPECT_TRUE(torch::equal(adversary.probe().weight(), f.g.weight()));  // starts as g
+  // eps darkens pixel (0, 0), where the attribute lives: a refit probe must be fitted on x + eps.
+  auto eps = torch::zeros({8, 8});
+  eps[0][0] = -0.6f;
+  const auto embed = [&](const torch::Tensor& images) { return f.model->forward(images); };
+  adversary.refit(eps, embed, *self);
+  EXPECT_EQ(adversary.refits(), 1);
+  torch::NoGradGuard ng;
+  const auto direct = probe::LinearProbe::fit(f.model->forward(f.x + eps), f.sa.to(torch::kInt64), p.probes);
+  EXPECT_TRUE(torch::allclose(adversary.probe().weight(), direct.weight(), 1e-6, 1e-7));
+  EXPECT_FALSE(torch::allclose(adversary.probe().weight(), f.g.weight(), 1e-3, 1e-3));
+  // The frozen g is fooled more by this noise than the refitted probe is.
+  const auto z = f.model->forward(f.x + eps);
+  const auto accuracy = [&](const probe::LinearProbe& g) {
+    return ((g.logits(z) > 0).to(torch::kFloat32) == f.sa).to(torch::kFloat64).mean().item<double>();
+  };
+  EXPECT_GE(accuracy(adversary.probe()), accuracy(f.g));
+}
+
+TEST(Adversary, RefitIsCountedAndTracedByEveryEditor) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  for (const char* method : {"whitebox", "gezo", "rge", "spsa"}) {
+    auto base = f.problem(10, 1);  // 4 batches
+    auto refit = base;
+    refit.options.adversary = "refit";
+    refit.options.refit_every = 2;  // before batch 2: one refit of 40 images
+    fm::EmbeddingApi api_a(f.model), api_b(f.model);
+    editing::ModelAccess a{*f.model, api_a, *self}, b{*f.model, api_b, *self};
+    const auto r0 = editing::find_editor(method)(base, a);
+    const auto r1 = editing::find_editor(method)(refit, b);
+    EXPECT_EQ(r1.queries, r0.queries + 40) << method;
+    const auto& flags = col(r1, "refit");
+    EXPECT_EQ(std::count(flags.begin(), flags.end(), 1.0), 1) << method;
+    EXPECT_EQ(std::count(col(r0, "refit").begin(), col(r0, "refit").end(), 1.0), 0) << method;
+  }
 }
 
 TEST(Gezo, ChoosesTheBetterSignAndUsesBoth) {

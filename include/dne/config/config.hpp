@@ -82,6 +82,8 @@ struct DneOptions {
   double max_linf = 0.0;             // noise budget: |eps| <= max_linf per pixel (0 = unbounded)
   double max_l2 = 0.0;               // noise budget: ||eps||_2 <= max_l2 (0 = unbounded)
   bool clip_images = false;          // clamp x + eps to the pixel range [0, 1]
+  std::string adversary = "frozen";  // "frozen": g fitted once on clean embeddings | "refit"
+  std::int64_t refit_every = 10;     // adversary = "refit": batches between refits of g
 };
 
 /// Zeroth-order editors (gezo, rge, spsa). C = candidates (RGE/SPSA: directions q).

@@ -35,6 +35,7 @@ struct EditProblem {
   std::uint64_t seed = 0;
   config::GezoOptions gezo{};        // zeroth-order editors only
   config::CommOptions comm{};        // how the rank group shares the work
+  config::ProbeOptions probes{};     // how the adversary is re-fitted (dne.adversary = "refit")
 };
 
 /// The two ways into the model; each editor uses exactly one of them.
@@ -59,6 +60,34 @@ using Editor = std::function<EditResult(const EditProblem&, ModelAccess&)>;
 using BatchStep = std::function<bool(const torch::Tensor&, const torch::Tensor&, std::int64_t, std::int64_t)>;
 void for_each_batch(const EditProblem& problem, const BatchStep& step);
 
+/// The SA probe an editor optimises against (dne.adversary). "frozen": the problem's g, fitted
+/// once on clean embeddings. "refit": before every dne.refit_every-th batch (never the first: at
+/// eps = 0 a refit is g itself) g is re-fitted on the embeddings of every training image at the
+/// current noise, so the noise must remove the attribute rather than push embeddings across one
+/// fixed boundary. The training set is embedded in fixed chunks of dne.batch_size images dealt
+/// round-robin over the rank group and summed (one non-zero contributor per slot), so every rank
+/// fits the same probe on the same bits for any group size.
+class Adversary {
+ public:
+  /// images (b, 1, H, W) with the noise added -> embeddings (b, D), no autograd.
+  using Embed = std::function<torch::Tensor(const torch::Tensor&)>;
+
+  explicit Adversary(const EditProblem& problem);
+  const probe::LinearProbe& probe() const { return current_; }
+  /// Is a refit due before batch `batch` (0-based, counted over all epochs)?
+  bool due(std::int64_t batch) const;
+  /// Images one refit embeds over the whole group (the training set).
+  std::int64_t images_per_refit() const { return problem_.images.size(0); }
+  /// Re-fit g on the training images with `eps` (H, W) added; every rank of `group` must call it.
+  void refit(const torch::Tensor& eps, const Embed& embed, comm::Communicator& group);
+  std::int64_t refits() const { return refits_; }
+
+ private:
+  const EditProblem& problem_;
+  probe::LinearProbe current_;
+  std::int64_t refits_ = 0;
+};
+
 /// Name -> editor. Unknown names throw ConfigError naming `dne.method`.
 const Editor& find_editor(const std::string& method);
 
@@ -66,7 +95,8 @@ const Editor& find_editor(const std::string& method);
 EditResult edit_none(const EditProblem& problem);
 /// Control: Gaussian noise from stream (seed, kNoiseInit, 0, 0), scaled to dne.random_l2.
 EditResult edit_random(const EditProblem& problem);
-/// White-box DNE: Adam on eps, gradients through the model.
-EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model);
+/// White-box DNE: Adam on eps, gradients through the model, against the Adversary's probe
+/// (`group` shares the adversary's refits).
+EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group);
 
 }  // namespace dne::editing

@@ -33,6 +33,14 @@ torch::Tensor norm_matched_noise(const torch::Tensor& like, const config::DneOpt
 /// (differentiable: the gradient is zero where a pixel is clamped).
 torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, const config::DneOptions& options);
 
+/// The SA term of each image: neg_ce: -CE(g_i, a_i); confusion: CE(g_i, 1/2).
+/// sa_logits (B,), sa (B,) float 0/1 -> (B,). Unknown objectives throw ConfigError.
+torch::Tensor sa_term_per_image(const torch::Tensor& sa_logits, const torch::Tensor& sa, const std::string& objective);
+
+/// The loss from its parts: lambda_1 * sa_term_sum / batch + lambda * noise_l2. The zeroth-order
+/// editors, which sum SA terms over a rank group, assemble their losses with this one formula.
+double objective_value(double sa_term_sum, std::int64_t batch, double noise_l2, const config::DneOptions& options);
+
 /// sa_logits (B,), sa (B,) float 0/1, noise (H, W).
 ObjectiveTerms dne_objective(const torch::Tensor& sa_logits, const torch::Tensor& sa,
                              const torch::Tensor& noise, const config::DneOptions& options);

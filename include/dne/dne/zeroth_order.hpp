@@ -28,6 +28,12 @@ EditResult edit_rge(const EditProblem& problem, fm::EmbeddingApi& api, comm::Com
 /// SPSA (Rademacher directions) followed by SGD/Adam.
 EditResult edit_spsa(const EditProblem& problem, fm::EmbeddingApi& api, comm::Communicator& group);
 
+/// The loss a zeroth-order editor measures at `eps` (H, W) on the batch x (B, 1, H, W), a (B,)
+/// with the problem's probe g, shared over `group` as in an iteration (for tests: it must equal
+/// dne_objective on the same batch).
+double zeroth_order_loss(const EditProblem& problem, fm::EmbeddingApi& api, comm::Communicator& group,
+                         const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& eps);
+
 /// Images a zeroth-order editor embeds for one iteration: evaluations x batch size.
 std::int64_t images_per_iteration(std::int64_t evaluations, std::int64_t batch);
 
