@@ -646,4 +646,47 @@ Dataset make_phantom(const PhantomOptions& options) {
   return ds;
 }
 
+PhantomRegions phantom_regions(const PhantomOptions& options, int images, double threshold) {
+  check_options(options);
+  const int size = options.image_size;
+  const std::size_t hw = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
+  PhantomRegions r;
+  r.size = size;
+  // One layer's map: the mean over test images of |render(with) - render(without)|.
+  const auto layer_map = [&](PhantomOptions with, PhantomOptions without) {
+    std::vector<double> sum(hw, 0.0);
+    std::vector<float> a(hw), b(hw);
+    for (int i = 0; i < images; ++i) {
+      render_unchecked(with, kTestSplit, i, a.data());
+      render_unchecked(without, kTestSplit, i, b.data());
+      for (std::size_t p = 0; p < hw; ++p) sum[p] += std::abs(static_cast<double>(a[p]) - b[p]);
+    }
+    std::vector<float> map(hw);
+    for (std::size_t p = 0; p < hw; ++p) map[p] = static_cast<float>(sum[p] / std::max(images, 1));
+    return map;
+  };
+  PhantomOptions with = options, without = options;
+  without.breast_contrast = 0.0;
+  r.breast = layer_map(with, without);
+  with = without = options;
+  with.marker_rate_a0 = with.marker_rate_a1 = 1.0;
+  without.marker_rate_a0 = without.marker_rate_a1 = 0.0;
+  r.marker = layer_map(with, without);
+  with = without = options;
+  with.prevalence = 1.0;
+  without.prevalence = 0.0;
+  r.effusion = layer_map(with, without);
+  const auto region = [&](const std::vector<float>& map) {
+    const float peak = *std::max_element(map.begin(), map.end());
+    std::vector<std::uint8_t> mask(hw, 0);
+    for (std::size_t p = 0; p < hw; ++p) mask[p] = peak > 0.f && map[p] >= threshold * peak ? 1 : 0;
+    return mask;
+  };
+  r.sa_region = region(r.breast);
+  const auto marker = region(r.marker);
+  for (std::size_t p = 0; p < hw; ++p) r.sa_region[p] |= marker[p];
+  r.disease_region = region(r.effusion);
+  return r;
+}
+
 }  // namespace dne::data

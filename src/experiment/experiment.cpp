@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "dne/core/build_info.hpp"
 #include "dne/core/errors.hpp"
@@ -177,6 +178,9 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   const auto& label = dataset.test.label;
   const auto& sa = dataset.test.sa;
   const auto noise = edit.noise.detach();  // (H, W)
+  // Where the phantom draws the SA cues and the effusion (phantom data only): where the noise goes.
+  std::optional<data::PhantomRegions> regions;
+  if (c.data.source == "phantom") regions = data::phantom_regions(phantom_options(c));
   const auto downstream = [&](const torch::Tensor& eps) {
     Downstream d;
     d.z_train = fm::embed_all(*model, editing::add_noise(x_train, eps, c.dne), c.fm.batch_size);
@@ -196,6 +200,9 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     m["sa_probe_clean_auc"] = metrics::roc_auc(g_clean_test, sa);
     m["noise_l2"] = eps.pow(2).sum().sqrt().item<double>();
     m["noise_linf"] = eps.abs().max().item<double>();
+    if (regions)
+      for (const auto& [name, value] : metrics::noise_energy_by_region(to_floats(eps), regions->sa_region, regions->disease_region))
+        m[name] = value;
     return d;
   };
   const Downstream result = downstream(noise);
@@ -277,6 +284,14 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     w.dataset("/examples/label", ex_label, {k});
   }
   for (const auto& [name, value] : m) w.attribute("/metrics", name, value);
+  if (regions) {
+    const std::vector<std::uint64_t> shape{h, wd};
+    w.dataset("/regions/sa", std::vector<std::int32_t>(regions->sa_region.begin(), regions->sa_region.end()), shape);
+    w.dataset("/regions/disease", std::vector<std::int32_t>(regions->disease_region.begin(), regions->disease_region.end()), shape);
+    w.dataset("/regions/breast_map", std::vector<float>(regions->breast), shape);
+    w.dataset("/regions/marker_map", std::vector<float>(regions->marker), shape);
+    w.dataset("/regions/effusion_map", std::vector<float>(regions->effusion), shape);
+  }
   if (control_noise.defined()) {
     w.dataset("/control/noise", to_floats(control_noise), {h, wd});
     w.dataset("/control/test/score", std::vector<double>(control.score), {n_test});

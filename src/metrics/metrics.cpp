@@ -230,4 +230,27 @@ std::map<std::string, double> classification_metrics(const std::vector<double>& 
   return m;
 }
 
+std::map<std::string, double> noise_energy_by_region(const std::vector<float>& eps,
+                                                     const std::vector<std::uint8_t>& sa_region,
+                                                     const std::vector<std::uint8_t>& disease_region) {
+  if (sa_region.size() != eps.size() || disease_region.size() != eps.size())
+    throw DataError("metrics: noise has " + std::to_string(eps.size()) + " pixels but the region masks have " +
+                    std::to_string(sa_region.size()) + " and " + std::to_string(disease_region.size()));
+  double total = 0.0, sa = 0.0, disease = 0.0, elsewhere = 0.0, area_sa = 0.0, area_disease = 0.0;
+  for (std::size_t p = 0; p < eps.size(); ++p) {
+    const double e = static_cast<double>(eps[p]) * eps[p];
+    total += e;
+    if (sa_region[p]) { sa += e; area_sa += 1.0; }
+    if (disease_region[p]) { disease += e; area_disease += 1.0; }
+    if (!sa_region[p] && !disease_region[p]) elsewhere += e;
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double n = static_cast<double>(eps.size());
+  return {{"noise_energy_sa_region", total > 0.0 ? sa / total : nan},
+          {"noise_energy_disease_region", total > 0.0 ? disease / total : nan},
+          {"noise_energy_elsewhere", total > 0.0 ? elsewhere / total : nan},
+          {"region_area_sa", n > 0.0 ? area_sa / n : nan},
+          {"region_area_disease", n > 0.0 ? area_disease / n : nan}};
+}
+
 }  // namespace dne::metrics

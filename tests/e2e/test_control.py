@@ -4,7 +4,8 @@ A white-box experiment and ERM under `dne.max_linf`: the learned noise and the c
 stay inside the budget, the control noise has the learned noise's L2 norm, /control/metrics holds
 the same metrics as /metrics and agrees with an independent recomputation from
 /control/test/score (analysis/dne_metrics.py), index.h5 carries control_<metric> columns
-(NaN for ERM, which has no control), and a rerun resumes with the control columns filled.
+(NaN for ERM, which has no control), the noise energy by phantom region matches a NumPy
+recomputation from /noise and /regions, and a rerun resumes with the control columns filled.
 """
 import h5py
 import numpy as np
@@ -41,6 +42,17 @@ def test_budget_and_control_end_to_end(dne_bin, tmp_path):
         problems, agree = compare_metrics(recomputed, stored, "control", 1e-6)
         assert problems == [] and agree >= 10, problems
         assert abs(stored["noise_l2"] - np.linalg.norm(control)) < 1e-5
+        # Where the noise goes, recomputed here from the stored noises and region masks.
+        sa_region, disease = f["regions/sa"][()].astype(bool), f["regions/disease"][()].astype(bool)
+        assert 0 < sa_region.mean() < 0.5 and 0 < disease.mean() < 0.5
+        for group, eps in (("metrics", noise), ("control/metrics", control)):
+            energy = eps.astype(np.float64) ** 2
+            expected = {"noise_energy_sa_region": energy[sa_region].sum() / energy.sum(),
+                        "noise_energy_disease_region": energy[disease].sum() / energy.sum(),
+                        "noise_energy_elsewhere": energy[~sa_region & ~disease].sum() / energy.sum(),
+                        "region_area_sa": sa_region.mean(), "region_area_disease": disease.mean()}
+            for name, value in expected.items():
+                assert abs(f[group].attrs[name] - value) < 1e-9, (group, name)
     with h5py.File(files["none"], "r") as f:
         assert "control" not in f
     with h5py.File(tmp_path / "index.h5", "r") as f:

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -473,6 +474,43 @@ TEST(Phantom, MarkerIsABrightCornerGlyphWithGroupRates) {
   }
   EXPECT_NEAR(static_cast<double>(marked[1]) / n[1], 0.7, 0.06);
   EXPECT_NEAR(static_cast<double>(marked[0]) / n[0], 0.3, 0.06);
+}
+
+TEST(Phantom, RegionsAreWhereTheLayersAreDrawn) {
+  dd::PhantomOptions o;  // 64 x 64
+  const dd::PhantomRegions r = dd::phantom_regions(o, 200);
+  ASSERT_EQ(r.size, 64);
+  ASSERT_EQ(r.sa_region.size(), 64u * 64u);
+  // Marker glyphs live in rows 2..10 at columns 2..8 or 55..61 (see the marker test); the breast
+  // shadow starts below row 18 (v >= 0.3); the effusion fills the lung bases (lower half).
+  int marker_pixels = 0, breast_pixels = 0, effusion_pixels = 0, effusion_low = 0;
+  const float marker_peak = *std::max_element(r.marker.begin(), r.marker.end());
+  ASSERT_GT(marker_peak, 0.f);
+  for (int y = 0; y < 64; ++y)
+    for (int x = 0; x < 64; ++x) {
+      const std::size_t p = static_cast<std::size_t>(y * 64 + x);
+      if (r.marker[p] >= 0.1f * marker_peak) {
+        ++marker_pixels;
+        EXPECT_TRUE(y >= 2 && y <= 10 && ((x >= 2 && x <= 8) || (x >= 55 && x <= 61))) << y << "," << x;
+        EXPECT_EQ(r.sa_region[p], 1);
+      }
+      if (y < 19) {
+        EXPECT_EQ(r.breast[p], 0.f) << y << "," << x;
+      }
+      breast_pixels += r.breast[p] > 0.f;
+      if (r.disease_region[p]) {
+        ++effusion_pixels;
+        effusion_low += y >= 32;
+      }
+    }
+  EXPECT_GT(marker_pixels, 20);
+  EXPECT_GT(breast_pixels, 200);
+  EXPECT_GT(effusion_pixels, 100);
+  EXPECT_GT(effusion_low, 0.9 * effusion_pixels);
+  // Without breast shadows the SA region is the marker's alone.
+  o.breast_contrast = 0.0;
+  const dd::PhantomRegions m = dd::phantom_regions(o, 200);
+  EXPECT_EQ(std::count(m.sa_region.begin(), m.sa_region.end(), 1), marker_pixels);
 }
 
 TEST(Phantom, ScalesToLargerImages) {

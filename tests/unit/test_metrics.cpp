@@ -99,6 +99,22 @@ TEST(Metrics, EightSampleAllMetricsByHand) {
   EXPECT_NEAR(m.at("worst_group_auc"), 2.0 / 3.0, kEps);
 }
 
+TEST(Metrics, NoiseEnergyByRegionByHand) {
+  // 4 pixels: eps^2 = 1, 4, 9, 16 (total 30); SA = {0, 1}, disease = {1, 2}: overlap at pixel 1.
+  const std::vector<float> eps{1.f, -2.f, 3.f, 4.f};
+  const std::vector<std::uint8_t> sa{1, 1, 0, 0}, disease{0, 1, 1, 0};
+  const auto m = dne::metrics::noise_energy_by_region(eps, sa, disease);
+  EXPECT_DOUBLE_EQ(m.at("noise_energy_sa_region"), 5.0 / 30.0);
+  EXPECT_DOUBLE_EQ(m.at("noise_energy_disease_region"), 13.0 / 30.0);
+  EXPECT_DOUBLE_EQ(m.at("noise_energy_elsewhere"), 16.0 / 30.0);
+  EXPECT_DOUBLE_EQ(m.at("region_area_sa"), 0.5);
+  EXPECT_DOUBLE_EQ(m.at("region_area_disease"), 0.5);
+  const auto zero = dne::metrics::noise_energy_by_region({0.f, 0.f, 0.f, 0.f}, sa, disease);
+  EXPECT_TRUE(std::isnan(zero.at("noise_energy_sa_region")));
+  EXPECT_DOUBLE_EQ(zero.at("region_area_sa"), 0.5);
+  EXPECT_THROW(dne::metrics::noise_energy_by_region(eps, {1, 0}, disease), dne::DataError);
+}
+
 TEST(Metrics, NamesAreFixedOrderAndMatchKeys) {
   const std::vector<std::string> expected = {
       "accuracy", "auc",  "acc_a0_y0", "acc_a0_y1", "acc_a1_y0",      "acc_a1_y1",

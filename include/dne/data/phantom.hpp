@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "dne/data/dataset.hpp"
 
@@ -61,5 +62,19 @@ PhantomTruth render_phantom_image(const PhantomOptions& options, int split, std:
 /// (image_size, image_size), with sources "phantom:train:<i>" / "phantom:test:<i>".
 /// Throws dne::ConfigError for out-of-range options.
 Dataset make_phantom(const PhantomOptions& options);
+
+/// Where the phantom draws its cues, measured by rendering the first `images` test images with
+/// and without each layer (every other pixel is bit-identical, see above): the mean absolute
+/// contribution of the breast shadows (breast_contrast as given vs 0), of the corner marker
+/// (marker rates 1 vs 0) and of the effusion (prevalence 1 vs 0; on the test split the attribute
+/// does not depend on the label). A region is the pixels whose contribution is at least
+/// `threshold` of its layer's peak; the SA region is the breast region united with the marker's.
+/// Maps and masks are (S, S) row-major. Throws dne::ConfigError for bad options.
+struct PhantomRegions {
+  int size = 0;
+  std::vector<float> breast, marker, effusion;                // mean |I_with - I_without|
+  std::vector<std::uint8_t> sa_region, disease_region;        // 1 inside, 0 outside
+};
+PhantomRegions phantom_regions(const PhantomOptions& options, int images = 400, double threshold = 0.1);
 
 }  // namespace dne::data

@@ -9,6 +9,7 @@
 // mismatch, label or SA outside {0, 1}, NaN score) throws dne::DataError.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,5 +41,14 @@ std::map<std::string, double> classification_metrics(const std::vector<double>& 
 /// accuracy, auc, acc_a0_y0, acc_a0_y1, acc_a1_y0, acc_a1_y1, eo_n, eo_p, di, tpr_gap, fpr_gap,
 /// equalized_odds, dp_gap, worst_group_accuracy, worst_group_auc.
 const std::vector<std::string>& classification_metric_names();
+
+/// Where a noise image's energy lies: eps (P,) pixels, the SA and disease region masks (P,) each
+/// (1 inside; they may overlap). Returns noise_energy_sa_region = sum over the SA region of eps^2
+/// / sum eps^2, noise_energy_disease_region likewise, noise_energy_elsewhere (outside both), and
+/// region_area_sa, region_area_disease (the fractions of pixels: the expected energy fractions of
+/// i.i.d. noise). Zero noise gives NaN energy fractions. Throws dne::DataError on a length mismatch.
+std::map<std::string, double> noise_energy_by_region(const std::vector<float>& eps,
+                                                     const std::vector<std::uint8_t>& sa_region,
+                                                     const std::vector<std::uint8_t>& disease_region);
 
 }  // namespace dne::metrics
