@@ -12,6 +12,7 @@ RUN_DIR/report):
   table.md                   Table-1 style comparison, one row per method (and per cell)
   figure2a_lambda.png        gaps and accuracy against dne.lambda, one line per method, ERM band
   figure2b_local_epochs.png  the same against gezo.local_epochs for GeZO
+  figure2c_budget.png        the same against the noise budget dne.max_linf
   noise_maps.png             smoothed learned noise beside example images of each (sa, label) group
   pareto.png                 accuracy against a fairness gap for every complete experiment
   convergence.png            objective loss and frozen SA accuracy against queries (traces)
@@ -40,10 +41,12 @@ import numpy as np
 
 try:  # imported as part of the `analysis` package
     from . import check_metrics, dne_metrics
+    from .stats import format_interval, interval, t95
 except ImportError:  # run as a script, or imported with analysis/ on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import check_metrics
     import dne_metrics
+    from stats import format_interval, interval, t95
 if __name__ == "__main__":  # report_figures imports `report`: let it find this module, not a copy
     sys.modules.setdefault("report", sys.modules[__name__])
 
@@ -73,8 +76,8 @@ METHOD_ORDER = ("none", "random", "whitebox", "gezo", "rge", "spsa")
 KEY_METHODS: dict = {}
 EDITING = ("whitebox", "gezo", "rge", "spsa")  # methods that learn a noise (Figure 2a's lines)
 
-FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "noise_maps.png", "pareto.png",
-           "convergence.png")
+FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "figure2c_budget.png", "noise_maps.png",
+           "pareto.png", "convergence.png")
 
 
 class InputError(Exception):
@@ -457,6 +460,12 @@ class Cell:
         v = np.array([r.value(name) for r in self.complete], dtype=np.float64)
         return mean_std(v)
 
+    def ci(self, name: str):
+        """(mean, half-width of the 95% t-interval, n) over complete seeds with a finite value."""
+        v = [r.value(name) for r in self.complete]
+        mean, _, half = interval(v)
+        return mean, half, sum(math.isfinite(x) for x in v)
+
     def label(self, keys) -> str:
         """'lambda=0.001, objective=neg_ce' over the given keys (non-applicable ones left out)."""
         parts = [f"{short_key(k)}={fmt_value(self.values[k])}" for k in keys
@@ -544,7 +553,14 @@ def _pm(mean: float, std: float, n: int, name: str) -> str:
         text = f"{mean:,.0f}"
         return text if (n < 2 or math.isnan(std)) else f"{text} ± {std:,.0f}"
     text = f"{mean:.3f}"
-    return text if (n < 2 or math.isnan(std)) else f"{text} ± {std:.3f}"
+    if n < 2 or math.isnan(std):
+        return text
+    return format_interval(mean, std, interval_half(std, n))
+
+
+def interval_half(std: float, n: int) -> float:
+    """Half-width of the 95% t-interval of a mean of n values with sample std `std`."""
+    return t95(n) * std / math.sqrt(n)
 
 
 def choose_table_cells(cells, mode: str, gap: str) -> list:
@@ -597,9 +613,16 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
                 text = f"**{text}**"
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
+        if c.method != "none" and any(math.isfinite(r.value("control_accuracy")) for r in c.complete):
+            # The experiment's own norm-matched random noise, through the same pipeline.
+            crow = ["↳ control"] + ([""] if multi or setting_keys else []) + [str(n)]
+            for m in TABLE_COLUMNS:
+                crow.append("" if m == "queries" else _pm(*c.stats("control_" + m), m))
+            lines.append("| " + " | ".join(crow) + " |")
     notes = [
-        "Mean ± sample standard deviation over the n complete seeds of each cell (no ± when n = 1; "
-        "— when no seed is complete). ↑ higher is better, ↓ lower is better; bold marks the best "
+        "Mean ± sample standard deviation [95% t-interval] over the n complete seeds of each cell (no ± "
+        "when n = 1; — when no seed is complete). ↳ control: the same experiments' norm-matched random "
+        "noise (the learned noise's L2 norm, inside its L-inf budget) through the same pipeline. ↑ higher is better, ↓ lower is better; bold marks the best "
         "mean of a column. Gaps are absolute differences of fractions (0-1); di = |1 - acc(a1,y1) / "
         "acc(a0,y1)|. sa_leakage_auc: a fresh SA probe on the debiased embeddings (0.5 = the attribute "
         "is not recoverable); frozen_sa_accuracy: the frozen SA probe g (0.5 = chance). queries: images "
@@ -607,9 +630,67 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
     ]
     if mode == "best":
         notes.append(f"One cell per method: the one with the lowest mean {gap} (--table-cells best).")
+    paired = paired_markdown(index, chosen, setting_keys, multi)
+    if paired:
+        notes.append(paired)
     if any(not applies(k, c.method) for c in chosen for k in setting_keys):
         notes.append("Settings that do not apply to a method (for example lambda for ERM) are left out of its label.")
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+PAIRED_METRICS = ("accuracy", "eo_n", "eo_p", "sa_leakage_auc")
+
+
+def erm_partner(index: Index, row: Row):
+    """The complete ERM row of `row`'s seed whose every key that ERM reads has row's value."""
+    keys = [k for k in index.axis_keys if k != "dne.method" and applies(k, "none")]
+    for e in index.complete_rows():
+        if e.method == "none" and e.seed == row.seed and all(
+                fmt_value(e.axes.get(k, "")) == fmt_value(row.axes.get(k, "")) for k in keys):
+            return e
+    return None
+
+
+def paired_differences(index: Index, cell: Cell, metric: str):
+    """(DNE - control, DNE - ERM) per seed of the cell, each a list over the seeds that have both."""
+    control, erm = [], []
+    for r in cell.complete:
+        v = r.value(metric)
+        c = r.value("control_" + metric)
+        if math.isfinite(v) and math.isfinite(c):
+            control.append(v - c)
+        e = erm_partner(index, r)
+        if e is not None and math.isfinite(v) and math.isfinite(e.value(metric)):
+            erm.append(v - e.value(metric))
+    return control, erm
+
+
+def format_difference(values) -> str:
+    """'+m [lo, hi]' over seeds, with * when the 95% interval excludes 0; 'n/a' without values."""
+    mean, _, half = interval(values)
+    if math.isnan(mean):
+        return "n/a"
+    if math.isnan(half):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]" + (" *" if abs(mean) > half else "")
+
+
+def paired_markdown(index: Index, chosen, setting_keys, multi) -> str:
+    """The paired-by-seed differences DNE - control and DNE - ERM of every noise cell."""
+    noisy = [c for c in chosen if c.method != "none" and c.complete]
+    if not noisy:
+        return ""
+    head = ["method"] + (["setting"] if multi or setting_keys else []) + ["n"]
+    head += [f"{m}: − control" for m in PAIRED_METRICS] + [f"{m}: − ERM" for m in PAIRED_METRICS]
+    lines = ["Paired by seed: the method minus its own norm-matched random control, and minus ERM of the "
+             "same seed; mean [95% t-interval] over seeds, * = the interval excludes 0.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in noisy:
+        row = [c.method] + ([c.label(setting_keys) or "-"] if multi or setting_keys else []) + [str(len(c.complete))]
+        pairs = [paired_differences(index, c, m) for m in PAIRED_METRICS]
+        row += [format_difference(p[0]) for p in pairs] + [format_difference(p[1]) for p in pairs]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,6 +853,7 @@ def report_markdown(index, cells, table, agree_line, problems, pending, figure_s
         captions = {
             "figure2a_lambda.png": "Effect of lambda (weight of ||eps||_2) on the fairness gaps and accuracy.",
             "figure2b_local_epochs.png": "Effect of GeZO's local epochs R.",
+            "figure2c_budget.png": "Effect of the noise budget dne.max_linf, each method beside its norm-matched random control.",
             "noise_maps.png": "Learned noise (smoothed, scaled) and example images of each (sa, label) group.",
             "pareto.png": f"Accuracy against {args.gap} for every complete experiment; the Pareto front is marked.",
             "convergence.png": "Objective loss and frozen SA probe accuracy against queries.",

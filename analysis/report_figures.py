@@ -34,6 +34,8 @@ GAP_PANELS = (
     ("eo_p", "eo_p: accuracy gap on diseased (y = 1)", "gap\n(absolute difference, 0-1)"),
     ("di", "di = |1 - acc(a1,y1) / acc(a0,y1)|", "di\n(relative gap, 0 = parity)"),
     ("accuracy", "accuracy on the test set", "accuracy\n(fraction, 0-1)"),
+    ("sa_leakage_auc", "sa_leakage_auc: a fresh SA probe", "AUC\n(0.5 = attribute removed)"),
+    ("auc", "disease AUC on the test set", "AUC"),
 )
 ZO_METHODS = ("gezo", "rge", "spsa")
 TRACE_X = {"whitebox": "images", "gezo": "queries", "rge": "queries", "spsa": "queries"}
@@ -107,6 +109,10 @@ def draw_all(index, files, cells, out, args) -> dict:
             index, cells, "gezo.local_epochs", ("gezo",), out / "figure2b_local_epochs.png", args,
             title="GeZO: effect of local epochs R",
             xlabel="local epochs R (GeZO iterations per batch)", zero_break=False)
+        status["figure2c_budget.png"] = sweep_axis_figure(
+            index, cells, "dne.max_linf", R.EDITING, out / "figure2c_budget.png", args,
+            title="Effect of the noise budget",
+            xlabel="max_linf (|eps| per pixel on [0, 1] images)", zero_break=False)
         status["noise_maps.png"] = noise_figure(index, files, cells, out / "noise_maps.png", args)
         status["pareto.png"] = pareto_figure(index, out / "pareto.png", args)
         status["convergence.png"] = convergence_figure(index, files, cells, out / "convergence.png", args)
@@ -164,13 +170,13 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     def xmap(x):
         return x0 if (x0 is not None and x == 0) else x
 
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.0), sharex=True)
+    fig, axes = plt.subplots(3, 2, figsize=(WIDTH, 7.0), sharex=True)
     for ax, (metric, ptitle, ylabel) in zip(axes.ravel(), GAP_PANELS):
         for j, b in enumerate(baseline):
-            m, s, n = b.stats(metric)
+            m, s, n = b.ci(metric)
             if math.isnan(m):
                 continue
-            lab = "ERM (none)" + (f" ({b.label(base_keys)})" if b.label(base_keys) else "") + f", n={n}: mean ± std"
+            lab = "ERM (none)" + (f" ({b.label(base_keys)})" if b.label(base_keys) else "") + f", n={n}: mean, 95% interval"
             ax.axhline(m, color="#555555", lw=1.2, ls=LINESTYLES[j % len(LINESTYLES)], label=lab)
             if not math.isnan(s):
                 ax.axhspan(m - s, m + s, color="#999999", alpha=0.18, lw=0)
@@ -182,10 +188,17 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
             color = method_color(s["method"])
             ls = LINESTYLES[s["k"] % len(LINESTYLES)]
             marker = MARKERS[s["k"] % len(MARKERS)]
-            pts = sorted(((float(c.axis(key)),) + c.stats(metric) for c in s["cells"]), key=lambda p: p[0])
+            pts = sorted(((float(c.axis(key)),) + c.ci(metric) for c in s["cells"]), key=lambda p: p[0])
             pts = [p for p in pts if not math.isnan(p[1])]
             if not pts:
                 continue
+            # The series' own norm-matched random controls: same colour, dashed, hollow markers.
+            ctl = sorted(((float(c.axis(key)),) + c.ci("control_" + metric) for c in s["cells"]), key=lambda p: p[0])
+            ctl = [p for p in ctl if not math.isnan(p[1]) and not (x0 is not None and p[0] == 0)]
+            if ctl:
+                ax.errorbar([dodge(p[0]) * (1.0 if not use_log else 10 ** 0.02) for p in ctl], [p[1] for p in ctl],
+                            yerr=[0 if math.isnan(p[2]) else p[2] for p in ctl], color=color, ls="--", alpha=0.55,
+                            marker=marker, mfc="white", ms=4, capsize=2, lw=1.0, label=f"{label}: control")
             nz = [p for p in pts if not (x0 is not None and p[0] == 0)]
             zero = [p for p in pts if x0 is not None and p[0] == 0]
             ns = sorted({p[3] for p in pts})
@@ -205,16 +218,16 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
         ax.set_ylabel(ylabel)
     if use_log and not zero_break and xlabel.endswith(")"):
         xlabel = xlabel[:-1] + "; log scale)"
-    for ax in axes[1]:
+    for ax in axes[-1]:
         ax.set_xlabel(xlabel)
     _x_axis(axes, xs, pos, use_log, x0)
-    fig.suptitle(title + " (mean ± std over seeds)")
+    fig.suptitle(title + " (mean, 95% t-interval over seeds; dashed: norm-matched random control)")
 
     handles, labels = _collect_legend(axes.ravel())
     if x0 is not None:
         handles.append(plt.Line2D([], [], color="black", marker="o", mfc="white", ls="none"))
         labels.append(f"{R.short_key(key)} = 0 (left of the axis break)")
-    _grow_for_legend(fig, labels, 5.0)
+    _grow_for_legend(fig, labels, 7.0)
     bottom = _bottom_legend(fig, handles, labels)
     fig.tight_layout(rect=(0, bottom, 1, 0.97))
     _save(fig, path, args.dpi)

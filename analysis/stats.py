@@ -14,6 +14,11 @@ T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.
        2.045, 2.042]
 
 
+def t95(n):
+    """The two-sided 95% Student t quantile for a mean of n >= 2 values (n - 1 degrees of freedom)."""
+    return T95[n - 2] if n - 1 <= len(T95) else 1.96
+
+
 def interval(values):
     """(mean, sample std, half-width of the 95% t-interval) of the finite values (NaN if none)."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
@@ -22,8 +27,7 @@ def interval(values):
     if len(v) < 2:
         return float(v.mean()), float("nan"), float("nan")
     sd = float(v.std(ddof=1))
-    t = T95[len(v) - 2] if len(v) - 1 <= len(T95) else 1.96
-    return float(v.mean()), sd, t * sd / math.sqrt(len(v))
+    return float(v.mean()), sd, t95(len(v)) * sd / math.sqrt(len(v))
 
 
 def format_interval(mean, sd, half, digits=3):

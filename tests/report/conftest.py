@@ -104,6 +104,7 @@ def write_index(run_dir, rows, axes, metric_names=None, seed_key="sweep.seeds", 
     """
     run_dir = Path(run_dir)
     names = metric_names or list(dne_metrics.classification_metrics([0.1, 0.9], [0, 1], [0, 1])) + list(EXTRA_METRICS)
+    names = names + sorted({m for r in rows for m in r.get("metrics", {}) if m not in names})  # e.g. control_*
     n = len(rows)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "failed", "running", "pending")}
     with h5py.File(run_dir / "index.h5", "w") as f:
@@ -196,6 +197,9 @@ HAND_SWEEP = [
     ("d000000000000001", "gezo", 0.1, 1, "pending", None, 0, ""),
 ]
 HAND_AXES = ["dne.method", "dne.lambda", "sweep.seeds"]
+# The norm-matched random control of whitebox lambda 0 (index.h5's control_<metric> columns).
+HAND_CONTROL = {"a000000000000000": {"control_accuracy": 0.75, "control_eo_p": 0.5},
+                "a000000000000001": {"control_accuracy": 0.875, "control_eo_p": 0.0}}
 
 
 def build_hand_sweep(run_dir, *, examples=True, metric_overrides=None, index_overrides=None):
@@ -212,7 +216,7 @@ def build_hand_sweep(run_dir, *, examples=True, metric_overrides=None, index_ove
             metrics = write_experiment(run_dir, exp_id, method=method, seed=seed,
                                        score=scores_for(right, LABEL), label=LABEL, sa=SA,
                                        metric_overrides=over, queries=queries, examples=examples)
-            row["metrics"] = {**metrics, **(index_overrides or {}).get(exp_id, {})}
+            row["metrics"] = {**metrics, **HAND_CONTROL.get(exp_id, {}), **(index_overrides or {}).get(exp_id, {})}
         rows.append(row)
     write_index(run_dir, rows, HAND_AXES)
     return run_dir

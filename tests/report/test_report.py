@@ -131,23 +131,62 @@ def test_not_complete_rows_are_listed(hand_report):
     assert "sweep not finished" in text
 
 
+def table_blocks(text):
+    """The Markdown tables of a text, each a list of its '| ...' lines."""
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def cells_of(line):
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
 def test_table_md_one_row_per_method_and_cell(hand_report):
     _, out, _, _, _ = hand_report
     table = (out / "table.md").read_text()
-    lines = [ln for ln in table.splitlines() if ln.startswith("| ")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    lines = table_blocks(table)[0]
+    header = cells_of(lines[0])
     assert header[:3] == ["method", "setting", "n"]
     for col in ("accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc", "frozen_sa_accuracy", "queries"):
         assert any(h.split()[0] == col for h in header), col
-    body = {tuple(c.strip() for c in ln.strip("|").split("|"))[:2]: ln for ln in lines[1:]}
+    body = {tuple(cells_of(ln))[:2]: ln for ln in lines[1:]}
     assert set(body) == {("none", "-"), ("whitebox", "lambda=0"), ("whitebox", "lambda=0.1"),
-                         ("gezo", "lambda=0"), ("gezo", "lambda=0.1")}
-    assert "0.812 ± 0.088" in body[("none", "-")]            # accuracy mean ± sample std, 2 seeds
+                         ("gezo", "lambda=0"), ("gezo", "lambda=0.1"), ("↳ control", "")}
+    # accuracy mean ± sample std [95% t-interval], 2 seeds: 0.8125 ± 0.0884, half 12.706 * 0.0884 / sqrt(2)
+    assert "0.812 ± 0.088 [0.018, 1.607]" in body[("none", "-")]
     assert "| 1 (1 failed) |" in body[("whitebox", "lambda=0.1")]
     assert "| 0.750 |" in body[("whitebox", "lambda=0.1")]    # one seed: no ±
     assert "0 (1 running, 1 pending)" in body[("gezo", "lambda=0.1")]
-    assert "**0.938 ± 0.088**" in body[("whitebox", "lambda=0")]  # best accuracy is bold
+    assert "**0.938 ± 0.088 [0.143, 1.732]**" in body[("whitebox", "lambda=0")]  # best accuracy is bold
     assert "1,000 ± 0" in body[("gezo", "lambda=0")]          # queries
+    # The control row follows its cell: accuracy 0.75 and 0.875 -> 0.812 ± 0.088
+    control = lines.index(body[("↳ control", "")])
+    assert lines[control - 1] == body[("whitebox", "lambda=0")]
+    assert cells_of(body[("↳ control", "")])[3].startswith("0.812 ± 0.088")
+
+
+def test_table_md_paired_differences_by_hand(hand_report):
+    _, out, _, _, _ = hand_report
+    paired = table_blocks((out / "table.md").read_text())[1]
+    header = cells_of(paired[0])
+    rows = {tuple(cells_of(ln)[:2]): dict(zip(header, cells_of(ln))) for ln in paired[1:]}
+    wb = rows[("whitebox", "lambda=0")]
+    # accuracy - control per seed: 1 - 0.75, 0.875 - 0.875 -> +0.125, sd 0.1768, half 12.706 * 0.1768 / sqrt 2
+    assert wb["accuracy: − control"] == "+0.125 [-1.463, +1.713]"
+    # accuracy - ERM of the same seed: 1 - 7/8, 7/8 - 6/8 -> +0.125 exactly, an interval of width 0
+    assert wb["accuracy: − ERM"] == "+0.125 [+0.125, +0.125] *"
+    # eo_p - ERM: 0 - 0.5, 0 - 0 -> -0.25, sd 0.3536, half 12.706 / 4 = 3.1765
+    assert wb["eo_p: − ERM"] == "-0.250 [-3.426, +2.926]"
+    # no control for gezo in the hand sweep; one seed for whitebox lambda 0.1: no interval
+    assert rows[("gezo", "lambda=0")]["accuracy: − control"] == "n/a"
+    assert rows[("whitebox", "lambda=0.1")]["accuracy: − ERM"] == "-0.125"
 
 
 def test_table_cells_best_keeps_one_row_per_method(tmp_path, report_h5):
@@ -155,9 +194,9 @@ def test_table_cells_best_keeps_one_row_per_method(tmp_path, report_h5):
     rc, _, _ = run_main(run_dir, "--out", tmp_path / "rep", "--no-figures", "--table-cells", "best",
                         "--gap", "eo_p")
     assert rc == 0
-    lines = [ln for ln in (tmp_path / "rep" / "table.md").read_text().splitlines() if ln.startswith("| ")]
+    lines = table_blocks((tmp_path / "rep" / "table.md").read_text())[0]
     methods = [ln.strip("|").split("|")[0].strip() for ln in lines[1:]]
-    assert methods == ["none", "whitebox", "gezo"]
+    assert methods == ["none", "whitebox", "↳ control", "gezo"]
     assert "lambda=0 " in lines[2]  # whitebox: eo_p 0 at lambda 0 beats 0.5 at lambda 0.1
 
 
