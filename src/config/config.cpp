@@ -127,6 +127,10 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(ranged(make_key("data.noise_std", Kind::kReal, &C::data, &DataOptions::noise_std,
                                 "additive Gaussian pixel noise of the phantom"),
                        0.0, 0.5));
+    t.push_back(ranged(make_key("data.val_fraction", Kind::kReal, &C::data, &DataOptions::val_fraction,
+                                "share of every (sa, label) cell of the training split held out for validation "
+                                "(what is chosen, e.g. dne.keep and probes.l2_choices, is chosen on it); 0 = none"),
+                       0.0, 0.5));
     // fm
     t.push_back(choice(make_key("fm.kind", Kind::kChoice, &C::fm, &FmOptions::kind,
                                 "built-in CNN, built-in ViT (random or fm.weights) or a TorchScript file"),
@@ -200,6 +204,9 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(ranged(make_key("probes.max_iter", Kind::kInt, &C::probes,
                                 &ProbeOptions::max_iter, "L-BFGS iterations of the probes"),
                        1, 100000));
+    t.push_back(make_key("probes.l2_choices", Kind::kString, &C::probes, &ProbeOptions::l2_choices,
+                         "comma-separated L2 penalties; the disease probe's is chosen by validation AUC "
+                         "(needs data.val_fraction > 0); empty = probes.l2"));
     // dne
     t.push_back(choice(make_key("dne.method", Kind::kChoice, &C::dne, &DneOptions::method,
                                 "noise editor: none (ERM), random (control), whitebox, gezo, rge, spsa"),
@@ -242,6 +249,10 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(for_methods(ranged(make_key("dne.refit_every", Kind::kInt, &C::dne, &DneOptions::refit_every,
                                             "batches between refits of the SA probe (dne.adversary = \"refit\")"),
                                    1, 1e9), editors));
+    t.push_back(for_methods(choice(make_key("dne.keep", Kind::kChoice, &C::dne, &DneOptions::keep,
+                                            "which noise to keep: the last one, or the epoch-end noise with the lowest "
+                                            "validation DNE loss (best_val; needs data.val_fraction > 0)"),
+                                   {"last", "best_val"}), editors));
     // gezo (zeroth-order editors)
     const std::vector<std::string> gezo_only{"gezo"}, zo{"gezo", "rge", "spsa"}, sgd{"rge", "spsa"};
     t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::gezo, &GezoOptions::local_epochs,
@@ -464,6 +475,13 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
     channel_values(c.fm.mean, c.fm.in_chans, "fm.mean");
     channel_values(c.fm.std, c.fm.in_chans, "fm.std");
   }
+  if (!c.probes.l2_choices.empty()) {
+    for (const double v : number_list(c.probes.l2_choices, "probes.l2_choices"))
+      if (v < 0.0) fail("probes.l2_choices: \"" + c.probes.l2_choices + "\": every value must be >= 0");
+    if (c.data.val_fraction <= 0.0) fail("probes.l2_choices needs a validation split: set data.val_fraction > 0");
+  }
+  if (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random" && c.data.val_fraction <= 0.0)
+    fail("dne.keep = \"best_val\" needs a validation split: set data.val_fraction > 0");
   if (c.pretrain.batch_size % c.pretrain.micro_batches != 0)
     fail("pretrain.micro_batches = " + std::to_string(c.pretrain.micro_batches) +
          " must divide pretrain.batch_size = " + std::to_string(c.pretrain.batch_size));
@@ -544,7 +562,7 @@ std::string ExperimentConfig::resolved_text() const {
 }
 std::string ExperimentConfig::pretrain_text() const { return render(*this, Render::kPretrain); }
 
-std::vector<double> channel_values(const std::string& text, std::int64_t channels, const std::string& key) {
+std::vector<double> number_list(const std::string& text, const std::string& key) {
   std::vector<double> values;
   std::string item;
   std::istringstream in(text);
@@ -555,11 +573,17 @@ std::vector<double> channel_values(const std::string& text, std::int64_t channel
     const auto res = std::from_chars(t.data(), t.data() + t.size(), v);
     if (t.empty() || res.ec != std::errc() || res.ptr != t.data() + t.size() || !std::isfinite(v))
       throw ConfigError(key + ": \"" + text + "\" is not a comma-separated list of numbers");
-    if (key == "fm.std" && !(v > 0.0)) throw ConfigError(key + ": \"" + text + "\": every value must be positive");
     values.push_back(v);
   }
   if (values.empty() || static_cast<std::size_t>(std::count(text.begin(), text.end(), ',')) != values.size() - 1)
     throw ConfigError(key + ": \"" + text + "\" is not a comma-separated list of numbers");
+  return values;
+}
+
+std::vector<double> channel_values(const std::string& text, std::int64_t channels, const std::string& key) {
+  auto values = number_list(text, key);
+  for (const double v : values)
+    if (key == "fm.std" && !(v > 0.0)) throw ConfigError(key + ": \"" + text + "\": every value must be positive");
   if (values.size() == 1) values.assign(static_cast<std::size_t>(channels), values.front());
   if (static_cast<std::int64_t>(values.size()) != channels)
     throw ConfigError(key + ": \"" + text + "\" has " + std::to_string(values.size()) + " values; give 1 or fm.in_chans = " +

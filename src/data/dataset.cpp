@@ -1,10 +1,12 @@
 // ImageSet accessors and the consistency check every data producer runs (see dataset.hpp).
 #include "dne/data/dataset.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/random.hpp"
 
 namespace dne::data {
 namespace {
@@ -66,6 +68,47 @@ void validate(const ImageSet& set, const std::string& what) {
                       ", " + std::to_string(p % static_cast<std::size_t>(set.width)) + ")");
     }
   }
+}
+
+ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices) {
+  ImageSet out;
+  out.height = set.height;
+  out.width = set.width;
+  const std::size_t hw = static_cast<std::size_t>(set.height * set.width);
+  out.pixels.reserve(indices.size() * hw);
+  for (const std::int64_t i : indices) {
+    const float* image = set.image(i);
+    out.pixels.insert(out.pixels.end(), image, image + hw);
+    out.label.push_back(set.label[static_cast<std::size_t>(i)]);
+    out.sa.push_back(set.sa[static_cast<std::size_t>(i)]);
+    out.source.push_back(set.source[static_cast<std::size_t>(i)]);
+  }
+  return out;
+}
+
+void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
+  if (fraction <= 0.0) return;
+  const ImageSet& train = dataset.train;
+  std::vector<bool> to_val(static_cast<std::size_t>(train.size()), false);
+  for (int cell = 0; cell < 4; ++cell) {
+    std::vector<std::int64_t> members;
+    for (std::int64_t i = 0; i < train.size(); ++i)
+      if (2 * train.sa[static_cast<std::size_t>(i)] + train.label[static_cast<std::size_t>(i)] == cell) members.push_back(i);
+    CounterStream stream(seed, StreamPurpose::kSplit, static_cast<std::uint32_t>(cell), 0);
+    const auto order = random_permutation(static_cast<std::int64_t>(members.size()), stream);
+    const auto take = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(members.size())));
+    for (std::size_t k = 0; k < take; ++k) to_val[static_cast<std::size_t>(members[static_cast<std::size_t>(order[k])])] = true;
+  }
+  std::vector<std::int64_t> keep, val;
+  for (std::int64_t i = 0; i < train.size(); ++i) (to_val[static_cast<std::size_t>(i)] ? val : keep).push_back(i);
+  ImageSet new_train = subset(train, keep), new_val = subset(train, val);
+  for (const auto* values : {&new_train.label, &new_train.sa})
+    for (int v = 0; v <= 1; ++v)
+      if (std::find(values->begin(), values->end(), v) == values->end())
+        throw DataError("data.val_fraction = " + std::to_string(fraction) + " leaves the training split without " +
+                        (values == &new_train.label ? "label " : "sa ") + std::to_string(v));
+  dataset.train = std::move(new_train);
+  dataset.val = std::move(new_val);
 }
 
 }  // namespace dne::data

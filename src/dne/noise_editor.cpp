@@ -32,7 +32,7 @@ EditResult edit_random(const EditProblem& problem) {
   return r;
 }
 
-void for_each_batch(const EditProblem& p, const BatchStep& step) {
+void for_each_batch(const EditProblem& p, const BatchStep& step, const std::function<void(std::int64_t)>& epoch_end) {
   const std::int64_t n = p.images.size(0);
   std::int64_t batch_index = 0;
   for (std::int64_t epoch = 0; epoch < p.options.epochs; ++epoch) {
@@ -42,6 +42,7 @@ void for_each_batch(const EditProblem& p, const BatchStep& step) {
       const auto idx = order.slice(0, begin, std::min(n, begin + p.options.batch_size));
       if (!step(p.images.index_select(0, idx), p.sa.index_select(0, idx), batch_index++, epoch)) return;
     }
+    if (epoch_end) epoch_end(epoch);
   }
 }
 
@@ -110,7 +111,7 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
     r.trace.add("images", static_cast<double>(images_seen));
     r.trace.add("wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return true;
-  });
+  }, [&](std::int64_t) { r.checkpoints.push_back(noise.detach().clone()); });
   r.noise = noise.detach().clone();
   r.queries = images_seen;  // passes through the white-box model (forward+backward, and refit forwards)
   return r;

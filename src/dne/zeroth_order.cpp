@@ -209,7 +209,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
     ++t;
     return true;
-  });
+  }, [&](std::int64_t) { r.checkpoints.push_back(noise.detach().clone()); });
   r.noise = noise.detach().clone();
   return r;
 }
@@ -314,7 +314,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       ++t;
     }
     return true;
-  });
+  }, [&](std::int64_t) { r.checkpoints.push_back(eps.clone()); });
   r.noise = eps;
   return r;
 }

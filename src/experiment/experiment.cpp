@@ -55,6 +55,8 @@ struct Downstream {
   torch::Tensor z_train, z_test;                   // (N, D) embeddings of x + eps
   std::vector<double> score, leak_score, frozen_score;  // per test image
   std::map<std::string, double> metrics;
+  double disease_l2 = 0.0;          // the disease probe's L2 (chosen on validation with probes.l2_choices)
+  std::vector<double> val_auc;      // validation disease AUC of every probes.l2_choices value
 };
 
 void say(const RunContext& ctx, const std::string& line) {
@@ -121,10 +123,13 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
 
   // 1. Data: (N, 1, H, W) images, labels, sensitive attribute.
   auto t = Clock::now();
-  const data::Dataset dataset = load_dataset(c);
+  data::Dataset dataset = load_dataset(c);
   data::validate(dataset.train, "train split");
   data::validate(dataset.test, "test split");
+  data::carve_validation(dataset, c.data.val_fraction, seed);  // before anything is fitted
+  const bool has_val = dataset.val.size() > 0;
   const auto x_train = to_tensor(dataset.train), x_test = to_tensor(dataset.test);
+  const auto x_val = has_val ? to_tensor(dataset.val) : torch::Tensor();
   const auto y_train = int_tensor(dataset.train.label), a_train = int_tensor(dataset.train.sa);
   const auto a_test = int_tensor(dataset.test.sa);
   timings["data_s"] = seconds_since(t);
@@ -173,11 +178,30 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   summary.queries = edit.queries;
   summary.status = edit.status;
 
+  // 4b. dne.keep = "best_val": of the epoch-end noises (and the last one, if the editor stopped
+  // early), keep the one with the lowest DNE loss on the validation split under the frozen g.
+  std::vector<double> val_losses;
+  std::int64_t kept_checkpoint = -1;
+  auto kept_noise = edit.noise.detach();
+  if (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random") {
+    auto candidates = edit.checkpoints;
+    if (candidates.empty() || !torch::equal(candidates.back(), kept_noise)) candidates.push_back(kept_noise);
+    torch::NoGradGuard no_grad;
+    const auto a_val = int_tensor(dataset.val.sa).to(torch::kFloat32);
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+      const auto z = fm::embed_all(*model, editing::add_noise(x_val, candidates[k], c.dne), c.fm.batch_size);
+      val_losses.push_back(editing::dne_objective(g.logits(z), a_val, candidates[k], c.dne).loss.item<double>());
+      if (kept_checkpoint < 0 || val_losses.back() < val_losses[static_cast<std::size_t>(kept_checkpoint)])
+        kept_checkpoint = static_cast<std::int64_t>(k);
+    }
+    kept_noise = candidates[static_cast<std::size_t>(kept_checkpoint)];
+  }
+
   // 5-6. Debiased embeddings, disease probe, fresh SA (leakage) probe, metrics.
   t = Clock::now();
   const auto& label = dataset.test.label;
   const auto& sa = dataset.test.sa;
-  const auto noise = edit.noise.detach();  // (H, W)
+  const auto noise = kept_noise;  // (H, W)
   // Where the phantom draws the SA cues and the effusion (phantom data only): where the noise goes.
   std::optional<data::PhantomRegions> regions;
   if (c.data.source == "phantom") regions = data::phantom_regions(phantom_options(c));
@@ -185,7 +209,24 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     Downstream d;
     d.z_train = fm::embed_all(*model, editing::add_noise(x_train, eps, c.dne), c.fm.batch_size);
     d.z_test = fm::embed_all(*model, editing::add_noise(x_test, eps, c.dne), c.fm.batch_size);
-    const auto disease = probe::LinearProbe::fit(d.z_train, y_train, c.probes);
+    // The disease probe's L2: probes.l2, or the probes.l2_choices value with the best validation AUC.
+    auto disease_options = c.probes;
+    if (!c.probes.l2_choices.empty()) {
+      const auto z_val = fm::embed_all(*model, editing::add_noise(x_val, eps, c.dne), c.fm.batch_size);
+      double best = -1.0;
+      for (const double l2 : config::number_list(c.probes.l2_choices, "probes.l2_choices")) {
+        auto o = c.probes;
+        o.l2 = l2;
+        d.val_auc.push_back(metrics::roc_auc(to_doubles(probe::LinearProbe::fit(d.z_train, y_train, o).probability(z_val)),
+                                             dataset.val.label));
+        if (d.val_auc.back() > best) {  // ties keep the earlier (listed first) value
+          best = d.val_auc.back();
+          disease_options.l2 = l2;
+        }
+      }
+    }
+    d.disease_l2 = disease_options.l2;
+    const auto disease = probe::LinearProbe::fit(d.z_train, y_train, disease_options);
     d.score = to_doubles(disease.probability(d.z_test));
     const auto leak = probe::LinearProbe::fit(d.z_train, a_train, c.probes);
     d.leak_score = to_doubles(leak.probability(d.z_test));
@@ -297,6 +338,16 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     w.dataset("/control/test/score", std::vector<double>(control.score), {n_test});
     w.dataset("/control/test/leakage_sa_score", std::vector<double>(control.leak_score), {n_test});
     for (const auto& [name, value] : control.metrics) w.attribute("/control/metrics", name, value);
+  }
+  // What was chosen on validation, and from what (docs/results-format.md /selection).
+  w.attribute("/selection", "val_size", static_cast<std::int64_t>(dataset.val.size()));
+  w.attribute("/selection", "keep", c.dne.keep);
+  w.attribute("/selection", "disease_probe_l2", result.disease_l2);
+  if (!result.val_auc.empty()) w.dataset("/selection/val_auc", std::vector<double>(result.val_auc), {result.val_auc.size()});
+  if (control_noise.defined()) w.attribute("/selection", "control_disease_probe_l2", control.disease_l2);
+  if (kept_checkpoint >= 0) {
+    w.attribute("/selection", "noise_checkpoint", kept_checkpoint);
+    w.dataset("/selection/val_loss", std::vector<double>(val_losses), {val_losses.size()});
   }
   for (const auto& [name, column] : edit.trace.columns())
     w.dataset("/trace/" + name, column, {column.size()});

@@ -513,6 +513,67 @@ TEST(Phantom, RegionsAreWhereTheLayersAreDrawn) {
   EXPECT_EQ(std::count(m.sa_region.begin(), m.sa_region.end(), 1), marker_pixels);
 }
 
+TEST(Validation, CarvesEveryCellStratifiedDisjointAndDeterministic) {
+  dd::PhantomOptions o = small_options();
+  o.n_train = 300;
+  dd::Dataset ds = dd::make_phantom(o);
+  const dd::ImageSet original = ds.train;
+  int cells[4] = {0, 0, 0, 0};
+  for (std::int64_t i = 0; i < original.size(); ++i) ++cells[2 * original.sa[i] + original.label[i]];
+  dd::carve_validation(ds, 0.2, 7);
+  int val_cells[4] = {0, 0, 0, 0};
+  for (std::int64_t i = 0; i < ds.val.size(); ++i) ++val_cells[2 * ds.val.sa[i] + ds.val.label[i]];
+  for (int c = 0; c < 4; ++c) EXPECT_EQ(val_cells[c], std::llround(0.2 * cells[c])) << "cell " << c;
+  EXPECT_EQ(ds.train.size() + ds.val.size(), original.size());
+  // Disjoint, together the original, each split in the original order, pixels carried along.
+  std::vector<std::string> merged = ds.train.source;
+  merged.insert(merged.end(), ds.val.source.begin(), ds.val.source.end());
+  std::vector<std::string> sorted_merged = merged, sorted_original = original.source;
+  std::sort(sorted_merged.begin(), sorted_merged.end());
+  std::sort(sorted_original.begin(), sorted_original.end());
+  EXPECT_EQ(sorted_merged, sorted_original);
+  for (const auto* set : {&ds.train, &ds.val}) {
+    std::int64_t last = -1;
+    for (std::int64_t i = 0; i < set->size(); ++i) {
+      const auto at = std::find(original.source.begin(), original.source.end(), set->source[i]) - original.source.begin();
+      EXPECT_GT(at, last);
+      last = at;
+      EXPECT_TRUE(same_bits(set->image(i), original.image(at), 64 * 64));
+    }
+  }
+  dd::Dataset again = dd::make_phantom(o);
+  dd::carve_validation(again, 0.2, 7);
+  EXPECT_EQ(again.val.source, ds.val.source);
+  dd::Dataset other = dd::make_phantom(o);
+  dd::carve_validation(other, 0.2, 8);
+  EXPECT_NE(other.val.source, ds.val.source);
+  dd::Dataset none = dd::make_phantom(o);
+  dd::carve_validation(none, 0.0, 7);
+  EXPECT_EQ(none.val.size(), 0);
+  EXPECT_EQ(none.train.source, original.source);
+}
+
+TEST(Validation, RefusesToEmptyAClassOfTheTrainingSplit) {
+  dd::PhantomOptions o = small_options();
+  o.n_train = 40;
+  dd::Dataset ds = dd::make_phantom(o);
+  // Keep one diseased image only: round(0.5 * 1) = 1 moves it, and training loses label 1.
+  std::vector<std::int64_t> keep;
+  bool kept_one = false;
+  for (std::int64_t i = 0; i < ds.train.size(); ++i)
+    if (ds.train.label[i] == 0 || !kept_one) {
+      kept_one |= ds.train.label[i] == 1;
+      keep.push_back(i);
+    }
+  ds.train = dd::subset(ds.train, keep);
+  try {
+    dd::carve_validation(ds, 0.5, 1);
+    FAIL() << "expected DataError";
+  } catch (const dne::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("without label 1"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Phantom, ScalesToLargerImages) {
   dd::PhantomOptions o;
   o.image_size = 128;

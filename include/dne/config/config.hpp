@@ -30,6 +30,7 @@ struct DataOptions {
   double severity_min = 0.15;
   double severity_max = 1.0;
   double noise_std = 0.02;
+  double val_fraction = 0.0;       // share of each (sa, label) cell of train moved to validation
 };
 
 struct FmOptions {
@@ -68,6 +69,7 @@ struct PretrainOptions {
 struct ProbeOptions {
   double l2 = 1e-3;                // L2 penalty of the logistic probes (on standardised inputs)
   std::int64_t max_iter = 200;     // L-BFGS iterations
+  std::string l2_choices;          // "1e-4,1e-3,...": the disease probe's L2 chosen on validation
 };
 
 struct DneOptions {
@@ -84,6 +86,7 @@ struct DneOptions {
   bool clip_images = false;          // clamp x + eps to the pixel range [0, 1]
   std::string adversary = "frozen";  // "frozen": g fitted once on clean embeddings | "refit"
   std::int64_t refit_every = 10;     // adversary = "refit": batches between refits of g
+  std::string keep = "last";         // "last" | "best_val": the epoch-end noise with the lowest validation loss
 };
 
 /// Zeroth-order editors (gezo, rge, spsa). C = candidates (RGE/SPSA: directions q).
@@ -193,6 +196,10 @@ std::vector<std::string> methods_reading(const std::string& key);
 /// The per-channel values of fm.mean or fm.std ("0.5" or "0.485,0.456,0.406") for `channels`
 /// input channels (one value is repeated). ConfigError naming `key` when the text is not 1 or
 /// `channels` finite numbers, or (for fm.std) a value is not positive.
+/// "a,b,c" -> {a, b, c}: finite numbers separated by commas; anything else throws ConfigError
+/// naming `key`.
+std::vector<double> number_list(const std::string& text, const std::string& key);
+
 std::vector<double> channel_values(const std::string& text, std::int64_t channels, const std::string& key);
 
 /// Human-readable table of every key: name, type, default, allowed range, description.

@@ -28,10 +28,23 @@ struct ImageSet {
   float* image(std::int64_t i);
 };
 
-/// A train split (the SA probe, DNE noise and disease probe are fitted on it) and a test split.
+/// A train split (the SA probe, DNE noise and disease probe are fitted on it), an optional
+/// validation split carved out of it (data.val_fraction; what is chosen is chosen on it), and a
+/// test split (only ever scored).
 struct Dataset {
   ImageSet train, test;
+  ImageSet val;  // empty unless carve_validation was called with a fraction > 0
 };
+
+/// The images `indices` of `set`, in that order.
+ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices);
+
+/// Moves round(fraction * n_cell) images of every (sa, label) cell of `dataset.train` into
+/// `dataset.val` (stratified, so every cell the training split has keeps its share), chosen by a
+/// permutation of the cell from stream (seed, kSplit, 2 * sa + label, 0); both splits keep the
+/// training order. fraction = 0 leaves the data as it is. Throws dne::DataError if the training
+/// split would lose a whole class of label or sa.
+void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed);
 
 /// Checks that `set` is consistent: H, W > 0 when N > 0; pixels.size() == N * H * W;
 /// sa and source have N entries; label and sa in {0, 1}; every pixel finite.

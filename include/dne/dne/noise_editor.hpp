@@ -50,15 +50,18 @@ struct EditResult {
   Trace trace;
   std::string status = "complete";  // or why optimisation stopped early
   std::int64_t queries = 0;        // images embedded by the editor over the whole rank group
+  std::vector<torch::Tensor> checkpoints;  // (H, W) noise at the end of every completed epoch (dne.keep)
 };
 
 using Editor = std::function<EditResult(const EditProblem&, ModelAccess&)>;
 
 /// The training set in dne.epochs passes of shuffled batches of dne.batch_size (order from stream
 /// (seed, kBatchOrder, epoch, 0)); `step(x (B, 1, H, W), sa (B,), batch index, epoch)` returns
-/// false to stop early. Every editor walks the data through this one loop.
+/// false to stop early; `epoch_end(epoch)` runs after every completed epoch (editors record their
+/// checkpoints there). Every editor walks the data through this one loop.
 using BatchStep = std::function<bool(const torch::Tensor&, const torch::Tensor&, std::int64_t, std::int64_t)>;
-void for_each_batch(const EditProblem& problem, const BatchStep& step);
+void for_each_batch(const EditProblem& problem, const BatchStep& step,
+                    const std::function<void(std::int64_t)>& epoch_end = {});
 
 /// The SA probe an editor optimises against (dne.adversary). "frozen": the problem's g, fitted
 /// once on clean embeddings. "refit": before every dne.refit_every-th batch (never the first: at
