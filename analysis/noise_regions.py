@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""Where the learned noise goes, against its norm-matched random control (phantom runs).
+
+Usage: /usr/bin/python3 analysis/noise_regions.py RUN_DIR [--figure PNG] [--max-cells N]
+
+For every noise experiment of RUN_DIR/experiments/*.h5 that has /regions (phantom data) and a
+/control/noise, compute for the learned noise and for its control:
+  - the share of the noise energy sum(eps^2) inside the SA region (breast shadow or marker), the
+    effusion region, and elsewhere (the same numbers as /metrics/noise_energy_*), and
+  - the cosine between the noise and each cue's mean-contribution map (/regions/*_map): > 0 means
+    the noise adds that cue's pattern to every image, < 0 that it subtracts it; i.i.d. noise gives
+    0 +- 1/sqrt(pixels).
+Prints one Markdown table per sweep cell (config keys other than the seed that differ between
+experiments) with mean [95% t-interval] over seeds for the noise, the control, and their paired
+difference. With --figure, draws the seed-averaged learned noise of up to --max-cells cells with
+the SA region (red) and the effusion region (blue) outlined. See docs/dne.md.
+"""
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
+    from stats import interval
+    from summarize import flatten, fmt
+except ImportError:
+    from .stats import interval
+    from .summarize import flatten, fmt
+
+CUES = ("breast", "marker", "effusion")
+
+
+def cosine(a, b):
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a.ravel() @ b.ravel() / (na * nb)) if na > 0 and nb > 0 else float("nan")
+
+
+def noise_numbers(eps, regions):
+    """Energy shares and cue cosines of one noise image (H, W)."""
+    e = eps.astype(np.float64) ** 2
+    total = e.sum()
+    sa, dis = regions["sa"], regions["disease"]
+    out = {"energy_sa": e[sa].sum() / total if total > 0 else np.nan,
+           "energy_disease": e[dis].sum() / total if total > 0 else np.nan,
+           "energy_elsewhere": e[~sa & ~dis].sum() / total if total > 0 else np.nan}
+    for cue in CUES:
+        out[f"cos_{cue}"] = cosine(eps.astype(np.float64), regions[cue])
+    return out
+
+
+def load(run_dir):
+    rows = []
+    for path in sorted(Path(run_dir, "experiments").glob("*.h5")):
+        with h5py.File(path, "r", locking=False) as f:
+            if "regions" not in f or "control" not in f:
+                continue
+            regions = {"sa": f["regions/sa"][()].astype(bool), "disease": f["regions/disease"][()].astype(bool)}
+            for cue in CUES:
+                regions[cue] = f[f"regions/{cue}_map"][()].astype(np.float64)
+            noise, control = f["noise"][()], f["control/noise"][()]
+            rows.append({"config": flatten(tomllib.loads(f.attrs["config"])), "noise": noise,
+                         "dne": noise_numbers(noise, regions), "control": noise_numbers(control, regions),
+                         "area_sa": regions["sa"].mean(), "area_disease": regions["disease"].mean(),
+                         "regions": regions})
+    return rows
+
+
+def cells_of(rows):
+    keys = sorted({k for r in rows for k in r["config"]})
+    axes = [k for k in keys if k != "sweep.seeds" and len({repr(r["config"].get(k)) for r in rows}) > 1]
+    cells = {}
+    for r in rows:
+        cells.setdefault(tuple(f"{k.split('.', 1)[1]}={fmt(r['config'].get(k))}" for k in axes), []).append(r)
+    return cells
+
+
+def show(values, signed=False):
+    mean, _, half = interval(values)
+    if np.isnan(mean):
+        return "n/a"
+    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    if np.isnan(half):
+        return text
+    star = " *" if signed and abs(mean) > half else ""
+    return f"{text} [{mean - half:+.3f}, {mean + half:+.3f}]{star}" if signed else f"{text} [{mean - half:.3f}, {mean + half:.3f}]"
+
+
+def table(cell, rs):
+    print(f"### {', '.join(cell) or 'all'} ({len(rs)} seeds)")
+    print()
+    print(f"Region areas: SA {np.mean([r['area_sa'] for r in rs]):.3f}, effusion "
+          f"{np.mean([r['area_disease'] for r in rs]):.3f} of the pixels.")
+    print()
+    print("| measure | learned noise | control | learned - control |")
+    print("|---|---|---|---|")
+    for name in ("energy_sa", "energy_disease", "energy_elsewhere") + tuple(f"cos_{c}" for c in CUES):
+        dne = [r["dne"][name] for r in rs]
+        ctl = [r["control"][name] for r in rs]
+        print(f"| {name} | {show(dne)} | {show(ctl)} | {show([a - b for a, b in zip(dne, ctl)], signed=True)} |")
+    print()
+
+
+def figure(cells, path, max_cells):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    chosen = list(cells.items())[:max_cells]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(2.6 * len(chosen), 3.0), squeeze=False)
+    for ax, (cell, rs) in zip(axes[0], chosen):
+        mean = np.mean([r["noise"] for r in rs], axis=0)
+        lim = np.abs(mean).max() or 1.0
+        ax.imshow(mean, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.contour(rs[0]["regions"]["sa"], levels=[0.5], colors="red", linewidths=0.8)
+        ax.contour(rs[0]["regions"]["disease"], levels=[0.5], colors="blue", linewidths=0.8)
+        ax.set_title("\n".join(cell) + f"\n(mean of {len(rs)} seeds)", fontsize=7)
+        ax.axis("off")
+    fig.suptitle("Learned noise (red +, blue -); outlines: SA region (red), effusion region (blue)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--figure", help="write the seed-averaged noise maps to this PNG")
+    ap.add_argument("--max-cells", type=int, default=6)
+    args = ap.parse_args(argv)
+    rows = load(args.run_dir)
+    if not rows:
+        print(f"noise_regions: no noise experiment with /regions and /control in {args.run_dir}/experiments",
+              file=sys.stderr)
+        return 1
+    cells = cells_of(rows)
+    print("Mean [95% t-interval] over seeds; * = the paired interval excludes 0. energy_*: share of "
+          "sum(eps^2); cos_*: cosine between the noise and the cue's mean-contribution map.")
+    print()
+    for cell, rs in cells.items():
+        table(cell, rs)
+    if args.figure:
+        figure(cells, args.figure, args.max_cells)
+        print(f"wrote {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
