@@ -5,7 +5,8 @@ Usage: analysis/summarize.py RUN_DIR [--group]
 
 Reads RUN_DIR/experiments/*.h5 as documented in docs/results-format.md. The table's first
 columns are the config keys that differ between the experiments (the sweep axes). One row per
-experiment; with --group, one row per sweep cell (everything but the seed) with mean ± sample
+experiment, with the accuracy, eo_p and sa_leakage_auc of its norm-matched random control
+(ctl:*, NaN for ERM); with --group, one row per sweep cell (everything but the seed) with mean ± sample
 standard deviation [95% t-interval] over seeds, as a Markdown table, followed by the paired
 differences of every noise cell: DNE - control (the experiment's own norm-matched random noise,
 /control/metrics) and DNE - ERM (the `dne.method = "none"` experiment of the same seed, data, FM
@@ -29,6 +30,8 @@ PAIRED = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc"]
 SHARED_SECTIONS = ("data.", "fm.", "probes.", "sweep.")
 COLUMNS = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc", "frozen_sa_accuracy", "noise_l2", "queries"]
 IGNORED_SECTIONS = {"output", "run"}
+# Per-experiment rows also show these metrics of the experiment's norm-matched random control.
+CONTROL_COLUMNS = ["accuracy", "eo_p", "sa_leakage_auc"]
 
 
 def flatten(cfg):
@@ -124,11 +127,16 @@ def main(argv=None):
             print("| " + " | ".join(list(cell) + [str(len(rs))] + stats) + " |")
         paired_table(cells, cell_axes, rows)
     else:
-        print("  ".join([f"{a:>16}" for a in axes] + [f"{c[:12]:>12}" for c in COLUMNS] + ["status"]))
+        control_heads = [f"ctl:{c[:8]}" for c in CONTROL_COLUMNS]
+        print("  ".join([f"{a:>16}" for a in axes] + [f"{c[:12]:>12}" for c in COLUMNS + control_heads] + ["status"]))
         for r in rows:
             print("  ".join([f"{fmt(r['config'].get(a)):>16}" for a in axes] +
                             [f"{r['metrics'].get(c, np.nan):>12.{0 if c == 'queries' else 3}f}" for c in COLUMNS] +
+                            [f"{r['control'].get(c, np.nan):>12.3f}" for c in CONTROL_COLUMNS] +
                             [r["status"]]))
+        if any(r["control"] for r in rows):
+            print("(ctl: the experiment's norm-matched random control, same L2 norm, same pipeline; "
+                  "--group gives intervals over seeds and paired differences)")
     return 0
 
 
