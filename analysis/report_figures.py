@@ -112,7 +112,7 @@ def draw_all(index, files, cells, out, args) -> dict:
         status["figure2c_budget.png"] = sweep_axis_figure(
             index, cells, "dne.max_linf", R.EDITING, out / "figure2c_budget.png", args,
             title="Effect of the noise budget",
-            xlabel="max_linf (|eps| per pixel on [0, 1] images)", zero_break=False)
+            xlabel="max_linf (per-pixel bound on |eps|)", zero_break=False)
         status["noise_maps.png"] = noise_figure(index, files, cells, out / "noise_maps.png", args)
         status["pareto.png"] = pareto_figure(index, out / "pareto.png", args)
         status["convergence.png"] = convergence_figure(index, files, cells, out / "convergence.png", args)
@@ -133,8 +133,10 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     if key not in index.axes and len(xs) < 2:
         return f"skipped: {key} is not a sweep axis (every experiment has {R.fmt_value(xs[0])})"
 
-    # One series per method and per combination of the other axes that vary.
-    others = [k for k in R.varying_keys(comp, index.cell_keys) if k != key]
+    # One series per method and per combination of the other axes that vary, except keys that
+    # move with the axis (one value per axis value within each method, e.g. dne.lr scaled with
+    # dne.max_linf): those are part of the axis, not separate series.
+    others = [k for k in R.varying_keys(comp, index.cell_keys) if k != key and not moves_with(comp, k, key)]
     series = {}
     for c in comp:
         label = method_name(c.method)
@@ -221,7 +223,7 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     for ax in axes[-1]:
         ax.set_xlabel(xlabel)
     _x_axis(axes, xs, pos, use_log, x0)
-    fig.suptitle(title + " (mean, 95% t-interval over seeds; dashed: norm-matched random control)")
+    fig.suptitle(title + "\n(mean, 95% t-interval over seeds; dashed: the norm-matched random control)")
 
     handles, labels = _collect_legend(axes.ravel())
     if x0 is not None:
@@ -232,6 +234,15 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     fig.tight_layout(rect=(0, bottom, 1, 0.97))
     _save(fig, path, args.dpi)
     return "ok"
+
+
+def moves_with(cells, k, key) -> bool:
+    """True when, within every method, each value of `key` comes with a single value of `k`."""
+    seen = {}
+    for c in cells:
+        if R.applies(k, c.method):
+            seen.setdefault((c.method, R.fmt_value(c.axis(key))), set()).add(R.fmt_value(c.axis(k)))
+    return bool(seen) and all(len(v) == 1 for v in seen.values())
 
 
 def _x_axis(axes, xs, pos, use_log, x0):

@@ -428,3 +428,15 @@ def test_end_to_end_tiny_sweep(tmp_path, dne_bin):
     cells = read_summary(out / "summary.csv")
     assert {k[0] for k in cells} == {"none", "whitebox"} and len(cells) == 3
     assert all(c["n_seeds"] == "1" for c in cells.values())
+
+
+def test_a_key_that_moves_with_the_axis_is_not_a_series():
+    # The budget ablation scales lr with max_linf: lr belongs to the axis; lambda varies at a fixed
+    # max_linf, so it makes series of its own.
+    def cell(max_linf, lr, lam):
+        return report.Cell(key=(), values={"dne.method": "whitebox", "dne.max_linf": max_linf,
+                                           "dne.lr": lr, "dne.lambda": lam}, rows=[])
+    cells = [cell(0.01, 0.0005, 0.001), cell(0.1, 0.005, 0.001), cell(0.1, 0.005, 1.0)]
+    assert report_figures.moves_with(cells, "dne.lr", "dne.max_linf")
+    assert not report_figures.moves_with(cells, "dne.lambda", "dne.max_linf")
+    assert not report_figures.moves_with(cells, "dne.lr", "dne.lambda")  # lambda 0.001 has two lrs
