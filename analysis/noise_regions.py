@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Where the learned noise goes, against its norm-matched random control (phantom runs).
 
-Usage: /usr/bin/python3 analysis/noise_regions.py RUN_DIR [--figure PNG] [--max-cells N]
+Usage: /usr/bin/python3 analysis/noise_regions.py RUN_DIR [--figure PNG] [--max-cells N] [--cells PATTERN ...]
 
 For every noise experiment of RUN_DIR/experiments/*.h5 that has /regions (phantom data) and a
 /control/noise, compute for the learned noise and for its control:
@@ -31,6 +31,9 @@ except ImportError:
     from .summarize import flatten, fmt
 
 CUES = ("breast", "marker", "effusion")
+# Sections only the zeroth-order editors read (the key table's for_methods), for labels when
+# index.h5 does not describe a key.
+ZO_SECTIONS, ZO_METHODS = ("gezo.", "comm.", "api."), ("gezo", "rge", "spsa")
 
 
 def cosine(a, b):
@@ -68,13 +71,30 @@ def load(run_dir):
     return rows
 
 
-def cells_of(rows):
+def key_methods(run_dir):
+    """index.h5's /key_methods: key -> the methods that read it (empty when there is no index)."""
+    path = Path(run_dir, "index.h5")
+    if not path.is_file():
+        return {}
+    with h5py.File(path, "r", locking=False) as f:
+        group = f.get("key_methods")
+        return {k: {m.decode() if isinstance(m, bytes) else str(m) for m in v[()]} for k, v in group.items()} if group else {}
+
+
+def cells_of(rows, methods_of=None):
+    """Sweep cells: the config keys other than the seed that differ, leaving out the keys a
+    method does not read (index.h5's /key_methods), sorted by their labels."""
+    methods_of = methods_of or {}
     keys = sorted({k for r in rows for k in r["config"]})
     axes = [k for k in keys if k != "sweep.seeds" and len({repr(r["config"].get(k)) for r in rows}) > 1]
     cells = {}
     for r in rows:
-        cells.setdefault(tuple(f"{k.split('.', 1)[1]}={fmt(r['config'].get(k))}" for k in axes), []).append(r)
-    return cells
+        method = r["config"].get("dne.method")
+        label = tuple(f"{k.split('.', 1)[1]}={fmt(r['config'].get(k))}" for k in axes
+                      if (method in methods_of[k] if k in methods_of
+                          else method in ZO_METHODS or not k.startswith(ZO_SECTIONS)))
+        cells.setdefault(label, []).append(r)
+    return dict(sorted(cells.items()))
 
 
 def show(values, signed=False):
@@ -103,11 +123,26 @@ def table(cell, rs):
     print()
 
 
-def figure(cells, path, max_cells):
+def pick(cells, patterns, max_cells):
+    """The cells to draw: for each pattern "a+b", the first cell whose label contains a and b;
+    without patterns, the first max_cells cells."""
+    if not patterns:
+        return list(cells.items())[:max_cells]
+    chosen = []
+    for pattern in patterns:
+        parts = pattern.split("+")
+        match = [(c, rs) for c, rs in cells.items() if all(any(p == item for item in c) for p in parts)]
+        if not match:
+            raise SystemExit(f"noise_regions: no cell matches {pattern!r}")
+        chosen.append(match[0])
+    return chosen
+
+
+def figure(cells, path, max_cells, patterns=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    chosen = list(cells.items())[:max_cells]
+    chosen = pick(cells, patterns, max_cells)
     fig, axes = plt.subplots(1, len(chosen), figsize=(2.6 * len(chosen), 3.0), squeeze=False)
     for ax, (cell, rs) in zip(axes[0], chosen):
         mean = np.mean([r["noise"] for r in rs], axis=0)
@@ -127,20 +162,22 @@ def main(argv=None):
     ap.add_argument("run_dir")
     ap.add_argument("--figure", help="write the seed-averaged noise maps to this PNG")
     ap.add_argument("--max-cells", type=int, default=6)
+    ap.add_argument("--cells", nargs="+", metavar="PATTERN",
+                    help="cells to draw, each as key=value items joined by + (e.g. method=whitebox+max_linf=0.1)")
     args = ap.parse_args(argv)
     rows = load(args.run_dir)
     if not rows:
         print(f"noise_regions: no noise experiment with /regions and /control in {args.run_dir}/experiments",
               file=sys.stderr)
         return 1
-    cells = cells_of(rows)
+    cells = cells_of(rows, key_methods(args.run_dir))
     print("Mean [95% t-interval] over seeds; * = the paired interval excludes 0. energy_*: share of "
           "sum(eps^2); cos_*: cosine between the noise and the cue's mean-contribution map.")
     print()
     for cell, rs in cells.items():
         table(cell, rs)
     if args.figure:
-        figure(cells, args.figure, args.max_cells)
+        figure(cells, args.figure, args.max_cells, args.cells)
         print(f"wrote {args.figure}")
     return 0
 
