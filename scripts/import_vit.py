@@ -58,10 +58,10 @@ def parse_args(argv):
     p.add_argument("--image-size", type=int, default=None,
                    help="input side S; default sqrt(N) * patch from pos_embed (must agree if given)")
     p.add_argument("--mean", default=None,
-                   help="per-channel input mean, 1 or in_chans values 'a,b,c' (default ImageNet's "
+                   help="per-channel input mean, 1 or in_chans values 'a,b,c', or chest_xray (0.5056) (default ImageNet's "
                         "for 3 channels, 0.5 for 1)")
     p.add_argument("--std", default=None,
-                   help="per-channel input std, 1 or in_chans values (default ImageNet's for 3 "
+                   help="per-channel input std, 1 or in_chans values, or chest_xray (0.252) (default ImageNet's for 3 "
                         "channels, 0.25 for 1)")
     p.add_argument("--layer-norm-eps", type=float, default=1e-6,
                    help="LayerNorm epsilon (1e-6 in timm's and MAE's ViTs)")
@@ -177,6 +177,8 @@ def parse_channels(text, default, channels, option):
     """'a,b,c' or 'a' -> tuple of `channels` floats (one value is broadcast)."""
     if text is None:
         values = default
+    elif text == "chest_xray":  # the DNE reference code's chest X-ray normalisation (util/datasets.py)
+        values = (0.252,) if option == "--std" else (0.5056,)
     else:
         try:
             values = tuple(float(v) for v in text.split(","))

@@ -163,9 +163,9 @@ const std::vector<KeySpec>& key_table() {
                                 "ViT embedding: the class token or the mean of the patch tokens"),
                        {"cls", "mean"}));
     t.push_back(make_key("fm.mean", Kind::kString, &C::fm, &FmOptions::mean,
-                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\""));
+                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\", or \"chest_xray\" (0.5056, the DNE reference code's)"));
     t.push_back(make_key("fm.std", Kind::kString, &C::fm, &FmOptions::std,
-                         "ViT input normalisation std: one value or one per channel"));
+                         "ViT input normalisation std: one value or one per channel, or \"chest_xray\" (0.252)"));
     t.push_back(not_in_id(ranged(make_key("fm.batch_size", Kind::kInt, &C::fm,
                                           &FmOptions::batch_size,
                                           "images per forward call when embedding a split"),
@@ -581,6 +581,8 @@ std::vector<double> number_list(const std::string& text, const std::string& key)
 }
 
 std::vector<double> channel_values(const std::string& text, std::int64_t channels, const std::string& key) {
+  // The preset: the chest X-ray normalisation of the DNE reference code (util/datasets.py).
+  if (text == "chest_xray") return std::vector<double>(static_cast<std::size_t>(channels), key == "fm.std" ? 0.252 : 0.5056);
   auto values = number_list(text, key);
   for (const double v : values)
     if (key == "fm.std" && !(v > 0.0)) throw ConfigError(key + ": \"" + text + "\": every value must be positive");

@@ -87,6 +87,7 @@ GOOD = {
     "grayscale": ({"model": vit(**GRAY)}, ["--heads", "2"]),
     "grayscale_size_given": ({"model": vit(**GRAY)}, ["--heads", "2", "--image-size", "24"]),
     "options": ({"model": SD}, ["--mean", "0.3", "--std", "0.2,0.3,0.4", "--layer-norm-eps", "1e-5"]),
+    "chest_xray": ({"model": SD}, ["--mean", "chest_xray", "--std", "chest_xray"]),
     "width_192": ({"model": vit(width=192, heads=3)}, []),
     "half": ({"model": {k: v.half() for k, v in SD.items()}}, []),
     "pickled_args": ({"model": SD, "args": argparse.Namespace(lr=0.1)}, []),
@@ -291,6 +292,13 @@ def test_given_normalisation_broadcast_and_layer_norm_eps(results):
         assert np.array_equal(f["architecture/mean"][()], [0.3, 0.3, 0.3])
         assert np.array_equal(f["architecture/std"][()], [0.2, 0.3, 0.4])
         assert f["architecture"].attrs["layer_norm_eps"] == 1e-5
+
+
+def test_chest_xray_preset_is_the_reference_normalisation(results):
+    path, _ = good(results, "chest_xray")  # the DNE reference's util/datasets.py: 0.5056, 0.252
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(f["architecture/mean"][()], [0.5056] * 3)
+        assert np.array_equal(f["architecture/std"][()], [0.252] * 3)
 
 
 def test_default_heads_only_for_standard_widths(results):

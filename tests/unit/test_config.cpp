@@ -239,6 +239,9 @@ TEST(Config, Fnv1aKnownValues) {
 
 TEST(Config, ViTKeysAndChannelValues) {
   EXPECT_EQ(channel_values("0.5", 3, "fm.mean"), (std::vector<double>{0.5, 0.5, 0.5}));
+  // the reference code's chest X-ray normalisation (util/datasets.py: 0.5056, 0.252)
+  EXPECT_EQ(channel_values("chest_xray", 3, "fm.mean"), (std::vector<double>{0.5056, 0.5056, 0.5056}));
+  EXPECT_EQ(channel_values("chest_xray", 1, "fm.std"), (std::vector<double>{0.252}));
   EXPECT_EQ(channel_values(" 0.485, 0.456,0.406 ", 3, "fm.mean"), (std::vector<double>{0.485, 0.456, 0.406}));
   EXPECT_THROW(channel_values("0.1,0.2", 3, "fm.mean"), dne::ConfigError);
   EXPECT_THROW(channel_values("a", 1, "fm.mean"), dne::ConfigError);
