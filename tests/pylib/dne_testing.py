@@ -14,7 +14,8 @@ if str(REPO) not in sys.path:
 # 16x16, width 32, one block), so that tests need no pretrained FM file.
 SMALL = ["--set", "data.n_train=200", "--set", "data.n_test=200", "--set", "dne.epochs=1",
          "--set", "dne.batch_size=50", "--set", "fm.kind=vit", "--set", "fm.weights=\"\"",
-         "--set", "fm.patch_size=16", "--set", "fm.embed_dim=32", "--set", "fm.depth=1", "--set", "fm.heads=2"]
+         "--set", "fm.patch_size=16", "--set", "fm.embed_dim=32", "--set", "fm.depth=1", "--set", "fm.heads=2",
+         "--set", "dne.adversary=frozen"]  # one adversary: the quickstart sweeps frozen and refit
 
 
 @pytest.fixture(scope="session")
