@@ -24,10 +24,10 @@ import h5py
 import numpy as np
 
 try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
-    from stats import interval
+    from stats import format_difference, interval
     from summarize import flatten, fmt
 except ImportError:
-    from .stats import interval
+    from .stats import format_difference, interval
     from .summarize import flatten, fmt
 
 CUES = ("breast", "marker", "effusion")
@@ -98,14 +98,13 @@ def cells_of(rows, methods_of=None):
 
 
 def show(values, signed=False):
+    """A value over seeds as 'm [lo, hi]'; signed: a paired difference (stats.format_difference)."""
+    if signed:
+        return format_difference(values)
     mean, _, half = interval(values)
     if np.isnan(mean):
         return "n/a"
-    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
-    if np.isnan(half):
-        return text
-    star = " *" if signed and abs(mean) > half else ""
-    return f"{text} [{mean - half:+.3f}, {mean + half:+.3f}]{star}" if signed else f"{text} [{mean - half:.3f}, {mean + half:.3f}]"
+    return f"{mean:.3f}" if np.isnan(half) else f"{mean:.3f} [{mean - half:.3f}, {mean + half:.3f}]"
 
 
 def table(cell, rs):

@@ -41,12 +41,12 @@ import numpy as np
 
 try:  # imported as part of the `analysis` package
     from . import check_metrics, dne_metrics
-    from .stats import format_interval, interval, t95
+    from .stats import format_difference, format_interval, interval, t95
 except ImportError:  # run as a script, or imported with analysis/ on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import check_metrics
     import dne_metrics
-    from stats import format_interval, interval, t95
+    from stats import format_difference, format_interval, interval, t95
 if __name__ == "__main__":  # report_figures imports `report`: let it find this module, not a copy
     sys.modules.setdefault("report", sys.modules[__name__])
 
@@ -663,16 +663,6 @@ def paired_differences(index: Index, cell: Cell, metric: str):
         if e is not None and math.isfinite(v) and math.isfinite(e.value(metric)):
             erm.append(v - e.value(metric))
     return control, erm
-
-
-def format_difference(values) -> str:
-    """'+m [lo, hi]' over seeds, with * when the 95% interval excludes 0; 'n/a' without values."""
-    mean, _, half = interval(values)
-    if math.isnan(mean):
-        return "n/a"
-    if math.isnan(half):
-        return f"{mean:+.3f}"
-    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]" + (" *" if abs(mean) > half else "")
 
 
 def paired_markdown(index: Index, chosen, setting_keys, multi) -> str:

@@ -37,3 +37,15 @@ def format_interval(mean, sd, half, digits=3):
     if math.isnan(sd):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {sd:.{digits}f} [{mean - half:.{digits}f}, {mean + half:.{digits}f}]"
+
+
+def format_difference(values, digits=3):
+    """A paired difference over seeds: '+m [lo, hi]' with ' *' when the 95% interval excludes 0;
+    '+m' for one value; 'n/a' without finite values."""
+    mean, _, half = interval(values)
+    if math.isnan(mean):
+        return "n/a"
+    if math.isnan(half):
+        return f"{mean:+.{digits}f}"
+    star = " *" if abs(mean) > half else ""
+    return f"{mean:+.{digits}f} [{mean - half:+.{digits}f}, {mean + half:+.{digits}f}]{star}"

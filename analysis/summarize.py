@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 
 try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
-    from stats import format_interval, interval
+    from stats import format_difference, format_interval, interval
 except ImportError:
-    from .stats import format_interval, interval
+    from .stats import format_difference, format_interval, interval
 
 PAIRED = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc"]
 # Keys that must agree between a noise experiment and the ERM experiment it is paired with.
@@ -87,15 +87,8 @@ def paired_table(cells, cell_axes, rows):
         control_cols, erm_cols = [], []
         for m in PAIRED:
             control, erm = paired_cell(rs, rows, m)
-            for values, out in ((control, control_cols), (erm, erm_cols)):
-                mean, sd, half = interval(values)
-                if not values or np.isnan(mean):
-                    out.append("n/a")
-                elif np.isnan(half):
-                    out.append(f"{mean:+.3f}")
-                else:
-                    star = " *" if abs(mean) > half else ""
-                    out.append(f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]{star}")
+            control_cols.append(format_difference(control))
+            erm_cols.append(format_difference(erm))
         print("| " + " | ".join(list(cell) + [str(len(rs))] + control_cols + erm_cols) + " |")
 
 
