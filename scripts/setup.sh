@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev googletest           # unit + MPI tests
   libtomlplusplus-dev               # TOML configs (header-only, exact error positions)
   libstb-dev                        # PNG encode/decode (stb_image / stb_image_write)
+  zlib1g-dev                        # gzip-compressed CSV tables (MIMIC-CXR metadata)
   python3-torch                     # scripts/import_vit.py (timm/MAE checkpoints) and its tests; no timm needed
   python3 python3-h5py python3-numpy python3-matplotlib python3-pytest  # analysis/ and its tests
 )

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "dne/data/csv.hpp"
 #include "dne/data/image_io.hpp"
 
 namespace dne::data {
@@ -26,52 +27,6 @@ std::string trim(const std::string& s) {
   if (b == std::string::npos) return "";
   const auto e = s.find_last_not_of(" \t");
   return s.substr(b, e - b + 1);
-}
-
-// Splits one CSV line into fields (double quotes group, "" inside quotes is a quote; whitespace
-// around unquoted fields is trimmed). Throws DataError "<where>: ..." for an unterminated quote.
-std::vector<std::string> split_csv(const std::string& line, const std::string& where) {
-  std::vector<std::string> fields;
-  std::string cur;
-  bool quoted = false, was_quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < line.size() && line[i + 1] == '"') {
-          cur += '"';
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        cur += c;
-      }
-    } else if (c == '"' && trim(cur).empty()) {
-      quoted = true;
-      was_quoted = true;
-      cur.clear();
-    } else if (c == ',') {
-      fields.push_back(was_quoted ? cur : trim(cur));
-      cur.clear();
-      was_quoted = false;
-    } else {
-      cur += c;
-    }
-  }
-  if (quoted) throw DataError(where + ": unterminated quoted field");
-  fields.push_back(was_quoted ? cur : trim(cur));
-  return fields;
-}
-
-std::string quote_csv(const std::string& s) {
-  if (s.find_first_of(",\"") == std::string::npos && trim(s) == s) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 std::string zero_pad(std::int64_t i, int digits) {
@@ -168,7 +123,7 @@ Dataset load_manifest(const std::string& csv_path, std::int64_t image_size) {
     if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
     const std::string where = csv_path + ":" + std::to_string(line_no);
     if (!have_header) {
-      const auto fields = split_csv(line, where);
+      const auto fields = split_csv_line(line, where);
       bool ok = fields.size() == kHeader.size();
       for (std::size_t i = 0; ok && i < kHeader.size(); ++i) ok = fields[i] == kHeader[i];
       if (!ok) {
@@ -178,7 +133,7 @@ Dataset load_manifest(const std::string& csv_path, std::int64_t image_size) {
       continue;
     }
     if (trim(line).empty()) continue;
-    const auto f = split_csv(line, where);
+    const auto f = split_csv_line(line, where);
     if (f.size() != 4) {
       throw DataError(where + ": expected 4 fields (path,split,sex,label), got " +
                       std::to_string(f.size()));

@@ -1,0 +1,136 @@
+// CSV tables (see csv.hpp): one line splitter shared by the manifest reader and the importers,
+// and a whole-file reader that goes through zlib so that plain and gzip files read the same way.
+#include "dne/data/csv.hpp"
+
+#include <zlib.h>
+
+#include <memory>
+
+#include "dne/core/errors.hpp"
+
+namespace dne::data {
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+/// Lines of a plain or gzip file (gzread reads an uncompressed file as it is), without line ends.
+std::vector<std::string> read_lines(const std::string& path) {
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), gzclose);
+  if (!file) throw DataError(path + ": cannot open");
+  std::vector<std::string> lines;
+  std::string content;
+  char buffer[1 << 16];
+  for (;;) {
+    const int n = gzread(file.get(), buffer, sizeof buffer);
+    if (n < 0) {
+      int code = 0;
+      throw DataError(path + ": read error (" + gzerror(file.get(), &code) + ")");
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<std::size_t>(n));
+  }
+  std::size_t start = 0;
+  while (start < content.size()) {
+    auto end = content.find('\n', start);
+    if (end == std::string::npos) end = content.size();
+    std::string line = content.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    start = end + 1;
+  }
+  if (!lines.empty() && lines.front().rfind("\xEF\xBB\xBF", 0) == 0) lines.front().erase(0, 3);  // UTF-8 BOM
+  return lines;
+}
+
+}  // namespace
+
+int CsvTable::column(const std::string& name) const {
+  for (std::size_t i = 0; i < header.size(); ++i)
+    if (header[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+int CsvTable::require(const std::string& name) const {
+  const int i = column(name);
+  if (i >= 0) return i;
+  std::string names;
+  for (const auto& h : header) names += (names.empty() ? "" : ",") + h;
+  throw DataError(path + ": no column '" + name + "' (columns: " + names + ")");
+}
+
+std::string CsvTable::where(const Row& row) const { return path + ":" + std::to_string(row.line); }
+
+std::vector<std::string> split_csv_line(const std::string& line, const std::string& where) {
+  std::vector<std::string> fields;
+  std::string cur;
+  bool quoted = false, was_quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          cur += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        cur += c;
+      }
+    } else if (c == '"' && trim(cur).empty()) {
+      quoted = true;
+      was_quoted = true;
+      cur.clear();
+    } else if (c == ',') {
+      fields.push_back(was_quoted ? cur : trim(cur));
+      cur.clear();
+      was_quoted = false;
+    } else {
+      cur += c;
+    }
+  }
+  if (quoted) throw DataError(where + ": unterminated quoted field");
+  fields.push_back(was_quoted ? cur : trim(cur));
+  return fields;
+}
+
+std::string quote_csv(const std::string& field) {
+  if (field.find_first_of(",\"") == std::string::npos && trim(field) == field) return field;
+  std::string out = "\"";
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+CsvTable read_csv(const std::string& path) {
+  CsvTable table;
+  table.path = path;
+  const auto lines = read_lines(path);
+  bool have_header = false;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto line_no = static_cast<std::int64_t>(i + 1);
+    if (trim(lines[i]).empty()) continue;
+    const std::string where = path + ":" + std::to_string(line_no);
+    auto fields = split_csv_line(lines[i], where);
+    if (!have_header) {
+      table.header = std::move(fields);
+      have_header = true;
+      continue;
+    }
+    if (fields.size() != table.header.size())
+      throw DataError(where + ": expected " + std::to_string(table.header.size()) + " fields, got " +
+                      std::to_string(fields.size()));
+    table.rows.push_back({line_no, std::move(fields)});
+  }
+  if (!have_header) throw DataError(path + ":1: empty file (no header line)");
+  return table;
+}
+
+}  // namespace dne::data
