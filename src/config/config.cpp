@@ -32,6 +32,7 @@ struct KeySpec {
   bool affects_results = true;          // part of canonical text / id
   bool pretrain_only = false;           // read by `dne pretrain` only: in pretrain_text(), not in experiments
   std::vector<std::string> methods;     // dne.method values that read this key (empty: all)
+  std::string data_source;              // the data.source that reads this key (empty: every source)
   std::function<void(ExperimentConfig&, const Value&)> set;
   std::function<Value(const ExperimentConfig&)> get;
 };
@@ -74,6 +75,12 @@ KeySpec for_methods(KeySpec k, std::vector<std::string> methods) {
   k.methods = std::move(methods);
   return k;
 }
+/// Only data.source = `data_source` reads the key: setting it for the other source is an error,
+/// and it is left out of that source's canonical and resolved text.
+KeySpec for_source(KeySpec k, std::string data_source) {
+  k.data_source = std::move(data_source);
+  return k;
+}
 KeySpec not_in_id(KeySpec k) {
   k.affects_results = false;
   return k;
@@ -91,42 +98,62 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(choice(make_key("data.source", Kind::kChoice, &C::data, &DataOptions::source,
                                 "where images come from"),
                        {"phantom", "manifest"}));
-    t.push_back(make_key("data.manifest", Kind::kString, &C::data, &DataOptions::manifest,
-                         "manifest CSV (path,split,sex,label) when data.source = \"manifest\""));
+    const auto phantom = [](KeySpec k) { return for_source(std::move(k), "phantom"); };
+    const auto manifest = [](KeySpec k) { return for_source(std::move(k), "manifest"); };
+    t.push_back(manifest(make_key("data.manifest", Kind::kString, &C::data, &DataOptions::manifest,
+                                  "manifest CSV (path,split,sex,label[,patient,age,view,...]; docs/datasets.md)")));
+    t.push_back(manifest(make_key("data.sa_column", Kind::kString, &C::data, &DataOptions::sa_column,
+                                  "manifest column holding the binary sensitive attribute (0/1, or M/F)")));
+    t.push_back(manifest(choice(make_key("data.resize", Kind::kChoice, &C::data, &DataOptions::resize,
+                                         "how a non-square image becomes image_size x image_size: stretch, or keep "
+                                         "the aspect and centre-crop the long side / pad the short side with black"),
+                                {"stretch", "crop", "pad"})));
+    t.push_back(manifest(ranged(make_key("data.limit_train", Kind::kInt, &C::data, &DataOptions::limit_train,
+                                         "use at most this many train (+ val) rows, a stratified subset by "
+                                         "(sa, label), the same for every seed; 0 = all"),
+                                0, 100000000)));
+    t.push_back(manifest(ranged(make_key("data.limit_test", Kind::kInt, &C::data, &DataOptions::limit_test,
+                                         "use at most this many test rows (stratified, the same for every seed); 0 = all"),
+                                0, 100000000)));
+    t.push_back(manifest(not_in_id(choice(make_key("data.image_hash", Kind::kChoice, &C::data, &DataOptions::image_hash,
+                                                   "what of every image enters the id: its bytes (content) or its "
+                                                   "size and modification time (stat, for very large data sets)"),
+                                          {"content", "stat"}))));
     t.push_back(ranged(make_key("data.image_size", Kind::kInt, &C::data, &DataOptions::image_size,
-                                "image height = width in pixels"),
-                       32, 512));
-    t.push_back(ranged(make_key("data.n_train", Kind::kInt, &C::data, &DataOptions::n_train,
-                                "phantom training images"),
-                       20, 1000000));
-    t.push_back(ranged(make_key("data.n_test", Kind::kInt, &C::data, &DataOptions::n_test,
-                                "phantom test images"),
-                       20, 1000000));
-    t.push_back(ranged(make_key("data.bias", Kind::kReal, &C::data, &DataOptions::bias,
-                                "train: P(sa=1 | y=1) = bias, P(sa=1 | y=0) = 1 - bias"),
-                       0.0, 1.0));
-    t.push_back(ranged(make_key("data.prevalence", Kind::kReal, &C::data,
-                                &DataOptions::prevalence, "P(disease) in both splits"),
-                       0.05, 0.95));
-    t.push_back(ranged(make_key("data.breast_contrast", Kind::kReal, &C::data,
-                                &DataOptions::breast_contrast,
-                                "strength of the breast shadow (sa = 1); 0 disables"),
-                       0.0, 5.0));
-    t.push_back(ranged(make_key("data.marker_rate_a1", Kind::kReal, &C::data,
-                                &DataOptions::marker_rate_a1, "P(corner marker | sa = 1)"),
-                       0.0, 1.0));
-    t.push_back(ranged(make_key("data.marker_rate_a0", Kind::kReal, &C::data,
-                                &DataOptions::marker_rate_a0, "P(corner marker | sa = 0)"),
-                       0.0, 1.0));
-    t.push_back(ranged(make_key("data.severity_min", Kind::kReal, &C::data,
-                                &DataOptions::severity_min, "smallest effusion severity"),
-                       0.0, 1.0));
-    t.push_back(ranged(make_key("data.severity_max", Kind::kReal, &C::data,
-                                &DataOptions::severity_max, "largest effusion severity"),
-                       0.0, 1.0));
-    t.push_back(ranged(make_key("data.noise_std", Kind::kReal, &C::data, &DataOptions::noise_std,
-                                "additive Gaussian pixel noise of the phantom"),
-                       0.0, 0.5));
+                                "image height = width in pixels (the phantom needs >= 32; the CNN a multiple of 16, "
+                                "the ViT of fm.patch_size)"),
+                       16, 1024));
+    t.push_back(phantom(ranged(make_key("data.n_train", Kind::kInt, &C::data, &DataOptions::n_train,
+                                        "phantom training images"),
+                               20, 1000000)));
+    t.push_back(phantom(ranged(make_key("data.n_test", Kind::kInt, &C::data, &DataOptions::n_test,
+                                        "phantom test images"),
+                               20, 1000000)));
+    t.push_back(phantom(ranged(make_key("data.bias", Kind::kReal, &C::data, &DataOptions::bias,
+                                        "train: P(sa=1 | y=1) = bias, P(sa=1 | y=0) = 1 - bias"),
+                               0.0, 1.0)));
+    t.push_back(phantom(ranged(make_key("data.prevalence", Kind::kReal, &C::data,
+                                        &DataOptions::prevalence, "P(disease) in both splits"),
+                               0.05, 0.95)));
+    t.push_back(phantom(ranged(make_key("data.breast_contrast", Kind::kReal, &C::data,
+                                        &DataOptions::breast_contrast,
+                                        "strength of the breast shadow (sa = 1); 0 disables"),
+                               0.0, 5.0)));
+    t.push_back(phantom(ranged(make_key("data.marker_rate_a1", Kind::kReal, &C::data,
+                                        &DataOptions::marker_rate_a1, "P(corner marker | sa = 1)"),
+                               0.0, 1.0)));
+    t.push_back(phantom(ranged(make_key("data.marker_rate_a0", Kind::kReal, &C::data,
+                                        &DataOptions::marker_rate_a0, "P(corner marker | sa = 0)"),
+                               0.0, 1.0)));
+    t.push_back(phantom(ranged(make_key("data.severity_min", Kind::kReal, &C::data,
+                                        &DataOptions::severity_min, "smallest effusion severity"),
+                               0.0, 1.0)));
+    t.push_back(phantom(ranged(make_key("data.severity_max", Kind::kReal, &C::data,
+                                        &DataOptions::severity_max, "largest effusion severity"),
+                               0.0, 1.0)));
+    t.push_back(phantom(ranged(make_key("data.noise_std", Kind::kReal, &C::data, &DataOptions::noise_std,
+                                        "additive Gaussian pixel noise of the phantom"),
+                               0.0, 0.5)));
     t.push_back(ranged(make_key("data.val_fraction", Kind::kReal, &C::data, &DataOptions::val_fraction,
                                 "share of every (sa, label) cell of the training split held out for validation "
                                 "(what is chosen, e.g. dne.keep and probes.l2_choices, is chosen on it); 0 = none"),
@@ -458,6 +485,9 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   auto fail = [&](const std::string& why) { throw ConfigError(origin + ": " + why); };
   if (c.data.source == "manifest" && c.data.manifest.empty())
     fail("data.manifest must name a CSV file when data.source = \"manifest\"");
+  if (c.data.source == "manifest" && c.data.sa_column.empty()) fail("data.sa_column must name a manifest column");
+  if (c.data.source == "phantom" && c.data.image_size < 32)
+    fail("data.image_size = " + std::to_string(c.data.image_size) + ": the phantom needs at least 32 pixels");
   if (c.fm.kind == "torchscript" && c.fm.torchscript.empty())
     fail("fm.torchscript must name a TorchScript file when fm.kind = \"torchscript\"");
   if (c.data.severity_min > c.data.severity_max)
@@ -478,9 +508,11 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (!c.probes.l2_choices.empty()) {
     for (const double v : number_list(c.probes.l2_choices, "probes.l2_choices"))
       if (v < 0.0) fail("probes.l2_choices: \"" + c.probes.l2_choices + "\": every value must be >= 0");
-    if (c.data.val_fraction <= 0.0) fail("probes.l2_choices needs a validation split: set data.val_fraction > 0");
+    if (c.data.val_fraction <= 0.0 && c.data.source == "phantom")
+      fail("probes.l2_choices needs a validation split: set data.val_fraction > 0");
   }
-  if (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random" && c.data.val_fraction <= 0.0)
+  if (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random" && c.data.val_fraction <= 0.0 &&
+      c.data.source == "phantom")
     fail("dne.keep = \"best_val\" needs a validation split: set data.val_fraction > 0");
   if (c.pretrain.batch_size % c.pretrain.micro_batches != 0)
     fail("pretrain.micro_batches = " + std::to_string(c.pretrain.micro_batches) +
@@ -527,7 +559,7 @@ std::string render(const ExperimentConfig& c, Render mode) {
   std::ostringstream out;
   std::string section;
   for (const auto& k : key_table()) {
-    if (!rendered(k, mode)) continue;
+    if (!rendered(k, mode) || (!k.data_source.empty() && k.data_source != c.data.source)) continue;
     const auto dot = k.name.find('.');
     const std::string sec = k.name.substr(0, dot);
     if (sec != section) {
@@ -550,16 +582,15 @@ std::uint64_t fnv1a64(const std::string& text) {
   return h;
 }
 
-std::string ExperimentConfig::canonical_text() const {
-  auto text = render(*this, Render::kCanonical);
-  if (!fm_hash.empty()) text += "# fm.weights content hash: " + fm_hash + "\n";
+std::string ExperimentConfig::input_hashes_text() const {
+  std::string text;
+  if (!fm_hash.empty())
+    text += std::string("# ") + (fm.kind == "torchscript" ? "fm.torchscript" : "fm.weights") + " content hash: " + fm_hash + "\n";
+  if (!data_hash.empty()) text += "# data content hash: " + data_hash + "\n";
   return text;
 }
-std::string ExperimentConfig::resolved_text() const {
-  auto text = render(*this, Render::kResolved);
-  if (!fm_hash.empty()) text += "# fm.weights content hash: " + fm_hash + "\n";
-  return text;
-}
+std::string ExperimentConfig::canonical_text() const { return render(*this, Render::kCanonical) + input_hashes_text(); }
+std::string ExperimentConfig::resolved_text() const { return render(*this, Render::kResolved) + input_hashes_text(); }
 std::string ExperimentConfig::pretrain_text() const { return render(*this, Render::kPretrain); }
 
 std::vector<double> number_list(const std::string& text, const std::string& key) {
@@ -697,6 +728,12 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
   std::vector<std::string> ids;
   for (auto& c : out) {
     const ExperimentConfig defaults;
+    for (const auto& [key, values] : source.values) {
+      const KeySpec* spec = find_key(key);
+      if (!spec->data_source.empty() && spec->data_source != c.data.source)
+        throw ConfigError(source.origin + ": " + key + " is read only when data.source = \"" + spec->data_source +
+                          "\" (here data.source = \"" + c.data.source + "\"): remove it");
+    }
     for (const auto& k : key_table())
       if (!k.methods.empty() &&
           std::find(k.methods.begin(), k.methods.end(), c.dne.method) == k.methods.end())
@@ -736,6 +773,7 @@ std::string describe_keys() {
       out << "}";
     }
     out << "\n      " << k.help;
+    if (!k.data_source.empty()) out << " [only for data.source = " << k.data_source << "]";
     if (!k.methods.empty()) {
       out << " [only for:";
       for (const auto& m : k.methods) out << " " << m;

@@ -19,6 +19,11 @@ namespace dne::config {
 struct DataOptions {
   std::string source = "phantom";  // "phantom" | "manifest"
   std::string manifest;            // CSV path when source = "manifest"
+  std::string sa_column = "sex";   // manifest: column with the binary sensitive attribute
+  std::string resize = "stretch";  // manifest: "stretch" | "crop" | "pad" (aspect kept)
+  std::int64_t limit_train = 0;    // manifest: at most this many train (+ val) rows; 0 = all
+  std::int64_t limit_test = 0;     // manifest: at most this many test rows; 0 = all
+  std::string image_hash = "content";  // manifest: "content" | "stat" (size + mtime) in the id
   std::int64_t image_size = 64;    // H = W
   std::int64_t n_train = 2000;
   std::int64_t n_test = 1000;
@@ -143,9 +148,16 @@ struct ExperimentConfig {
   RunOptions run;
   SweepOptions sweep;
 
-  /// Content hash of the FM file named by fm.weights (set by the run driver after loading it;
+  /// Content hash of the FM file named by fm.weights (its architecture and weights), or of the
+  /// bytes of fm.torchscript (set by the run driver after loading it;
   /// empty when there is none). It enters canonical_text() and so the id.
   std::string fm_hash;
+  /// Content hash of the data an experiment reads with data.source = "manifest" (the manifest's
+  /// bytes and every image it uses; set by the run driver's preflight). It enters the id too.
+  std::string data_hash;
+
+  /// The "# ... content hash: ..." lines of fm_hash and data_hash that end the canonical text.
+  std::string input_hashes_text() const;
 
   /// Canonical TOML text of every result-affecting key, in table order (no output/run/pretrain
   /// keys), plus the FM file's content hash when there is one.
