@@ -14,6 +14,7 @@ PACKAGES=(
   libtomlplusplus-dev               # TOML configs (header-only, exact error positions)
   libstb-dev                        # PNG encode/decode (stb_image / stb_image_write)
   zlib1g-dev                        # gzip-compressed CSV tables (MIMIC-CXR metadata)
+  libgdcm-dev                       # DICOM (GDCM: decodes JPEG lossless/baseline, JPEG 2000, JPEG-LS, RLE; DCMTK lacks JPEG 2000)
   python3-torch                     # scripts/import_vit.py (timm/MAE checkpoints) and its tests; no timm needed
   python3 python3-h5py python3-numpy python3-matplotlib python3-pytest  # analysis/ and its tests
 )

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <thread>
 #include <iostream>
 
 #include <mpi.h>
@@ -21,6 +23,9 @@
 #include "dne/dne/zeroth_order.hpp"
 #include "dne/config/config.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
+#include "dne/data/image_cache.hpp"
+#include "dne/data/manifest.hpp"
 #include "dne/dne/noise_editor.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/pretrain/trainer.hpp"
@@ -139,6 +144,58 @@ int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const 
   return 0;
 }
 
+/// Data mode: how fast one rank turns a manifest's image files into the (N, S, S) arrays an
+/// experiment needs, against the floor of reading the same files' bytes (with their CRC, which
+/// the content hash computes anyway); decoding on 1 thread and on every core; the image cache
+/// written once and read back (what every experiment does instead of decoding); and the memory
+/// a decoded image takes, extrapolated to 10^5 images of 224x224. Prints a table.
+int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, int repeats) {
+  data::ManifestOptions mo;
+  mo.sa_column = c.data.sa_column;
+  const auto manifest = data::read_manifest(csv, mo);
+  const auto n = static_cast<double>(manifest.rows.size());
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::uintmax_t bytes = 0;
+  for (const auto& r : manifest.rows) bytes += std::filesystem::file_size(r.path);
+  const double read_s = median_seconds(repeats, [&] { (void)data::data_content_hash(manifest, mo, FileFingerprint::kContent, 1); });
+  data::DecodeOptions d;
+  d.image_size = c.data.image_size;
+  d.resize = data::parse_resize_mode(c.data.resize);
+  d.threads = 1;
+  const double decode1_s = median_seconds(repeats, [&] { (void)data::decode_manifest(manifest, d); });
+  d.threads = cores;
+  data::Dataset decoded;
+  const double decode_n_s = median_seconds(repeats, [&] { decoded = data::decode_manifest(manifest, d); });
+  const auto cache = (std::filesystem::temp_directory_path() / ("dne-bench-cache-" + std::to_string(::getpid()) + ".h5")).string();
+  const double write_s = median_seconds(repeats, [&] { data::write_image_cache(cache, decoded, "bench", d.image_size, c.data.resize); });
+  const double cache_mb = static_cast<double>(std::filesystem::file_size(cache)) / 1e6;
+  const double read_cache_s = median_seconds(repeats, [&] { (void)data::read_image_cache(cache, "bench", d.image_size, c.data.resize); });
+  std::filesystem::remove(cache);
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  const double s2 = static_cast<double>(d.image_size * d.image_size);
+  std::printf("dne bench --data %s: %.0f images, %.1f MB of files (%.0f kB each), decoded to %lldx%lld (%s), "
+              "median of %d\n", csv.c_str(), n, static_cast<double>(bytes) / 1e6, static_cast<double>(bytes) / n / 1e3,
+              static_cast<long long>(d.image_size), static_cast<long long>(d.image_size), c.data.resize.c_str(), repeats);
+  std::printf("%-44s %12s %10s\n", "stage", "images/s", "x floor");
+  const auto row = [&](const char* name, double seconds) {
+    std::printf("%-44s %12.0f %10.2f\n", name, n / seconds, read_s / seconds);
+  };
+  row("floor: read file bytes + CRC-32 (1 thread)", read_s);
+  row("decode + resize, 1 thread", decode1_s);
+  const std::string threaded = "decode + resize, " + std::to_string(cores) + " threads";
+  row(threaded.c_str(), decode_n_s);
+  row("image cache: write (once per run)", write_s);
+  row("image cache: read (once per experiment)", read_cache_s);
+  std::printf("decode speed-up on %d threads: %.2fx; cache file %.1f MB (%.0f bytes per image = 4 S^2)\n", cores,
+              decode1_s / decode_n_s, cache_mb, cache_mb * 1e6 / n);
+  std::printf("memory: a decoded image is 4 x %lld^2 = %.0f bytes; 10^5 images of 224x224 = %.1f GB per copy "
+              "(cache file, rank 0 while decoding, and every rank that runs an experiment); peak RSS here %.0f MB\n",
+              static_cast<long long>(d.image_size), 4.0 * s2, 4.0 * 224.0 * 224.0 * 1e5 / 1e9,
+              static_cast<double>(usage.ru_maxrss) / 1024.0);
+  return 0;
+}
+
 }  // namespace
 
 int command_bench(const std::vector<std::string>& args, const ProcessInfo& process) {
@@ -150,7 +207,9 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
       "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, gezo.*, comm.*)")(
       "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa) on all ranks of the job")(
       "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
-      "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)");
+      "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)")(
+      "data", po::value<std::string>(), "data mode: decode the images of manifest CSV (data.image_size, data.resize): "
+                                         "images/s against reading the bytes, threads, the image cache, memory");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
@@ -172,6 +231,14 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
+  if (vm.count("data")) {
+    if (vm.count("set"))
+      for (const auto& s : vm["set"].as<std::vector<std::string>>())
+        if (s.rfind("data.", 0) == 0) config::apply_override(source, s);
+    config::apply_override(source, "data.source=manifest");
+    config::set_value(source, "data.manifest", vm["data"].as<std::string>());
+    return process.rank == 0 ? bench_decoding(config::expand(source).front(), vm["data"].as<std::string>(), repeats) : 0;
+  }
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
   if (vm.count("zo")) return bench_zeroth_order(c, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;

@@ -25,6 +25,8 @@
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/config/config.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
+#include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 #include "dne/experiment/experiment.hpp"
@@ -178,12 +180,23 @@ sweep::FaultInjection fault_injection(const po::variables_map& vm) {
 }
 
 /// Every FM file the sweep names is read and checked against its experiments' architecture once,
-/// up front, and its content hash enters their ids (a changed file is never resumed). Every rank
-/// does this identically, so a bad file ends the job with one line (PreflightError).
+/// up front, and its content hash enters their ids (a changed file is never resumed): fm.weights
+/// by its architecture and weights, fm.torchscript by its bytes. Every rank does this
+/// identically, so a bad file ends the job with one line (PreflightError).
 void attach_fm_hashes(std::vector<config::ExperimentConfig>& experiments) {
   std::map<std::string, std::string> verified;  // path + architecture -> hash
   try {
     for (auto& c : experiments) {
+      if (c.fm.kind == "torchscript") {
+        auto it = verified.find(c.fm.torchscript);
+        if (it == verified.end()) {
+          std::error_code ec;
+          if (!fs::is_regular_file(c.fm.torchscript, ec))
+            throw ModelError("fm.torchscript: '" + c.fm.torchscript + "' is not a file");
+          it = verified.emplace(c.fm.torchscript, file_content_hash(c.fm.torchscript)).first;
+        }
+        c.fm_hash = it->second;
+      }
       if (c.fm.kind != "vit" || c.fm.weights.empty()) continue;
       const std::string key = c.fm.weights + "\n" + fm::ViTArchitecture::from_config(c.fm, c.data.image_size).canonical_text();
       auto it = verified.find(key);
@@ -195,6 +208,122 @@ void attach_fm_hashes(std::vector<config::ExperimentConfig>& experiments) {
   } catch (const Error& e) {
     throw PreflightError(e);
   }
+}
+
+/// World rank 0's share of prepare_manifest_data: every distinct manifest selection read,
+/// checked and hashed once; with `decode`, every distinct (data, image_size, resize) decoded
+/// once into the run's image cache (skipped when the cache file is there). Returns one line per
+/// experiment: its data hash, empty for the phantom.
+std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig>& experiments, bool decode,
+                                      bool quiet) {
+  struct Checked {
+    data::Manifest manifest;
+    std::string hash;
+  };
+  std::map<std::string, Checked> checked;  // manifest + selection -> rows and hash
+  std::string lines;
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (const auto& c : experiments) {
+    if (c.data.source != "manifest") {
+      lines += "\n";
+      continue;
+    }
+    const auto options = experiment::manifest_options(c);
+    const std::string key = c.data.manifest + "\n" + options.sa_column + "\n" + std::to_string(options.limit_train) +
+                            "\n" + std::to_string(options.limit_test) + "\n" + c.data.image_hash;
+    auto it = checked.find(key);
+    if (it == checked.end()) {
+      Checked one;
+      one.manifest = data::read_manifest(c.data.manifest, options);
+      one.hash = data::data_content_hash(one.manifest, options,
+                                         c.data.image_hash == "stat" ? FileFingerprint::kStat : FileFingerprint::kContent,
+                                         threads);
+      it = checked.emplace(key, std::move(one)).first;
+    }
+    const auto& rows = it->second.manifest.rows;
+    const bool has_val = std::any_of(rows.begin(), rows.end(), [](const data::ManifestRow& r) { return r.split == data::Split::kVal; });
+    if (has_val && c.data.val_fraction > 0.0)
+      throw ConfigError(c.data.manifest + " has rows with split 'val': data.val_fraction must be 0 (it is " +
+                        config::format_value(c.data.val_fraction) + ")");
+    const bool needs_val = !c.probes.l2_choices.empty() ||
+                           (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random");
+    if (needs_val && !has_val && c.data.val_fraction <= 0.0)
+      throw ConfigError(std::string(c.probes.l2_choices.empty() ? "dne.keep = \"best_val\"" : "probes.l2_choices") +
+                        " needs a validation split: give " + c.data.manifest +
+                        " rows with split 'val' or set data.val_fraction > 0");
+    lines += it->second.hash + "\n";
+    if (!decode) continue;
+    const auto cache = data::image_cache_path(c.output.dir, it->second.hash, c.data.image_size, c.data.resize);
+    if (fs::is_regular_file(cache)) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto dataset = data::decode_manifest(it->second.manifest, experiment::decode_options(c, threads));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    data::write_image_cache(cache, dataset, it->second.hash, c.data.image_size, c.data.resize);
+    if (!quiet)
+      std::cout << "# data: " << c.data.manifest << ": " << rows.size() << " images (train " << dataset.train.size()
+                << ", val " << dataset.val.size() << ", test " << dataset.test.size() << ") decoded to "
+                << c.data.image_size << "x" << c.data.image_size << " (" << c.data.resize << ") in " << std::fixed
+                << std::setprecision(1) << seconds << " s on " << threads << " threads -> " << cache << "\n"
+                << std::defaultfloat << std::flush;
+  }
+  return lines;
+}
+
+/// Manifests are checked once, on world rank 0, before any experiment starts: the header, every
+/// row and every image file (read_manifest), the validation split against the config, and the
+/// content hash of the manifest and its images, which enters the experiments' ids (a changed
+/// input is a new experiment). With `decode`, rank 0 also decodes the images once into the run's
+/// image cache (the other ranks wait without spinning). A bad manifest or image ends the job
+/// on every rank with one line from rank 0 (PreflightError) and no experiment file.
+void prepare_manifest_data(std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process, bool decode,
+                           bool quiet) {
+  const bool any = std::any_of(experiments.begin(), experiments.end(),
+                               [](const config::ExperimentConfig& c) { return c.data.source == "manifest"; });
+  if (!any) return;
+  std::string payload;
+  if (process.rank == 0) {
+    try {
+      payload = "ok\n" + check_and_cache_manifests(experiments, decode, quiet);
+    } catch (const Error& e) {
+      payload = std::string("error\n") + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
+    }
+  }
+  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, payload, 0);
+  std::istringstream in(payload);
+  std::string status, line;
+  std::getline(in, status);
+  if (status == "error") {
+    std::string code, kind;
+    std::getline(in, code);
+    std::getline(in, kind);
+    throw PreflightError(payload.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
+  }
+  for (auto& c : experiments) {
+    std::getline(in, line);
+    c.data_hash = line;
+  }
+}
+
+/// `dne run --dry-run`: one line per experiment (id, status, estimated cost, axis values).
+void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, const config::ConfigSource& source) {
+  std::cout << "# dry run: " << experiments.size() << " experiment(s); nothing is run or written\n";
+  std::cout << std::left << std::setw(18) << "id" << std::setw(10) << "status" << std::setw(12) << "cost";
+  for (const auto& a : source.axes) std::cout << " " << a;
+  std::cout << "\n";
+  double total = 0.0;
+  for (const auto& c : experiments) {
+    const auto row = index_row(c, source.axes);
+    const double cost = experiment::estimated_cost(c);
+    total += row.status == "complete" ? 0.0 : cost;
+    std::ostringstream costs;
+    costs << std::setprecision(3) << cost;
+    std::cout << std::setw(18) << row.id << std::setw(10) << (row.status == "complete" ? "complete" : "to run")
+              << std::setw(12) << costs.str();
+    for (const auto& a : source.axes) std::cout << " " << a << "=" << config::format_value(config::get_value(c, a));
+    std::cout << "\n";
+  }
+  std::cout << "# estimated cost of what would run: " << std::setprecision(3) << total
+            << " (image forward passes; the unit experiment::estimated_cost uses)\n" << std::flush;
 }
 
 }  // namespace
@@ -214,6 +343,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
       "override a key: --set dne.lambda=0.01 (a list [a,b] makes a sweep axis)")(
       "out,o", po::value<std::string>(), "run directory (overrides output.dir)")(
       "quiet,q", "no progress lines: print only errors and the final line")(
+      "dry-run", "check the config, FM files and data, print the experiments it expands to (id, status, "
+                 "estimated cost, axis values) and exit")(
       "inject-kill", po::value<std::string>(),
       "testing: RANK:N makes world rank RANK kill itself (SIGKILL) before its (N+1)-th experiment");
   const auto vm = parse_args(args, options);
@@ -231,8 +362,15 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   require_one_value_per_run(source);
   auto experiments = config::expand(source);
   const std::string out_dir = experiments.front().output.dir;
-  prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
+  const bool dry_run = vm.count("dry-run") > 0;
   attach_fm_hashes(experiments);
+  if (dry_run) {
+    prepare_manifest_data(experiments, process, false, quiet);
+    if (process.rank == 0) print_dry_run(experiments, source);
+    return 0;
+  }
+  prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
+  prepare_manifest_data(experiments, process, true, quiet);
 
   const int threads = choose_threads(experiments.front().run.threads, process);
   torch::set_num_threads(threads);

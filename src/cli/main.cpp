@@ -14,6 +14,8 @@
 #include <map>
 
 #include "dne/cli/commands.hpp"
+#include "dne/data/dicom.hpp"
+#include "dne/cli/data_command.hpp"
 #include "dne/core/errors.hpp"
 
 namespace {
@@ -26,6 +28,7 @@ const char* kUsage =
     "  phantom  write the synthetic chest X-ray data set as PNG + manifest.csv\n"
     "  inspect  print what a result file holds\n"
     "  bench    measure FM throughput, GEMM rate and DNE step cost on this machine\n"
+    "  data     data-set utilities: `dne data import` writes a manifest from CheXpert, MIMIC-CXR or NIH\n"
     "Every command takes --help.\n";
 
 /// MPI with MPI_THREAD_MULTIPLE: the sweep's coordinator thread on rank 0 talks MPI while the
@@ -62,6 +65,7 @@ std::string host_name() {
 int main(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
   pin_blas_to_one_thread();
+  dne::data::silence_dicom_library_messages();  // DICOM problems surface as one DataError line
   dne::cli::ProcessInfo process;
   MPI_Comm_rank(MPI_COMM_WORLD, &process.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &process.world_size);
@@ -75,7 +79,8 @@ int main(int argc, char** argv) {
                   {"pretrain", dne::cli::command_pretrain},
                   {"phantom", dne::cli::command_phantom},
                   {"inspect", dne::cli::command_inspect},
-                  {"bench", dne::cli::command_bench}};
+                  {"bench", dne::cli::command_bench},
+                  {"data", dne::cli::command_data}};
 
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     if (process.rank == 0) (argc < 2 ? std::cerr : std::cout) << kUsage;

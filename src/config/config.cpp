@@ -17,6 +17,7 @@
 #include <toml++/toml.h>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
 
 namespace dne::config {
 namespace {
@@ -353,6 +354,8 @@ const char* kind_name(Kind kind) {
   return "?";
 }
 
+}  // namespace
+
 std::string format_value(const Value& v) {
   if (std::holds_alternative<std::int64_t>(v)) return std::to_string(std::get<std::int64_t>(v));
   if (std::holds_alternative<bool>(v)) return std::get<bool>(v) ? "true" : "false";
@@ -371,6 +374,8 @@ std::string format_value(const Value& v) {
   }
   return out + "\"";
 }
+
+namespace {
 
 /// Check that `v` fits key `k`: type, range, choices. Returns the (possibly int->real) value.
 Value check_value(const KeySpec& k, const Value& v, const std::string& where) {
@@ -573,14 +578,6 @@ std::string render(const ExperimentConfig& c, Render mode) {
 
 }  // namespace
 
-std::uint64_t fnv1a64(const std::string& text) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 std::string ExperimentConfig::input_hashes_text() const {
   std::string text;
@@ -625,9 +622,7 @@ std::vector<double> channel_values(const std::string& text, std::int64_t channel
 }
 
 std::string ExperimentConfig::id() const {
-  std::ostringstream out;
-  out << std::hex << std::setw(16) << std::setfill('0') << fnv1a64(canonical_text());
-  return out.str();
+  return hex16(fnv1a64(canonical_text()));
 }
 
 ConfigSource parse_text(const std::string& text, const std::string& origin) {

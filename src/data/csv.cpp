@@ -109,7 +109,7 @@ std::string quote_csv(const std::string& field) {
   return out + "\"";
 }
 
-CsvTable read_csv(const std::string& path) {
+CsvTable read_csv(const std::string& path, const std::vector<std::string>& required) {
   CsvTable table;
   table.path = path;
   const auto lines = read_lines(path);
@@ -122,6 +122,13 @@ CsvTable read_csv(const std::string& path) {
     if (!have_header) {
       table.header = std::move(fields);
       have_header = true;
+      for (const auto& name : required)
+        if (table.column(name) < 0) {
+          std::string need, got;
+          for (const auto& r : required) need += (need.empty() ? "" : ", ") + r;
+          for (const auto& h : table.header) got += (got.empty() ? "" : ",") + h;
+          throw DataError(where + ": the header needs columns " + need + "; got '" + got + "'");
+        }
       continue;
     }
     if (fields.size() != table.header.size())

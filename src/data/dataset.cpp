@@ -86,21 +86,69 @@ ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices) {
   return out;
 }
 
-void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
-  if (fraction <= 0.0) return;
-  const ImageSet& train = dataset.train;
-  std::vector<bool> to_val(static_cast<std::size_t>(train.size()), false);
+std::array<std::int64_t, 4> cell_sizes(const std::vector<int>& sa, const std::vector<int>& label) {
+  std::array<std::int64_t, 4> sizes{};
+  for (std::size_t i = 0; i < label.size(); ++i) ++sizes[static_cast<std::size_t>(2 * sa[i] + label[i])];
+  return sizes;
+}
+
+std::vector<std::int64_t> stratified_sample(const std::vector<int>& sa, const std::vector<int>& label,
+                                            const std::array<std::int64_t, 4>& counts, std::uint64_t seed,
+                                            std::uint32_t step_base) {
+  std::vector<bool> taken(label.size(), false);
   for (int cell = 0; cell < 4; ++cell) {
     std::vector<std::int64_t> members;
-    for (std::int64_t i = 0; i < train.size(); ++i)
-      if (2 * train.sa[static_cast<std::size_t>(i)] + train.label[static_cast<std::size_t>(i)] == cell) members.push_back(i);
-    CounterStream stream(seed, StreamPurpose::kSplit, static_cast<std::uint32_t>(cell), 0);
+    for (std::size_t i = 0; i < label.size(); ++i)
+      if (2 * sa[i] + label[i] == cell) members.push_back(static_cast<std::int64_t>(i));
+    CounterStream stream(seed, StreamPurpose::kSplit, step_base + static_cast<std::uint32_t>(cell), 0);
     const auto order = random_permutation(static_cast<std::int64_t>(members.size()), stream);
-    const auto take = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(members.size())));
-    for (std::size_t k = 0; k < take; ++k) to_val[static_cast<std::size_t>(members[static_cast<std::size_t>(order[k])])] = true;
+    const auto take = std::min<std::size_t>(static_cast<std::size_t>(std::max<std::int64_t>(counts[static_cast<std::size_t>(cell)], 0)),
+                                            members.size());
+    for (std::size_t k = 0; k < take; ++k) taken[static_cast<std::size_t>(members[static_cast<std::size_t>(order[k])])] = true;
   }
-  std::vector<std::int64_t> keep, val;
-  for (std::int64_t i = 0; i < train.size(); ++i) (to_val[static_cast<std::size_t>(i)] ? val : keep).push_back(i);
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < taken.size(); ++i)
+    if (taken[i]) out.push_back(static_cast<std::int64_t>(i));
+  return out;
+}
+
+std::array<std::int64_t, 4> proportional_counts(const std::array<std::int64_t, 4>& sizes, std::int64_t total) {
+  std::int64_t n = 0;
+  for (const auto s : sizes) n += s;
+  if (total >= n) return sizes;
+  std::array<std::int64_t, 4> counts{};
+  std::array<double, 4> remainder{};
+  std::int64_t given = 0;
+  for (std::size_t c = 0; c < 4; ++c) {
+    const double exact = static_cast<double>(total) * static_cast<double>(sizes[c]) / static_cast<double>(n);
+    counts[c] = static_cast<std::int64_t>(std::floor(exact));
+    remainder[c] = exact - static_cast<double>(counts[c]);
+    given += counts[c];
+  }
+  for (; given < total; ++given) {
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < 4; ++c)
+      if (remainder[c] > remainder[best]) best = c;
+    ++counts[best];
+    remainder[best] = -1.0;
+  }
+  return counts;
+}
+
+void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
+  if (fraction <= 0.0) return;
+  if (dataset.val.size() > 0)
+    throw DataError("data.val_fraction = " + std::to_string(fraction) +
+                    ": the data already has a validation split (manifest rows with split 'val'); set it to 0");
+  const ImageSet& train = dataset.train;
+  std::array<std::int64_t, 4> counts = cell_sizes(train.sa, train.label);
+  for (auto& c : counts) c = std::llround(fraction * static_cast<double>(c));
+  const auto val = stratified_sample(train.sa, train.label, counts, seed, 0);
+  std::vector<bool> to_val(static_cast<std::size_t>(train.size()), false);
+  for (const auto i : val) to_val[static_cast<std::size_t>(i)] = true;
+  std::vector<std::int64_t> keep;
+  for (std::int64_t i = 0; i < train.size(); ++i)
+    if (!to_val[static_cast<std::size_t>(i)]) keep.push_back(i);
   ImageSet new_train = subset(train, keep), new_val = subset(train, val);
   for (const auto* values : {&new_train.label, &new_train.sa})
     for (int v = 0; v <= 1; ++v)

@@ -1,6 +1,6 @@
-// PNG/JPEG decoding, 8-bit PNG writing, anti-aliased bilinear resizing and image montages
-// (see image_io.hpp). stb's implementations come from Debian's libstb (link -lstb); this file only
-// includes the declarations.
+// PNG/JPEG decoding (DICOM handed to dicom.cpp), 8-bit PNG writing, anti-aliased bilinear
+// resizing, square fitting and image montages (see image_io.hpp). stb's implementations come from
+// Debian's libstb (link -lstb); this file only includes the declarations.
 #include "dne/data/image_io.hpp"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "dne/core/errors.hpp"
+#include "dne/data/dicom.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wall"
@@ -93,8 +94,9 @@ Taps make_taps(std::int64_t in, std::int64_t out) {
 
 }  // namespace
 
-std::vector<float> read_grayscale_png(const std::string& path, std::int64_t& height,
-                                      std::int64_t& width) {
+std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height,
+                                        std::int64_t& width) {
+  if (is_dicom(path)) return read_dicom(path, height, width);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot open image '" + path + "'");
   const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
@@ -168,6 +170,43 @@ std::vector<float> resize_bilinear(const float* pixels, std::int64_t h, std::int
       const float* src = tmp.data() + (first + static_cast<std::int64_t>(k)) * out_w;
       for (std::int64_t x = 0; x < out_w; ++x) dst[x] += wt[k] * src[x];
     }
+  }
+  return out;
+}
+
+ResizeMode parse_resize_mode(const std::string& name) {
+  if (name == "stretch") return ResizeMode::kStretch;
+  if (name == "crop") return ResizeMode::kCrop;
+  if (name == "pad") return ResizeMode::kPad;
+  throw ConfigError("data.resize: unknown mode '" + name + "' (expected stretch, crop or pad)");
+}
+
+std::vector<float> fit_square(const float* pixels, std::int64_t h, std::int64_t w,
+                              std::int64_t size, ResizeMode mode) {
+  check_size(h, w, "fit_square input");
+  check_size(size, size, "fit_square output");
+  if (h == w || mode == ResizeMode::kStretch) return resize_bilinear(pixels, h, w, size, size);
+  const std::int64_t shorter = std::min(h, w), longer = std::max(h, w);
+  const auto round_div = [](std::int64_t a, std::int64_t b) { return (2 * a + b) / (2 * b); };
+  if (mode == ResizeMode::kCrop) {
+    const std::int64_t len = round_div(size * longer, shorter);  // >= size
+    const std::int64_t rh = h < w ? size : len, rw = h < w ? len : size;
+    check_size(rh, rw, "fit_square (crop) intermediate");
+    const std::vector<float> scaled = resize_bilinear(pixels, h, w, rh, rw);  // (rh, rw)
+    const std::int64_t top = (rh - size) / 2, left = (rw - size) / 2;
+    std::vector<float> out(static_cast<std::size_t>(size * size));  // (size, size)
+    for (std::int64_t y = 0; y < size; ++y) {
+      std::copy_n(scaled.begin() + (top + y) * rw + left, size, out.begin() + y * size);
+    }
+    return out;
+  }
+  const std::int64_t len = std::max<std::int64_t>(1, round_div(size * shorter, longer));  // <= size
+  const std::int64_t rh = h < w ? len : size, rw = h < w ? size : len;
+  const std::vector<float> scaled = resize_bilinear(pixels, h, w, rh, rw);  // (rh, rw)
+  const std::int64_t top = (size - rh) / 2, left = (size - rw) / 2;
+  std::vector<float> out(static_cast<std::size_t>(size * size), 0.f);  // (size, size), black
+  for (std::int64_t y = 0; y < rh; ++y) {
+    std::copy_n(scaled.begin() + y * rw, rw, out.begin() + (top + y) * size + left);
   }
   return out;
 }

@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "dne/core/errors.hpp"
@@ -19,15 +23,6 @@ namespace dne::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr std::array<const char*, 4> kHeader = {"path", "split", "sex", "label"};
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
 
 std::string zero_pad(std::int64_t i, int digits) {
   std::string s = std::to_string(i);
@@ -103,95 +98,183 @@ void write_phantom(const Dataset& ds, const std::string& out_dir) {
   }
 }
 
-Dataset load_manifest(const std::string& csv_path, std::int64_t image_size) {
-  if (image_size < 1) {
-    throw ConfigError("data.image_size must be >= 1, got " + std::to_string(image_size));
-  }
-  std::ifstream in(csv_path, std::ios::binary);
-  if (!in) throw DataError(csv_path + ": cannot open manifest");
-  const fs::path base = fs::path(csv_path).parent_path();
+namespace {
 
-  Dataset ds;
-  ds.train.height = ds.train.width = image_size;
-  ds.test.height = ds.test.width = image_size;
-  std::string line;
-  std::int64_t line_no = 0;
-  bool have_header = false;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
-    const std::string where = csv_path + ":" + std::to_string(line_no);
-    if (!have_header) {
-      const auto fields = split_csv_line(line, where);
-      bool ok = fields.size() == kHeader.size();
-      for (std::size_t i = 0; ok && i < kHeader.size(); ++i) ok = fields[i] == kHeader[i];
-      if (!ok) {
-        throw DataError(where + ": header must be 'path,split,sex,label', got '" + line + "'");
+/// Runs body(i) for i in [0, n) on `threads` threads (each takes the next index); an exception
+/// is recorded per index, and the one of the lowest index is rethrown after every thread ends,
+/// so what is thrown does not depend on the thread count or the timing.
+template <class Body>
+void parallel_rows(std::size_t n, int threads, Body body) {
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<std::size_t> next{0};
+  const auto work = [&] {
+    for (std::size_t i = next++; i < n; i = next++) {
+      try {
+        body(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
       }
-      have_header = true;
-      continue;
     }
-    if (trim(line).empty()) continue;
-    const auto f = split_csv_line(line, where);
-    if (f.size() != 4) {
-      throw DataError(where + ": expected 4 fields (path,split,sex,label), got " +
-                      std::to_string(f.size()));
-    }
-    if (f[0].empty()) throw DataError(where + ": empty path");
-    ImageSet* set = nullptr;
-    if (f[1] == "train") {
-      set = &ds.train;
-    } else if (f[1] == "test") {
-      set = &ds.test;
-    } else {
-      throw DataError(where + ": unknown split '" + f[1] + "' (expected train or test)");
-    }
-    int sa;
-    if (f[2] == "0" || f[2] == "M" || f[2] == "m") {
-      sa = 0;
-    } else if (f[2] == "1" || f[2] == "F" || f[2] == "f") {
-      sa = 1;
-    } else {
-      throw DataError(where + ": bad sex '" + f[2] + "' (expected 0, 1, M or F)");
-    }
-    int label;
-    if (f[3] == "0") {
-      label = 0;
-    } else if (f[3] == "1") {
-      label = 1;
-    } else {
-      throw DataError(where + ": bad label '" + f[3] + "' (expected 0 or 1)");
-    }
-    const fs::path rel(f[0]);
-    const fs::path file = rel.is_absolute() ? rel : base / rel;
-    std::error_code ec;
-    if (!fs::is_regular_file(file, ec)) {
-      throw DataError(where + ": image file '" + file.string() + "' not found");
-    }
-    std::int64_t h = 0, w = 0;
-    std::vector<float> px;
-    try {
-      px = read_grayscale_png(file.string(), h, w);
-    } catch (const DataError& e) {
-      throw DataError(where + ": " + e.what());
-    }
-    if (h != image_size || w != image_size) {
-      px = resize_bilinear(px.data(), h, w, image_size, image_size);
-    }
-    set->pixels.insert(set->pixels.end(), px.begin(), px.end());
-    set->label.push_back(label);
-    set->sa.push_back(sa);
-    set->source.push_back(file.string());
+  };
+  const auto count = static_cast<std::size_t>(std::max(1, threads));
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < std::min(count, std::max<std::size_t>(n, 1)); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+int parse_attribute(const std::string& v, const std::string& column, const std::string& where) {
+  if (v == "0" || v == "M" || v == "m") return 0;
+  if (v == "1" || v == "F" || v == "f") return 1;
+  throw DataError(where + ": bad " + column + " '" + v + "' (expected 0, 1, M or F)");
+}
+
+/// Rows `indices` of `rows` kept by a stratified sample of `limit` (all when limit is 0 or larger).
+std::vector<std::size_t> limit_rows(const std::vector<ManifestRow>& rows, const std::vector<std::size_t>& indices,
+                                    std::int64_t limit, std::uint32_t step_base) {
+  if (limit <= 0 || static_cast<std::int64_t>(indices.size()) <= limit) return indices;
+  std::vector<int> sa, label;
+  for (const auto i : indices) {
+    sa.push_back(rows[i].sa);
+    label.push_back(rows[i].label);
   }
-  if (in.bad()) throw DataError(csv_path + ": read error");
-  if (!have_header)
-    throw DataError(csv_path + ":1: empty manifest (expected header 'path,split,sex,label')");
-  if (ds.train.size() == 0) throw DataError(csv_path + ": no rows with split 'train'");
-  if (ds.test.size() == 0) throw DataError(csv_path + ": no rows with split 'test'");
-  validate(ds.train, csv_path + " (train)");
-  validate(ds.test, csv_path + " (test)");
+  const auto picked = stratified_sample(sa, label, proportional_counts(cell_sizes(sa, label), limit), 0, step_base);
+  std::vector<std::size_t> out;
+  for (const auto k : picked) out.push_back(indices[static_cast<std::size_t>(k)]);
+  return out;
+}
+
+}  // namespace
+
+Manifest read_manifest(const std::string& csv_path, const ManifestOptions& options) {
+  if (options.limit_train < 0 || options.limit_test < 0)
+    throw ConfigError("data.limit_train and data.limit_test must be >= 0");
+  const CsvTable table = read_csv(csv_path, {"path", "split", "label", options.sa_column});
+  const int c_path = table.column("path"), c_split = table.column("split"), c_label = table.column("label"),
+            c_sa = table.column(options.sa_column);
+  const fs::path base = fs::path(csv_path).parent_path();
+  Manifest manifest;
+  manifest.csv_path = csv_path;
+  manifest.csv_hash = file_content_hash(csv_path);
+  std::vector<ManifestRow> rows;
+  for (const auto& r : table.rows) {
+    const std::string where = table.where(r);
+    const auto& f = r.fields;
+    ManifestRow row;
+    row.line = r.line;
+    if (f[static_cast<std::size_t>(c_path)].empty()) throw DataError(where + ": empty path");
+    const std::string& split = f[static_cast<std::size_t>(c_split)];
+    if (split == "train") row.split = Split::kTrain;
+    else if (split == "val") row.split = Split::kVal;
+    else if (split == "test") row.split = Split::kTest;
+    else throw DataError(where + ": unknown split '" + split + "' (expected train, val or test)");
+    row.sa = parse_attribute(f[static_cast<std::size_t>(c_sa)], options.sa_column, where);
+    const std::string& label = f[static_cast<std::size_t>(c_label)];
+    if (label != "0" && label != "1") throw DataError(where + ": bad label '" + label + "' (expected 0 or 1)");
+    row.label = label == "1" ? 1 : 0;
+    const fs::path rel(f[static_cast<std::size_t>(c_path)]);
+    row.path = (rel.is_absolute() ? rel : base / rel).string();
+    rows.push_back(std::move(row));
+  }
+  manifest.rows_in_file = static_cast<std::int64_t>(rows.size());
+
+  std::vector<std::size_t> by_split[3];
+  for (std::size_t i = 0; i < rows.size(); ++i) by_split[static_cast<int>(rows[i].split)].push_back(i);
+  const auto& train = by_split[static_cast<int>(Split::kTrain)];
+  const auto& val = by_split[static_cast<int>(Split::kVal)];
+  const auto& test = by_split[static_cast<int>(Split::kTest)];
+  if (train.empty()) throw DataError(csv_path + ": no rows with split 'train'");
+  if (test.empty()) throw DataError(csv_path + ": no rows with split 'test'");
+  std::vector<std::size_t> keep = limit_rows(rows, train, options.limit_train, 100);
+  if (!val.empty()) {
+    const std::int64_t val_limit =
+        options.limit_train > 0 && static_cast<std::int64_t>(train.size()) > options.limit_train
+            ? std::max<std::int64_t>(1, std::llround(static_cast<double>(val.size()) * static_cast<double>(options.limit_train) /
+                                                     static_cast<double>(train.size())))
+            : 0;
+    const auto v = limit_rows(rows, val, val_limit, 104);
+    keep.insert(keep.end(), v.begin(), v.end());
+  }
+  const auto t = limit_rows(rows, test, options.limit_test, 108);
+  keep.insert(keep.end(), t.begin(), t.end());
+  std::sort(keep.begin(), keep.end());
+  for (const auto i : keep) {
+    std::error_code ec;
+    if (!fs::is_regular_file(rows[i].path, ec))
+      throw DataError(csv_path + ":" + std::to_string(rows[i].line) + ": image file '" + rows[i].path + "' not found");
+    manifest.rows.push_back(rows[i]);
+  }
+  for (const bool is_label : {true, false})
+    for (int v = 0; v <= 1; ++v)
+      if (std::none_of(manifest.rows.begin(), manifest.rows.end(), [&](const ManifestRow& r) { return r.split == Split::kTrain && (is_label ? r.label : r.sa) == v; }))
+        throw DataError(csv_path + ": no train row with " + (is_label ? "label" : options.sa_column) + " " +
+                        std::to_string(v) + " (the probes need both classes)");
+
+  return manifest;
+}
+
+std::string data_content_hash(const Manifest& manifest, const ManifestOptions& options, FileFingerprint how,
+                              int threads) {
+  std::vector<std::string> prints(manifest.rows.size());
+  parallel_rows(manifest.rows.size(), threads, [&](std::size_t i) {
+    try {
+      prints[i] = file_fingerprint(manifest.rows[i].path, how);
+    } catch (const DataError& e) {
+      throw DataError(manifest.csv_path + ":" + std::to_string(manifest.rows[i].line) + ": " + e.what());
+    }
+  });
+  std::string text = "manifest " + manifest.csv_hash + "\nsa_column " + options.sa_column + "\nlimit_train " +
+                     std::to_string(options.limit_train) + "\nlimit_test " + std::to_string(options.limit_test) + "\n";
+  std::uint64_t h = fnv1a64(text);
+  for (std::size_t i = 0; i < prints.size(); ++i) {
+    const std::string line = manifest.rows[i].path + " " + prints[i] + "\n";
+    h = fnv1a64(line.data(), line.size(), h);
+  }
+  return hex16(h);
+}
+
+Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options) {
+  if (options.image_size < 1)
+    throw ConfigError("data.image_size must be >= 1, got " + std::to_string(options.image_size));
+  Dataset ds;
+  ImageSet* sets[3] = {&ds.train, &ds.val, &ds.test};
+  std::vector<std::pair<ImageSet*, std::size_t>> slot(manifest.rows.size());  // (set, index in it)
+  for (std::size_t i = 0; i < manifest.rows.size(); ++i) {
+    const auto& row = manifest.rows[i];
+    ImageSet* set = sets[static_cast<int>(row.split)];
+    slot[i] = {set, set->label.size()};
+    set->label.push_back(row.label);
+    set->sa.push_back(row.sa);
+    set->source.push_back(row.path);
+  }
+  const auto hw = static_cast<std::size_t>(options.image_size * options.image_size);
+  for (ImageSet* set : sets) {
+    set->height = set->width = options.image_size;
+    set->pixels.assign(set->label.size() * hw, 0.0f);
+  }
+  parallel_rows(manifest.rows.size(), options.threads, [&](std::size_t i) {
+    const auto& row = manifest.rows[i];
+    try {
+      std::int64_t h = 0, w = 0;
+      const auto px = read_grayscale_image(row.path, h, w);
+      const auto fitted = fit_square(px.data(), h, w, options.image_size, options.resize);
+      std::copy(fitted.begin(), fitted.end(), slot[i].first->pixels.begin() + static_cast<std::ptrdiff_t>(slot[i].second * hw));
+    } catch (const DataError& e) {
+      throw DataError(manifest.csv_path + ":" + std::to_string(row.line) + ": " + e.what());
+    }
+  });
+  validate(ds.train, manifest.csv_path + " (train)");
+  validate(ds.val, manifest.csv_path + " (val)");
+  validate(ds.test, manifest.csv_path + " (test)");
   return ds;
+}
+
+Dataset load_manifest(const std::string& csv_path, std::int64_t image_size) {
+  DecodeOptions decode;
+  decode.image_size = image_size;
+  return decode_manifest(read_manifest(csv_path, ManifestOptions{}), decode);
 }
 
 }  // namespace dne::data

@@ -12,6 +12,7 @@
 
 #include "dne/core/build_info.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 #include "dne/dne/noise_editor.hpp"
@@ -66,8 +67,30 @@ void say(const RunContext& ctx, const std::string& line) {
 }  // namespace
 
 data::Dataset load_dataset(const config::ExperimentConfig& c) {
-  if (c.data.source == "manifest") return data::load_manifest(c.data.manifest, c.data.image_size);
-  return data::make_phantom(phantom_options(c));
+  if (c.data.source != "manifest") return data::make_phantom(phantom_options(c));
+  // `dne run` decoded the images once, before the sweep, into the run's cache.
+  if (!c.data_hash.empty()) {
+    const auto cache = data::image_cache_path(c.output.dir, c.data_hash, c.data.image_size, c.data.resize);
+    if (std::filesystem::is_regular_file(cache))
+      return data::read_image_cache(cache, c.data_hash, c.data.image_size, c.data.resize);
+  }
+  return data::decode_manifest(data::read_manifest(c.data.manifest, manifest_options(c)), decode_options(c, 1));
+}
+
+data::ManifestOptions manifest_options(const config::ExperimentConfig& c) {
+  data::ManifestOptions m;
+  m.sa_column = c.data.sa_column;
+  m.limit_train = c.data.limit_train;
+  m.limit_test = c.data.limit_test;
+  return m;
+}
+
+data::DecodeOptions decode_options(const config::ExperimentConfig& c, int threads) {
+  data::DecodeOptions d;
+  d.image_size = c.data.image_size;
+  d.resize = data::parse_resize_mode(c.data.resize);
+  d.threads = threads;
+  return d;
 }
 
 torch::Tensor to_tensor(const data::ImageSet& set) {
@@ -293,6 +316,10 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/provenance", "mpi_library", ctx.mpi_library);
   w.attribute("/provenance", "compiler", std::string(build_compiler()));
   w.attribute("/provenance", "fm", model->describe());
+  if (c.data.source == "manifest") {
+    w.attribute("/provenance", "data_manifest", std::filesystem::absolute(c.data.manifest).string());
+    w.attribute("/provenance", "data_hash", c.data_hash);  // the manifest's bytes and every image in use
+  }
   for (const auto& [key, value] : fm_provenance) w.attribute("/provenance", "fm_" + key, value);
   w.attribute("/provenance", "queries", summary.queries);
   const auto h = static_cast<std::uint64_t>(noise.size(0)), wd = static_cast<std::uint64_t>(noise.size(1));

@@ -9,6 +9,7 @@
 #include "dne/config/config.hpp"
 #include "dne/core/build_info.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
 #include "dne/store/result_file.hpp"
 
 namespace dne::fm {
@@ -59,14 +60,8 @@ ViTArchitecture read_architecture(const store::H5Reader& file) {
 }  // namespace
 
 std::string content_hash(VisionTransformerImpl& vit) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  const auto mix = [&h](const void* data, std::size_t bytes) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < bytes; ++i) {
-      h ^= p[i];
-      h *= 0x100000001b3ull;
-    }
-  };
+  std::uint64_t h = kFnvOffset;
+  const auto mix = [&h](const void* data, std::size_t bytes) { h = fnv1a64(data, bytes, h); };
   const std::string arch = vit.architecture().canonical_text();
   mix(arch.data(), arch.size());
   auto params = vit.named_parameters();
@@ -79,9 +74,7 @@ std::string content_hash(VisionTransformerImpl& vit) {
     mix(head.data(), head.size());
     mix(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()) * sizeof(float));
   }
-  std::ostringstream out;
-  out << std::hex << std::setw(16) << std::setfill('0') << h;
-  return out.str();
+  return hex16(h);
 }
 
 FmFile read_fm_file(const std::string& path) {

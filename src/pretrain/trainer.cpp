@@ -10,6 +10,7 @@
 
 #include "dne/core/build_info.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
 #include "dne/core/random.hpp"
 #include "dne/fm/fm_file.hpp"
 #include "dne/pretrain/adamw.hpp"
@@ -113,9 +114,7 @@ bool read_checkpoint(const std::string& path, const std::string& hash, MaskedAut
 std::string checkpoint_path(const std::string& out_path) { return out_path + ".ckpt"; }
 
 std::string pretrain_hash(const config::ExperimentConfig& c) {
-  std::ostringstream out;
-  out << std::hex << std::setw(16) << std::setfill('0') << config::fnv1a64(c.pretrain_text());
-  return out.str();
+  return hex16(fnv1a64(c.pretrain_text()));
 }
 
 PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::Tensor& images,

@@ -508,6 +508,27 @@ double H5Reader::double_attribute(const std::string& object, const std::string& 
   return v;
 }
 
+std::vector<std::string> H5Reader::strings(const std::string& dataset) const {
+  const Hdf5Lock lock;
+  if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");
+  H5Handle dset(DNE_H5_CHECK(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), path_ + ": open " + dataset));
+  H5Handle type(DNE_H5_CHECK(H5Dget_type(dset.id), path_ + ": " + dataset));
+  if (H5Tget_class(type.id) != H5T_STRING || H5Tis_variable_str(type.id) <= 0)
+    throw StoreError(path_ + ": dataset " + dataset + " is not a list of variable-length strings");
+  H5Handle space(DNE_H5_CHECK(H5Dget_space(dset.id), path_ + ": " + dataset));
+  const auto n = static_cast<std::size_t>(DNE_H5_CHECK(H5Sget_simple_extent_npoints(space.id), path_ + ": " + dataset));
+  H5Handle mem(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), dataset));
+  DNE_H5_CHECK(H5Tset_size(mem.id, H5T_VARIABLE), dataset);
+  DNE_H5_CHECK(H5Tset_cset(mem.id, H5Tget_cset(type.id)), dataset);
+  std::vector<char*> raw(n, nullptr);
+  if (n > 0) DNE_H5_CHECK(H5Dread(dset.id, mem.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), path_ + ": read " + dataset);
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (char* p : raw) out.emplace_back(p != nullptr ? p : "");
+  if (n > 0) H5Dvlen_reclaim(mem.id, space.id, H5P_DEFAULT, raw.data());
+  return out;
+}
+
 std::vector<float> H5Reader::floats(const std::string& dataset, std::vector<std::uint64_t>& dims) const {
   const Hdf5Lock lock;
   if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");

@@ -80,6 +80,21 @@ void wait_politely(MPI_Request* request) {
   }
 }
 
+}  // namespace
+
+void broadcast_politely(MPI_Comm comm, std::string& text, int root) {
+  unsigned long long length = text.size();
+  MPI_Request request;
+  MPI_Ibcast(&length, 1, MPI_UNSIGNED_LONG_LONG, root, comm, &request);
+  wait_politely(&request);
+  text.resize(static_cast<std::size_t>(length));
+  if (length == 0) return;
+  MPI_Ibcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm, &request);
+  wait_politely(&request);
+}
+
+namespace {
+
 /// The outcome of a caught exception (nullptr: not a std::exception): its kind and the first
 /// line of its message, and its exit code.
 Outcome failure_of(const std::exception* e) {

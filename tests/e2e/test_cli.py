@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analysis.check_metrics import check_file
-from dne_testing import REPO, SMALL, run_dne
+from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL, REPO, SMALL, run_dne
 
 QUICKSTART = REPO / "experiments" / "quickstart.toml"
 ONE_WHITEBOX = [*SMALL, "--set", "dne.method=whitebox", "--set", "dne.lambda=0.01", "--set", "sweep.seeds=3"]
@@ -203,9 +203,8 @@ def test_phantom_writes_pngs_and_manifest(phantom_dir):
 
 
 def test_run_on_manifest_images_decoded_from_disk(dne_bin, phantom_dir, tmp_path):
-    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path, *SMALL,
-                   "--set", f"data.source=manifest", "--set", f"data.manifest=\"{phantom_dir / 'manifest.csv'}\"",
-                   "--set", "dne.method=none", "--set", "sweep.seeds=0")
+    proc = run_dne(dne_bin, "run", "--config", MANIFEST_CONFIG, "--out", tmp_path, *MANIFEST_SMALL,
+                   "--set", f"data.manifest=\"{phantom_dir / 'manifest.csv'}\"")
     assert proc.returncode == 0, proc.stderr
     (path,) = only_h5(tmp_path)
     with h5py.File(path) as f:
@@ -220,8 +219,8 @@ def test_bad_manifest_names_file_and_line(dne_bin, phantom_dir, tmp_path):
     rows[5] = "train/missing.png,train,1,0"
     (data / "manifest.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
-    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", out, *SMALL,
-                   "--set", "data.source=manifest", "--set", f"data.manifest=\"{data / 'manifest.csv'}\"")
+    proc = run_dne(dne_bin, "run", "--config", MANIFEST_CONFIG, "--out", out, *MANIFEST_SMALL,
+                   "--set", f"data.manifest=\"{data / 'manifest.csv'}\"")
     assert proc.returncode == 2, proc.stderr
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1
@@ -234,8 +233,8 @@ def test_corrupt_image_is_data_error(dne_bin, phantom_dir, tmp_path):
     shutil.copytree(phantom_dir, data)
     victim = (data / "manifest.csv").read_text().splitlines()[3].split(",")[0]
     (data / victim).write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
-    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "out", *SMALL,
-                   "--set", "data.source=manifest", "--set", f"data.manifest=\"{data / 'manifest.csv'}\"")
+    proc = run_dne(dne_bin, "run", "--config", MANIFEST_CONFIG, "--out", tmp_path / "out", *MANIFEST_SMALL,
+                   "--set", f"data.manifest=\"{data / 'manifest.csv'}\"")
     assert proc.returncode == 2
     assert "dne: data error:" in proc.stderr and victim.split("/")[-1] in proc.stderr
 

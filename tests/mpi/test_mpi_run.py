@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from dne_testing import REPO, SMALL, run_dne
+from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL, REPO, SMALL, run_dne
 
 SWEEP = [*SMALL, "--set", "dne.method=[\"none\", \"whitebox\"]", "--set", "dne.lambda=[0.01, 1.0]",
          "--set", "sweep.seeds=1", "--set", "run.threads=1"]
@@ -53,11 +53,13 @@ def test_config_error_under_mpi_is_one_line_and_every_rank_exits(dne_bin, tmp_pa
 
 
 def test_data_error_on_all_ranks_exits_without_hanging(dne_bin, tmp_path):
-    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "o", *SMALL,
-                   "--set", "data.source=manifest", "--set", f"data.manifest=\"{tmp_path / 'none.csv'}\"",
-                   mpi_ranks=2, timeout=120)
-    assert proc.returncode != 0
-    assert "dne: data error" in proc.stderr and "none.csv" in proc.stderr
+    proc = run_dne(dne_bin, "run", "--config", MANIFEST_CONFIG, "--out", tmp_path / "o", *MANIFEST_SMALL,
+                   "--set", f"data.manifest=\"{tmp_path / 'none.csv'}\"", mpi_ranks=2, timeout=120)
+    # Checked once on rank 0 before the sweep: one line, exit 2 on every rank, no experiment file.
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("dne:")]
+    assert len(lines) == 1 and lines[0].startswith("dne: data error") and "none.csv" in lines[0], proc.stderr
+    assert not list((tmp_path / "o" / "experiments").glob("*.h5"))
 
 
 ZO = [*SMALL, "--set", "sweep.seeds=2", "--set", "run.threads=1", "--set", "dne.lambda=0.01",

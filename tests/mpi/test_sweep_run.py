@@ -139,31 +139,25 @@ def test_killed_rank_then_rerun_completes_each_experiment_once(dne_bin, six_on_t
             assert np.array_equal(f["noise"][:], g["noise"][:]) and np.array_equal(f["test/score"][:], g["test/score"][:])
 
 
-@pytest.fixture(scope="module")
-def phantom_manifest(dne_bin, tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom")
-    proc = run_dne(dne_bin, "phantom", "--out", out, "--set", "data.n_train=200", "--set", "data.n_test=200")
-    assert proc.returncode == 0, proc.stderr
-    return out / "manifest.csv"
-
-
-def test_failing_experiment_is_recorded_and_the_others_complete(dne_bin, phantom_manifest, tmp_path):
-    missing = tmp_path / "missing.csv"
+def test_failing_experiment_is_recorded_and_the_others_complete(dne_bin, tmp_path):
+    # A file that is not TorchScript passes the preflight (it exists; its bytes enter the id) and
+    # fails inside its experiments, when it is loaded: those fail, the ViT ones complete.
+    bogus = tmp_path / "encoder.pt"
+    bogus.write_text("not torchscript")
     args = ["run", "--config", QUICKSTART, "--out", tmp_path / "out", *SMALL, "--set", "sweep.seeds=0",
-            "--set", "dne.method=[\"none\", \"whitebox\"]", "--set", "dne.lambda=0.01", "--set", "data.source=manifest",
-            "--set", f"data.manifest=[\"{phantom_manifest}\", \"{missing}\"]"]
+            "--set", "dne.method=[\"none\", \"whitebox\"]", "--set", "dne.lambda=0.01",
+            "--set", "fm.kind=[\"vit\", \"torchscript\"]", "--set", f"fm.torchscript=\"{bogus}\""]
     proc = run_dne(dne_bin, *args, mpi_ranks=2, timeout=300)
-    # Bad data is bad input: exit code 2, one line on stderr naming the file.
+    # A bad model file is bad input: exit code 2, one line on stderr naming the file.
     assert proc.returncode == 2, proc.stderr
     errors = [l for l in proc.stderr.splitlines() if l.startswith("dne:")]
-    assert len(errors) == 1 and errors[0].startswith("dne: data error:") and "missing.csv" in errors[0], proc.stderr
+    assert len(errors) == 1 and errors[0].startswith("dne: model error:") and "encoder.pt" in errors[0], proc.stderr
     assert "2 of 4 failed" in errors[0]
     attrs, _, rows = read_index(tmp_path / "out")
     assert attrs["complete"] == 2 and attrs["failed"] == 2 and attrs["finished"] == 1
     for i in range(4):
-        manifest = rows["axes"]["data.manifest"][i]
-        if manifest == str(missing):
-            assert rows["status"][i] == "failed" and "missing.csv" in rows["error"][i] and rows["file"][i] == ""
+        if rows["axes"]["fm.kind"][i] == "torchscript":
+            assert rows["status"][i] == "failed" and "encoder.pt" in rows["error"][i] and rows["file"][i] == ""
             assert np.isnan(rows["metrics"]["accuracy"][i])
         else:
             assert rows["status"][i] == "complete" and (tmp_path / "out" / rows["file"][i]).is_file()

@@ -10,12 +10,17 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# A small, fast experiment: 200 + 200 images, one DNE epoch, a tiny random ViT (16 patches of
-# 16x16, width 32, one block), so that tests need no pretrained FM file.
-SMALL = ["--set", "data.n_train=200", "--set", "data.n_test=200", "--set", "dne.epochs=1",
-         "--set", "dne.batch_size=50", "--set", "fm.kind=vit", "--set", "fm.weights=\"\"",
-         "--set", "fm.patch_size=16", "--set", "fm.embed_dim=32", "--set", "fm.depth=1", "--set", "fm.heads=2",
-         "--set", "dne.adversary=frozen"]  # one adversary: the quickstart sweeps frozen and refit
+# A small, fast experiment: one DNE epoch, a tiny random ViT (16 patches of 16x16, width 32, one
+# block), so that tests need no pretrained FM file; SMALL adds 200 + 200 phantom images.
+SMALL_MODEL = ["--set", "dne.epochs=1",
+               "--set", "dne.batch_size=50", "--set", "fm.kind=vit", "--set", "fm.weights=\"\"",
+               "--set", "fm.patch_size=16", "--set", "fm.embed_dim=32", "--set", "fm.depth=1", "--set", "fm.heads=2",
+               "--set", "dne.adversary=frozen"]  # one adversary: the quickstart sweeps frozen and refit
+SMALL = ["--set", "data.n_train=200", "--set", "data.n_test=200", *SMALL_MODEL]
+# The template for real data (no phantom keys): tests point data.manifest at their own CSV.
+MANIFEST_CONFIG = REPO / "experiments" / "manifest.toml"
+MANIFEST_SMALL = [*SMALL_MODEL, "--set", "sweep.seeds=0", "--set", "dne.method=none", "--set", "fm.mean=\"0.5\"",
+                  "--set", "fm.std=\"0.25\"", "--set", "data.resize=stretch", "--set", "run.threads=1"]
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@
 
 #include "dne/config/config.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
 
 namespace {
 
@@ -232,9 +233,9 @@ TEST(Config, CanonicalTextRoundTrips) {
 
 TEST(Config, Fnv1aKnownValues) {
   // Published FNV-1a 64 test vectors.
-  EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ull);
-  EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cull);
-  EXPECT_EQ(fnv1a64("foobar"), 0x85944171f73967e8ull);
+  EXPECT_EQ(dne::fnv1a64(std::string()), 0xcbf29ce484222325ull);
+  EXPECT_EQ(dne::fnv1a64(std::string("a")), 0xaf63dc4c8601ec8cull);
+  EXPECT_EQ(dne::fnv1a64(std::string("foobar")), 0x85944171f73967e8ull);
 }
 
 TEST(Config, ViTKeysAndChannelValues) {

@@ -657,7 +657,7 @@ TEST_F(ImageIo, PngRoundTripWithinHalfAStep) {
   for (std::size_t i = 0; i < im.size(); ++i) im[i] = static_cast<float>(i) / 34.f;  // 0..1
   dd::write_grayscale_png(path("a.png"), im.data(), 7, 5);
   std::int64_t h = 0, w = 0;
-  const auto back = dd::read_grayscale_png(path("a.png"), h, w);
+  const auto back = dd::read_grayscale_image(path("a.png"), h, w);
   ASSERT_EQ(h, 7);
   ASSERT_EQ(w, 5);
   for (std::size_t i = 0; i < im.size(); ++i) EXPECT_NEAR(back[i], im[i], 0.5 / 255 + 1e-6);
@@ -667,7 +667,7 @@ TEST_F(ImageIo, WriteClampsToUnitRange) {
   const std::vector<float> im = {-0.5f, 1.5f, std::numeric_limits<float>::quiet_NaN(), 0.5f};
   dd::write_grayscale_png(path("c.png"), im.data(), 2, 2);
   std::int64_t h = 0, w = 0;
-  const auto back = dd::read_grayscale_png(path("c.png"), h, w);
+  const auto back = dd::read_grayscale_image(path("c.png"), h, w);
   EXPECT_EQ(back[0], 0.f);
   EXPECT_EQ(back[1], 1.f);
   EXPECT_EQ(back[2], 0.f);
@@ -679,7 +679,7 @@ TEST_F(ImageIo, Reads16BitGrayscale) {
   const std::vector<std::uint8_t> px = {0x00, 0x00, 0xFF, 0xFF, 0x80, 0x00, 0x03, 0xE8};
   write_png_raw(path("g16.png"), 2, 2, 16, 0, px);
   std::int64_t h = 0, w = 0;
-  const auto im = dd::read_grayscale_png(path("g16.png"), h, w);
+  const auto im = dd::read_grayscale_image(path("g16.png"), h, w);
   ASSERT_EQ(h, 2);
   ASSERT_EQ(w, 2);
   EXPECT_NEAR(im[0], 0.0, 1e-7);
@@ -694,7 +694,7 @@ TEST_F(ImageIo, ConvertsRgbToLuminance) {
   const std::vector<std::uint8_t> px = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};
   write_png_raw(path("rgb.png"), 4, 1, 8, 2, px);
   std::int64_t h = 0, w = 0;
-  const auto im = dd::read_grayscale_png(path("rgb.png"), h, w);
+  const auto im = dd::read_grayscale_image(path("rgb.png"), h, w);
   ASSERT_EQ(h, 1);
   ASSERT_EQ(w, 4);
   EXPECT_NEAR(im[0], 0.299, 1.5 / 255);
@@ -705,13 +705,13 @@ TEST_F(ImageIo, ConvertsRgbToLuminance) {
 
 TEST_F(ImageIo, ReadErrorsNameThePath) {
   std::int64_t h = 0, w = 0;
-  expect_error<dne::DataError>([&] { dd::read_grayscale_png(path("missing.png"), h, w); },
+  expect_error<dne::DataError>([&] { dd::read_grayscale_image(path("missing.png"), h, w); },
                                {"missing.png"});
   write_text("garbage.png", "this is not an image at all");
-  expect_error<dne::DataError>([&] { dd::read_grayscale_png(path("garbage.png"), h, w); },
+  expect_error<dne::DataError>([&] { dd::read_grayscale_image(path("garbage.png"), h, w); },
                                {"garbage.png", "decode"});
   write_text("empty.png", "");
-  expect_error<dne::DataError>([&] { dd::read_grayscale_png(path("empty.png"), h, w); },
+  expect_error<dne::DataError>([&] { dd::read_grayscale_image(path("empty.png"), h, w); },
                                {"empty.png"});
 }
 
@@ -771,7 +771,7 @@ TEST_F(ImageIo, MontageLayoutByHand) {
   for (float v : {0.2f, 0.4f, 0.6f}) s.pixels.insert(s.pixels.end(), 6, v);
   dd::write_montage(path("m.png"), s, {0, 1, 2}, 2, 2);
   std::int64_t h = 0, w = 0;
-  const auto m = dd::read_grayscale_png(path("m.png"), h, w);
+  const auto m = dd::read_grayscale_image(path("m.png"), h, w);
   ASSERT_EQ(h, 10);
   ASSERT_EQ(w, 14);
   auto at = [&](int y, int x) { return m[static_cast<std::size_t>(y * 14 + x)]; };
@@ -869,26 +869,27 @@ TEST_F(Manifest, BadManifestsNameFileAndLine) {
   good_png("a.png");
   good_png("b.png");
   write_text("garbage.png", "\x89PNG but then nothing sensible follows");
-  const std::string ok_rows = "a.png,train,0,1\nb.png,test,1,0\n";
+  const std::string ok_rows = "a.png,train,0,1\nb.png,test,1,0\nb.png,train,1,0\n";
+  const std::string more = "b.png,train,1,0\n";  // train needs both labels and both attribute values
   struct Case {
     std::string text, needle;
   };
   const std::vector<Case> cases = {
       {"path,split,label\n" + ok_rows, "manifest.csv:1:"},  // missing column
-      {"path,split,sex,label\na.png,train,0,1\nb.png,test,1,2\n", "manifest.csv:3:"},  // label 2
-      {"path,split,sex,label\nnope.png,train,0,1\nb.png,test,1,0\n", "manifest.csv:2:"},
-      {"path,split,sex,label\ngarbage.png,train,0,1\nb.png,test,1,0\n", "manifest.csv:2:"},
-      {"path,split,sex,label\na.png,val,0,1\nb.png,test,1,0\n", "manifest.csv:2:"},
-      {"path,split,sex,label\na.png,train,X,1\nb.png,test,1,0\n", "manifest.csv:2:"},
-      {"path,split,sex,label\na.png,train,0\nb.png,test,1,0\n", "manifest.csv:2:"},
-      {"path,split,sex,label\na.png,train,0,1,extra\nb.png,test,1,0\n", "manifest.csv:2:"},
-      {"path,split,sex,label\n\"a.png,train,0,1\nb.png,test,1,0\n", "manifest.csv:2:"},
+      {"path,split,sex,label\na.png,train,0,1\nb.png,test,1,2\n" + more, "manifest.csv:3:"},  // label 2
+      {"path,split,sex,label\nnope.png,train,0,1\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
+      {"path,split,sex,label\ngarbage.png,train,0,1\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
+      {"path,split,sex,label\na.png,valid,0,1\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
+      {"path,split,sex,label\na.png,train,X,1\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
+      {"path,split,sex,label\na.png,train,0\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
+      {"path,split,sex,label\na.png,train,0,1,extra\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
+      {"path,split,sex,label\n\"a.png,train,0,1\nb.png,test,1,0\n" + more, "manifest.csv:2:"},
   };
   const std::vector<std::string> what = {"header",
                                          "bad label '2'",
                                          "not found",
                                          "garbage.png",
-                                         "unknown split 'val'",
+                                         "unknown split 'valid'",
                                          "bad sex 'X'",
                                          "3",
                                          "5",

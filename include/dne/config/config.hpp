@@ -198,6 +198,9 @@ void set_value(ConfigSource& source, const std::string& key, const Value& value)
 /// Cartesian product of all axes, in a stable order; each result validated.
 std::vector<ExperimentConfig> expand(const ConfigSource& source);
 
+/// A value as TOML writes it: 3, 0.5, true, "text" (floats in their shortest round-trip form).
+std::string format_value(const Value& v);
+
 /// The value of `key` in a resolved experiment (ConfigError for an unknown key).
 Value get_value(const ExperimentConfig& config, const std::string& key);
 
@@ -218,8 +221,5 @@ std::vector<double> channel_values(const std::string& text, std::int64_t channel
 
 /// Human-readable table of every key: name, type, default, allowed range, description.
 std::string describe_keys();
-
-/// FNV-1a 64-bit hash (exposed for tests).
-std::uint64_t fnv1a64(const std::string& text);
 
 }  // namespace dne::config

@@ -78,6 +78,9 @@ class PreflightError : public Error {
  public:
   explicit PreflightError(const Error& cause)
       : Error(cause.what()), kind_(cause.kind()), exit_code_(cause.exit_code()) {}
+  /// The same error as another rank met it (received as text).
+  PreflightError(const std::string& what, std::string kind, int exit_code)
+      : Error(what), kind_(std::move(kind)), exit_code_(exit_code) {}
   int exit_code() const override { return exit_code_; }
   const char* kind() const override { return kind_.c_str(); }
 

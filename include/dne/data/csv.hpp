@@ -40,8 +40,10 @@ std::vector<std::string> split_csv_line(const std::string& line, const std::stri
 std::string quote_csv(const std::string& field);
 
 /// Reads the CSV at `path` (plain, or gzip when the name ends in ".gz"). Throws dne::DataError
-/// "<path>: cannot open ..." if it cannot be read, "<path>:1: empty file" without a header, and
-/// "<path>:<line>: expected N fields, got M" for a row whose field count differs from the header's.
-CsvTable read_csv(const std::string& path);
+/// "<path>: cannot open ..." if it cannot be read, "<path>:1: empty file" without a header,
+/// "<path>:1: the header needs columns ..." when a column of `required` is missing (checked
+/// before any row), and "<path>:<line>: expected N fields, got M" for a row whose field count
+/// differs from the header's.
+CsvTable read_csv(const std::string& path, const std::vector<std::string>& required = {});
 
 }  // namespace dne::data

@@ -7,6 +7,7 @@
 // binary labels and finite pixels. This header knows nothing about the foundation model or Torch.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,11 +40,28 @@ struct Dataset {
 /// The images `indices` of `set`, in that order.
 ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices);
 
+/// Row indices (ascending) of a stratified sample of the rows described by `sa` and `label`
+/// (equal lengths, values 0/1): from cell c = 2 * sa + label, the first counts[c] members of a
+/// permutation of the cell drawn from CounterStream(seed, kSplit, step_base + c, 0). A count
+/// larger than its cell takes the whole cell.
+std::vector<std::int64_t> stratified_sample(const std::vector<int>& sa, const std::vector<int>& label,
+                                            const std::array<std::int64_t, 4>& counts, std::uint64_t seed,
+                                            std::uint32_t step_base);
+
+/// How many rows of each (sa, label) cell a stratified sample of `total` rows takes: the cells'
+/// shares of `total` (cell sizes `sizes`), rounded down, the remaining rows going to the largest
+/// fractional parts (ties: lower cell). total >= the sum of sizes takes everything.
+std::array<std::int64_t, 4> proportional_counts(const std::array<std::int64_t, 4>& sizes, std::int64_t total);
+
+/// The number of rows of every (sa, label) cell, index 2 * sa + label.
+std::array<std::int64_t, 4> cell_sizes(const std::vector<int>& sa, const std::vector<int>& label);
+
 /// Moves round(fraction * n_cell) images of every (sa, label) cell of `dataset.train` into
 /// `dataset.val` (stratified, so every cell the training split has keeps its share), chosen by a
 /// permutation of the cell from stream (seed, kSplit, 2 * sa + label, 0); both splits keep the
 /// training order. fraction = 0 leaves the data as it is. Throws dne::DataError if the training
-/// split would lose a whole class of label or sa.
+/// split would lose a whole class of label or sa, or if `dataset.val` is not empty already (a
+/// manifest with its own val rows).
 void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed);
 
 /// Checks that `set` is consistent: H, W > 0 when N > 0; pixels.size() == N * H * W;

@@ -1,12 +1,15 @@
-// Grayscale image file I/O and resampling for dne-sweep (stb_image / stb_image_write).
+// Grayscale image file I/O and resampling for dne-sweep (stb_image / stb_image_write; DICOM
+// through GDCM, dicom.hpp).
 //
-// Images are float (H, W) row-major arrays with values in [0, 1]. Reading accepts anything
-// stb_image decodes (PNG 8/16-bit, JPEG, BMP, ...): colour is converted to luminance
-// (stb's 0.299 R + 0.587 G + 0.114 B in integer arithmetic), alpha ignored, 16-bit samples scaled
-// by 1/65535 and 8-bit by 1/255. Writing produces 8-bit grayscale PNG. `resize_bilinear` is a
-// separable triangle (bilinear) filter with half-pixel centres; when shrinking, the triangle is
-// widened by the scale factor (anti-aliased, like PyTorch's `antialias=True`), so downsampling a
-// 1024-pixel radiograph to 64 pixels averages instead of aliasing.
+// Images are float (H, W) row-major arrays with values in [0, 1]. Reading accepts DICOM Part-10
+// files (recognised by content, `is_dicom`; decoded by `read_dicom`) and anything stb_image decodes
+// (PNG 8/16-bit, JPEG, BMP, ...): colour is converted to luminance (stb's 0.299 R + 0.587 G +
+// 0.114 B in integer arithmetic), alpha ignored, 16-bit samples scaled by 1/65535 and 8-bit by
+// 1/255. Writing produces 8-bit grayscale PNG. `resize_bilinear` is a separable triangle (bilinear)
+// filter with half-pixel centres; when shrinking, the triangle is widened by the scale factor
+// (anti-aliased, like PyTorch's `antialias=True`), so downsampling a 1024-pixel radiograph to 64
+// pixels averages instead of aliasing. `fit_square` brings any (H, W) image to (S, S): stretched,
+// centre-cropped or padded (`data.resize`).
 #pragma once
 
 #include <cstdint>
@@ -18,10 +21,12 @@
 namespace dne::data {
 
 /// Decodes the image at `path` to luminance in [0, 1]: returns (height, width) row-major pixels and
-/// sets `height` / `width`. Throws dne::DataError naming the path if the file is missing,
-/// unreadable, empty or not decodable.
-std::vector<float> read_grayscale_png(const std::string& path, std::int64_t& height,
-                                      std::int64_t& width);
+/// sets `height` / `width`. A file with the DICOM magic (`is_dicom`) goes to `read_dicom` (GDCM:
+/// rescale, window or min-max, MONOCHROME1 flipped; see dicom.hpp) whatever its extension;
+/// anything else to stb_image (PNG 8/16-bit, JPEG, BMP, ...). Throws dne::DataError naming the path
+/// if the file is missing, unreadable, empty or not decodable.
+std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height,
+                                        std::int64_t& width);
 
 /// Writes (height, width) row-major `pixels` as an 8-bit grayscale PNG: each value clamped to
 /// [0, 1] (NaN -> 0) and rounded to the nearest of 0..255. Throws dne::StoreError naming the path
@@ -36,6 +41,33 @@ void write_grayscale_png(const std::string& path, const float* pixels, std::int6
 /// constant. Throws dne::DataError for non-positive sizes.
 std::vector<float> resize_bilinear(const float* pixels, std::int64_t h, std::int64_t w,
                                    std::int64_t out_h, std::int64_t out_w);
+
+/// How `fit_square` brings a non-square image to a square (config key `data.resize`).
+enum class ResizeMode {
+  kStretch,  ///< "stretch": resize to (S, S), aspect ratio not kept
+  kCrop,     ///< "crop": aspect kept, the short side fills S, the long side centre-cropped
+  kPad,      ///< "pad": aspect kept, the long side fills S, the short side centred on black
+};
+
+/// "stretch" -> kStretch, "crop" -> kCrop, "pad" -> kPad (exact, lower case). Throws
+/// dne::ConfigError naming `data.resize` and the accepted names for anything else.
+ResizeMode parse_resize_mode(const std::string& name);
+
+/// Returns the (size, size) row-major image made from the (h, w) `pixels`. With short / long the
+/// shorter / longer of h and w, and round(a / b) = floor((2a + b) / (2b)) (halves up, integers):
+///   kStretch: resize_bilinear to (size, size);
+///   kCrop: resize_bilinear with the short side to size and the long side to
+///     L = round(size * long / short) (>= size), then the centre (size, size) window: of the
+///     L - size excess, floor(excess / 2) is dropped at the top/left and the rest (one more when
+///     the excess is odd) at the bottom/right;
+///   kPad: resize_bilinear with the long side to size and the short side to
+///     L = max(1, round(size * short / long)) (<= size), then placed on a (size, size) canvas of
+///     zeros (black) at offset floor((size - L) / 2) from the top/left, so the odd extra zero
+///     row/column is at the bottom/right.
+/// A square input is just resized to (size, size) in every mode; an input already (size, size) is
+/// returned unchanged. Throws dne::DataError for h, w or size outside [1, 32768].
+std::vector<float> fit_square(const float* pixels, std::int64_t h, std::int64_t w,
+                              std::int64_t size, ResizeMode mode);
 
 /// Writes a grid of images from `set` (in the order of `indices`, `columns` per row, each
 /// magnified `scale` times by pixel replication) separated by 2-pixel white lines, as an 8-bit

@@ -1,34 +1,90 @@
-// CSV manifests: the on-disk form of a Dataset (image files plus one CSV listing them).
+// CSV manifests: the on-disk form of a data set (image files plus one CSV listing them).
 //
-// Format: a header line exactly `path,split,sex,label`, then one row per image. `path` is relative
-// to the CSV's directory (absolute paths are used as they are), `split` is `train` or `test`, `sex`
-// is `0`/`1` or `M`/`F` (F = 1, the sensitive attribute a), `label` is `0` or `1` (disease y).
-// Fields may be double-quoted (RFC 4180 style, "" for a quote); blank lines are skipped; a UTF-8
-// byte-order mark and CRLF line ends are accepted. `write_phantom` is how `dne phantom`
-// materialises the synthetic data set; `load_manifest` is how `data.source = "manifest"` reads a
-// real one.
+// Format (docs/datasets.md): a header naming the columns, then one row per image. Required
+// columns, in any order: `path` (relative to the CSV's folder, or absolute), `split` (`train`,
+// `val` or `test`), `label` (`0`/`1`, the disease y) and the sensitive-attribute column named by
+// data.sa_column (default `sex`: `0`/`1` or `M`/`F`, F = 1). Any other column (`patient`, `age`,
+// `view`, an extra attribute, ...) is allowed and ignored, so `dne data import` manifests and a
+// hand-written `path,split,sex,label` file both load. Fields may be double-quoted (csv.hpp).
+//
+// Reading is two steps, so that a sweep checks its data once, before any experiment starts:
+// `read_manifest` checks the header, every row and that every image file exists, and picks the
+// rows in use (data.limit_*); `decode_manifest` decodes and resizes them, in parallel threads, to
+// a Dataset. `data_content_hash` is what puts the data into an experiment id.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "dne/core/hash.hpp"
 #include "dne/data/dataset.hpp"
+#include "dne/data/image_io.hpp"
 
 namespace dne::data {
 
+enum class Split { kTrain, kVal, kTest };
+
+/// Which rows of a manifest an experiment uses (data.sa_column, data.limit_train / limit_test).
+struct ManifestOptions {
+  std::string sa_column = "sex";
+  std::int64_t limit_train = 0;  // at most this many train rows (val rows shrink by the same share); 0 = all
+  std::int64_t limit_test = 0;   // at most this many test rows; 0 = all
+};
+
+/// One image row of a manifest, checked, its path resolved against the CSV's folder.
+struct ManifestRow {
+  std::int64_t line = 0;  // 1-based line of the CSV (for messages)
+  std::string path;       // the image file
+  Split split = Split::kTrain;
+  int sa = 0, label = 0;
+};
+
+/// A manifest read and checked, not decoded.
+struct Manifest {
+  std::string csv_path;
+  std::string csv_hash;            // FNV-1a-64 of the CSV's bytes (16 hex digits)
+  std::int64_t rows_in_file = 0;   // image rows of the CSV
+  std::vector<ManifestRow> rows;   // the rows in use (after the limits), in file order
+};
+
+/// Reads and checks the manifest at `csv_path`: the header has `path`, `split`, `label` and
+/// options.sa_column; every row has valid values and an existing image file; train and test have
+/// rows, and train has both labels and both attribute values. Limits then keep a stratified
+/// subset by (sa, label) of each split, the same for every seed: train from streams (0, kSplit,
+/// 100 + cell), val (its share of rows scaled like train's) 104 + cell, test 108 + cell.
+/// Throws dne::DataError "<csv_path>:<line>: ..." for a bad row and "<csv_path>: ..." for the
+/// file as a whole; dne::ConfigError for negative limits.
+Manifest read_manifest(const std::string& csv_path, const ManifestOptions& options);
+
+/// The hash of what an experiment reads from `manifest`: the CSV's bytes, the options that pick
+/// its rows, and every image in use (file_fingerprint `how`; computed on `threads` threads).
+/// 16 hex digits. Throws dne::DataError naming an image that cannot be read.
+std::string data_content_hash(const Manifest& manifest, const ManifestOptions& options, FileFingerprint how,
+                              int threads);
+
+/// How images become (S, S) arrays (data.image_size, data.resize) and on how many threads.
+struct DecodeOptions {
+  std::int64_t image_size = 64;
+  ResizeMode resize = ResizeMode::kStretch;
+  int threads = 1;
+};
+
+/// Decodes every row of `manifest` (read_grayscale_image) and brings it to (S, S) with
+/// fit_square: train, val and test ImageSets in file order, sources the image paths. The result
+/// does not depend on the thread count. Throws dne::DataError "<csv_path>:<line>: <image error>"
+/// for the first row (in file order) that cannot be decoded.
+Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options);
+
+/// read_manifest + decode_manifest with default options (stretch, one thread).
+Dataset load_manifest(const std::string& csv_path, std::int64_t image_size);
+
 /// Writes `ds` as out_dir/train/000000.png ..., out_dir/test/000000.png ..., out_dir/montage.png
 /// (up to 4 test examples of each (sex, label) cell, one row per cell in the order (0,0), (0,1),
-/// (1,0), (1,1)) and, last, out_dir/manifest.csv (written to manifest.csv.tmp and renamed, so a
-/// manifest exists only when every image is complete). Creates out_dir if needed. Sex is written
-/// as 0/1. Throws dne::DataError if `ds` is invalid, dne::StoreError if a file cannot be written.
+/// (1,0), (1,1)) and, last, out_dir/manifest.csv `path,split,sex,label` (written to
+/// manifest.csv.tmp and renamed, so a manifest exists only when every image is complete).
+/// Creates out_dir if needed. Throws dne::DataError if `ds` is invalid, dne::StoreError if a file
+/// cannot be written.
 void write_phantom(const Dataset& ds, const std::string& out_dir);
-
-/// Reads the manifest at `csv_path` and decodes every image (read_grayscale_png), resizing it to
-/// (image_size, image_size) with resize_bilinear when its size differs (aspect ratio not kept).
-/// Sources are the resolved image paths. Throws dne::DataError "<csv_path>:<line>: ..." for a bad
-/// header, a row with the wrong number of fields, an empty path, an unknown split, a bad sex or
-/// label value, a missing or undecodable image; "<csv_path>: ..." if the file cannot be opened or a
-/// split has no rows. Throws dne::ConfigError if image_size < 1.
-Dataset load_manifest(const std::string& csv_path, std::int64_t image_size);
 
 }  // namespace dne::data

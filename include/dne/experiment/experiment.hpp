@@ -16,6 +16,7 @@
 #include "dne/comm/communicator.hpp"
 #include "dne/config/config.hpp"
 #include "dne/data/dataset.hpp"
+#include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 
 namespace dne::experiment {
@@ -40,6 +41,11 @@ struct ExperimentSummary {
 
 /// The phantom generator's options for a config's [data] section and seed.
 data::PhantomOptions phantom_options(const config::ExperimentConfig& config);
+
+/// The manifest row selection (data.sa_column, data.limit_*) of an experiment.
+data::ManifestOptions manifest_options(const config::ExperimentConfig& config);
+/// How an experiment's manifest images are decoded (data.image_size, data.resize) on `threads`.
+data::DecodeOptions decode_options(const config::ExperimentConfig& config, int threads);
 
 /// The configured data set: the phantom generated from [data] and the seed, or a manifest's
 /// images decoded from disk. Throws DataError naming the file.

@@ -77,6 +77,8 @@ class H5Reader {
   /// A numeric dataset converted to float32 / float64; `dims` receives its shape.
   std::vector<float> floats(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
   std::vector<double> doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
+  /// A 1-D dataset of variable-length strings (as ResultWriter writes them).
+  std::vector<std::string> strings(const std::string& dataset) const;
   /// Names of the links in group `group`, in name order.
   std::vector<std::string> children(const std::string& group) const;
 

@@ -55,6 +55,11 @@ struct GroupLayout {
 /// Pure arithmetic of the layout (tested without MPI). ConfigError if k < 1 or k > world_size.
 GroupLayout plan_groups(int world_rank, int world_size, int ranks_per_group);
 
+/// Broadcasts `text` from `root` to every rank of `comm` (its length, then its bytes), waiting
+/// with short sleeps instead of spinning, so that ranks waiting for the root's preflight leave
+/// the node's cores to it.
+void broadcast_politely(MPI_Comm comm, std::string& text, int root);
+
 /// MPI_Comm_split of `world` by `layout.group`; owns the communicator (MPI_COMM_NULL for leftovers).
 class GroupComm {
  public:

@@ -1,0 +1,220 @@
+"""Real data through `dne run`: manifests checked before the sweep, ids that follow the contents of
+every input file, source-specific keys, limits, the image cache, --dry-run (issue 12).
+
+The data are PNG files written by `dne phantom` and by the test; every expectation is written by
+hand from the rules in docs/datasets.md, and result files are read back with h5py."""
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL, REPO, SMALL, run_dne
+
+QUICKSTART = REPO / "experiments" / "quickstart.toml"
+
+
+@pytest.fixture(scope="module")
+def phantom_dir(dne_bin, tmp_path_factory):
+    out = tmp_path_factory.mktemp("phantom")
+    proc = run_dne(dne_bin, "phantom", "--out", out, "--set", "data.n_train=120", "--set", "data.n_test=80")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture()
+def data(phantom_dir, tmp_path):
+    """A private copy of the phantom data set (the test may change its files)."""
+    copy = tmp_path / "data"
+    shutil.copytree(phantom_dir, copy)
+    return copy
+
+
+def run(dne_bin, out, manifest, *extra, ranks=None):
+    return run_dne(dne_bin, "run", "--config", MANIFEST_CONFIG, "--out", out, *MANIFEST_SMALL,
+                   "--set", f"data.manifest=\"{manifest}\"", *extra, mpi_ranks=ranks)
+
+
+def experiment_files(out):
+    return sorted((out / "experiments").glob("*.h5"))
+
+
+def test_changed_manifest_byte_is_a_new_experiment(dne_bin, data, tmp_path):
+    manifest = data / "manifest.csv"
+    out = tmp_path / "out"
+    first = run(dne_bin, out, manifest)
+    assert first.returncode == 0, first.stderr
+    assert "1 run now" in first.stdout
+    again = run(dne_bin, out, manifest)
+    assert "1 already complete, 0 run now" in again.stdout
+    # Flip the sex of one row: one byte of the manifest, same path.
+    lines = manifest.read_text().splitlines()
+    path, split, sex, label = lines[1].split(",")
+    lines[1] = ",".join([path, split, "1" if sex == "0" else "0", label])
+    manifest.write_text("\n".join(lines) + "\n")
+    changed = run(dne_bin, out, manifest)
+    assert changed.returncode == 0, changed.stderr
+    assert "0 already complete, 1 run now" in changed.stdout
+    files = experiment_files(out)
+    assert len(files) == 2
+    hashes = set()
+    for f in files:
+        with h5py.File(f, "r") as h:
+            hashes.add(h["provenance"].attrs["data_hash"])
+            assert h["provenance"].attrs["data_manifest"] == str(manifest)
+            assert "# data content hash: " + h["provenance"].attrs["data_hash"] in h.attrs["config"]
+    assert len(hashes) == 2
+
+
+def test_changed_image_byte_is_a_new_experiment_and_stat_mode_sees_rewrites(dne_bin, data, tmp_path):
+    manifest = data / "manifest.csv"
+    out = tmp_path / "out"
+    assert run(dne_bin, out, manifest).returncode == 0
+    image = data / manifest.read_text().splitlines()[5].split(",")[0]
+    raw = bytearray(image.read_bytes())
+    raw[-13] ^= 0x01  # inside the IEND chunk's CRC: the bytes differ, the image still decodes (stb ignores it)
+    image.write_bytes(bytes(raw))
+    proc = run(dne_bin, out, manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 already complete, 1 run now" in proc.stdout
+
+
+def test_phantom_key_with_a_manifest_is_one_line_exit_2(dne_bin, data, tmp_path):
+    proc = run(dne_bin, tmp_path / "out", data / "manifest.csv", "--set", "data.n_train=50")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dne: config error:") and "data.n_train" in lines[0] and "phantom" in lines[0]
+    assert not (tmp_path / "out").exists() or experiment_files(tmp_path / "out") == []
+    # ... and a manifest key with the phantom
+    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "o2", *SMALL,
+                   "--set", "data.limit_train=10")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "data.limit_train" in proc.stderr and "manifest" in proc.stderr
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_bad_manifest_stops_before_any_experiment(dne_bin, data, tmp_path, ranks):
+    manifest = data / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    lines[0] = "file,split,sex,label"  # wrong header
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, manifest, "--set", "sweep.seeds=[0,1,2]", ranks=ranks)
+    assert proc.returncode == 2, proc.stderr
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("dne:")]
+    assert len(errors) == 1 and errors[0].startswith("dne: data error:"), proc.stderr
+    assert "manifest.csv:1:" in errors[0] and "path" in errors[0]
+    assert experiment_files(out) == [] and not (out / "index.h5").exists()
+    assert "run now" not in proc.stdout  # no sweep started
+
+
+def test_limits_take_a_stratified_subset_the_same_for_every_seed(dne_bin, data, tmp_path):
+    manifest = data / "manifest.csv"
+    rows = [l.split(",") for l in manifest.read_text().splitlines()[1:]]
+    train = [r for r in rows if r[1] == "train"]
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, manifest, "--set", "data.limit_train=40", "--set", "data.limit_test=20",
+               "--set", "sweep.seeds=[0,1]", "--set", "output.save_embeddings=true")
+    assert proc.returncode == 0, proc.stderr
+    files = experiment_files(out)
+    assert len(files) == 2
+    shapes = set()
+    for f in files:
+        with h5py.File(f, "r") as h:
+            shapes.add((h["embeddings/train"].shape[0], h["test/score"].shape[0]))
+            if "test/sa" in h:
+                assert h["test/sa"].shape == (20,)
+    assert shapes == {(40, 20)}
+    # Every (sa, label) cell keeps its share of the 40 rows (floors, then the largest remainders),
+    # drawn from the manifest's own rows of that cell; one cache serves both seeds: one subset.
+    cells = {}
+    for r in train:
+        cells.setdefault((int(r[2]), int(r[3])), []).append(str(data / r[0]))
+    exact = {c: 40 * len(v) / len(train) for c, v in cells.items()}
+    want = {c: int(e) for c, e in exact.items()}
+    for c in sorted(exact, key=lambda c: (-(exact[c] - int(exact[c])), 2 * c[0] + c[1]))[:40 - sum(want.values())]:
+        want[c] += 1
+    (cache,) = sorted((out / "cache").glob("images-*.h5"))
+    with h5py.File(cache, "r") as h:
+        sources = [s.decode() for s in h["train/source"][:]]
+        got = {}
+        for src, sa, y in zip(sources, h["train/sa"][:], h["train/label"][:]):
+            assert src in cells[(int(sa), int(y))]
+            got[(int(sa), int(y))] = got.get((int(sa), int(y)), 0) + 1
+        assert h["test/pixels"].shape[0] == 20
+    assert got == want
+    order = [str(data / r[0]) for r in train]
+    assert sources == sorted(sources, key=order.index)  # file order kept
+
+
+def test_image_cache_decodes_once_per_run(dne_bin, data, tmp_path):
+    manifest = data / "manifest.csv"
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, manifest, "--set", "sweep.seeds=[0,1]")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("# data: ") == 1 and "decoded to 64x64 (stretch)" in proc.stdout
+    (cache,) = sorted((out / "cache").glob("images-*.h5"))
+    with h5py.File(cache, "r") as h:
+        assert h["train/pixels"].shape == (120, 64, 64) and h["test/pixels"].shape == (80, 64, 64)
+        assert h["val/pixels"].shape == (0, 64, 64)
+        first = h["train/source"][0].decode()
+        assert first.endswith("train/000000.png")
+        labels = h["train/label"][:]
+    want = [int(l.split(",")[3]) for l in manifest.read_text().splitlines()[1:] if l.split(",")[1] == "train"]
+    assert list(labels) == want
+    # A new seed in the same run directory reuses the cache: no decoding line.
+    proc = run(dne_bin, out, manifest, "--set", "sweep.seeds=[0,1,2]")
+    assert proc.returncode == 0 and "# data: " not in proc.stdout and "1 run now" in proc.stdout
+
+
+def test_manifest_val_rows_are_the_validation_split(dne_bin, data, tmp_path):
+    manifest = data / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    # the first 20 train rows become val rows
+    n = 0
+    for i in range(1, len(lines)):
+        p = lines[i].split(",")
+        if p[1] == "train" and n < 20:
+            p[1] = "val"
+            lines[i] = ",".join(p)
+            n += 1
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, manifest, "--set", "probes.l2_choices=\"1e-3,1e-1\"")
+    assert proc.returncode == 0, proc.stderr
+    (f,) = experiment_files(out)
+    with h5py.File(f, "r") as h:
+        assert h["selection/val_auc"].shape == (2,)
+    # data.val_fraction with val rows: refused before the sweep
+    proc = run(dne_bin, tmp_path / "o2", manifest, "--set", "data.val_fraction=0.1")
+    assert proc.returncode == 2 and "val_fraction" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_dry_run_lists_experiments_and_writes_nothing(dne_bin, data, tmp_path):
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, data / "manifest.csv", "--set", "sweep.seeds=[0,1,2]", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    rows = [l for l in proc.stdout.splitlines() if l and not l.startswith("#") and not l.startswith("id ")]
+    assert len(rows) == 3
+    assert all("to run" in r and "sweep.seeds=" in r for r in rows)
+    assert not out.exists()
+    # after a real run the same dry run says complete, with the same ids
+    assert run(dne_bin, out, data / "manifest.csv", "--set", "sweep.seeds=[0,1,2]").returncode == 0
+    again = run(dne_bin, out, data / "manifest.csv", "--set", "sweep.seeds=[0,1,2]", "--dry-run")
+    done = [l for l in again.stdout.splitlines() if " complete " in l]
+    assert len(done) == 3
+    assert sorted(l.split()[0] for l in done) == sorted(p.stem for p in experiment_files(out))
+
+
+def test_small_images_down_to_16_pixels(dne_bin, data, tmp_path):
+    proc = run(dne_bin, tmp_path / "out", data / "manifest.csv", "--set", "data.image_size=16",
+               "--set", "fm.patch_size=4")
+    assert proc.returncode == 0, proc.stderr
+    (f,) = experiment_files(tmp_path / "out")
+    with h5py.File(f, "r") as h:
+        assert h["noise"].shape == (16, 16)
+    # the phantom cannot draw 16 pixels: one line
+    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "o2", *SMALL,
+                   "--set", "data.image_size=16", "--set", "fm.patch_size=4")
+    assert proc.returncode == 2 and "at least 32" in proc.stderr
