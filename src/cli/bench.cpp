@@ -225,20 +225,17 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   source.origin = "defaults";
   // The zeroth-order keys apply only to zeroth-order methods: name the method before expanding.
   if (vm.count("zo")) config::apply_override(source, "dne.method=" + vm["zo"].as<std::string>());
+  if (vm.count("data")) {  // the manifest keys (data.resize, data.sa_column, ...) need the manifest source
+    config::apply_override(source, "data.source=manifest");
+    config::set_value(source, "data.manifest", vm["data"].as<std::string>());
+  }
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
   const auto c = config::expand(source).front();
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
-  if (vm.count("data")) {
-    if (vm.count("set"))
-      for (const auto& s : vm["set"].as<std::vector<std::string>>())
-        if (s.rfind("data.", 0) == 0) config::apply_override(source, s);
-    config::apply_override(source, "data.source=manifest");
-    config::set_value(source, "data.manifest", vm["data"].as<std::string>());
-    return process.rank == 0 ? bench_decoding(config::expand(source).front(), vm["data"].as<std::string>(), repeats) : 0;
-  }
+  if (vm.count("data")) return process.rank == 0 ? bench_decoding(c, vm["data"].as<std::string>(), repeats) : 0;
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
   if (vm.count("zo")) return bench_zeroth_order(c, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;

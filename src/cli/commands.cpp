@@ -254,7 +254,8 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
     lines += it->second.hash + "\n";
     if (!decode) continue;
     const auto cache = data::image_cache_path(c.output.dir, it->second.hash, c.data.image_size, c.data.resize);
-    if (fs::is_regular_file(cache)) continue;
+    std::error_code ec;
+    if (fs::is_regular_file(cache, ec)) continue;
     const auto t0 = std::chrono::steady_clock::now();
     const auto dataset = data::decode_manifest(it->second.manifest, experiment::decode_options(c, threads));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -286,6 +287,8 @@ void prepare_manifest_data(std::vector<config::ExperimentConfig>& experiments, c
       payload = "ok\n" + check_and_cache_manifests(experiments, decode, quiet);
     } catch (const Error& e) {
       payload = std::string("error\n") + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
+    } catch (const std::exception& e) {  // e.g. out of memory while decoding: still one line on every rank
+      payload = std::string("error\n1\nerror\nwhile preparing the data: ") + e.what();
     }
   }
   if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, payload, 0);
@@ -363,14 +366,13 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   auto experiments = config::expand(source);
   const std::string out_dir = experiments.front().output.dir;
   const bool dry_run = vm.count("dry-run") > 0;
+  if (!dry_run) prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
   attach_fm_hashes(experiments);
+  prepare_manifest_data(experiments, process, !dry_run, quiet);
   if (dry_run) {
-    prepare_manifest_data(experiments, process, false, quiet);
     if (process.rank == 0) print_dry_run(experiments, source);
     return 0;
   }
-  prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
-  prepare_manifest_data(experiments, process, true, quiet);
 
   const int threads = choose_threads(experiments.front().run.threads, process);
   torch::set_num_threads(threads);
@@ -527,7 +529,7 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
     return 0;
   }
   if (!vm.count("out")) throw ConfigError("dne pretrain: --out FM_FILE is required");
-  const auto c = single_config(config_and_overrides(vm), "dne pretrain");
+  auto c = single_config(config_and_overrides(vm), "dne pretrain");
   if (c.fm.kind != "vit") throw ConfigError("dne pretrain trains the built-in ViT: set fm.kind = \"vit\" (it is \"" + c.fm.kind + "\")");
   if (!c.fm.weights.empty())
     throw ConfigError("dne pretrain starts from random weights: leave fm.weights empty (it is \"" + c.fm.weights + "\")");
@@ -553,6 +555,12 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
       } catch (const StoreError&) {
       }
       if (!fm_file) throw StoreError("--out '" + out + "' exists and is not an FM file; refusing to replace it");
+    }
+    if (c.data.source == "manifest") {  // the manifest's content enters the pretraining hash: a changed one retrains
+      const auto options = experiment::manifest_options(c);
+      c.data_hash = data::data_content_hash(data::read_manifest(c.data.manifest, options), options,
+                                            c.data.image_hash == "stat" ? FileFingerprint::kStat : FileFingerprint::kContent,
+                                            threads);
     }
     const auto dataset = experiment::load_dataset(c);  // only the training images are used below
     data::validate(dataset.train, "train split");

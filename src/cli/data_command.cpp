@@ -82,7 +82,10 @@ int command_data_import(const std::vector<std::string>& args, const ProcessInfo&
 
   if (process.rank != 0) return 0;  // one writer; the other ranks of an mpirun have nothing to do
   const auto summary = data::run_import(import);
-  std::cout << data::describe_import(summary, import.out) << std::flush;
+  std::cout << data::describe_import(summary, import.out);
+  if (import.sa.kind != data::SensitiveAttribute::Kind::kSex)  // the run reads `sex` unless told otherwise
+    std::cout << "  the attribute is in column 'sa': run with --set data.sa_column=sa\n";
+  std::cout << std::flush;
   return 0;
 }
 

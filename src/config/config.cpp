@@ -588,7 +588,9 @@ std::string ExperimentConfig::input_hashes_text() const {
 }
 std::string ExperimentConfig::canonical_text() const { return render(*this, Render::kCanonical) + input_hashes_text(); }
 std::string ExperimentConfig::resolved_text() const { return render(*this, Render::kResolved) + input_hashes_text(); }
-std::string ExperimentConfig::pretrain_text() const { return render(*this, Render::kPretrain); }
+std::string ExperimentConfig::pretrain_text() const {
+  return render(*this, Render::kPretrain) + (data_hash.empty() ? "" : "# data content hash: " + data_hash + "\n");
+}
 
 std::vector<double> number_list(const std::string& text, const std::string& key) {
   std::vector<double> values;

@@ -34,6 +34,12 @@ std::vector<std::string> read_lines(const std::string& path) {
     if (n == 0) break;
     content.append(buffer, static_cast<std::size_t>(n));
   }
+  // A cut-off gzip stream ends with n = 0 like a whole one: only the stream state tells.
+  int code = Z_OK;
+  const char* message = gzerror(file.get(), &code);
+  if (code != Z_OK && code != Z_STREAM_END)
+    throw DataError(path + ": truncated or corrupt gzip file (" + message + ")");
+  if (gzclose(file.release()) != Z_OK) throw DataError(path + ": truncated or corrupt gzip file");
   std::size_t start = 0;
   while (start < content.size()) {
     auto end = content.find('\n', start);

@@ -162,7 +162,8 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   auto model = fm::make_model(c.fm, dataset.train.height, seed);
   const auto fm_provenance = model->provenance();
   if (!c.fm_hash.empty() && (fm_provenance.count("hash") == 0 || fm_provenance.at("hash") != c.fm_hash))
-    throw ModelError(c.fm.weights + ": the FM file changed since the run started (content hash " +
+    throw ModelError((c.fm.kind == "torchscript" ? c.fm.torchscript : c.fm.weights) +
+                     ": the FM file changed since the run started (content hash " +
                      (fm_provenance.count("hash") ? fm_provenance.at("hash") : std::string("?")) + ", expected " +
                      c.fm_hash + ")");
   const auto z_train = fm::embed_all(*model, x_train, c.fm.batch_size);

@@ -3,18 +3,23 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 
 #include <torch/script.h>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
 
 namespace dne::fm {
 namespace {
 
 class TorchScriptModel : public DifferentiableModel {
  public:
-  TorchScriptModel(torch::jit::Module module, std::string path, std::int64_t embed_dim)
-      : module_(std::move(module)), path_(std::move(path)), embed_dim_(embed_dim) {}
+  TorchScriptModel(torch::jit::Module module, std::string path, std::string hash, std::int64_t embed_dim)
+      : module_(std::move(module)), path_(std::move(path)), hash_(std::move(hash)), embed_dim_(embed_dim) {}
 
   torch::Tensor forward(const torch::Tensor& images) override {
     return module_.forward({images}).toTensor();
@@ -25,6 +30,8 @@ class TorchScriptModel : public DifferentiableModel {
            ", params=" + std::to_string(parameter_count()) + ")";
   }
   double flops_per_image() const override { return std::nan(""); }
+  /// The file and the FNV-1a-64 of the very bytes the module was loaded from (the id's fm hash).
+  std::map<std::string, std::string> provenance() const override { return {{"file", path_}, {"hash", hash_}}; }
   std::int64_t parameter_count() const override {
     std::int64_t n = 0;
     for (const auto& p : module_.parameters()) n += p.numel();
@@ -33,7 +40,7 @@ class TorchScriptModel : public DifferentiableModel {
 
  private:
   mutable torch::jit::Module module_;
-  std::string path_;
+  std::string path_, hash_;
   std::int64_t embed_dim_;
 };
 
@@ -43,9 +50,15 @@ std::shared_ptr<DifferentiableModel> load_torchscript(const std::string& path,
                                                       std::int64_t image_size) {
   if (!std::filesystem::is_regular_file(path))
     throw ModelError("fm.torchscript: '" + path + "' does not exist or is not a file");
+  // Loaded from the bytes that are hashed, so the hash describes exactly the module in use.
+  std::ifstream file(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!file && !file.eof()) throw ModelError("fm.torchscript: '" + path + "' cannot be read");
+  const std::string hash = hex16(fnv1a64(bytes));
   torch::jit::Module module;
   try {
-    module = torch::jit::load(path);
+    std::istringstream in(bytes);
+    module = torch::jit::load(in);
   } catch (const c10::Error& e) {
     throw ModelError("fm.torchscript: '" + path + "' is not a loadable TorchScript module");
   }
@@ -65,7 +78,7 @@ std::shared_ptr<DifferentiableModel> load_torchscript(const std::string& path,
                      std::to_string(out.dim()) + "-d " + std::string(c10::toString(out.scalar_type())));
   if (!torch::isfinite(out).all().item<bool>())
     throw ModelError("fm.torchscript: '" + path + "': forward returned non-finite values");
-  return std::make_shared<TorchScriptModel>(std::move(module), path, out.size(1));
+  return std::make_shared<TorchScriptModel>(std::move(module), path, hash, out.size(1));
 }
 
 }  // namespace dne::fm

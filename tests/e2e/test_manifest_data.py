@@ -4,6 +4,7 @@ every input file, source-specific keys, limits, the image cache, --dry-run (issu
 The data are PNG files written by `dne phantom` and by the test; every expectation is written by
 hand from the rules in docs/datasets.md, and result files are read back with h5py."""
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -72,7 +73,7 @@ def test_changed_image_byte_is_a_new_experiment_and_stat_mode_sees_rewrites(dne_
     assert run(dne_bin, out, manifest).returncode == 0
     image = data / manifest.read_text().splitlines()[5].split(",")[0]
     raw = bytearray(image.read_bytes())
-    raw[-13] ^= 0x01  # inside the IEND chunk's CRC: the bytes differ, the image still decodes (stb ignores it)
+    raw[-13] ^= 0x01  # the last byte of the IDAT chunk's CRC: the bytes differ, stb decodes the same pixels
     image.write_bytes(bytes(raw))
     proc = run(dne_bin, out, manifest)
     assert proc.returncode == 0, proc.stderr
@@ -218,3 +219,65 @@ def test_small_images_down_to_16_pixels(dne_bin, data, tmp_path):
     proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "o2", *SMALL,
                    "--set", "data.image_size=16", "--set", "fm.patch_size=4")
     assert proc.returncode == 2 and "at least 32" in proc.stderr
+
+
+def test_stat_mode_follows_rewrites_not_bytes_changed_in_place(dne_bin, data, tmp_path):
+    import os
+    manifest = data / "manifest.csv"
+    out = tmp_path / "out"
+    stat = ["--set", "data.image_hash=stat"]
+    assert run(dne_bin, out, manifest, *stat).returncode == 0
+    image = data / manifest.read_text().splitlines()[5].split(",")[0]
+    st = os.stat(image)
+    # a byte changed in place, size and modification time restored: stat mode cannot see it
+    raw = bytearray(image.read_bytes())
+    raw[-13] ^= 0x01  # the last byte of the IDAT chunk's CRC: stb does not check it, the pixels stay
+    image.write_bytes(bytes(raw))
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
+    proc = run(dne_bin, out, manifest, *stat)
+    assert "1 already complete, 0 run now" in proc.stdout, proc.stdout
+    # ... but a rewrite does (the content mode sees the byte: test_changed_image_byte_...)
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    proc = run(dne_bin, out, manifest, *stat)
+    assert "0 already complete, 1 run now" in proc.stdout
+
+
+def fnv1a64(data: bytes) -> str:
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def test_torchscript_file_bytes_enter_the_id(dne_bin, tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "enc.pt"
+    make = (
+        "import torch, sys\n"
+        "class Enc(torch.nn.Module):\n"
+        "    def __init__(self, s):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(s)\n"
+        "        self.lin = torch.nn.Linear(64 * 64, 16)\n"
+        "    def forward(self, x):\n"
+        "        return torch.tanh(self.lin(x.flatten(1)))\n"
+        "torch.jit.script(Enc(int(sys.argv[2]))).save(sys.argv[1])\n")
+    py = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    maker = tmp_path / "make_encoder.py"  # torch.jit.script reads the class's source from a file
+    maker.write_text(make)
+    subprocess.run([py, str(maker), str(script), "0"], check=True)
+    out = tmp_path / "out"
+    args = ["run", "--config", QUICKSTART, "--out", out, *SMALL, "--set", "fm.kind=torchscript",
+            "--set", f"fm.torchscript=\"{script}\"", "--set", "dne.method=none", "--set", "sweep.seeds=0"]
+    first = run_dne(dne_bin, *args)
+    assert first.returncode == 0, first.stderr
+    (f,) = experiment_files(out)
+    with h5py.File(f, "r") as h:
+        assert h["provenance"].attrs["fm_hash"] == fnv1a64(script.read_bytes())
+        assert "# fm.torchscript content hash: " + fnv1a64(script.read_bytes()) in h.attrs["config"]
+    assert "1 already complete" in run_dne(dne_bin, *args).stdout
+    subprocess.run([py, str(maker), str(script), "1"], check=True)  # other weights, same path
+    again = run_dne(dne_bin, *args)
+    assert again.returncode == 0 and "0 already complete, 1 run now" in again.stdout
+    assert len(experiment_files(out)) == 2

@@ -84,8 +84,6 @@ def write_config(path, manifest, weights, pool, arch=ARCH, n_per_split=N_PER_SPL
 source = "manifest"
 manifest = {toml_string(manifest)}
 image_size = {arch["image_size"]}
-n_train = {max(20, n_per_split)}
-n_test = {max(20, n_per_split)}
 
 [fm]
 kind = "vit"

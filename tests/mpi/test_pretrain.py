@@ -19,7 +19,7 @@ TINY_MODEL = ["--set", "fm.kind=vit", "--set", "data.image_size=32", "--set", "f
         "--set", "pretrain.steps=20", "--set", "pretrain.batch_size=16", "--set", "pretrain.warmup_steps=4",
         "--set", "pretrain.checkpoint_every=5", "--set", "pretrain.decoder_width=32",
         "--set", "pretrain.decoder_depth=1", "--set", "pretrain.decoder_heads=2", "--set", "run.threads=1"]
-TINY = [*TINY_MODEL, *TINY_DATA]
+TINY = [*TINY_DATA, *TINY_MODEL]  # run.threads=1 last
 QUICKSTART = REPO / "experiments" / "quickstart.toml"
 
 

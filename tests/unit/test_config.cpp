@@ -295,4 +295,64 @@ TEST(Config, PretrainKeysStayOutOfExperimentsAndTheFmHashGoesIn) {
   EXPECT_THROW(expand(parse_text("[pretrain]\nbatch_size = 10\nmicro_batches = 4\n", "p.toml")), dne::ConfigError);
 }
 
+TEST(Config, SourceSpecificKeysAreRefusedForTheOtherSource) {
+  // A phantom key with a manifest (and the reverse) is an error naming the key and the source.
+  const auto m1 = config_error([] {
+    expand(parse_text("[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\nn_train = 50\n", "x.toml"));
+  });
+  EXPECT_NE(m1.find("data.n_train is read only when data.source = \"phantom\""), std::string::npos) << m1;
+  const auto m2 = config_error([] { expand(parse_text("[data]\nmanifest = \"m.csv\"\n", "x.toml")); });
+  EXPECT_NE(m2.find("data.manifest is read only when data.source = \"manifest\""), std::string::npos) << m2;
+  const auto m3 = config_error([] { expand(parse_text("[data]\nlimit_train = 10\n", "x.toml")); });
+  EXPECT_NE(m3.find("data.limit_train"), std::string::npos) << m3;
+  // The other source's keys are not in the canonical text, so they cannot split an experiment.
+  const auto m = expand(parse_text("[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\n", "x.toml")).front();
+  EXPECT_EQ(m.canonical_text().find("n_train"), std::string::npos);
+  EXPECT_EQ(m.canonical_text().find("bias"), std::string::npos);
+  EXPECT_NE(m.canonical_text().find("manifest = \"m.csv\""), std::string::npos);
+  EXPECT_NE(m.canonical_text().find("resize = \"stretch\""), std::string::npos);
+  const auto p = expand(parse_text("", "x.toml")).front();
+  EXPECT_EQ(p.canonical_text().find("manifest"), std::string::npos);
+  EXPECT_EQ(p.canonical_text().find("limit_train"), std::string::npos);
+  EXPECT_NE(p.canonical_text().find("n_train = 2000"), std::string::npos);
+  // data.image_hash says how the data hash is computed; the hash itself is in the id.
+  EXPECT_EQ(m.canonical_text().find("image_hash"), std::string::npos);
+  auto with_data = m;
+  with_data.data_hash = "00000000000000aa";
+  EXPECT_NE(with_data.id(), m.id());
+  EXPECT_NE(with_data.canonical_text().find("# data content hash: 00000000000000aa"), std::string::npos);
+}
+
+TEST(Config, SmallImagesWhenTheModelAllowsThem) {
+  const auto vit16 = expand(parse_text("[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\nimage_size = 16\n"
+                                       "[fm]\nkind = \"vit\"\npatch_size = 4\n", "x.toml"));
+  EXPECT_EQ(vit16.front().data.image_size, 16);
+  const auto m1 = config_error([] { expand(parse_text("[data]\nimage_size = 16\n[fm]\nkind = \"vit\"\npatch_size = 4\n", "x.toml")); });
+  EXPECT_NE(m1.find("the phantom needs at least 32 pixels"), std::string::npos) << m1;
+  const auto m2 = config_error([] {
+    expand(parse_text("[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\nimage_size = 28\n", "x.toml"));
+  });
+  EXPECT_NE(m2.find("multiple of 16"), std::string::npos) << m2;  // the built-in CNN
+  EXPECT_THROW(expand(parse_text("[data]\nimage_size = 15\n", "x.toml")), dne::ConfigError);
+}
+
+TEST(Hash, FileFingerprintsFromIndependentValues) {
+  const std::string path = ::testing::TempDir() + "/dne_hash_check.txt";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "123456789";
+  }
+  // CRC-32 check value of "123456789" (the standard's test vector) and the size.
+  EXPECT_EQ(dne::file_fingerprint(path, dne::FileFingerprint::kContent), "crc32:cbf43926:9");
+  EXPECT_EQ(dne::file_content_hash(path), dne::hex16(dne::fnv1a64(std::string("123456789"))));
+  EXPECT_EQ(dne::hex16(0xaf63dc4c8601ec8cull), "af63dc4c8601ec8c");
+  EXPECT_EQ(dne::file_fingerprint(path, dne::FileFingerprint::kStat).rfind("stat:9:", 0), 0u);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "123456788";  // one byte changed
+  }
+  EXPECT_NE(dne::file_fingerprint(path, dne::FileFingerprint::kContent), "crc32:cbf43926:9");
+  EXPECT_THROW(dne::file_fingerprint(path + ".missing", dne::FileFingerprint::kContent), dne::DataError);
+}
+
 }  // namespace

@@ -24,6 +24,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"
+#include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 
@@ -863,6 +864,117 @@ TEST_F(Manifest, AcceptsSexLettersQuotesCrlfBlankLinesAndAbsolutePaths) {
   EXPECT_NEAR(ds.train.pixels[0], 0.2f, 0.5f / 255);
   EXPECT_NEAR(ds.train.pixels[16], 0.6f, 0.5f / 255);
   EXPECT_NEAR(ds.test.pixels[0], 0.4f, 0.5f / 255);
+}
+
+TEST_F(Manifest, AnyColumnOrderExtraColumnsValRowsAndAnotherAttributeColumn) {
+  good_png("a.png", 0.2f);
+  good_png("b.png", 0.4f);
+  good_png("c.png", 0.6f);
+  // the importer's layout, columns shuffled, plus an extra attribute column
+  write_text("m.csv",
+             "label,view,path,patient,sex,age,split,old\n"
+             "1,PA,a.png,p1,1,71,train,1\n"
+             "0,AP,b.png,p2,,35,train,0\n"
+             "1,PA,c.png,p3,0,64,val,1\n"
+             "0,PA,a.png,p4,1,50,train,1\n"
+             "1,AP,b.png,p5,0,20,test,0\n");
+  dd::ManifestOptions o;
+  o.sa_column = "old";
+  const auto m = dd::read_manifest(path("m.csv"), o);
+  ASSERT_EQ(m.rows.size(), 5u);
+  EXPECT_EQ(m.rows_in_file, 5);
+  EXPECT_EQ(m.rows[2].split, dd::Split::kVal);
+  EXPECT_EQ(m.rows[1].line, 3);
+  dd::DecodeOptions d;
+  d.image_size = 4;
+  const auto ds = dd::decode_manifest(m, d);
+  EXPECT_EQ(ds.train.sa, (std::vector<int>{1, 0, 1}));
+  EXPECT_EQ(ds.train.label, (std::vector<int>{1, 0, 0}));
+  EXPECT_EQ(ds.val.size(), 1);
+  EXPECT_NEAR(ds.val.pixels[0], 0.6f, 0.5f / 255);
+  EXPECT_EQ(ds.test.sa, (std::vector<int>{0}));
+  // with data.sa_column = sex, the empty sex of line 3 is a bad value naming the line
+  expect_error<dne::DataError>([&] { dd::read_manifest(path("m.csv"), dd::ManifestOptions{}); }, {"m.csv:3:", "bad sex ''"});
+  // the column must exist: named in the header error
+  o.sa_column = "gender";
+  expect_error<dne::DataError>([&] { dd::read_manifest(path("m.csv"), o); }, {"m.csv:1:", "gender"});
+  // data.val_fraction on top of val rows is refused
+  dd::Dataset again = ds;
+  expect_error<dne::DataError>([&] { dd::carve_validation(again, 0.1, 0); }, {"already has a validation split"});
+}
+
+TEST_F(Manifest, DecodingDoesNotDependOnTheThreadCountAndTheFirstBadRowIsReported) {
+  std::string csv = "path,split,sex,label\n";
+  for (int i = 0; i < 24; ++i) {
+    const std::string name = "i" + std::to_string(i) + ".png";
+    std::vector<float> im(6 * 10);
+    for (std::size_t k = 0; k < im.size(); ++k) im[k] = static_cast<float>((k * 7 + static_cast<std::size_t>(i) * 3) % 11) / 10.f;
+    dd::write_grayscale_png(path(name), im.data(), 6, 10);
+    csv += name + "," + (i % 4 == 3 ? "test" : "train") + "," + std::to_string(i % 2) + "," + std::to_string((i / 2) % 2) + "\n";
+  }
+  write_text("m.csv", csv);
+  const auto m = dd::read_manifest(path("m.csv"), dd::ManifestOptions{});
+  dd::DecodeOptions d;
+  d.image_size = 8;
+  d.resize = dd::ResizeMode::kCrop;
+  const auto one = dd::decode_manifest(m, d);
+  d.threads = 5;
+  const auto five = dd::decode_manifest(m, d);
+  EXPECT_EQ(one.train.pixels, five.train.pixels);
+  EXPECT_EQ(one.test.pixels, five.test.pixels);
+  EXPECT_EQ(one.train.source, five.train.source);
+  // the same as decoding one file by hand
+  std::int64_t h = 0, w = 0;
+  const auto px = dd::read_grayscale_image(path("i1.png"), h, w);
+  const auto want = dd::fit_square(px.data(), h, w, 8, dd::ResizeMode::kCrop);
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), one.train.pixels.begin() + 64));
+  // two undecodable rows: the first in file order is reported, whatever the threads
+  write_text("i5.png", "not an image");
+  write_text("i9.png", "not an image either");
+  for (const int threads : {1, 3, 8}) {
+    d.threads = threads;
+    expect_error<dne::DataError>([&] { dd::decode_manifest(m, d); }, {"m.csv:7:", "i5.png"});
+  }
+}
+
+TEST(Stratified, ProportionalCountsByHand) {
+  // sizes 10, 20, 30, 40 of 100, total 25: exact 2.5, 5, 7.5, 10 -> floors 2, 5, 7, 10 (24); the
+  // remaining one goes to the largest remainder, the lower cell on a tie (cell 0).
+  EXPECT_EQ(dd::proportional_counts({10, 20, 30, 40}, 25), (std::array<std::int64_t, 4>{3, 5, 7, 10}));
+  // 3 of 3, 3, 3, 1 (n = 10): exact 0.9, 0.9, 0.9, 0.3 -> floors 0; remainders give cells 0, 1, 2
+  EXPECT_EQ(dd::proportional_counts({3, 3, 3, 1}, 3), (std::array<std::int64_t, 4>{1, 1, 1, 0}));
+  EXPECT_EQ(dd::proportional_counts({3, 3, 3, 1}, 50), (std::array<std::int64_t, 4>{3, 3, 3, 1}));
+  const std::vector<int> sa = {0, 0, 1, 1, 0, 1, 0, 1}, label = {0, 1, 0, 1, 0, 1, 1, 0};
+  EXPECT_EQ(dd::cell_sizes(sa, label), (std::array<std::int64_t, 4>{2, 2, 2, 2}));
+  const auto pick = dd::stratified_sample(sa, label, {1, 1, 1, 1}, 0, 100);
+  ASSERT_EQ(pick.size(), 4u);
+  std::array<int, 4> seen{};
+  for (const auto i : pick) ++seen[static_cast<std::size_t>(2 * sa[static_cast<std::size_t>(i)] + label[static_cast<std::size_t>(i)])];
+  EXPECT_EQ(seen, (std::array<int, 4>{1, 1, 1, 1}));
+  EXPECT_TRUE(std::is_sorted(pick.begin(), pick.end()));
+  EXPECT_EQ(pick, dd::stratified_sample(sa, label, {1, 1, 1, 1}, 0, 100));
+}
+
+TEST_F(Manifest, ImageCacheRoundTripIsExactAndKeyedByHashAndPreprocessing) {
+  good_png("a.png", 0.2f);
+  good_png("b.png", 0.4f);
+  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nb.png,test,0,1\na.png,val,1,0\n");
+  dd::DecodeOptions d;
+  d.image_size = 4;
+  const auto ds = dd::decode_manifest(dd::read_manifest(path("m.csv"), dd::ManifestOptions{}), d);
+  const auto cache = dd::image_cache_path(dir_.string(), "abc", 4, "stretch");
+  EXPECT_NE(cache, dd::image_cache_path(dir_.string(), "abd", 4, "stretch"));
+  EXPECT_NE(cache, dd::image_cache_path(dir_.string(), "abc", 8, "stretch"));
+  EXPECT_NE(cache, dd::image_cache_path(dir_.string(), "abc", 4, "crop"));
+  dd::write_image_cache(cache, ds, "abc", 4, "stretch");
+  const auto back = dd::read_image_cache(cache, "abc", 4, "stretch");
+  EXPECT_EQ(back.train.pixels, ds.train.pixels);
+  EXPECT_EQ(back.val.pixels, ds.val.pixels);
+  EXPECT_EQ(back.test.label, ds.test.label);
+  EXPECT_EQ(back.train.sa, ds.train.sa);
+  EXPECT_EQ(back.train.source, ds.train.source);
+  EXPECT_THROW(dd::read_image_cache(cache, "abd", 4, "stretch"), dne::StoreError);
+  EXPECT_THROW(dd::read_image_cache(cache + ".none", "abc", 4, "stretch"), dne::StoreError);
 }
 
 TEST_F(Manifest, BadManifestsNameFileAndLine) {

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -766,3 +767,20 @@ TEST(ImportOptionParsing, ChoicesAndSensitiveAttributeRules) {
 }
 
 }  // namespace
+
+// A gzip table cut short (an interrupted download) is an error, never a shorter table.
+TEST_F(ImportMimic, TruncatedGzipTableIsAnError) {
+  std::string text = "subject_id,study_id,Edema\n";
+  for (int i = 0; i < 20000; ++i) text += std::to_string(10000000 + i) + "," + std::to_string(50000000 + i) + ",1.0\n";
+  write_gzip("whole.csv.gz", text);
+  EXPECT_EQ(dne::data::read_csv(path("whole.csv.gz")).rows.size(), 20000u);
+  std::ifstream in(path("whole.csv.gz"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(path("cut.csv.gz"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  try {
+    dne::data::read_csv(path("cut.csv.gz"));
+    FAIL() << "a truncated gzip file was read";
+  } catch (const dne::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.csv.gz: truncated or corrupt gzip file"), std::string::npos) << e.what();
+  }
+}

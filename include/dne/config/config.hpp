@@ -163,7 +163,8 @@ struct ExperimentConfig {
   /// keys), plus the FM file's content hash when there is one.
   std::string canonical_text() const;
   /// Canonical text of what `dne pretrain` reads: [data], the ViT architecture keys of [fm],
-  /// [pretrain] and sweep.seeds. Two configs with the same text pretrain the same bits.
+  /// [pretrain] and sweep.seeds (and the data hash of a manifest). Two configs with the same text
+  /// pretrain the same bits.
   std::string pretrain_text() const;
   /// Full resolved TOML (canonical text + output and run sections), printed at start and stored.
   std::string resolved_text() const;
