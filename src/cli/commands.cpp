@@ -213,7 +213,7 @@ void attach_fm_hashes(std::vector<config::ExperimentConfig>& experiments) {
 /// World rank 0's share of prepare_manifest_data: every distinct manifest selection read,
 /// checked and hashed once; with `decode`, every distinct (data, image_size, resize) decoded
 /// once into the run's image cache (skipped when the cache file is there). Returns one line per
-/// experiment: its data hash, empty for the phantom.
+/// experiment: its data hash and its train (+ val) and test rows, empty for the phantom.
 std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig>& experiments, bool decode,
                                       bool quiet) {
   struct Checked {
@@ -251,7 +251,9 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
       throw ConfigError(std::string(c.probes.l2_choices.empty() ? "dne.keep = \"best_val\"" : "probes.l2_choices") +
                         " needs a validation split: give " + c.data.manifest +
                         " rows with split 'val' or set data.val_fraction > 0");
-    lines += it->second.hash + "\n";
+    const auto test_rows = std::count_if(rows.begin(), rows.end(), [](const data::ManifestRow& r) { return r.split == data::Split::kTest; });
+    lines += it->second.hash + " " + std::to_string(static_cast<std::int64_t>(rows.size()) - test_rows) + " " +
+             std::to_string(test_rows) + "\n";
     if (!decode) continue;
     const auto cache = data::image_cache_path(c.output.dir, it->second.hash, c.data.image_size, c.data.resize);
     std::error_code ec;
@@ -301,9 +303,10 @@ void prepare_manifest_data(std::vector<config::ExperimentConfig>& experiments, c
     std::getline(in, kind);
     throw PreflightError(payload.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
   }
-  for (auto& c : experiments) {
+  for (auto& c : experiments) {  // "<hash> <train rows> <test rows>", or empty for the phantom
     std::getline(in, line);
-    c.data_hash = line;
+    std::istringstream fields(line);
+    fields >> c.data_hash >> c.data_rows_train >> c.data_rows_test;
   }
 }
 

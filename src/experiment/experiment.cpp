@@ -121,9 +121,11 @@ std::string experiment_path(const std::string& dir, const std::string& id) {
 }
 
 double estimated_cost(const config::ExperimentConfig& c) {
-  const double n_train = static_cast<double>(c.data.n_train);
+  const bool rows_known = c.data.source == "manifest" && c.data_rows_train >= 0;
+  const double n_train = static_cast<double>(rows_known ? c.data_rows_train : c.data.n_train);
+  const double n_test = static_cast<double>(rows_known ? c.data_rows_test : c.data.n_test);
   // clean + debiased, and the norm-matched control's pass for every noise experiment
-  const double embed = (c.dne.method == "none" ? 2.0 : 3.0) * (n_train + static_cast<double>(c.data.n_test));
+  const double embed = (c.dne.method == "none" ? 2.0 : 3.0) * (n_train + n_test);
   const double epochs = static_cast<double>(c.dne.epochs);
   const double per_image_zo = static_cast<double>(2 * c.gezo.candidates + 1);
   double edit = 0.0;

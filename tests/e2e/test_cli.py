@@ -184,14 +184,6 @@ def test_help(dne_bin):
     assert "only for: gezo" in proc.stdout
 
 
-@pytest.fixture(scope="module")
-def phantom_dir(dne_bin, tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom")
-    proc = run_dne(dne_bin, "phantom", "--out", out, "--set", "data.n_train=120", "--set", "data.n_test=80")
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
 def test_phantom_writes_pngs_and_manifest(phantom_dir):
     rows = (phantom_dir / "manifest.csv").read_text().strip().splitlines()
     assert rows[0] == "path,split,sex,label"

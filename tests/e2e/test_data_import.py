@@ -192,3 +192,26 @@ def test_missing_image_names_the_line(dne_bin, chexpert, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "missing image 1" in proc.stdout
     assert "patient00004" not in out.read_text()
+
+
+def test_imported_manifest_runs_end_to_end(dne_bin, chexpert, tmp_path):
+    # The user's path: import, dry run, run; the run reads exactly the imported rows.
+    from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL
+    import h5py
+    out = tmp_path / "manifest.csv"
+    assert run_dne(dne_bin, *import_args(chexpert, out, "--split", "official", "--val-fraction", "0")).returncode == 0
+    header, rows = read_manifest(out)
+    n_test = sum(r[header.index("split")] == "test" for r in rows)
+    run = ["run", "--config", MANIFEST_CONFIG, "--out", tmp_path / "run", *MANIFEST_SMALL,
+           "--set", f"data.manifest=\"{out}\"", "--set", "data.image_size=16", "--set", "fm.patch_size=4",
+           "--set", "data.resize=crop"]
+    dry = run_dne(dne_bin, *run, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "to run" in dry.stdout and not (tmp_path / "run").exists()
+    proc = run_dne(dne_bin, *run)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = (tmp_path / "run" / "experiments").glob("*.h5")
+    with h5py.File(result, "r") as f:
+        assert f["test/score"].shape == (n_test,)
+        want = [int(r[header.index("sex")]) for r in rows if r[header.index("split")] == "test"]
+        assert list(f["test/sa"][:]) == want

@@ -15,14 +15,6 @@ from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL, REPO, SMALL, run_dne
 QUICKSTART = REPO / "experiments" / "quickstart.toml"
 
 
-@pytest.fixture(scope="module")
-def phantom_dir(dne_bin, tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom")
-    proc = run_dne(dne_bin, "phantom", "--out", out, "--set", "data.n_train=120", "--set", "data.n_test=80")
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
 @pytest.fixture()
 def data(phantom_dir, tmp_path):
     """A private copy of the phantom data set (the test may change its files)."""

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "test_support.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"
 #include "dne/data/image_cache.hpp"
@@ -36,43 +37,8 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // helpers
 
-// Runs `fn`, expects exception type E whose message contains every string in `needles`.
-template <typename E, typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception containing '" << needles.front() << "'";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles) {
-      EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
-
-// A fresh directory per test, removed afterwards.
-class TempDir : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dne_test_data_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
-  void write_text(const std::string& rel, const std::string& text) const {
-    std::ofstream out(dir_ / rel, std::ios::binary);
-    out << text;
-  }
-  fs::path dir_;
-};
+using dne_test::expect_error;
+using TempDir = dne_test::TempDirTest;
 
 // Minimal PNG encoder, independent of stb: zlib stream of stored (uncompressed) deflate blocks.
 std::uint32_t crc32(const std::vector<std::uint8_t>& data, std::size_t begin) {

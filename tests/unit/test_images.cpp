@@ -26,6 +26,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/data/dicom.hpp"
 #include "dne/data/image_io.hpp"
+#include "test_support.hpp"
 
 #include <gdcmImageChangeTransferSyntax.h>
 #include <gdcmImageReader.h>
@@ -37,21 +38,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs `fn`, expects exception type E whose message contains every string in `needles`.
-template <typename E, typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles) {
-      EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+using dne_test::expect_error;
 
 // ------------------------------------------------------------------------------------------------
 // a minimal DICOM Part-10 writer (explicit VR little endian)
@@ -142,20 +129,8 @@ std::string dicom_bytes(const DicomSpec& s) {
   return file.bytes();
 }
 
-class Dicom : public ::testing::Test {
+class Dicom : public dne_test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dne_test_images_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
   std::string write(const std::string& rel, const std::string& bytes) const {
     std::ofstream out(dir_ / rel, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -164,7 +139,6 @@ class Dicom : public ::testing::Test {
   std::string write(const std::string& rel, const DicomSpec& spec) const {
     return write(rel, dicom_bytes(spec));
   }
-  fs::path dir_;
 };
 
 // 2 x 3 unsigned 16-bit image with stored values 100, 200, ..., 600 (row-major).

@@ -28,6 +28,7 @@
 #include "dne/core/random.hpp"
 #include "dne/data/csv.hpp"
 #include "dne/data/importers.hpp"
+#include "test_support.hpp"
 
 namespace dd = dne::data;
 namespace fs = std::filesystem;
@@ -36,40 +37,11 @@ namespace {
 
 using Table = std::vector<std::vector<std::string>>;
 
-// Runs `fn`, expects exception type E whose message contains every string in `needles`.
-template <typename E, typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an exception containing '" << needles.front() << "'";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+using dne_test::expect_error;
 
 /// A fresh folder per test, removed afterwards, with writers for tables and images.
-class ImportFixture : public ::testing::Test {
+class ImportFixture : public dne_test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dne_test_import_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
-  void write_text(const std::string& rel, const std::string& text) const {
-    fs::create_directories((dir_ / rel).parent_path());
-    std::ofstream out(dir_ / rel, std::ios::binary);
-    out << text;
-  }
   void write_gzip(const std::string& rel, const std::string& text) const {
     fs::create_directories((dir_ / rel).parent_path());
     gzFile file = gzopen(path(rel).c_str(), "wb");
@@ -105,8 +77,6 @@ class ImportFixture : public ::testing::Test {
     for (const auto& row : table.rows) out.push_back(row.fields[static_cast<std::size_t>(c)]);
     return out;
   }
-
-  fs::path dir_;
 };
 
 const std::vector<std::string> kHeader = {"path", "split", "sex", "label", "patient", "age", "view"};

@@ -155,6 +155,9 @@ struct ExperimentConfig {
   /// Content hash of the data an experiment reads with data.source = "manifest" (the manifest's
   /// bytes and every image it uses; set by the run driver's preflight). It enters the id too.
   std::string data_hash;
+  /// Train (+ val) and test rows of that manifest in use (set by the preflight; -1 when unknown):
+  /// what the cost estimate counts instead of data.n_train / data.n_test.
+  std::int64_t data_rows_train = -1, data_rows_test = -1;
 
   /// The "# ... content hash: ..." lines of fm_hash and data_hash that end the canonical text.
   std::string input_hashes_text() const;
