@@ -93,6 +93,10 @@ data::DecodeOptions decode_options(const config::ExperimentConfig& c, int thread
   return d;
 }
 
+torch::Tensor tensor_view(const data::ImageSet& set) {
+  return torch::from_blob(const_cast<float*>(set.pixels.data()), {set.size(), 1, set.height, set.width}, torch::kFloat32);
+}
+
 torch::Tensor to_tensor(const data::ImageSet& set) {
   auto t = torch::from_blob(const_cast<float*>(set.pixels.data()),
                             {set.size(), 1, set.height, set.width}, torch::kFloat32);
@@ -153,8 +157,9 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   data::validate(dataset.test, "test split");
   data::carve_validation(dataset, c.data.val_fraction, seed);  // before anything is fitted
   const bool has_val = dataset.val.size() > 0;
-  const auto x_train = to_tensor(dataset.train), x_test = to_tensor(dataset.test);
-  const auto x_val = has_val ? to_tensor(dataset.val) : torch::Tensor();
+  // Views of the decoded pixels (one copy of the images per rank; `dataset` lives until the end).
+  const auto x_train = tensor_view(dataset.train), x_test = tensor_view(dataset.test);
+  const auto x_val = has_val ? tensor_view(dataset.val) : torch::Tensor();
   const auto y_train = int_tensor(dataset.train.label), a_train = int_tensor(dataset.train.sa);
   const auto a_test = int_tensor(dataset.test.sa);
   timings["data_s"] = seconds_since(t);

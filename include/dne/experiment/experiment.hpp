@@ -53,6 +53,9 @@ data::Dataset load_dataset(const config::ExperimentConfig& config);
 
 /// ImageSet (N, H, W) -> tensor (N, 1, H, W) float32 (a copy).
 torch::Tensor to_tensor(const data::ImageSet& set);
+/// The same shape as a view of set.pixels, without a copy (set must outlive it and is never
+/// written through it): an experiment holds its images once, not twice.
+torch::Tensor tensor_view(const data::ImageSet& set);
 
 /// Path of experiment `id`'s result file inside `dir`.
 std::string experiment_path(const std::string& dir, const std::string& id);
