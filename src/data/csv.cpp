@@ -2,7 +2,11 @@
 // and a whole-file reader that goes through zlib so that plain and gzip files read the same way.
 #include "dne/data/csv.hpp"
 
+#include <unistd.h>
 #include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <memory>
 
@@ -144,6 +148,27 @@ CsvTable read_csv(const std::string& path, const std::vector<std::string>& requi
   }
   if (!have_header) throw DataError(path + ":1: empty file (no header line)");
   return table;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text, const std::string& what) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::error_code ec;
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw StoreError(what + ": cannot write " + tmp);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.close();
+    if (!out) {
+      std::filesystem::remove(tmp, ec);
+      throw StoreError(what + ": write failed (" + tmp + ")");
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw StoreError(what + ": cannot rename " + tmp + " to " + path + ": " + ec.message());
+  }
 }
 
 }  // namespace dne::data

@@ -697,36 +697,21 @@ void write_import_manifest(const std::vector<ManifestEntry>& entries, const std:
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) throw StoreError("--out '" + out_path + "': cannot create its folder: " + ec.message());
-  const fs::path tmp = out.string() + ".tmp";
   // std::filesystem::relative(image, folder), with the folder's canonical form computed once.
   const fs::path canonical_folder = fs::weakly_canonical(folder, ec);
   if (ec) throw StoreError("--out '" + out_path + "': cannot resolve its folder: " + ec.message());
-  {
-    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
-    if (!file) throw StoreError("--out '" + out_path + "': cannot write " + tmp.string());
-    file << "path,split,sex,label,patient,age,view" << (with_sa_column ? ",sa" : "") << "\n";
-    for (const auto& e : entries) {
-      fs::path path = fs::weakly_canonical(e.image, ec).lexically_relative(canonical_folder);
-      if (ec || path.empty()) path = fs::absolute(e.image);
-      file << quote_csv(path.generic_string()) << ',' << e.split << ',' << (e.sex < 0 ? "" : std::to_string(e.sex)) << ','
-           << e.label << ',' << quote_csv(e.patient) << ',' << (e.age ? std::to_string(*e.age) : "") << ','
-           << quote_csv(e.view);
-      if (with_sa_column) file << ',' << e.sa;
-      file << '\n';
-    }
-    file.flush();
-    if (!file) {
-      file.close();
-      fs::remove(tmp, ec);
-      throw StoreError("--out '" + out_path + "': write failed (" + tmp.string() + ")");
-    }
+  std::ostringstream file;
+  file << "path,split,sex,label,patient,age,view" << (with_sa_column ? ",sa" : "") << "\n";
+  for (const auto& e : entries) {
+    fs::path path = fs::weakly_canonical(e.image, ec).lexically_relative(canonical_folder);
+    if (ec || path.empty()) path = fs::absolute(e.image);
+    file << quote_csv(path.generic_string()) << ',' << e.split << ',' << (e.sex < 0 ? "" : std::to_string(e.sex)) << ','
+         << e.label << ',' << quote_csv(e.patient) << ',' << (e.age ? std::to_string(*e.age) : "") << ','
+         << quote_csv(e.view);
+    if (with_sa_column) file << ',' << e.sa;
+    file << '\n';
   }
-  fs::rename(tmp, out, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw StoreError("--out '" + out_path + "': cannot rename " + tmp.string() + ": " + ec.message());
-  }
+  write_file_atomically(out.string(), file.str(), "--out '" + out_path + "'");
 }
 
 std::string describe_import(const ImportSummary& summary, const std::string& out_path) {

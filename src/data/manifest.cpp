@@ -80,22 +80,8 @@ void write_phantom(const Dataset& ds, const std::string& out_dir) {
     write_montage((root / "montage.png").string(), ds.test, picks, 4, scale);
   }
 
-  // manifest last, atomically
-  const fs::path final_path = root / "manifest.csv";
-  const fs::path tmp_path = root / "manifest.csv.tmp";
-  {
-    std::ofstream out(tmp_path, std::ios::binary | std::ios::trunc);
-    if (!out) throw StoreError("cannot write '" + tmp_path.string() + "'");
-    out << csv;
-    out.close();
-    if (!out) throw StoreError("cannot write '" + tmp_path.string() + "'");
-  }
-  std::error_code ec;
-  fs::rename(tmp_path, final_path, ec);
-  if (ec) {
-    fs::remove(tmp_path, ec);
-    throw StoreError("cannot rename '" + tmp_path.string() + "' to '" + final_path.string() + "'");
-  }
+  // manifest last, atomically: it exists only when every image is complete
+  write_file_atomically((root / "manifest.csv").string(), csv, "dne phantom: " + (root / "manifest.csv").string());
 }
 
 namespace {

@@ -46,4 +46,9 @@ std::string quote_csv(const std::string& field);
 /// differs from the header's.
 CsvTable read_csv(const std::string& path, const std::vector<std::string>& required = {});
 
+/// Writes `text` to `path` atomically: to "<path>.tmp.<pid>", closed and checked, then renamed,
+/// so a reader sees the old file or the whole new one, never a part. The temporary file is
+/// removed on failure. Throws dne::StoreError "<what>: ..." if it cannot be written or renamed.
+void write_file_atomically(const std::string& path, const std::string& text, const std::string& what);
+
 }  // namespace dne::data
