@@ -168,6 +168,16 @@ def test_run_with_the_pretrained_fm_records_hash_and_provenance(dne_bin, one_ran
         with h5py.File(path, "r") as f:
             hashes.add(f["provenance"].attrs["fm_hash"])
     assert len(hashes) == 2
+    # One byte of one weight (the lowest byte of a float32, in place): a new experiment again.
+    with h5py.File(same_path, "r+") as f:
+        w = f["weights/patch_embed.proj.bias"][()]
+        raw = w.view(np.uint8)
+        raw[0] ^= 1
+        f["weights/patch_embed.proj.bias"][...] = w
+    third = run_dne(dne_bin, "run", "--out", tmp_path / "b", *common, "--set", f"fm.weights=\"{same_path}\"")
+    assert third.returncode == 0, third.stderr
+    assert "0 already complete, 1 run now" in third.stdout
+    assert len(list((tmp_path / "b" / "experiments").glob("*.h5"))) == 3
 
 
 def test_bad_fm_file_under_two_ranks_is_one_line_exit_2(dne_bin, tmp_path):
