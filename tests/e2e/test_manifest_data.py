@@ -273,3 +273,32 @@ def test_torchscript_file_bytes_enter_the_id(dne_bin, tmp_path):
     again = run_dne(dne_bin, *args)
     assert again.returncode == 0 and "0 already complete, 1 run now" in again.stdout
     assert len(experiment_files(out)) == 2
+
+
+def test_dicom_manifest_runs_with_the_right_polarity(dne_bin, tmp_path):
+    # 40 MONOCHROME1 DICOM files (12-bit, rescale slope 2, intercept -100) written by the test's
+    # own encoder; the run's image cache must hold, for every image, min-max of the modality values
+    # inverted (MONOCHROME1: high stored values are dark), computed here with numpy.
+    from dicom_writer import write_dicom
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    lines, expected = ["path,split,sex,label"], {"train": [], "test": []}
+    for i in range(40):
+        split = "train" if i < 28 else "test"
+        stored = rng.integers(0, 4096, size=(32, 32))
+        write_dicom(folder / f"im{i:02d}.dcm", stored, photometric="MONOCHROME1", slope=2, intercept=-100,
+                    bits_stored=12)
+        modality = stored * 2.0 - 100.0
+        scaled = (modality - modality.min()) / (modality.max() - modality.min())
+        expected[split].append(1.0 - scaled)
+        lines.append(f"im{i:02d}.dcm,{split},{i % 2},{(i // 2) % 2}")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, folder / "manifest.csv", "--set", "data.image_size=32", "--set", "fm.patch_size=8")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no library chatter on stderr
+    (cache,) = sorted((out / "cache").glob("images-*.h5"))
+    with h5py.File(cache, "r") as h:
+        for split in ("train", "test"):
+            np.testing.assert_allclose(h[f"{split}/pixels"][()], np.array(expected[split]), atol=1e-6)
