@@ -24,6 +24,7 @@ enum class StreamPurpose : std::uint32_t {
   kSplit = 7,          // dataset splits
   kMasking = 8,        // MAE pretraining: which patches each image hides (step, image)
   kPretrainOrder = 9,  // MAE pretraining: image order of each epoch
+  kLatentNoise = 10,   // adversarial VAE: reparameterisation noise (step = global batch, index = 0)
   kTest = 100,         // tests only
 };
 
