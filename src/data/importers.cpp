@@ -26,6 +26,17 @@ namespace dne::data {
 namespace fs = std::filesystem;
 namespace {
 
+/// Whether `p` is a regular file / a folder; a path that cannot be examined (permissions, I/O)
+/// counts as absent, so the caller's message names it instead of an internal error.
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+bool is_folder(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
 constexpr std::array<const char*, 3> kSplitNames = {"train", "val", "test"};
 
 /// A finding's value in the dataset's table.
@@ -147,7 +158,7 @@ std::vector<std::string> columns_except(const CsvTable& table, const std::vector
 fs::path find_table(const fs::path& folder, const std::string& stem) {
   for (const char* ext : {".csv.gz", ".csv"}) {
     const auto candidate = folder / (stem + ext);
-    if (fs::is_regular_file(candidate)) return candidate;
+    if (is_file(candidate)) return candidate;
   }
   return {};
 }
@@ -183,7 +194,7 @@ SourceRows read_chexpert(const ImportOptions& options, const fs::path& root) {
   source.carve_validation_from_train = true;
   const std::array<std::pair<const char*, const char*>, 2> tables = {{{"train.csv", "train"}, {"valid.csv", "test"}}};
   for (const auto& [name, official_split] : tables)
-    if (!fs::is_regular_file(root / name))
+    if (!is_file(root / name))
       throw DataError((root / name).string() +
                       ": not found (--root must be the CheXpert folder holding train.csv and valid.csv)");
   const fs::path parent = root.parent_path();
@@ -279,7 +290,7 @@ SourceRows read_mimic(const ImportOptions& options, const fs::path& root) {
   fs::path patients_file;
   if (!options.patients_file.empty()) {
     patients_file = options.patients_file;
-    if (!fs::is_regular_file(patients_file))
+    if (!is_file(patients_file))
       throw ConfigError("--patients '" + options.patients_file + "': no such file");
   } else {
     patients_file = find_patients_table(root);
@@ -410,7 +421,7 @@ SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
   source.carve_validation_from_train = true;
   fs::path entry_file;
   for (const char* name : {"Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv"})
-    if (entry_file.empty() && fs::is_regular_file(root / name)) entry_file = root / name;
+    if (entry_file.empty() && is_file(root / name)) entry_file = root / name;
   if (entry_file.empty())
     throw DataError((root / "Data_Entry_2017.csv").string() +
                     ": not found (nor Data_Entry_2017_v2020.csv; --root must be the ChestX-ray14 folder)");
@@ -440,7 +451,7 @@ SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
   std::set<std::string> train_list, test_list;
   if (options.split == SplitMethod::kOfficial) {
     for (auto [name, list] : {std::pair{"train_val_list.txt", &train_list}, std::pair{"test_list.txt", &test_list}}) {
-      if (!fs::is_regular_file(root / name))
+      if (!is_file(root / name))
         throw DataError((root / name).string() + ": not found (needed by --split official)");
       *list = read_name_list(root / name);
       source.tables_read.push_back((root / name).string());
@@ -528,7 +539,7 @@ void check_fraction(const std::optional<double>& fraction, const char* option) {
 
 void validate(const ImportOptions& options) {
   if (options.root.empty()) throw ConfigError("--root DIR is required");
-  if (!fs::is_directory(options.root)) throw ConfigError("--root '" + options.root + "': no such directory");
+  if (!is_folder(options.root)) throw ConfigError("--root '" + options.root + "': no such directory");
   if (options.task.empty()) throw ConfigError("--task NAME is required");
   check_fraction(options.val_fraction, "--val-fraction");
   check_fraction(options.test_fraction, "--test-fraction");
@@ -658,7 +669,7 @@ ImportResult import_dataset(const ImportOptions& options) {
         break;
     }
     const auto image = std::find_if(c.image_paths.begin(), c.image_paths.end(),
-                                    [](const fs::path& p) { return fs::is_regular_file(p); });
+                                    [](const fs::path& p) { return is_file(p); });
     if (image == c.image_paths.end()) {
       if (options.skip_missing) { drop(kMissingImage); continue; }
       std::string looked = c.image_paths.empty() ? "no file of that name under " + root.string() : "";
@@ -741,7 +752,7 @@ std::string describe_import(const ImportSummary& summary, const std::string& out
 
 ImportSummary run_import(const ImportOptions& options) {
   if (options.out.empty()) throw ConfigError("--out FILE is required");
-  if (fs::is_directory(options.out)) throw ConfigError("--out '" + options.out + "' is a directory; give the manifest file to write");
+  if (is_folder(options.out)) throw ConfigError("--out '" + options.out + "' is a directory; give the manifest file to write");
   ImportResult result = import_dataset(options);
   write_import_manifest(result.entries, options.out, options.sa.kind != SensitiveAttribute::Kind::kSex);
   return std::move(result.summary);

@@ -86,19 +86,26 @@ void write_phantom(const Dataset& ds, const std::string& out_dir) {
 
 namespace {
 
-/// Runs body(i) for i in [0, n) on `threads` threads (each takes the next index); an exception
-/// is recorded per index, and the one of the lowest index is rethrown after every thread ends,
-/// so what is thrown does not depend on the thread count or the timing.
+/// Runs body(i) for i in [0, n) on `threads` threads (each takes the next index) until one
+/// fails; the exception of the lowest failing index is rethrown after every thread ends, so what
+/// is thrown does not depend on the thread count or the timing.
 template <class Body>
 void parallel_rows(std::size_t n, int threads, Body body) {
   std::vector<std::exception_ptr> errors(n);
   std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  // Indices are handed out in increasing order, so when index i fails every lower index has been
+  // handed out already: stopping there still finds the lowest failing index, without decoding
+  // the other 10^5 images first.
   const auto work = [&] {
-    for (std::size_t i = next++; i < n; i = next++) {
+    while (!failed) {
+      const std::size_t i = next++;
+      if (i >= n) return;
       try {
         body(i);
       } catch (...) {
         errors[i] = std::current_exception();
+        failed = true;
       }
     }
   };
