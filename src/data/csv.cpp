@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
 
 namespace dne::data {
 namespace {
@@ -22,8 +23,9 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-/// Lines of a plain or gzip file (gzread reads an uncompressed file as it is), without line ends.
-std::vector<std::string> read_lines(const std::string& path) {
+/// Lines of a plain or gzip file (gzread reads an uncompressed file as it is), without line ends;
+/// `hash` receives the FNV-1a-64 of the bytes read.
+std::vector<std::string> read_lines(const std::string& path, std::string& hash) {
   std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), gzclose);
   if (!file) throw DataError(path + ": cannot open");
   std::vector<std::string> lines;
@@ -44,6 +46,7 @@ std::vector<std::string> read_lines(const std::string& path) {
   if (code != Z_OK && code != Z_STREAM_END)
     throw DataError(path + ": truncated or corrupt gzip file (" + message + ")");
   if (gzclose(file.release()) != Z_OK) throw DataError(path + ": truncated or corrupt gzip file");
+  hash = hex16(fnv1a64(content));
   std::size_t start = 0;
   while (start < content.size()) {
     auto end = content.find('\n', start);
@@ -122,7 +125,7 @@ std::string quote_csv(const std::string& field) {
 CsvTable read_csv(const std::string& path, const std::vector<std::string>& required) {
   CsvTable table;
   table.path = path;
-  const auto lines = read_lines(path);
+  const auto lines = read_lines(path, table.content_hash);
   bool have_header = false;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const auto line_no = static_cast<std::int64_t>(i + 1);

@@ -150,7 +150,7 @@ Manifest read_manifest(const std::string& csv_path, const ManifestOptions& optio
   const fs::path base = fs::path(csv_path).parent_path();
   Manifest manifest;
   manifest.csv_path = csv_path;
-  manifest.csv_hash = file_content_hash(csv_path);
+  manifest.csv_hash = table.content_hash;  // of the very bytes the rows were parsed from
   std::vector<ManifestRow> rows;
   for (const auto& r : table.rows) {
     const std::string where = table.where(r);

@@ -754,3 +754,12 @@ TEST_F(ImportMimic, TruncatedGzipTableIsAnError) {
     EXPECT_NE(std::string(e.what()).find("cut.csv.gz: truncated or corrupt gzip file"), std::string::npos) << e.what();
   }
 }
+
+// The content hash of a table is FNV-1a-64 of the bytes parsed: the published test vector for
+// "foobar", whether the file is plain or gzip-compressed.
+TEST_F(ImportMimic, TableContentHashIsOfTheBytesParsed) {
+  write_text("t.csv", "foobar");
+  write_gzip("t.csv.gz", "foobar");
+  EXPECT_EQ(dne::data::read_csv(path("t.csv")).content_hash, "85944171f73967e8");
+  EXPECT_EQ(dne::data::read_csv(path("t.csv.gz")).content_hash, "85944171f73967e8");
+}

@@ -20,6 +20,7 @@ struct CsvTable {
     std::vector<std::string> fields;  // (header.size(),)
   };
   std::string path;
+  std::string content_hash;  // FNV-1a-64 (hex) of the bytes parsed (after gunzip): what the rows came from
   std::vector<std::string> header;
   std::vector<Row> rows;
 
