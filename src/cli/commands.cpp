@@ -313,7 +313,7 @@ void prepare_manifest_data(std::vector<config::ExperimentConfig>& experiments, c
 /// `dne run --dry-run`: one line per experiment (id, status, estimated cost, axis values).
 void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, const config::ConfigSource& source) {
   std::cout << "# dry run: " << experiments.size() << " experiment(s); nothing is run or written\n";
-  std::cout << std::left << std::setw(18) << "id" << std::setw(10) << "status" << std::setw(12) << "cost";
+  std::cout << std::left << std::setw(18) << "id" << std::setw(10) << "status" << std::setw(12) << "est. cost";
   for (const auto& a : source.axes) std::cout << " " << a;
   std::cout << "\n";
   double total = 0.0;
@@ -322,14 +322,14 @@ void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, con
     const double cost = experiment::estimated_cost(c);
     total += row.status == "complete" ? 0.0 : cost;
     std::ostringstream costs;
-    costs << std::setprecision(3) << cost;
+    costs << std::fixed << std::setprecision(0) << cost;
     std::cout << std::setw(18) << row.id << std::setw(10) << (row.status == "complete" ? "complete" : "to run")
               << std::setw(12) << costs.str();
     for (const auto& a : source.axes) std::cout << " " << a << "=" << config::format_value(config::get_value(c, a));
     std::cout << "\n";
   }
-  std::cout << "# estimated cost of what would run: " << std::setprecision(3) << total
-            << " (image forward passes; the unit experiment::estimated_cost uses)\n" << std::flush;
+  std::cout << "# estimated cost of what would run: " << std::fixed << std::setprecision(0) << total
+            << " image passes through the FM (experiment::estimated_cost)\n" << std::defaultfloat << std::flush;
 }
 
 }  // namespace
