@@ -68,13 +68,43 @@ TABLE_COLUMNS = ("accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc", "fro
                  "queries")
 HIGHER_BETTER = {"accuracy", "auc"}
 LOWER_BETTER = {"eo_n", "eo_p", "di"}
-METHOD_ORDER = ("none", "random", "whitebox", "gezo", "rge", "spsa")
+# The method table: index.h5's /methods (name, kind, trace_x; written by dne from
+# include/dne/config/methods.hpp), loaded by read_index. The defaults describe index files
+# written before /methods existed.
+METHODS: dict = {}  # name -> {"kind": ..., "trace_x": ...}, in display order
+DEFAULT_METHODS = {
+    "none": {"kind": "reference", "trace_x": ""}, "random": {"kind": "control", "trace_x": ""},
+    "whitebox": {"kind": "whitebox", "trace_x": "images"}, "gezo": {"kind": "zeroth_order", "trace_x": "queries"},
+    "rge": {"kind": "zeroth_order", "trace_x": "queries"}, "spsa": {"kind": "zeroth_order", "trace_x": "queries"}}
+
+
+def methods() -> dict:
+    """The method table of the index read last (or the defaults)."""
+    return METHODS or DEFAULT_METHODS
+
+
+def method_order() -> tuple:
+    return tuple(methods())
+
+
+def methods_of(*kinds) -> tuple:
+    """Names of the methods of these kinds, in display order."""
+    return tuple(name for name, m in methods().items() if m["kind"] in kinds)
+
+
+def editing_methods() -> tuple:
+    """The methods that learn a noise (Figure 2a's lines)."""
+    return methods_of("whitebox", "zeroth_order")
+
+
+def trace_axes() -> dict:
+    """method -> what its /trace x-axis counts, for the methods that have a trace."""
+    return {name: m["trace_x"] for name, m in methods().items() if m["trace_x"]}
 
 # Which methods read a config key: index.h5's /key_methods/<key> (written by dne from its key
 # table), loaded by read_index. A key that does not apply to a method holds its default in the
 # index; tables and labels show it as "-". A key the index does not describe applies to all.
 KEY_METHODS: dict = {}
-EDITING = ("whitebox", "gezo", "rge", "spsa")  # methods that learn a noise (Figure 2a's lines)
 
 FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "figure2c_budget.png", "noise_maps.png",
            "pareto.png", "convergence.png")
@@ -267,6 +297,12 @@ def _parse_index(run_dir: Path, path: Path, f) -> Index:
             metrics={k: float(v[i]) for k, v in metric_values.items()}))
         rows[-1].axes.setdefault("dne.method", rows[-1].method)
     axis_keys = list(axes) + sorted(k for k in axis_values if k not in axes)
+    METHODS.clear()
+    method_group = f.get("methods")
+    if isinstance(method_group, h5py.Group) and all(k in method_group for k in ("name", "kind", "trace_x")):
+        for name, kind, trace_x in zip(_strings(method_group["name"]), _strings(method_group["kind"]),
+                                       _strings(method_group["trace_x"])):
+            METHODS[name] = {"kind": kind, "trace_x": trace_x}
     KEY_METHODS.clear()
     key_group = f.get("key_methods")
     if isinstance(key_group, h5py.Group):
@@ -429,7 +465,8 @@ def short_key(key: str) -> str:
 
 
 def method_rank(method: str):
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+    order = method_order()
+    return (order.index(method) if method in order else len(order), method)
 
 
 @dataclass

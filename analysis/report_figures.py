@@ -37,8 +37,6 @@ GAP_PANELS = (
     ("sa_leakage_auc", "sa_leakage_auc: a fresh SA probe", "AUC\n(0.5 = attribute removed)"),
     ("auc", "disease AUC on the test set", "AUC"),
 )
-ZO_METHODS = ("gezo", "rge", "spsa")
-TRACE_X = {"whitebox": "images", "gezo": "queries", "rge": "queries", "spsa": "queries"}
 
 
 def _style():
@@ -102,7 +100,7 @@ def draw_all(index, files, cells, out, args) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         status["figure2a_lambda.png"] = sweep_axis_figure(
-            index, cells, "dne.lambda", R.EDITING, out / "figure2a_lambda.png", args,
+            index, cells, "dne.lambda", R.editing_methods(), out / "figure2a_lambda.png", args,
             title="Effect of lambda on fairness gaps and accuracy",
             xlabel="lambda (weight of ||eps||_2, log scale)", zero_break=True)
         status["figure2b_local_epochs.png"] = sweep_axis_figure(
@@ -110,7 +108,7 @@ def draw_all(index, files, cells, out, args) -> dict:
             title="GeZO: effect of local epochs R",
             xlabel="local epochs R (GeZO iterations per batch)", zero_break=False)
         status["figure2c_budget.png"] = sweep_axis_figure(
-            index, cells, "dne.max_linf", R.EDITING, out / "figure2c_budget.png", args,
+            index, cells, "dne.max_linf", R.editing_methods(), out / "figure2c_budget.png", args,
             title="Effect of the noise budget",
             xlabel="max_linf (per-pixel bound on |eps|)", zero_break=False)
         status["noise_maps.png"] = noise_figure(index, files, cells, out / "noise_maps.png", args)
@@ -511,7 +509,8 @@ def pareto_figure(index, path, args) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def convergence_figure(index, files, cells, path, args) -> str:
-    chosen = [c for c in R.sorted_cells(cells) if c.method in TRACE_X and c.complete]
+    trace_x = R.trace_axes()  # from index.h5's /methods
+    chosen = [c for c in R.sorted_cells(cells) if c.method in trace_x and c.complete]
     if not chosen:
         return "skipped: no complete gezo, rge, spsa or whitebox experiment"
     others = R.varying_keys(chosen, index.cell_keys)
@@ -525,7 +524,7 @@ def convergence_figure(index, files, cells, path, args) -> str:
         chosen = list(firsts.values())
     series, dropped = [], 0
     for c in chosen:
-        xname = TRACE_X[c.method]
+        xname = trace_x[c.method]
         traces = []
         for r in sorted(c.complete, key=lambda r: (r.seed, r.index)):
             t = files.trace(r)

@@ -22,6 +22,7 @@
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/dne/zeroth_order.hpp"
 #include "dne/config/config.hpp"
+#include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/image_cache.hpp"
@@ -57,7 +58,7 @@ double median_seconds(int repeats, Fn&& fn) {
 /// of the same shape, measured right after in the same process.
 int bench_zeroth_order(const config::ExperimentConfig& c, const std::string& method, int steps,
                        int threads, const ProcessInfo& process) {
-  if (method != "gezo" && method != "rge" && method != "spsa")
+  if (config::method_info(method).kind != config::MethodKind::kZerothOrder)
     throw ConfigError("dne bench --zo: METHOD must be gezo, rge or spsa, got '" + method + "'");
   auto group = comm::make_mpi_communicator(MPI_COMM_WORLD);
   auto model = fm::make_model(c.fm, c.data.image_size, 0);

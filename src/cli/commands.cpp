@@ -24,6 +24,7 @@
 #include "dne/cli/commands.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/config/config.hpp"
+#include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/image_cache.hpp"
@@ -246,7 +247,7 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
       throw ConfigError(c.data.manifest + " has rows with split 'val': data.val_fraction must be 0 (it is " +
                         config::format_value(c.data.val_fraction) + ")");
     const bool needs_val = !c.probes.l2_choices.empty() ||
-                           (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random");
+                           (c.dne.keep == "best_val" && config::learns_noise(c.dne.method));
     if (needs_val && !has_val && c.data.val_fraction <= 0.0)
       throw ConfigError(std::string(c.probes.l2_choices.empty() ? "dne.keep = \"best_val\"" : "probes.l2_choices") +
                         " needs a validation split: give " + c.data.manifest +
@@ -419,6 +420,11 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     header.config_origin = source.origin;
     header.axes = source.axes;
     for (const auto& [key, value] : rows.front().axes) header.key_methods[key] = config::methods_reading(key);
+    for (const auto& m : config::method_table()) {
+      header.method_names.push_back(m.name);
+      header.method_kinds.push_back(config::kind_name(m.kind));
+      header.method_trace_x.push_back(m.trace_x);
+    }
     header.world_size = process.world_size;
     header.ranks_per_experiment = layout.ranks_per_group;
     header.groups = layout.groups;

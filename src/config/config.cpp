@@ -16,6 +16,7 @@
 
 #include <toml++/toml.h>
 
+#include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 
@@ -236,31 +237,32 @@ const std::vector<KeySpec>& key_table() {
                          "comma-separated L2 penalties; the disease probe's is chosen by validation AUC "
                          "(needs data.val_fraction > 0); empty = probes.l2"));
     // dne
+    const auto editors = method_names({MethodKind::kWhiteBox, MethodKind::kZerothOrder});  // they learn a noise
     t.push_back(choice(make_key("dne.method", Kind::kChoice, &C::dne, &DneOptions::method,
-                                "noise editor: none (ERM), random (control), whitebox, gezo, rge, spsa"),
-                       {"none", "random", "whitebox", "gezo", "rge", "spsa"}));
+                                "the method (config/methods.hpp): none (ERM), random (control), whitebox, gezo, rge, spsa"),
+                       method_names()));
     t.push_back(for_methods(choice(make_key("dne.objective", Kind::kChoice, &C::dne, &DneOptions::objective,
                                 "SA term: neg_ce flips g, confusion drives g to 1/2"),
-                       {"neg_ce", "confusion"}), {"whitebox", "gezo", "rge", "spsa"}));
+                       {"neg_ce", "confusion"}), editors));
     t.push_back(for_methods(ranged(make_key("dne.lambda", Kind::kReal, &C::dne, &DneOptions::lambda,
                                 "weight of ||eps||_2"),
-                       0.0, 1e6), {"whitebox", "gezo", "rge", "spsa"}));
+                       0.0, 1e6), editors));
     t.push_back(for_methods(ranged(make_key("dne.lambda_1", Kind::kReal, &C::dne, &DneOptions::lambda_1,
                                 "weight of the SA term"),
-                       0.0, 1e6), {"whitebox", "gezo", "rge", "spsa"}));
+                       0.0, 1e6), editors));
     t.push_back(for_methods(ranged(make_key("dne.epochs", Kind::kInt, &C::dne, &DneOptions::epochs,
                                 "passes over the training set"),
-                       0, 100000), {"whitebox", "gezo", "rge", "spsa"}));
+                       0, 100000), editors));
     t.push_back(for_methods(ranged(make_key("dne.lr", Kind::kReal, &C::dne, &DneOptions::lr,
                                 "Adam learning rate on eps"),
-                       1e-9, 100.0), {"whitebox"}));
+                       1e-9, 100.0), method_names({MethodKind::kWhiteBox})));
     t.push_back(for_methods(ranged(make_key("dne.batch_size", Kind::kInt, &C::dne, &DneOptions::batch_size,
                                 "images per DNE step"),
-                       1, 100000), {"whitebox", "gezo", "rge", "spsa"}));
+                       1, 100000), editors));
     t.push_back(for_methods(ranged(make_key("dne.random_l2", Kind::kReal, &C::dne, &DneOptions::random_l2,
                                 "||eps||_2 of the random-noise control (dne.method = \"random\")"),
                        0.0, 1e6), {"random"}));
-    const std::vector<std::string> noisy{"random", "whitebox", "gezo", "rge", "spsa"};
+    const auto noisy = method_names({MethodKind::kControl, MethodKind::kWhiteBox, MethodKind::kZerothOrder});
     t.push_back(for_methods(ranged(make_key("dne.max_linf", Kind::kReal, &C::dne, &DneOptions::max_linf,
                                             "noise budget: |eps| <= max_linf per pixel, every update and GeZO candidate (0 = unbounded)"),
                                    0.0, 1e6), noisy));
@@ -269,7 +271,6 @@ const std::vector<KeySpec>& key_table() {
                                    0.0, 1e6), noisy));
     t.push_back(for_methods(make_key("dne.clip_images", Kind::kBool, &C::dne, &DneOptions::clip_images,
                                      "clamp x + eps to the pixel range [0, 1] before the FM"), noisy));
-    const std::vector<std::string> editors{"whitebox", "gezo", "rge", "spsa"};
     t.push_back(for_methods(choice(make_key("dne.adversary", Kind::kChoice, &C::dne, &DneOptions::adversary,
                                             "SA probe the noise is trained against: frozen (fitted once on clean embeddings) "
                                             "or refit (re-fitted on the noised training embeddings every dne.refit_every batches)"),
@@ -282,7 +283,8 @@ const std::vector<KeySpec>& key_table() {
                                             "validation DNE loss (best_val; needs data.val_fraction > 0)"),
                                    {"last", "best_val"}), editors));
     // gezo (zeroth-order editors)
-    const std::vector<std::string> gezo_only{"gezo"}, zo{"gezo", "rge", "spsa"}, sgd{"rge", "spsa"};
+    const std::vector<std::string> gezo_only{"gezo"}, sgd{"rge", "spsa"};
+    const auto zo = method_names({MethodKind::kZerothOrder});
     t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::gezo, &GezoOptions::local_epochs,
                                             "GeZO local iterations R on each batch"), 1, 100000), gezo_only));
     t.push_back(for_methods(ranged(make_key("gezo.candidates", Kind::kInt, &C::gezo, &GezoOptions::candidates,
@@ -516,7 +518,7 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
     if (c.data.val_fraction <= 0.0 && c.data.source == "phantom")
       fail("probes.l2_choices needs a validation split: set data.val_fraction > 0");
   }
-  if (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random" && c.data.val_fraction <= 0.0 &&
+  if (c.dne.keep == "best_val" && learns_noise(c.dne.method) && c.data.val_fraction <= 0.0 &&
       c.data.source == "phantom")
     fail("dne.keep = \"best_val\" needs a validation split: set data.val_fraction > 0");
   if (c.pretrain.batch_size % c.pretrain.micro_batches != 0)

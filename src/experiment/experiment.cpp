@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "dne/core/build_info.hpp"
+#include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
@@ -128,15 +129,19 @@ double estimated_cost(const config::ExperimentConfig& c) {
   const bool rows_known = c.data.source == "manifest" && c.data_rows_train >= 0;
   const double n_train = static_cast<double>(rows_known ? c.data_rows_train : c.data.n_train);
   const double n_test = static_cast<double>(rows_known ? c.data_rows_test : c.data.n_test);
+  const auto kind = config::method_info(c.dne.method).kind;
   // clean + debiased, and the norm-matched control's pass for every noise experiment
-  const double embed = (c.dne.method == "none" ? 2.0 : 3.0) * (n_train + n_test);
+  const double embed = (kind == config::MethodKind::kReference ? 2.0 : 3.0) * (n_train + n_test);
   const double epochs = static_cast<double>(c.dne.epochs);
   const double per_image_zo = static_cast<double>(2 * c.gezo.candidates + 1);
   double edit = 0.0;
-  if (c.dne.method == "whitebox") edit = 3.0 * epochs * n_train;
-  else if (c.dne.method == "gezo") edit = epochs * n_train * static_cast<double>(c.gezo.local_epochs) * per_image_zo;
-  else if (c.dne.method == "rge" || c.dne.method == "spsa") edit = epochs * n_train * per_image_zo;
-  if (c.gezo.budget > 0 && c.dne.method != "whitebox") edit = std::min(edit, static_cast<double>(c.gezo.budget));
+  if (kind == config::MethodKind::kWhiteBox) {
+    edit = 3.0 * epochs * n_train;  // forward + backward
+  } else if (kind == config::MethodKind::kZerothOrder) {
+    const double local = c.dne.method == "gezo" ? static_cast<double>(c.gezo.local_epochs) : 1.0;  // GeZO's R
+    edit = epochs * n_train * local * per_image_zo;
+    if (c.gezo.budget > 0) edit = std::min(edit, static_cast<double>(c.gezo.budget));
+  }
   return embed + edit;
 }
 
@@ -214,7 +219,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   std::vector<double> val_losses;
   std::int64_t kept_checkpoint = -1;
   auto kept_noise = edit.noise.detach();
-  if (c.dne.keep == "best_val" && c.dne.method != "none" && c.dne.method != "random") {
+  if (c.dne.keep == "best_val" && config::learns_noise(c.dne.method)) {
     auto candidates = edit.checkpoints;
     if (candidates.empty() || !torch::equal(candidates.back(), kept_noise)) candidates.push_back(kept_noise);
     torch::NoGradGuard no_grad;

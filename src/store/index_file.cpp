@@ -43,6 +43,11 @@ void write_index(const std::string& path, const IndexHeader& header, const std::
   w.attribute("/", "groups", header.groups);
   w.dataset("/axes", header.axes);
   for (const auto& [key, methods] : header.key_methods) w.dataset("/key_methods/" + key, methods);
+  if (!header.method_names.empty()) {
+    w.dataset("/methods/name", header.method_names);
+    w.dataset("/methods/kind", header.method_kinds);
+    w.dataset("/methods/trace_x", header.method_trace_x);
+  }
 
   w.dataset("/experiments/id", column<std::string>(rows, [](const IndexRow& r) { return r.id; }));
   w.dataset("/experiments/status", column<std::string>(rows, [](const IndexRow& r) { return r.status; }));

@@ -440,3 +440,24 @@ def test_a_key_that_moves_with_the_axis_is_not_a_series():
     assert report_figures.moves_with(cells, "dne.lr", "dne.max_linf")
     assert not report_figures.moves_with(cells, "dne.lambda", "dne.max_linf")
     assert not report_figures.moves_with(cells, "dne.lr", "dne.lambda")  # lambda 0.001 has two lrs
+
+
+def test_method_order_and_kinds_come_from_the_index(tmp_path, report_h5):
+    # index.h5's /methods (dne writes it from its method table) decides the order, which methods
+    # learn a noise and the trace axes; a method analysis has never heard of is just another row.
+    write_index = report_h5.write_index
+    rows = [{"id": f"{i:016x}", "status": "pending", "method": m, "seed": 0, "axes": {}}
+            for i, m in enumerate(["none", "whitebox", "newmethod"])]
+    write_index(tmp_path, rows, [])
+    with h5py.File(tmp_path / "index.h5", "a") as f:
+        table = [("newmethod", "zeroth_order", "queries"), ("none", "reference", ""), ("whitebox", "whitebox", "images")]
+        for col, values in zip(("name", "kind", "trace_x"), zip(*table)):
+            f.create_dataset(f"methods/{col}", data=np.array(values, dtype=object), dtype=h5py.string_dtype())
+    report.read_index(tmp_path)
+    assert report.method_order() == ("newmethod", "none", "whitebox")
+    assert report.editing_methods() == ("newmethod", "whitebox")
+    assert report.trace_axes() == {"newmethod": "queries", "whitebox": "images"}
+    # an index without /methods (written before it existed) falls back to the built-in table
+    write_index(tmp_path, rows, [])
+    report.read_index(tmp_path)
+    assert report.method_order() == ("none", "random", "whitebox", "gezo", "rge", "spsa")

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "dne/config/config.hpp"
+#include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 
@@ -356,3 +357,20 @@ TEST(Hash, FileFingerprintsFromIndependentValues) {
 }
 
 }  // namespace
+
+TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
+  using dne::config::MethodKind;
+  EXPECT_EQ(dne::config::method_names(), (std::vector<std::string>{"none", "random", "whitebox", "gezo", "rge", "spsa"}));
+  EXPECT_EQ(dne::config::method_names({MethodKind::kZerothOrder}), (std::vector<std::string>{"gezo", "rge", "spsa"}));
+  EXPECT_EQ(dne::config::kind_name(dne::config::method_info("gezo").kind), "zeroth_order");
+  EXPECT_EQ(dne::config::method_info("whitebox").trace_x, "images");
+  EXPECT_TRUE(dne::config::learns_noise("spsa"));
+  EXPECT_FALSE(dne::config::learns_noise("random"));
+  // the keys a method reads follow its kind
+  EXPECT_EQ(methods_reading("dne.lambda"), dne::config::method_names({MethodKind::kWhiteBox, MethodKind::kZerothOrder}));
+  EXPECT_EQ(methods_reading("gezo.sigma"), dne::config::method_names({MethodKind::kZerothOrder}));
+  EXPECT_EQ(methods_reading("dne.max_linf"),
+            dne::config::method_names({MethodKind::kControl, MethodKind::kWhiteBox, MethodKind::kZerothOrder}));
+  const auto msg = config_error([] { dne::config::method_info("vae"); });
+  EXPECT_NE(msg.find("unknown method 'vae' (one of: none, random, whitebox, gezo, rge, spsa)"), std::string::npos) << msg;
+}

@@ -4,7 +4,8 @@
 // Layout (docs/results-format.md#the-sweep-index-indexh5): root attributes with the counts;
 // /axes (n_axes,) strings; /experiments/<column> (N,) per column (id, status, error, file, method,
 // editor_status, seed, wall_s, queries, ranks, resumed), /experiments/axes/<key> (N,) float64 or
-// string, /key_methods/<key> the methods that read each axis key,
+// string, /key_methods/<key> the methods that read each axis key, /methods/{name,kind,trace_x}
+// the method table (config/methods.hpp) so that analysis does not hard-code methods,
 // /experiments/metrics/<name> (N,) float64 (NaN unless complete); /links/<id> are
 // external links to the complete experiments' files. No Torch, no MPI.
 #pragma once
@@ -45,6 +46,8 @@ struct IndexHeader {
   std::vector<std::string> axes;    // sweep axis keys, in config order
   /// For every key of the rows' axes: the methods that read it (/key_methods/<key>).
   std::map<std::string, std::vector<std::string>> key_methods;
+  /// The method table, in display order (/methods/name, /methods/kind, /methods/trace_x).
+  std::vector<std::string> method_names, method_kinds, method_trace_x;
   std::int64_t world_size = 1;
   std::int64_t ranks_per_experiment = 1;
   std::int64_t groups = 1;

@@ -1,0 +1,40 @@
+// The methods an experiment can run (`dne.method`), described once.
+//
+// Every place that needs to know about methods derives it from this table: the config key's
+// choices and which keys a kind of method reads (config.cpp), the cost estimate
+// (experiment::estimated_cost), the benchmark's checks, and index.h5's /methods table, from which
+// analysis/ reads the order, the kind and the trace's x-axis instead of hard-coding them. The
+// functions that run a method live in the editor table (dne/noise_editor.hpp).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dne::config {
+
+enum class MethodKind {
+  kReference,    // ERM: no intervention ("none")
+  kControl,      // a fixed random intervention ("random")
+  kWhiteBox,     // learns a noise with gradients through the FM
+  kZerothOrder,  // learns a noise from API queries only
+};
+
+struct MethodInfo {
+  std::string name;     // the dne.method value
+  MethodKind kind;
+  std::string trace_x;  // what the /trace x-axis counts ("images", "queries"); "" without a trace
+  std::string summary;  // one line for --help-config and docs
+};
+
+/// Every method, in display order.
+const std::vector<MethodInfo>& method_table();
+/// The entry named `name`; ConfigError listing the names otherwise.
+const MethodInfo& method_info(const std::string& name);
+/// The names of the methods of these kinds (every method when `kinds` is empty), in table order.
+std::vector<std::string> method_names(const std::vector<MethodKind>& kinds = {});
+/// "reference", "control", "whitebox", "zeroth_order" (what index.h5 stores).
+std::string kind_name(MethodKind kind);
+/// Whether the method learns a noise (white-box or zeroth-order).
+bool learns_noise(const std::string& method);
+
+}  // namespace dne::config
