@@ -156,6 +156,13 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(phantom(ranged(make_key("data.noise_std", Kind::kReal, &C::data, &DataOptions::noise_std,
                                         "additive Gaussian pixel noise of the phantom"),
                                0.0, 0.5)));
+    t.push_back(ranged(make_key("data.poison_rate", Kind::kReal, &C::data, &DataOptions::poison_rate,
+                                "label-poisoning attack: share of the training labels of group data.poison_group "
+                                "flipped (before the validation carve); 0 = none"),
+                       0.0, 1.0));
+    t.push_back(ranged(make_key("data.poison_group", Kind::kInt, &C::data, &DataOptions::poison_group,
+                                "the sensitive group (0 or 1) whose training labels data.poison_rate flips"),
+                       0, 1));
     t.push_back(ranged(make_key("data.val_fraction", Kind::kReal, &C::data, &DataOptions::val_fraction,
                                 "share of every (sa, label) cell of the training split held out for validation "
                                 "(what is chosen, e.g. dne.keep and probes.l2_choices, is chosen on it); 0 = none"),

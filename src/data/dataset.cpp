@@ -135,6 +135,24 @@ std::array<std::int64_t, 4> proportional_counts(const std::array<std::int64_t, 4
   return counts;
 }
 
+std::vector<std::int64_t> poison_labels(ImageSet& set, double rate, int group, std::uint64_t seed) {
+  if (!(rate >= 0.0 && rate <= 1.0)) throw ConfigError("data.poison_rate must be in [0, 1], got " + std::to_string(rate));
+  if (group != 0 && group != 1) throw ConfigError("data.poison_group must be 0 or 1, got " + std::to_string(group));
+  if (rate == 0.0) return {};
+  // one permutation over the whole group (both labels): the flipped share is the group's rate
+  std::vector<std::int64_t> members;
+  for (std::size_t i = 0; i < set.sa.size(); ++i)
+    if (set.sa[i] == group) members.push_back(static_cast<std::int64_t>(i));
+  CounterStream stream(seed, StreamPurpose::kSplit, 200 + static_cast<std::uint32_t>(group), 0);
+  const auto order = random_permutation(static_cast<std::int64_t>(members.size()), stream);
+  const auto take = static_cast<std::size_t>(std::llround(rate * static_cast<double>(members.size())));
+  std::vector<std::int64_t> flipped;
+  for (std::size_t k = 0; k < take; ++k) flipped.push_back(members[static_cast<std::size_t>(order[k])]);
+  std::sort(flipped.begin(), flipped.end());
+  for (const auto i : flipped) set.label[static_cast<std::size_t>(i)] = 1 - set.label[static_cast<std::size_t>(i)];
+  return flipped;
+}
+
 void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
   if (fraction <= 0.0) return;
   if (dataset.val.size() > 0)

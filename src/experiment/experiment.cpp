@@ -160,6 +160,8 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   data::Dataset dataset = load_dataset(c);
   data::validate(dataset.train, "train split");
   data::validate(dataset.test, "test split");
+  // The label-poisoning attack hits the training data as delivered (before the validation carve).
+  const auto poisoned = data::poison_labels(dataset.train, c.data.poison_rate, static_cast<int>(c.data.poison_group), seed);
   data::carve_validation(dataset, c.data.val_fraction, seed);  // before anything is fitted
   const bool has_val = dataset.val.size() > 0;
   // Views of the decoded pixels (one copy of the images per rank; `dataset` lives until the end).
@@ -381,6 +383,9 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   }
   // What was chosen on validation, and from what (docs/results-format.md /selection).
   w.attribute("/selection", "val_size", static_cast<std::int64_t>(dataset.val.size()));
+  w.attribute("/poison", "rate", c.data.poison_rate);
+  w.attribute("/poison", "group", c.data.poison_group);
+  w.dataset("/poison/index", poisoned, {static_cast<std::uint64_t>(poisoned.size())});  // in the training split as loaded
   w.attribute("/selection", "keep", c.dne.keep);
   w.attribute("/selection", "disease_probe_l2", result.disease_l2);
   if (!result.val_auc.empty()) w.dataset("/selection/val_auc", std::vector<double>(result.val_auc), {result.val_auc.size()});

@@ -302,3 +302,18 @@ def test_dicom_manifest_runs_with_the_right_polarity(dne_bin, tmp_path):
     with h5py.File(cache, "r") as h:
         for split in ("train", "test"):
             np.testing.assert_allclose(h[f"{split}/pixels"][()], np.array(expected[split]), atol=1e-6)
+
+
+def test_label_poisoning_is_recorded(dne_bin, data, tmp_path):
+    manifest = data / "manifest.csv"
+    rows = [l.split(",") for l in manifest.read_text().splitlines()[1:]]
+    group1 = [i for i, r in enumerate(r for r in rows if r[1] == "train") if r[2] == "1"]
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, manifest, "--set", "data.poison_rate=0.25", "--set", "data.poison_group=1")
+    assert proc.returncode == 0, proc.stderr
+    (f,) = experiment_files(out)
+    with h5py.File(f, "r") as h:
+        index = list(h["poison/index"][()])
+        assert h["poison"].attrs["rate"] == 0.25 and h["poison"].attrs["group"] == 1
+    assert len(index) == int(0.25 * len(group1) + 0.5) and set(index) <= set(group1)  # llround
+    assert index == sorted(index)

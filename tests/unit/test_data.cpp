@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/random.hpp"
 #include "test_support.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"
@@ -988,4 +989,36 @@ TEST_F(Manifest, BadManifestsNameFileAndLine) {
   write_text("manifest.csv", "");
   expect_error<dne::DataError>([&] { dd::load_manifest(path("manifest.csv"), 4); },
                                {"manifest.csv:1:"});
+}
+
+TEST(Poison, FlipsTheGroupsShareOfTrainingLabelsByTheDocumentedStream) {
+  dd::ImageSet set;
+  set.height = set.width = 1;
+  set.sa = {1, 0, 1, 1, 0, 1, 0, 1};
+  set.label = {0, 0, 1, 0, 1, 1, 0, 0};
+  set.pixels.assign(8, 0.5f);
+  set.source.assign(8, "x");
+  const auto before = set.label;
+  auto copy = set;
+  const auto flipped = dd::poison_labels(copy, 0.4, 1, 9);  // group 1 has 5 images: round(2.0) = 2 flips
+  ASSERT_EQ(flipped.size(), 2u);
+  // the first 2 of the permutation of group 1's images (0, 2, 3, 5, 7) from stream (9, kSplit, 201, 0)
+  dne::CounterStream stream(9, dne::StreamPurpose::kSplit, 201, 0);
+  const auto order = dne::random_permutation(5, stream);
+  const std::vector<std::int64_t> members = {0, 2, 3, 5, 7};
+  std::vector<std::int64_t> want = {members[static_cast<std::size_t>(order[0])], members[static_cast<std::size_t>(order[1])]};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(flipped, want);
+  for (std::size_t i = 0; i < 8; ++i) {
+    const bool was_flipped = std::find(flipped.begin(), flipped.end(), static_cast<std::int64_t>(i)) != flipped.end();
+    EXPECT_EQ(copy.label[i], was_flipped ? 1 - before[i] : before[i]) << i;
+    if (was_flipped) {
+      EXPECT_EQ(copy.sa[i], 1);
+    }
+  }
+  auto untouched = set;
+  EXPECT_TRUE(dd::poison_labels(untouched, 0.0, 1, 9).empty());
+  EXPECT_EQ(untouched.label, before);
+  EXPECT_THROW(dd::poison_labels(untouched, 1.5, 1, 9), dne::ConfigError);
+  EXPECT_THROW(dd::poison_labels(untouched, 0.5, 2, 9), dne::ConfigError);
 }

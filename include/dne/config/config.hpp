@@ -36,6 +36,8 @@ struct DataOptions {
   double severity_max = 1.0;
   double noise_std = 0.02;
   double val_fraction = 0.0;       // share of each (sa, label) cell of train moved to validation
+  double poison_rate = 0.0;        // label poisoning: share of group poison_group's train labels flipped
+  std::int64_t poison_group = 1;   // the sensitive group whose train labels are poisoned
 };
 
 struct FmOptions {

@@ -64,6 +64,13 @@ std::array<std::int64_t, 4> cell_sizes(const std::vector<int>& sa, const std::ve
 /// manifest with its own val rows).
 void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed);
 
+/// The label-poisoning attack (data.poison_rate, data.poison_group): flips the disease label of
+/// round(rate * n_group) images of `set` whose attribute is `group`, chosen by a permutation of
+/// those images from stream (seed, kSplit, 200 + group, 0). Returns the flipped indices,
+/// ascending. rate = 0 changes nothing. Throws dne::ConfigError for a rate outside [0, 1] or a
+/// group other than 0 or 1.
+std::vector<std::int64_t> poison_labels(ImageSet& set, double rate, int group, std::uint64_t seed);
+
 /// Checks that `set` is consistent: H, W > 0 when N > 0; pixels.size() == N * H * W;
 /// sa and source have N entries; label and sa in {0, 1}; every pixel finite.
 /// Throws dne::DataError "<what>: ..." naming the first problem and the image index.
