@@ -236,9 +236,7 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
     if (it == checked.end()) {
       Checked one;
       one.manifest = data::read_manifest(c.data.manifest, options);
-      one.hash = data::data_content_hash(one.manifest, options,
-                                         c.data.image_hash == "stat" ? FileFingerprint::kStat : FileFingerprint::kContent,
-                                         threads);
+      one.hash = experiment::data_hash(c, one.manifest, threads);
       it = checked.emplace(key, std::move(one)).first;
     }
     const auto& rows = it->second.manifest.rows;
@@ -566,10 +564,7 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
       if (!fm_file) throw StoreError("--out '" + out + "' exists and is not an FM file; refusing to replace it");
     }
     if (c.data.source == "manifest") {  // the manifest's content enters the pretraining hash: a changed one retrains
-      const auto options = experiment::manifest_options(c);
-      c.data_hash = data::data_content_hash(data::read_manifest(c.data.manifest, options), options,
-                                            c.data.image_hash == "stat" ? FileFingerprint::kStat : FileFingerprint::kContent,
-                                            threads);
+      c.data_hash = experiment::data_hash(c, data::read_manifest(c.data.manifest, experiment::manifest_options(c)), threads);
     }
     const auto dataset = experiment::load_dataset(c);  // only the training images are used below
     data::validate(dataset.train, "train split");

@@ -86,6 +86,11 @@ data::ManifestOptions manifest_options(const config::ExperimentConfig& c) {
   return m;
 }
 
+std::string data_hash(const config::ExperimentConfig& c, const data::Manifest& manifest, int threads) {
+  return data::data_content_hash(manifest, manifest_options(c),
+                                 c.data.image_hash == "stat" ? FileFingerprint::kStat : FileFingerprint::kContent, threads);
+}
+
 data::DecodeOptions decode_options(const config::ExperimentConfig& c, int threads) {
   data::DecodeOptions d;
   d.image_size = c.data.image_size;

@@ -44,6 +44,9 @@ data::PhantomOptions phantom_options(const config::ExperimentConfig& config);
 
 /// The manifest row selection (data.sa_column, data.limit_*) of an experiment.
 data::ManifestOptions manifest_options(const config::ExperimentConfig& config);
+/// The content hash of what an experiment reads from `manifest` (data::data_content_hash with its
+/// selection and data.image_hash), computed on `threads` threads.
+std::string data_hash(const config::ExperimentConfig& config, const data::Manifest& manifest, int threads);
 /// How an experiment's manifest images are decoded (data.image_size, data.resize) on `threads`.
 data::DecodeOptions decode_options(const config::ExperimentConfig& config, int threads);
 
