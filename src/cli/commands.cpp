@@ -28,6 +28,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/image_cache.hpp"
+#include "dne/data/embedding_file.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 #include "dne/experiment/experiment.hpp"
@@ -211,12 +212,42 @@ void attach_fm_hashes(std::vector<config::ExperimentConfig>& experiments) {
   }
 }
 
-/// World rank 0's share of prepare_manifest_data: every distinct manifest selection read,
-/// checked and hashed once; with `decode`, every distinct (data, image_size, resize) decoded
-/// once into the run's image cache (skipped when the cache file is there). Returns one line per
-/// experiment: its data hash and its train (+ val) and test rows, empty for the phantom.
-std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig>& experiments, bool decode,
-                                      bool quiet) {
+/// Whether an experiment needs a validation split (something is chosen on it).
+bool needs_validation(const config::ExperimentConfig& c) {
+  return !c.probes.l2_choices.empty() || (c.dne.keep == "best_val" && config::learns_noise(c.dne.method));
+}
+
+/// The validation checks of data with (`has_val`) or without its own validation rows.
+void check_validation_split(const config::ExperimentConfig& c, bool has_val, const std::string& file,
+                            const std::string& val_rows) {
+  if (has_val && c.data.val_fraction > 0.0)
+    throw ConfigError(file + " has " + val_rows + ": data.val_fraction must be 0 (it is " +
+                      config::format_value(c.data.val_fraction) + ")");
+  if (needs_validation(c) && !has_val && c.data.val_fraction <= 0.0)
+    throw ConfigError(std::string(c.probes.l2_choices.empty() ? "dne.keep = \"best_val\"" : "probes.l2_choices") +
+                      " needs a validation split: give " + file + " " + val_rows + " or set data.val_fraction > 0");
+}
+
+/// An embeddings file read and checked whole by world rank 0: its line for prepare_data (data
+/// hash, train (+ val) rows, test rows) and whether it has a val/ split.
+struct CheckedEmbeddings {
+  std::string line;
+  bool has_val = false;
+};
+
+CheckedEmbeddings check_embeddings(const config::ExperimentConfig& c) {
+  const auto ds = data::read_embeddings(c.data.embeddings, c.data.embeddings_group);
+  return {experiment::embeddings_hash(c) + " " + std::to_string(ds.train.size() + ds.val.size()) + " " +
+              std::to_string(ds.test.size()) + "\n",
+          ds.val.size() > 0};
+}
+
+/// World rank 0's share of prepare_data: every distinct manifest selection read, checked and
+/// hashed once; with `decode`, every distinct (data, image_size, resize) decoded once into the
+/// run's image cache (skipped when the cache file is there); every embeddings file read and
+/// hashed. Returns one line per experiment: its data hash and its train (+ val) and test rows,
+/// empty for the phantom.
+std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& experiments, bool decode, bool quiet) {
   struct Checked {
     data::Manifest manifest;
     std::string hash;
@@ -224,7 +255,15 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
   std::map<std::string, Checked> checked;  // manifest + selection -> rows and hash
   std::string lines;
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::map<std::string, CheckedEmbeddings> embedding_files;  // file + group -> what its check found
   for (const auto& c : experiments) {
+    if (c.data.source == "embeddings") {
+      const auto key = c.data.embeddings + "\n" + c.data.embeddings_group;
+      if (embedding_files.count(key) == 0) embedding_files[key] = check_embeddings(c);
+      check_validation_split(c, embedding_files[key].has_val, c.data.embeddings, "a val/ split");
+      lines += embedding_files[key].line;
+      continue;
+    }
     if (c.data.source != "manifest") {
       lines += "\n";
       continue;
@@ -241,15 +280,7 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
     }
     const auto& rows = it->second.manifest.rows;
     const bool has_val = std::any_of(rows.begin(), rows.end(), [](const data::ManifestRow& r) { return r.split == data::Split::kVal; });
-    if (has_val && c.data.val_fraction > 0.0)
-      throw ConfigError(c.data.manifest + " has rows with split 'val': data.val_fraction must be 0 (it is " +
-                        config::format_value(c.data.val_fraction) + ")");
-    const bool needs_val = !c.probes.l2_choices.empty() ||
-                           (c.dne.keep == "best_val" && config::learns_noise(c.dne.method));
-    if (needs_val && !has_val && c.data.val_fraction <= 0.0)
-      throw ConfigError(std::string(c.probes.l2_choices.empty() ? "dne.keep = \"best_val\"" : "probes.l2_choices") +
-                        " needs a validation split: give " + c.data.manifest +
-                        " rows with split 'val' or set data.val_fraction > 0");
+    check_validation_split(c, has_val, c.data.manifest, "rows with split 'val'");
     const auto test_rows = std::count_if(rows.begin(), rows.end(), [](const data::ManifestRow& r) { return r.split == data::Split::kTest; });
     lines += it->second.hash + " " + std::to_string(static_cast<std::int64_t>(rows.size()) - test_rows) + " " +
              std::to_string(test_rows) + "\n";
@@ -271,21 +302,21 @@ std::string check_and_cache_manifests(const std::vector<config::ExperimentConfig
   return lines;
 }
 
-/// Manifests are checked once, on world rank 0, before any experiment starts: the header, every
-/// row and every image file (read_manifest), the validation split against the config, and the
-/// content hash of the manifest and its images, which enters the experiments' ids (a changed
-/// input is a new experiment). With `decode`, rank 0 also decodes the images once into the run's
-/// image cache (the other ranks wait without spinning). A bad manifest or image ends the job
-/// on every rank with one line from rank 0 (PreflightError) and no experiment file.
-void prepare_manifest_data(std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process, bool decode,
-                           bool quiet) {
+/// Manifests and embeddings files are checked once, on world rank 0, before any experiment
+/// starts: a manifest's header, every row and every image file (read_manifest), an embeddings
+/// file's layout and values, the validation split against the config, and the content hash of
+/// what is read, which enters the experiments' ids (a changed input is a new experiment). With
+/// `decode`, rank 0 also decodes a manifest's images once into the run's image cache (the other
+/// ranks wait without spinning). Bad data ends the job on every rank with one line from rank 0
+/// (PreflightError) and no experiment file.
+void prepare_data(std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process, bool decode, bool quiet) {
   const bool any = std::any_of(experiments.begin(), experiments.end(),
-                               [](const config::ExperimentConfig& c) { return c.data.source == "manifest"; });
+                               [](const config::ExperimentConfig& c) { return c.data.source != "phantom"; });
   if (!any) return;
   std::string payload;
   if (process.rank == 0) {
     try {
-      payload = "ok\n" + check_and_cache_manifests(experiments, decode, quiet);
+      payload = "ok\n" + check_and_cache_data(experiments, decode, quiet);
     } catch (const Error& e) {
       payload = std::string("error\n") + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
     } catch (const std::exception& e) {  // e.g. out of memory while decoding: still one line on every rank
@@ -370,7 +401,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const bool dry_run = vm.count("dry-run") > 0;
   if (!dry_run) prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
   attach_fm_hashes(experiments);
-  prepare_manifest_data(experiments, process, !dry_run, quiet);
+  prepare_data(experiments, process, !dry_run, quiet);
   if (dry_run) {
     if (process.rank == 0) print_dry_run(experiments, source);
     return 0;
@@ -563,6 +594,8 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
       }
       if (!fm_file) throw StoreError("--out '" + out + "' exists and is not an FM file; refusing to replace it");
     }
+    if (c.data.source == "embeddings")
+      throw ConfigError("dne pretrain trains on images, and data.source = \"embeddings\" has none: use the phantom or a manifest");
     if (c.data.source == "manifest") {  // the manifest's content enters the pretraining hash: a changed one retrains
       c.data_hash = experiment::data_hash(c, data::read_manifest(c.data.manifest, experiment::manifest_options(c)), threads);
     }

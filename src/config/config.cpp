@@ -98,10 +98,18 @@ const std::vector<KeySpec>& key_table() {
     std::vector<KeySpec> t;
     // data
     t.push_back(choice(make_key("data.source", Kind::kChoice, &C::data, &DataOptions::source,
-                                "where images come from"),
-                       {"phantom", "manifest"}));
+                                "where the data come from: generated phantom images, a manifest of image "
+                                "files, or precomputed embeddings (HDF5; docs/datasets.md)"),
+                       {"phantom", "manifest", "embeddings"}));
     const auto phantom = [](KeySpec k) { return for_source(std::move(k), "phantom"); };
     const auto manifest = [](KeySpec k) { return for_source(std::move(k), "manifest"); };
+    const auto embeddings = [](KeySpec k) { return for_source(std::move(k), "embeddings"); };
+    t.push_back(embeddings(make_key("data.embeddings", Kind::kString, &C::data, &DataOptions::embeddings,
+                                    "HDF5 file of embeddings: train/x (N, D), train/label, train/sa [, train/age], the "
+                                    "same under test/ [and val/] (docs/datasets.md); e.g. an output.save_embeddings file")));
+    t.push_back(embeddings(make_key("data.embeddings_group", Kind::kString, &C::data, &DataOptions::embeddings_group,
+                                    "the group of data.embeddings holding train/ and test/; empty = \"/\", or "
+                                    "\"/embeddings\" in a result file")));
     t.push_back(manifest(make_key("data.manifest", Kind::kString, &C::data, &DataOptions::manifest,
                                   "manifest CSV (path,split,sex,label[,patient,age,view,...]; docs/datasets.md)")));
     t.push_back(manifest(make_key("data.sa_column", Kind::kString, &C::data, &DataOptions::sa_column,
@@ -289,6 +297,32 @@ const std::vector<KeySpec>& key_table() {
                                             "which noise to keep: the last one, or the epoch-end noise with the lowest "
                                             "validation DNE loss (best_val; needs data.val_fraction > 0)"),
                                    {"last", "best_val"}), editors));
+    // vae (the adversarial VAE on embeddings)
+    using V = VaeOptions;
+    const std::vector<std::string> vae_only = method_names({MethodKind::kEmbedding});
+    const auto vae = [&vae_only](KeySpec k) { return for_methods(std::move(k), vae_only); };
+    t.push_back(vae(ranged(make_key("vae.latent", Kind::kInt, &C::vae, &V::latent, "latent size L"), 1, 65536)));
+    t.push_back(vae(make_key("vae.hidden", Kind::kString, &C::vae, &V::hidden,
+                             "encoder hidden widths, comma-separated (\"256,128\"; the decoder mirrors them)")));
+    t.push_back(vae(ranged(make_key("vae.beta", Kind::kReal, &C::vae, &V::beta, "weight of the KL term"), 0.0, 1e6)));
+    t.push_back(vae(ranged(make_key("vae.adversary_weight", Kind::kReal, &C::vae, &V::adversary_weight,
+                                    "weight of the adversarial term (the experiment's control is the same VAE at 0)"),
+                           0.0, 1e6)));
+    t.push_back(vae(ranged(make_key("vae.age_weight", Kind::kReal, &C::vae, &V::age_weight,
+                                    "weight of the age adversary (regression) beside the sex adversary's 1, when "
+                                    "the data have an age; 0 = no age adversary"),
+                           0.0, 1e6)));
+    t.push_back(vae(ranged(make_key("vae.adversary_steps", Kind::kInt, &C::vae, &V::adversary_steps,
+                                    "adversary head steps before every encoder step"), 1, 1000)));
+    t.push_back(vae(choice(make_key("vae.adversary_objective", Kind::kChoice, &C::vae, &V::adversary_objective,
+                                    "the encoder's aim: neg_loss (gradient reversal) or confusion (heads to chance)"),
+                           {"neg_loss", "confusion"})));
+    t.push_back(vae(ranged(make_key("vae.disease_weight", Kind::kReal, &C::vae, &V::disease_weight,
+                                    "weight of a disease head on the latent mean (keeps the task); 0 = none"),
+                           0.0, 1e6)));
+    t.push_back(vae(ranged(make_key("vae.epochs", Kind::kInt, &C::vae, &V::epochs, "training epochs"), 1, 1e6)));
+    t.push_back(vae(ranged(make_key("vae.batch_size", Kind::kInt, &C::vae, &V::batch_size, "rows per step"), 1, 1e7)));
+    t.push_back(vae(ranged(make_key("vae.lr", Kind::kReal, &C::vae, &V::lr, "Adam learning rate"), 1e-9, 10.0)));
     // gezo (zeroth-order editors)
     const std::vector<std::string> gezo_only{"gezo"}, sgd{"rge", "spsa"};
     const auto zo = method_names({MethodKind::kZerothOrder});
@@ -500,6 +534,22 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.data.source == "manifest" && c.data.manifest.empty())
     fail("data.manifest must name a CSV file when data.source = \"manifest\"");
   if (c.data.source == "manifest" && c.data.sa_column.empty()) fail("data.sa_column must name a manifest column");
+  if (c.data.source == "embeddings" && c.data.embeddings.empty())
+    fail("data.embeddings must name an HDF5 file when data.source = \"embeddings\"");
+  if (c.data.source == "embeddings" && needs_images(c.dne.method))
+    fail("dne.method = \"" + c.dne.method + "\" adds a noise to images, and data.source = \"embeddings\" has none: use " +
+         "one of the methods that work on embeddings (" + [] {
+           std::string names;
+           for (const auto& m : method_table())
+             if (!needs_images(m.name)) names += (names.empty() ? "" : ", ") + m.name;
+           return names;
+         }() + ")");
+  if (c.dne.method == "vae") {
+    const auto widths = number_list(c.vae.hidden, "vae.hidden");
+    for (const double w : widths)
+      if (!(w >= 1.0 && w <= 65536.0 && w == static_cast<double>(static_cast<std::int64_t>(w))))
+        fail("vae.hidden: \"" + c.vae.hidden + "\": every width must be a whole number in [1, 65536]");
+  }
   if (c.data.source == "phantom" && c.data.image_size < 32)
     fail("data.image_size = " + std::to_string(c.data.image_size) + ": the phantom needs at least 32 pixels");
   if (c.fm.kind == "torchscript" && c.fm.torchscript.empty())

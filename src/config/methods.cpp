@@ -15,6 +15,7 @@ const std::vector<MethodInfo>& method_table() {
       {"gezo", MethodKind::kZerothOrder, "queries", "GeZO: greedy zeroth-order search with momentum"},
       {"rge", MethodKind::kZerothOrder, "queries", "random gradient estimates (two-point, Gaussian directions)"},
       {"spsa", MethodKind::kZerothOrder, "queries", "SPSA (two-point, Rademacher directions)"},
+      {"vae", MethodKind::kEmbedding, "epochs", "adversarial VAE on the FM's embeddings ([vae]; its control: no adversary)"},
   };
   return table;
 }
@@ -40,6 +41,7 @@ std::string kind_name(MethodKind kind) {
     case MethodKind::kControl: return "control";
     case MethodKind::kWhiteBox: return "whitebox";
     case MethodKind::kZerothOrder: return "zeroth_order";
+    case MethodKind::kEmbedding: return "embedding";
   }
   return "?";
 }
@@ -47,6 +49,11 @@ std::string kind_name(MethodKind kind) {
 bool learns_noise(const std::string& method) {
   const auto kind = method_info(method).kind;
   return kind == MethodKind::kWhiteBox || kind == MethodKind::kZerothOrder;
+}
+
+bool needs_images(const std::string& method) {
+  const auto kind = method_info(method).kind;
+  return kind != MethodKind::kReference && kind != MethodKind::kEmbedding;
 }
 
 }  // namespace dne::config

@@ -48,6 +48,10 @@ void validate(const ImageSet& set, const std::string& what) {
     throw DataError(what + ": " + std::to_string(set.source.size()) + " sources for " +
                     std::to_string(n) + " labels");
   }
+  if (!set.age.empty() && set.age.size() != static_cast<std::size_t>(n))
+    throw DataError(what + ": " + std::to_string(set.age.size()) + " ages for " + std::to_string(n) + " labels");
+  for (std::size_t k = 0; k < set.age.size(); ++k)
+    if (!std::isfinite(set.age[k])) throw DataError(what + ": image " + std::to_string(k) + " has a non-finite age");
   for (std::int64_t i = 0; i < n; ++i) {
     const auto k = static_cast<std::size_t>(i);
     if (set.label[k] != 0 && set.label[k] != 1) {
@@ -82,6 +86,7 @@ ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices) {
     out.label.push_back(set.label[static_cast<std::size_t>(i)]);
     out.sa.push_back(set.sa[static_cast<std::size_t>(i)]);
     out.source.push_back(set.source[static_cast<std::size_t>(i)]);
+    if (!set.age.empty()) out.age.push_back(set.age[static_cast<std::size_t>(i)]);
   }
   return out;
 }

@@ -13,6 +13,8 @@
 #include "dne/core/build_info.hpp"
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/hash.hpp"
+#include "dne/data/embedding_file.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
@@ -23,6 +25,7 @@
 #include "dne/probe/linear_probe.hpp"
 #include "dne/store/index_file.hpp"
 #include "dne/store/result_file.hpp"
+#include "dne/vae/adversarial_vae.hpp"
 
 namespace dne::experiment {
 namespace {
@@ -52,14 +55,126 @@ std::string hostname() {
   return host;
 }
 
-/// What the downstream pipeline gives for one noise: embeddings, test scores, metrics.
+/// The (N, D) embeddings of the three splits that a method hands to the probes (val undefined
+/// without a validation split).
+struct Splits {
+  torch::Tensor train, val, test;
+};
+
+/// What the probes of every method are fitted and scored with, besides the embeddings.
+struct EvalContext {
+  const data::Dataset& dataset;
+  torch::Tensor y_train, a_train;              // (N,) int64
+  const probe::LinearProbe* frozen = nullptr;  // g on the clean embeddings; nullptr when the method's
+                                               // embeddings are not in g's space (the VAE's latent code)
+  std::vector<double> g_clean_test;            // g's scores on the clean test embeddings
+  config::ProbeOptions probes;
+};
+
+/// What the downstream pipeline gives for one set of embeddings: test scores and metrics.
 struct Downstream {
-  torch::Tensor z_train, z_test;                   // (N, D) embeddings of x + eps
-  std::vector<double> score, leak_score, frozen_score;  // per test image
+  Splits z;
+  std::vector<double> score, leak_score, frozen_score;  // per test row (frozen: empty without g)
   std::map<std::string, double> metrics;
   double disease_l2 = 0.0;          // the disease probe's L2 (chosen on validation with probes.l2_choices)
   std::vector<double> val_auc;      // validation disease AUC of every probes.l2_choices value
 };
+
+/// The disease probe (its L2 chosen on validation with probes.l2_choices), the fresh attack
+/// probes (sex: logistic; age, when the data have one: ridge regression), the frozen g's view,
+/// and every metric of docs/metrics.md.
+Downstream evaluate(Splits z, const EvalContext& e) {
+  Downstream d;
+  d.z = std::move(z);
+  const auto& test = e.dataset.test;
+  auto disease_options = e.probes;
+  if (!e.probes.l2_choices.empty()) {
+    double best = -1.0;
+    for (const double l2 : config::number_list(e.probes.l2_choices, "probes.l2_choices")) {
+      auto o = e.probes;
+      o.l2 = l2;
+      d.val_auc.push_back(metrics::roc_auc(to_doubles(probe::LinearProbe::fit(d.z.train, e.y_train, o).probability(d.z.val)),
+                                           e.dataset.val.label));
+      if (d.val_auc.back() > best) {  // ties keep the earlier (listed first) value
+        best = d.val_auc.back();
+        disease_options.l2 = l2;
+      }
+    }
+  }
+  d.disease_l2 = disease_options.l2;
+  d.score = to_doubles(probe::LinearProbe::fit(d.z.train, e.y_train, disease_options).probability(d.z.test));
+  d.leak_score = to_doubles(probe::LinearProbe::fit(d.z.train, e.a_train, e.probes).probability(d.z.test));
+  auto& m = d.metrics;
+  m = metrics::classification_metrics(d.score, test.label, test.sa);
+  if (e.frozen != nullptr) {
+    d.frozen_score = to_doubles(e.frozen->probability(d.z.test));
+    m["frozen_sa_accuracy"] = metrics::accuracy(d.frozen_score, test.sa);
+    m["frozen_sa_auc"] = metrics::roc_auc(d.frozen_score, test.sa);
+  }
+  m["sa_leakage_auc"] = metrics::roc_auc(d.leak_score, test.sa);
+  m["sa_leakage_accuracy"] = metrics::accuracy(d.leak_score, test.sa);
+  m["sa_probe_clean_accuracy"] = metrics::accuracy(e.g_clean_test, test.sa);
+  m["sa_probe_clean_auc"] = metrics::roc_auc(e.g_clean_test, test.sa);
+  if (!e.dataset.train.age.empty()) {  // the attack on the continuous attribute
+    const auto& age = e.dataset.train.age;
+    const auto ridge = probe::RidgeProbe::fit(d.z.train, torch::tensor(age, torch::kFloat32), e.probes.l2);
+    m["age_leakage_r2"] = metrics::r_squared(to_doubles(ridge.predict(d.z.test)),
+                                             std::vector<double>(test.age.begin(), test.age.end()));
+  }
+  return d;
+}
+
+/// The vae options of a config, for `seed` and an adversary weight.
+vae::VaeOptions vae_options(const config::ExperimentConfig& c, double adversary_weight) {
+  vae::VaeOptions o;
+  o.latent = c.vae.latent;
+  o.hidden.clear();
+  for (const double w : config::number_list(c.vae.hidden, "vae.hidden")) o.hidden.push_back(static_cast<std::int64_t>(w));
+  o.beta = c.vae.beta;
+  o.adversary_weight = adversary_weight;
+  o.adversary_steps = c.vae.adversary_steps;
+  o.adversary_objective = c.vae.adversary_objective;
+  o.disease_weight = c.vae.disease_weight;
+  o.epochs = c.vae.epochs;
+  o.batch_size = c.vae.batch_size;
+  o.lr = c.vae.lr;
+  o.seed = static_cast<std::uint64_t>(c.sweep.seed);
+  return o;
+}
+
+/// One adversarial VAE trained on the clean training embeddings (sex adversary, and an age
+/// adversary when the data have an age and vae.age_weight > 0), evaluated on its latent means.
+struct VaeOutcome {
+  Downstream result;
+  Trace trace;  // per epoch
+};
+
+VaeOutcome run_vae(const config::ExperimentConfig& c, double adversary_weight, const Splits& clean, const EvalContext& e) {
+  const auto& train = e.dataset.train;
+  std::vector<vae::Attribute> attributes{{"sex", e.a_train.to(torch::kFloat32), true, 1.0}};
+  if (!train.age.empty() && c.vae.age_weight > 0.0)
+    attributes.push_back({"age", torch::tensor(train.age, torch::kFloat32), false, c.vae.age_weight});
+  vae::AdversarialVae model(clean.train.size(1), attributes, vae_options(c, adversary_weight));
+  model.train(clean.train, e.y_train.to(torch::kFloat32));
+  Splits latent{model.encode_mean(clean.train), clean.val.defined() ? model.encode_mean(clean.val) : torch::Tensor(),
+                model.encode_mean(clean.test)};
+  VaeOutcome out{evaluate(std::move(latent), e), {}};
+  out.result.metrics["reconstruction_error"] = model.reconstruction_error(clean.test);
+  const auto& t = model.trace();
+  for (std::size_t k = 0; k < t.loss.size(); ++k) {
+    out.trace.add("epochs", static_cast<double>(k + 1));
+    out.trace.add("loss", t.loss[k]);
+    out.trace.add("reconstruction", t.reconstruction[k]);
+    out.trace.add("kl", t.kl[k]);
+    out.trace.add("adversarial_term", t.adversarial_term[k]);
+    for (std::size_t a = 0; a < attributes.size(); ++a) {
+      out.trace.add("adversary_loss_" + attributes[a].name, t.adversary_loss[a][k]);
+      if (attributes[a].binary) out.trace.add(a == 0 ? "sa_accuracy" : "adversary_accuracy_" + attributes[a].name,
+                                              t.adversary_accuracy[a][k]);
+    }
+  }
+  return out;
+}
 
 void say(const RunContext& ctx, const std::string& line) {
   if (ctx.log != nullptr) *ctx.log << line + "\n" << std::flush;  // one write: lines stay whole beside rank 0's progress thread
@@ -68,7 +183,13 @@ void say(const RunContext& ctx, const std::string& line) {
 }  // namespace
 
 data::Dataset load_dataset(const config::ExperimentConfig& c) {
-  if (c.data.source != "manifest") return data::make_phantom(phantom_options(c));
+  if (c.data.source == "phantom") return data::make_phantom(phantom_options(c));
+  if (c.data.source == "embeddings") {
+    if (!c.data_hash.empty() && embeddings_hash(c) != c.data_hash)
+      throw DataError(c.data.embeddings + ": the file changed since the run started (its content hash is not the one "
+                      "in the experiment's id)");
+    return data::read_embeddings(c.data.embeddings, c.data.embeddings_group);
+  }
   // `dne run` decoded the images once, before the sweep, into the run's cache.
   if (!c.data_hash.empty()) {
     const auto cache = data::image_cache_path(c.output.dir, c.data_hash, c.data.image_size, c.data.resize);
@@ -76,6 +197,11 @@ data::Dataset load_dataset(const config::ExperimentConfig& c) {
       return data::read_image_cache(cache, c.data_hash, c.data.image_size, c.data.resize);
   }
   return data::decode_manifest(data::read_manifest(c.data.manifest, manifest_options(c)), decode_options(c, 1));
+}
+
+std::string embeddings_hash(const config::ExperimentConfig& c) {
+  return hex16(fnv1a64(file_content_hash(c.data.embeddings) + "\n" +
+                       data::find_embedding_group(c.data.embeddings, c.data.embeddings_group)));
 }
 
 data::ManifestOptions manifest_options(const config::ExperimentConfig& c) {
@@ -131,12 +257,15 @@ std::string experiment_path(const std::string& dir, const std::string& id) {
 }
 
 double estimated_cost(const config::ExperimentConfig& c) {
-  const bool rows_known = c.data.source == "manifest" && c.data_rows_train >= 0;
+  const bool rows_known = c.data.source != "phantom" && c.data_rows_train >= 0;
   const double n_train = static_cast<double>(rows_known ? c.data_rows_train : c.data.n_train);
   const double n_test = static_cast<double>(rows_known ? c.data_rows_test : c.data.n_test);
   const auto kind = config::method_info(c.dne.method).kind;
-  // clean + debiased, and the norm-matched control's pass for every noise experiment
-  const double embed = (kind == config::MethodKind::kReference ? 2.0 : 3.0) * (n_train + n_test);
+  // clean + debiased, and the norm-matched control's pass for every noise experiment; the
+  // embedding methods embed once (an embeddings file not at all)
+  double embed = (kind == config::MethodKind::kReference ? 2.0 : kind == config::MethodKind::kEmbedding ? 1.0 : 3.0) *
+                 (n_train + n_test);
+  if (c.data.source == "embeddings") embed = 0.0;
   const double epochs = static_cast<double>(c.dne.epochs);
   const double per_image_zo = static_cast<double>(2 * c.gezo.candidates + 1);
   double edit = 0.0;
@@ -146,8 +275,11 @@ double estimated_cost(const config::ExperimentConfig& c) {
     const double local = c.dne.method == "gezo" ? static_cast<double>(c.gezo.local_epochs) : 1.0;  // GeZO's R
     edit = epochs * n_train * local * per_image_zo;
     if (c.gezo.budget > 0) edit = std::min(edit, static_cast<double>(c.gezo.budget));
+  } else if (kind == config::MethodKind::kEmbedding) {
+    // two VAEs (the method and its control), a row-epoch of an MLP counted as 1% of an image pass
+    edit = 2.0 * 0.01 * static_cast<double>(c.vae.epochs) * n_train * static_cast<double>(1 + c.vae.adversary_steps);
   }
-  return embed + edit;
+  return std::max(embed + edit, 1.0);  // the probes: no experiment costs nothing
 }
 
 ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunContext& ctx) {
@@ -157,10 +289,12 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   summary.id = c.id();
   summary.path = experiment_path(c.output.dir, summary.id);
   const auto seed = static_cast<std::uint64_t>(c.sweep.seed);
-  say(ctx, "[" + summary.id + "] method=" + c.dne.method + " lambda=" + std::to_string(c.dne.lambda) +
+  const auto kind = config::method_info(c.dne.method).kind;
+  const bool images = c.data.source != "embeddings";  // else the rows are embeddings already
+  say(ctx, "[" + summary.id + "] method=" + c.dne.method + (config::learns_noise(c.dne.method) ? " lambda=" + std::to_string(c.dne.lambda) : "") +
                " seed=" + std::to_string(c.sweep.seed));
 
-  // 1. Data: (N, 1, H, W) images, labels, sensitive attribute.
+  // 1. Data: (N, 1, H, W) images (or (N, D) embeddings), labels, sensitive attribute.
   auto t = Clock::now();
   data::Dataset dataset = load_dataset(c);
   data::validate(dataset.train, "train split");
@@ -173,143 +307,135 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   const auto x_train = tensor_view(dataset.train), x_test = tensor_view(dataset.test);
   const auto x_val = has_val ? tensor_view(dataset.val) : torch::Tensor();
   const auto y_train = int_tensor(dataset.train.label), a_train = int_tensor(dataset.train.sa);
-  const auto a_test = int_tensor(dataset.test.sa);
   timings["data_s"] = seconds_since(t);
 
-  // 2. Foundation model and clean embeddings (N, D).
+  // 2. Foundation model and clean embeddings (N, D); the rows themselves for an embeddings file.
   t = Clock::now();
-  auto model = fm::make_model(c.fm, dataset.train.height, seed);
-  const auto fm_provenance = model->provenance();
-  if (!c.fm_hash.empty() && (fm_provenance.count("hash") == 0 || fm_provenance.at("hash") != c.fm_hash))
-    throw ModelError((c.fm.kind == "torchscript" ? c.fm.torchscript : c.fm.weights) +
-                     ": the FM file changed since the run started (content hash " +
-                     (fm_provenance.count("hash") ? fm_provenance.at("hash") : std::string("?")) + ", expected " +
-                     c.fm_hash + ")");
-  const auto z_train = fm::embed_all(*model, x_train, c.fm.batch_size);
-  const auto z_test = fm::embed_all(*model, x_test, c.fm.batch_size);
+  std::shared_ptr<fm::DifferentiableModel> model;
+  std::map<std::string, std::string> fm_provenance;
+  Splits clean;
+  if (images) {
+    model = fm::make_model(c.fm, dataset.train.height, seed);
+    fm_provenance = model->provenance();
+    if (!c.fm_hash.empty() && (fm_provenance.count("hash") == 0 || fm_provenance.at("hash") != c.fm_hash))
+      throw ModelError((c.fm.kind == "torchscript" ? c.fm.torchscript : c.fm.weights) +
+                       ": the FM file changed since the run started (content hash " +
+                       (fm_provenance.count("hash") ? fm_provenance.at("hash") : std::string("?")) + ", expected " +
+                       c.fm_hash + ")");
+    clean.train = fm::embed_all(*model, x_train, c.fm.batch_size);
+    clean.test = fm::embed_all(*model, x_test, c.fm.batch_size);
+    if (has_val && kind == config::MethodKind::kEmbedding) clean.val = fm::embed_all(*model, x_val, c.fm.batch_size);
+  } else {
+    const auto rows = [](const torch::Tensor& x) { return x.defined() ? x.reshape({x.size(0), x.size(3)}) : x; };
+    clean = Splits{rows(x_train), rows(x_val), rows(x_test)};
+  }
   timings["embed_clean_s"] = seconds_since(t);
 
   // 3. Frozen SA probe g on clean train embeddings.
   t = Clock::now();
-  const auto g = probe::LinearProbe::fit(z_train, a_train, c.probes);
-  const auto g_clean_test = to_doubles(g.probability(z_test));
+  const auto g = probe::LinearProbe::fit(clean.train, a_train, c.probes);
+  EvalContext eval{dataset, y_train, a_train, &g, to_doubles(g.probability(clean.test)), c.probes};
   timings["sa_probe_s"] = seconds_since(t);
 
-  // 4. Noise editor. Black-box editors see only the API; the group shares their queries.
-  t = Clock::now();
   std::unique_ptr<comm::Communicator> alone;
   comm::Communicator* group = ctx.group;
   if (group == nullptr) {
     alone = comm::make_self_communicator();
     group = alone.get();
   }
-  fm::ApiOptions api_options;
-  api_options.budget_images = c.gezo.budget;  // per-rank guard; the editor enforces the group total
-  api_options.max_batch = c.api.max_batch;
-  api_options.latency_ms = c.api.latency_ms;
-  api_options.round_decimals = c.api.round_decimals;
-  fm::EmbeddingApi api(model, api_options);
-  editing::ModelAccess access{*model, api, *group};
-  editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes};
-  editing::EditResult edit = editing::find_editor(c.dne.method)(problem, access);
-  timings["edit_s"] = seconds_since(t);
-  double group_api_images = static_cast<double>(api.images());
-  group->allreduce_sum(&group_api_images, 1);
-  if (group_api_images != static_cast<double>(c.dne.method == "whitebox" ? 0 : edit.queries))
-    throw Error("internal: the group's API calls (" + std::to_string(group_api_images) +
-                " images) disagree with the editor's count (" + std::to_string(edit.queries) + ")");
-  summary.queries = edit.queries;
-  summary.status = edit.status;
 
-  // 4b. dne.keep = "best_val": of the epoch-end noises (and the last one, if the editor stopped
-  // early), keep the one with the lowest DNE loss on the validation split under the frozen g.
+  // 4-6. The method and its control, each through the same probes and metrics.
+  Downstream result, control;
+  torch::Tensor noise, control_noise;  // (H, W), noise methods only
+  Trace trace;
   std::vector<double> val_losses;
   std::int64_t kept_checkpoint = -1;
-  auto kept_noise = edit.noise.detach();
-  if (c.dne.keep == "best_val" && config::learns_noise(c.dne.method)) {
-    auto candidates = edit.checkpoints;
-    if (candidates.empty() || !torch::equal(candidates.back(), kept_noise)) candidates.push_back(kept_noise);
-    torch::NoGradGuard no_grad;
-    const auto a_val = int_tensor(dataset.val.sa).to(torch::kFloat32);
-    for (std::size_t k = 0; k < candidates.size(); ++k) {
-      const auto z = fm::embed_all(*model, editing::add_noise(x_val, candidates[k], c.dne), c.fm.batch_size);
-      val_losses.push_back(editing::dne_objective(g.logits(z), a_val, candidates[k], c.dne).loss.item<double>());
-      if (kept_checkpoint < 0 || val_losses.back() < val_losses[static_cast<std::size_t>(kept_checkpoint)])
-        kept_checkpoint = static_cast<std::int64_t>(k);
-    }
-    kept_noise = candidates[static_cast<std::size_t>(kept_checkpoint)];
-  }
-
-  // 5-6. Debiased embeddings, disease probe, fresh SA (leakage) probe, metrics.
-  t = Clock::now();
-  const auto& label = dataset.test.label;
-  const auto& sa = dataset.test.sa;
-  const auto noise = kept_noise;  // (H, W)
-  // Where the phantom draws the SA cues and the effusion (phantom data only): where the noise goes.
-  std::optional<data::PhantomRegions> regions;
-  if (c.data.source == "phantom") regions = data::phantom_regions(phantom_options(c));
-  const auto downstream = [&](const torch::Tensor& eps) {
-    Downstream d;
-    d.z_train = fm::embed_all(*model, editing::add_noise(x_train, eps, c.dne), c.fm.batch_size);
-    d.z_test = fm::embed_all(*model, editing::add_noise(x_test, eps, c.dne), c.fm.batch_size);
-    // The disease probe's L2: probes.l2, or the probes.l2_choices value with the best validation AUC.
-    auto disease_options = c.probes;
-    if (!c.probes.l2_choices.empty()) {
-      const auto z_val = fm::embed_all(*model, editing::add_noise(x_val, eps, c.dne), c.fm.batch_size);
-      double best = -1.0;
-      for (const double l2 : config::number_list(c.probes.l2_choices, "probes.l2_choices")) {
-        auto o = c.probes;
-        o.l2 = l2;
-        d.val_auc.push_back(metrics::roc_auc(to_doubles(probe::LinearProbe::fit(d.z_train, y_train, o).probability(z_val)),
-                                             dataset.val.label));
-        if (d.val_auc.back() > best) {  // ties keep the earlier (listed first) value
-          best = d.val_auc.back();
-          disease_options.l2 = l2;
-        }
-      }
-    }
-    d.disease_l2 = disease_options.l2;
-    const auto disease = probe::LinearProbe::fit(d.z_train, y_train, disease_options);
-    d.score = to_doubles(disease.probability(d.z_test));
-    const auto leak = probe::LinearProbe::fit(d.z_train, a_train, c.probes);
-    d.leak_score = to_doubles(leak.probability(d.z_test));
-    d.frozen_score = to_doubles(g.probability(d.z_test));
-    auto& m = d.metrics;
-    m = metrics::classification_metrics(d.score, label, sa);
-    m["frozen_sa_accuracy"] = metrics::accuracy(d.frozen_score, sa);
-    m["frozen_sa_auc"] = metrics::roc_auc(d.frozen_score, sa);
-    m["sa_leakage_auc"] = metrics::roc_auc(d.leak_score, sa);
-    m["sa_leakage_accuracy"] = metrics::accuracy(d.leak_score, sa);
-    m["sa_probe_clean_accuracy"] = metrics::accuracy(g_clean_test, sa);
-    m["sa_probe_clean_auc"] = metrics::roc_auc(g_clean_test, sa);
-    m["noise_l2"] = eps.pow(2).sum().sqrt().item<double>();
-    m["noise_linf"] = eps.abs().max().item<double>();
-    if (regions)
-      for (const auto& [name, value] : metrics::noise_energy_by_region(to_floats(eps), regions->sa_region, regions->disease_region))
-        m[name] = value;
-    return d;
-  };
-  const Downstream result = downstream(noise);
-  const auto& zd_train = result.z_train;
-  const auto& zd_test = result.z_test;
-  const auto& score = result.score;
-  const auto& leak_score = result.leak_score;
-  const auto& frozen_score = result.frozen_score;
-  const auto& m = result.metrics;
-  summary.metrics = m;
-  timings["downstream_s"] = seconds_since(t);
-
-  // 6b. The norm-matched random control of every noise experiment: random noise with the learned
-  // noise's L2 norm (inside its L-inf budget), through the same downstream pipeline.
-  Downstream control;
-  torch::Tensor control_noise;
-  if (c.dne.method != "none") {
+  std::optional<data::PhantomRegions> regions;  // where the phantom draws the SA cues and the effusion
+  if (kind == config::MethodKind::kEmbedding) {
+    // The adversarial VAE on the clean embeddings; its control is the same VAE without the
+    // adversary (what the bottleneck alone removes). The latent space is not g's: no frozen metrics.
     t = Clock::now();
-    control_noise = editing::norm_matched_noise(noise, c.dne, seed);
-    control = downstream(control_noise);
+    eval.frozen = nullptr;
+    auto debiased = run_vae(c, c.vae.adversary_weight, clean, eval);
+    result = std::move(debiased.result);
+    trace = std::move(debiased.trace);
+    timings["edit_s"] = seconds_since(t);
+    t = Clock::now();
+    control = run_vae(c, 0.0, clean, eval).result;
     summary.control_metrics = control.metrics;
     timings["control_s"] = seconds_since(t);
+  } else if (!images) {
+    result = evaluate(clean, eval);  // ERM on the embeddings as given
+  } else {
+    // 4. Noise editor. Black-box editors see only the API; the group shares their queries.
+    t = Clock::now();
+    fm::ApiOptions api_options;
+    api_options.budget_images = c.gezo.budget;  // per-rank guard; the editor enforces the group total
+    api_options.max_batch = c.api.max_batch;
+    api_options.latency_ms = c.api.latency_ms;
+    api_options.round_decimals = c.api.round_decimals;
+    fm::EmbeddingApi api(model, api_options);
+    editing::ModelAccess access{*model, api, *group};
+    editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes};
+    editing::EditResult edit = editing::find_editor(c.dne.method)(problem, access);
+    timings["edit_s"] = seconds_since(t);
+    double group_api_images = static_cast<double>(api.images());
+    group->allreduce_sum(&group_api_images, 1);
+    if (group_api_images != static_cast<double>(c.dne.method == "whitebox" ? 0 : edit.queries))
+      throw Error("internal: the group's API calls (" + std::to_string(group_api_images) +
+                  " images) disagree with the editor's count (" + std::to_string(edit.queries) + ")");
+    summary.queries = edit.queries;
+    summary.status = edit.status;
+    trace = std::move(edit.trace);
+
+    // 4b. dne.keep = "best_val": of the epoch-end noises (and the last one, if the editor stopped
+    // early), keep the one with the lowest DNE loss on the validation split under the frozen g.
+    noise = edit.noise.detach();
+    if (c.dne.keep == "best_val" && config::learns_noise(c.dne.method)) {
+      auto candidates = edit.checkpoints;
+      if (candidates.empty() || !torch::equal(candidates.back(), noise)) candidates.push_back(noise);
+      torch::NoGradGuard no_grad;
+      const auto a_val = int_tensor(dataset.val.sa).to(torch::kFloat32);
+      for (std::size_t k = 0; k < candidates.size(); ++k) {
+        const auto z = fm::embed_all(*model, editing::add_noise(x_val, candidates[k], c.dne), c.fm.batch_size);
+        val_losses.push_back(editing::dne_objective(g.logits(z), a_val, candidates[k], c.dne).loss.item<double>());
+        if (kept_checkpoint < 0 || val_losses.back() < val_losses[static_cast<std::size_t>(kept_checkpoint)])
+          kept_checkpoint = static_cast<std::int64_t>(k);
+      }
+      noise = candidates[static_cast<std::size_t>(kept_checkpoint)];
+    }
+
+    // 5-6. Debiased embeddings (N, D) of x + eps, disease probe, fresh SA (leakage) probe, metrics.
+    t = Clock::now();
+    if (c.data.source == "phantom") regions = data::phantom_regions(phantom_options(c));
+    const auto downstream = [&](const torch::Tensor& eps) {
+      const auto embed = [&](const torch::Tensor& x) {
+        return x.defined() ? fm::embed_all(*model, editing::add_noise(x, eps, c.dne), c.fm.batch_size) : x;
+      };
+      const bool val_needed = !c.probes.l2_choices.empty() || c.output.save_embeddings;
+      Downstream d = evaluate(Splits{embed(x_train), val_needed ? embed(x_val) : torch::Tensor(), embed(x_test)}, eval);
+      d.metrics["noise_l2"] = eps.pow(2).sum().sqrt().item<double>();
+      d.metrics["noise_linf"] = eps.abs().max().item<double>();
+      if (regions)
+        for (const auto& [name, value] : metrics::noise_energy_by_region(to_floats(eps), regions->sa_region, regions->disease_region))
+          d.metrics[name] = value;
+      return d;
+    };
+    result = downstream(noise);
+    timings["downstream_s"] = seconds_since(t);
+
+    // 6b. The norm-matched random control of every noise experiment: random noise with the learned
+    // noise's L2 norm (inside its L-inf budget), through the same downstream pipeline.
+    if (c.dne.method != "none") {
+      t = Clock::now();
+      control_noise = editing::norm_matched_noise(noise, c.dne, seed);
+      control = downstream(control_noise);
+      summary.control_metrics = control.metrics;
+      timings["control_s"] = seconds_since(t);
+    }
   }
+  const auto& m = result.metrics;
+  summary.metrics = m;
 
   // 7. Result file, written to a temporary name and renamed, by the group's rank 0 only.
   summary.wall_s = seconds_since(t0);
@@ -335,53 +461,63 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/provenance", "hdf5_version", store::hdf5_version());
   w.attribute("/provenance", "mpi_library", ctx.mpi_library);
   w.attribute("/provenance", "compiler", std::string(build_compiler()));
-  w.attribute("/provenance", "fm", model->describe());
+  w.attribute("/provenance", "fm", model ? model->describe() : std::string("none: precomputed embeddings"));
   if (c.data.source == "manifest") {
     w.attribute("/provenance", "data_manifest", std::filesystem::absolute(c.data.manifest).string());
     w.attribute("/provenance", "data_hash", c.data_hash);  // the manifest's bytes and every image in use
+  } else if (c.data.source == "embeddings") {
+    w.attribute("/provenance", "data_embeddings", std::filesystem::absolute(c.data.embeddings).string());
+    w.attribute("/provenance", "data_hash", c.data_hash);  // the file's bytes and the group read
   }
   for (const auto& [key, value] : fm_provenance) w.attribute("/provenance", "fm_" + key, value);
   w.attribute("/provenance", "queries", summary.queries);
-  const auto h = static_cast<std::uint64_t>(noise.size(0)), wd = static_cast<std::uint64_t>(noise.size(1));
-  w.dataset("/noise", to_floats(noise), {h, wd});
+  const auto& label = dataset.test.label;
+  const auto& sa = dataset.test.sa;
   const auto n_test = static_cast<std::uint64_t>(label.size());
-  w.dataset("/test/score", std::vector<double>(score), {n_test});
+  w.dataset("/test/score", std::vector<double>(result.score), {n_test});
   w.dataset("/test/label", std::vector<std::int32_t>(label.begin(), label.end()), {n_test});
   w.dataset("/test/sa", std::vector<std::int32_t>(sa.begin(), sa.end()), {n_test});
-  w.dataset("/test/frozen_sa_score", std::vector<double>(frozen_score), {n_test});
-  w.dataset("/test/leakage_sa_score", std::vector<double>(leak_score), {n_test});
-  {
+  if (!dataset.test.age.empty()) w.dataset("/test/age", dataset.test.age, {n_test});
+  if (!result.frozen_score.empty()) w.dataset("/test/frozen_sa_score", std::vector<double>(result.frozen_score), {n_test});
+  w.dataset("/test/leakage_sa_score", std::vector<double>(result.leak_score), {n_test});
+  if (images) {
     // One clean test image per (sa, label) cell, in order a0y0, a0y1, a1y0, a1y1, for figures.
     const auto& test = dataset.test;
     const std::size_t pixels = static_cast<std::size_t>(test.height) * static_cast<std::size_t>(test.width);
-    std::vector<float> images;
+    std::vector<float> example_pixels;
     std::vector<std::int32_t> ex_sa, ex_label;
     for (int a = 0; a <= 1; ++a)
       for (int y = 0; y <= 1; ++y)
         for (std::size_t i = 0; i < label.size(); ++i)
           if (sa[i] == a && label[i] == y) {
-            images.insert(images.end(), test.pixels.begin() + static_cast<std::ptrdiff_t>(i * pixels),
-                          test.pixels.begin() + static_cast<std::ptrdiff_t>((i + 1) * pixels));
+            example_pixels.insert(example_pixels.end(), test.pixels.begin() + static_cast<std::ptrdiff_t>(i * pixels),
+                                  test.pixels.begin() + static_cast<std::ptrdiff_t>((i + 1) * pixels));
             ex_sa.push_back(a);
             ex_label.push_back(y);
             break;
           }
     const auto k = static_cast<std::uint64_t>(ex_sa.size());
-    w.dataset("/examples/images", images, {k, static_cast<std::uint64_t>(test.height), static_cast<std::uint64_t>(test.width)});
+    w.dataset("/examples/images", example_pixels, {k, static_cast<std::uint64_t>(test.height), static_cast<std::uint64_t>(test.width)});
     w.dataset("/examples/sa", ex_sa, {k});
     w.dataset("/examples/label", ex_label, {k});
   }
   for (const auto& [name, value] : m) w.attribute("/metrics", name, value);
-  if (regions) {
-    const std::vector<std::uint64_t> shape{h, wd};
-    w.dataset("/regions/sa", std::vector<std::int32_t>(regions->sa_region.begin(), regions->sa_region.end()), shape);
-    w.dataset("/regions/disease", std::vector<std::int32_t>(regions->disease_region.begin(), regions->disease_region.end()), shape);
-    w.dataset("/regions/breast_map", std::vector<float>(regions->breast), shape);
-    w.dataset("/regions/marker_map", std::vector<float>(regions->marker), shape);
-    w.dataset("/regions/effusion_map", std::vector<float>(regions->effusion), shape);
+  if (noise.defined()) {
+    const auto h = static_cast<std::uint64_t>(noise.size(0)), wd = static_cast<std::uint64_t>(noise.size(1));
+    w.dataset("/noise", to_floats(noise), {h, wd});
+    if (regions) {
+      const std::vector<std::uint64_t> shape{h, wd};
+      w.dataset("/regions/sa", std::vector<std::int32_t>(regions->sa_region.begin(), regions->sa_region.end()), shape);
+      w.dataset("/regions/disease", std::vector<std::int32_t>(regions->disease_region.begin(), regions->disease_region.end()), shape);
+      w.dataset("/regions/breast_map", std::vector<float>(regions->breast), shape);
+      w.dataset("/regions/marker_map", std::vector<float>(regions->marker), shape);
+      w.dataset("/regions/effusion_map", std::vector<float>(regions->effusion), shape);
+    }
+    if (control_noise.defined()) w.dataset("/control/noise", to_floats(control_noise), {h, wd});
   }
-  if (control_noise.defined()) {
-    w.dataset("/control/noise", to_floats(control_noise), {h, wd});
+  if (!control.metrics.empty()) {
+    w.attribute("/control", "kind", kind == config::MethodKind::kEmbedding ? std::string("vae without the adversary")
+                                                                           : std::string("norm-matched random noise"));
     w.dataset("/control/test/score", std::vector<double>(control.score), {n_test});
     w.dataset("/control/test/leakage_sa_score", std::vector<double>(control.leak_score), {n_test});
     for (const auto& [name, value] : control.metrics) w.attribute("/control/metrics", name, value);
@@ -394,17 +530,25 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/selection", "keep", c.dne.keep);
   w.attribute("/selection", "disease_probe_l2", result.disease_l2);
   if (!result.val_auc.empty()) w.dataset("/selection/val_auc", std::vector<double>(result.val_auc), {result.val_auc.size()});
-  if (control_noise.defined()) w.attribute("/selection", "control_disease_probe_l2", control.disease_l2);
+  if (!control.metrics.empty()) w.attribute("/selection", "control_disease_probe_l2", control.disease_l2);
   if (kept_checkpoint >= 0) {
     w.attribute("/selection", "noise_checkpoint", kept_checkpoint);
     w.dataset("/selection/val_loss", std::vector<double>(val_losses), {val_losses.size()});
   }
-  for (const auto& [name, column] : edit.trace.columns())
+  for (const auto& [name, column] : trace.columns())
     w.dataset("/trace/" + name, column, {column.size()});
   if (c.output.save_embeddings) {
-    const auto d = static_cast<std::uint64_t>(zd_train.size(1));
-    w.dataset("/embeddings/train", to_floats(zd_train), {static_cast<std::uint64_t>(zd_train.size(0)), d});
-    w.dataset("/embeddings/test", to_floats(zd_test), {n_test, d});
+    // The method's embeddings with their rows' labels, in the layout data.source = "embeddings" reads.
+    const auto rows = [](const torch::Tensor& z, const data::ImageSet& like) {
+      data::ImageSet out = like;
+      out.height = 1;
+      out.width = z.size(1);
+      out.pixels = to_floats(z);
+      return out;
+    };
+    data::write_embedding_split(w, "/embeddings/train", rows(result.z.train, dataset.train));
+    if (has_val && result.z.val.defined()) data::write_embedding_split(w, "/embeddings/val", rows(result.z.val, dataset.val));
+    data::write_embedding_split(w, "/embeddings/test", rows(result.z.test, dataset.test));
   }
   timings["write_s"] = seconds_since(t);
   summary.wall_s = seconds_since(t0);
@@ -414,7 +558,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
 
   say(ctx, "[" + summary.id + "] done in " + std::to_string(summary.wall_s) + " s: accuracy=" +
                std::to_string(m.at("accuracy")) + " eo_p=" + std::to_string(m.at("eo_p")) +
-               " frozen_sa_accuracy=" + std::to_string(m.at("frozen_sa_accuracy")) +
+               (m.count("frozen_sa_accuracy") ? " frozen_sa_accuracy=" + std::to_string(m.at("frozen_sa_accuracy")) : "") +
                " sa_leakage_auc=" + std::to_string(m.at("sa_leakage_auc")));
   return summary;
 }

@@ -159,6 +159,21 @@ const std::vector<std::string>& classification_metric_names() {
   return names;
 }
 
+double r_squared(const std::vector<double>& prediction, const std::vector<double>& target) {
+  if (prediction.size() != target.size() || target.size() < 2)
+    throw DataError("r_squared: " + std::to_string(prediction.size()) + " predictions for " +
+                    std::to_string(target.size()) + " targets (need equal lengths, at least 2)");
+  double mean = 0.0;
+  for (const double t : target) mean += t;
+  mean /= static_cast<double>(target.size());
+  double residual = 0.0, total = 0.0;
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    residual += (target[i] - prediction[i]) * (target[i] - prediction[i]);
+    total += (target[i] - mean) * (target[i] - mean);
+  }
+  return total > 0.0 ? 1.0 - residual / total : std::nan("");
+}
+
 std::map<std::string, double> classification_metrics(const std::vector<double>& score,
                                                      const std::vector<int>& label,
                                                      const std::vector<int>& sa,

@@ -56,4 +56,28 @@ torch::Tensor LinearProbe::probability(const torch::Tensor& z) const {
   return torch::sigmoid(logits(z));
 }
 
+RidgeProbe RidgeProbe::fit(const torch::Tensor& z, const torch::Tensor& target, double l2) {
+  TORCH_CHECK(z.dim() == 2 && target.dim() == 1 && z.size(0) == target.size(0),
+              "ridge probe: z must be (N, D) and target (N,)");
+  if (z.size(0) < 2) throw DataError("ridge probe: needs at least 2 training rows");
+  const auto zd = z.to(torch::kFloat64), t = target.to(torch::kFloat64);
+  if (!torch::isfinite(zd).all().item<bool>() || !torch::isfinite(t).all().item<bool>())
+    throw DataError("ridge probe: training embeddings or targets contain NaN or Inf");
+  RidgeProbe probe;
+  probe.mean_ = zd.mean(0);
+  probe.inv_std_ = 1.0 / zd.std(0, /*unbiased=*/false).clamp_min(1e-6);
+  const auto x = (zd - probe.mean_) * probe.inv_std_;  // (N, D)
+  probe.intercept_ = t.mean().item<double>();
+  const auto n = static_cast<double>(z.size(0));
+  const auto gram = torch::mm(x.t(), x) + l2 * n * torch::eye(z.size(1), torch::kFloat64);
+  // l2 = 0 with collinear columns: the least-norm solution rather than a failure
+  probe.weight_ = std::get<0>(torch::linalg_lstsq(gram, torch::mv(x.t(), t - probe.intercept_).unsqueeze(1))).squeeze(1);
+  return probe;
+}
+
+torch::Tensor RidgeProbe::predict(const torch::Tensor& z) const {
+  torch::NoGradGuard no_grad;
+  return torch::mv((z.to(torch::kFloat64) - mean_) * inv_std_, weight_) + intercept_;
+}
+
 }  // namespace dne::probe

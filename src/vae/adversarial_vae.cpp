@@ -49,6 +49,7 @@ class AdversarialVaeImpl : public torch::nn::Module {
       fm::initialise_vit_weights(*heads.back(), o.seed + 7919 * (a + 1), kHeadInitStep, 0);
     }
     trace.adversary_loss.assign(this->attributes.size(), {});
+    trace.adversary_accuracy.assign(this->attributes.size(), {});
   }
 
   /// Standardised x (N, D) -> (mu, logvar), each (N, L).
@@ -159,7 +160,7 @@ void AdversarialVae::train(const torch::Tensor& x, const torch::Tensor& disease)
     CounterStream order_stream(o.seed, StreamPurpose::kBatchOrder, static_cast<std::uint32_t>(epoch), kVaeOrderIndex);
     const auto order = random_permutation(n, order_stream);
     double sum_loss = 0, sum_rec = 0, sum_kl = 0, sum_adv = 0;
-    std::vector<double> sum_heads(m.attributes.size(), 0.0);
+    std::vector<double> sum_heads(m.attributes.size(), 0.0), sum_correct(m.attributes.size(), 0.0);
     std::int64_t batches = 0;
     for (std::int64_t start = 0; start < n; start += o.batch_size, ++step, ++batches) {
       const std::int64_t end = std::min(n, start + o.batch_size);
@@ -177,8 +178,13 @@ void AdversarialVae::train(const torch::Tensor& x, const torch::Tensor& disease)
         head_opt->zero_grad();
         auto loss = torch::zeros({}, torch::kFloat32);
         for (std::size_t a = 0; a < m.attributes.size(); ++a) {
-          const auto l = m.adversary_loss(a, m.head(a, mu), tb[a]);
-          if (k + 1 == o.adversary_steps) sum_heads[a] += l.item<double>();
+          const auto out = m.head(a, mu);
+          const auto l = m.adversary_loss(a, out, tb[a]);
+          if (k + 1 == o.adversary_steps) {
+            sum_heads[a] += l.item<double>();
+            if (m.attributes[a].binary)  // the head's output is a logit: class 1 when > 0
+              sum_correct[a] += ((out.detach().reshape({-1}) > 0).to(torch::kFloat32) == tb[a]).sum().item<double>();
+          }
           loss = loss + l;
         }
         loss.backward();
@@ -217,7 +223,11 @@ void AdversarialVae::train(const torch::Tensor& x, const torch::Tensor& disease)
     m.trace.reconstruction.push_back(mean(sum_rec));
     m.trace.kl.push_back(mean(sum_kl));
     m.trace.adversarial_term.push_back(mean(sum_adv));
-    for (std::size_t a = 0; a < m.attributes.size(); ++a) m.trace.adversary_loss[a].push_back(mean(sum_heads[a]));
+    for (std::size_t a = 0; a < m.attributes.size(); ++a) {
+      m.trace.adversary_loss[a].push_back(mean(sum_heads[a]));
+      m.trace.adversary_accuracy[a].push_back(m.attributes[a].binary ? sum_correct[a] / static_cast<double>(n)
+                                                                     : std::nan(""));
+    }
   }
 }
 

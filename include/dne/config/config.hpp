@@ -1,6 +1,6 @@
 // Experiment configuration: the resolved, validated options of one experiment.
 //
-// A config file is TOML with sections data, fm, probes, dne, gezo, comm, sweep, output, run.
+// A config file is TOML with sections data, fm, probes, dne, vae, gezo, comm, sweep, output, run.
 // Every key is declared once in a table (config.cpp) with its type, default, range and the
 // field it fills; the table drives parsing, `--set` overrides, validation, canonical text
 // and `--help-config`. A list value is a sweep axis: `expand()` turns one file into the
@@ -17,8 +17,10 @@
 namespace dne::config {
 
 struct DataOptions {
-  std::string source = "phantom";  // "phantom" | "manifest"
+  std::string source = "phantom";  // "phantom" | "manifest" | "embeddings"
   std::string manifest;            // CSV path when source = "manifest"
+  std::string embeddings;          // HDF5 file of precomputed embeddings when source = "embeddings"
+  std::string embeddings_group;    // its group holding train/ and test/ ("" = "/" or "/embeddings", found)
   std::string sa_column = "sex";   // manifest: column with the binary sensitive attribute
   std::string resize = "stretch";  // manifest: "stretch" | "crop" | "pad" (aspect kept)
   std::int64_t limit_train = 0;    // manifest: at most this many train (+ val) rows; 0 = all
@@ -96,6 +98,21 @@ struct DneOptions {
   std::string keep = "last";         // "last" | "best_val": the epoch-end noise with the lowest validation loss
 };
 
+/// The adversarial VAE (dne.method = "vae"; vae/adversarial_vae.hpp): its architecture and training.
+struct VaeOptions {
+  std::int64_t latent = 32;          // latent size L
+  std::string hidden = "128";        // encoder widths "256,128" (the decoder mirrors them)
+  double beta = 1e-3;                // KL weight
+  double adversary_weight = 1.0;     // weight of the adversarial term (the control runs it at 0)
+  double age_weight = 1.0;           // weight of the age adversary next to sex's 1 (data with an age)
+  std::int64_t adversary_steps = 5;  // head steps before every encoder step
+  std::string adversary_objective = "neg_loss";  // "neg_loss" (gradient reversal) | "confusion"
+  double disease_weight = 0.0;       // weight of an optional disease head on the latent mean
+  std::int64_t epochs = 50;
+  std::int64_t batch_size = 128;
+  double lr = 1e-3;                  // Adam
+};
+
 /// Zeroth-order editors (gezo, rge, spsa). C = candidates (RGE/SPSA: directions q).
 struct GezoOptions {
   std::int64_t local_epochs = 2;   // R: local iterations on each batch (GeZO)
@@ -143,6 +160,7 @@ struct ExperimentConfig {
   PretrainOptions pretrain;
   ProbeOptions probes;
   DneOptions dne;
+  VaeOptions vae;
   GezoOptions gezo;
   CommOptions comm;
   ApiOptions api;
@@ -155,7 +173,8 @@ struct ExperimentConfig {
   /// empty when there is none). It enters canonical_text() and so the id.
   std::string fm_hash;
   /// Content hash of the data an experiment reads with data.source = "manifest" (the manifest's
-  /// bytes and every image it uses; set by the run driver's preflight). It enters the id too.
+  /// bytes and every image it uses) or "embeddings" (the file's bytes and the group), set by the
+  /// run driver's preflight. It enters the id too.
   std::string data_hash;
   /// Train (+ val) and test rows of that manifest in use (set by the preflight; -1 when unknown):
   /// what the cost estimate counts instead of data.n_train / data.n_test.

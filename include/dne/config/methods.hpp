@@ -17,6 +17,7 @@ enum class MethodKind {
   kControl,      // a fixed random intervention ("random")
   kWhiteBox,     // learns a noise with gradients through the FM
   kZerothOrder,  // learns a noise from API queries only
+  kEmbedding,    // debiases the FM's embeddings themselves (the adversarial VAE); no noise
 };
 
 struct MethodInfo {
@@ -32,9 +33,12 @@ const std::vector<MethodInfo>& method_table();
 const MethodInfo& method_info(const std::string& name);
 /// The names of the methods of these kinds (every method when `kinds` is empty), in table order.
 std::vector<std::string> method_names(const std::vector<MethodKind>& kinds = {});
-/// "reference", "control", "whitebox", "zeroth_order" (what index.h5 stores).
+/// "reference", "control", "whitebox", "zeroth_order", "embedding" (what index.h5 stores).
 std::string kind_name(MethodKind kind);
 /// Whether the method learns a noise (white-box or zeroth-order).
 bool learns_noise(const std::string& method);
+/// Whether the method works on images (adds a noise to them): every kind but the reference and
+/// the embedding methods, which can also run on precomputed embeddings (data.source = "embeddings").
+bool needs_images(const std::string& method);
 
 }  // namespace dne::config

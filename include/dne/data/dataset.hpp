@@ -1,7 +1,9 @@
 // In-memory image data sets for dne-sweep.
 //
 // An ImageSet holds N grayscale images of one size (H, W) with their disease label y, sensitive
-// attribute a and a human-readable source string; a Dataset is a train and a test ImageSet. Every
+// attribute a, an optional age and a human-readable source string; a Dataset is a train and a
+// test ImageSet. Precomputed embeddings (data.source = "embeddings") travel in the same type as
+// rows of height 1 and width D, so splitting, poisoning and validation are written once. Every
 // producer (the phantom generator, the manifest loader) returns these types and calls `validate`
 // before handing them on, so downstream modules (fm, probe, dne) can rely on consistent sizes,
 // binary labels and finite pixels. This header knows nothing about the foundation model or Torch.
@@ -20,6 +22,7 @@ struct ImageSet {
   std::vector<float> pixels;  // (N, H, W) row-major, values in [0, 1]
   std::vector<int> label;     // (N,) disease y in {0, 1}
   std::vector<int> sa;        // (N,) sensitive attribute a in {0, 1} (1 = female in the phantom)
+  std::vector<float> age;     // (N,) a continuous attribute (years), or empty when the data have none
   std::vector<std::string> source;  // (N,) file path, or "phantom:train:17"
 
   /// N, the number of images (the length of `label`).
@@ -72,7 +75,8 @@ void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed);
 std::vector<std::int64_t> poison_labels(ImageSet& set, double rate, int group, std::uint64_t seed);
 
 /// Checks that `set` is consistent: H, W > 0 when N > 0; pixels.size() == N * H * W;
-/// sa and source have N entries; label and sa in {0, 1}; every pixel finite.
+/// sa and source have N entries; label and sa in {0, 1}; every pixel finite; age empty or N
+/// finite values.
 /// Throws dne::DataError "<what>: ..." naming the first problem and the image index.
 void validate(const ImageSet& set, const std::string& what);
 

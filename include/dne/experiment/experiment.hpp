@@ -1,6 +1,9 @@
-// One DNE experiment end to end: data -> FM -> SA probe g -> noise editor -> disease probe ->
-// metrics (and the same for a norm-matched random noise, the control) -> DIR/experiments/<id>.h5
-// (written atomically).
+// One experiment end to end: data -> FM -> clean embeddings -> SA probe g -> the method ->
+// disease probe and attack probes -> metrics, and the same for the method's control ->
+// DIR/experiments/<id>.h5 (written atomically). The method is a noise editor (the debiased
+// embeddings are the FM's of x + eps; the control is a norm-matched random noise) or the
+// adversarial VAE (the debiased embeddings are its latent means; the control is the same VAE
+// without the adversary); with data.source = "embeddings" the FM step is skipped.
 //
 // This is the pipeline of the design's data flow for a single resolved config. It is called
 // by the run driver for every experiment of a sweep, on the rank(s) the scheduler assigns.
@@ -50,8 +53,12 @@ std::string data_hash(const config::ExperimentConfig& config, const data::Manife
 /// How an experiment's manifest images are decoded (data.image_size, data.resize) on `threads`.
 data::DecodeOptions decode_options(const config::ExperimentConfig& config, int threads);
 
-/// The configured data set: the phantom generated from [data] and the seed, or a manifest's
-/// images decoded from disk. Throws DataError naming the file.
+/// The content hash of an experiment's embeddings file (its bytes and the group read).
+std::string embeddings_hash(const config::ExperimentConfig& config);
+
+/// The configured data set: the phantom generated from [data] and the seed, a manifest's
+/// images decoded from disk, or an embeddings file's rows (height 1, width D; checked against
+/// the run's data hash). Throws DataError naming the file.
 data::Dataset load_dataset(const config::ExperimentConfig& config);
 
 /// ImageSet (N, H, W) -> tensor (N, 1, H, W) float32 (a copy).

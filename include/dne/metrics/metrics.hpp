@@ -28,6 +28,11 @@ double accuracy(const std::vector<double>& score, const std::vector<int>& label,
 /// Returns NaN when either class is absent. Throws dne::DataError like accuracy().
 double roc_auc(const std::vector<double>& score, const std::vector<int>& label);
 
+/// Coefficient of determination 1 - sum (t - p)^2 / sum (t - mean t)^2 of predictions p for
+/// targets t (equal lengths, >= 2): 1 is perfect, 0 is the mean's score, negative is worse than
+/// the mean. NaN when the targets are constant. Throws dne::DataError on length mismatch.
+double r_squared(const std::vector<double>& prediction, const std::vector<double>& target);
+
 /// All classification and fairness metrics, keyed by the contract names in
 /// classification_metric_names(). score, label, sa: (N,) each; label and sa in {0, 1};
 /// prediction = score >= threshold. Undefined metrics are NaN (see docs/metrics.md).

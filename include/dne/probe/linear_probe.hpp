@@ -1,5 +1,6 @@
 // Linear logistic probes on embeddings: the frozen SA probe g, the disease probe and the fresh
-// "attack" SA probe that measures leakage.
+// "attack" SA probe that measures leakage; and a ridge-regression probe, the attack on a
+// continuous attribute such as age.
 //
 // A probe standardises its inputs with the training mean and standard deviation, then applies
 // w . z + b. Fitting is full-batch L-BFGS (strong Wolfe) on the mean logistic loss plus
@@ -33,6 +34,21 @@ class LinearProbe {
   torch::Tensor mean_, inv_std_, weight_;  // (D,), (D,), (D,)
   double bias_ = 0.0;
   double train_loss_ = 0.0;
+};
+
+/// Ridge regression on standardised embeddings: w = (X^T X + l2 N I)^-1 X^T (t - mean t), solved
+/// in float64 (closed form, deterministic). The fresh probe that tries to recover a continuous
+/// attribute (age) from debiased embeddings.
+class RidgeProbe {
+ public:
+  /// z (N, D), target (N,) real values. Throws DataError for non-finite inputs or N < 2.
+  static RidgeProbe fit(const torch::Tensor& z, const torch::Tensor& target, double l2);
+  /// z (M, D) -> predictions (M,) float64, no grad.
+  torch::Tensor predict(const torch::Tensor& z) const;
+
+ private:
+  torch::Tensor mean_, inv_std_, weight_;  // (D,) float64 each
+  double intercept_ = 0.0;
 };
 
 }  // namespace dne::probe

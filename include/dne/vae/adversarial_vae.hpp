@@ -52,6 +52,8 @@ struct Attribute {
 struct VaeTrace {
   std::vector<double> loss, reconstruction, kl, adversarial_term;  // the encoder's loss and its parts
   std::vector<std::vector<double>> adversary_loss;                  // [attribute][epoch]: the heads' own loss
+  std::vector<std::vector<double>> adversary_accuracy;              // [attribute][epoch]: a binary head's training
+                                                                    // accuracy (NaN for a continuous attribute)
 };
 
 class AdversarialVaeImpl;
