@@ -107,7 +107,7 @@ def trace_axes() -> dict:
 KEY_METHODS: dict = {}
 
 FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "figure2c_budget.png", "noise_maps.png",
-           "pareto.png", "convergence.png")
+           "pareto.png", "convergence.png", "leakage_auc.png", "poisoning.png")
 
 
 class InputError(Exception):
@@ -585,7 +585,7 @@ def _pm(mean: float, std: float, n: int, name: str) -> str:
     if n == 0:
         return "—"
     if math.isnan(mean):
-        return "nan"
+        return "n/a"
     if name == "queries":
         text = f"{mean:,.0f}"
         return text if (n < 2 or math.isnan(std)) else f"{text} ± {std:,.0f}"
@@ -651,15 +651,18 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
         if c.method != "none" and any(math.isfinite(r.value("control_accuracy")) for r in c.complete):
-            # The experiment's own norm-matched random noise, through the same pipeline.
+            # The experiment's own control (norm-matched noise, or the VAE without its adversary).
             crow = ["↳ control"] + ([""] if multi or setting_keys else []) + [str(n)]
             for m in TABLE_COLUMNS:
                 crow.append("" if m == "queries" else _pm(*c.stats("control_" + m), m))
             lines.append("| " + " | ".join(crow) + " |")
     notes = [
         "Mean ± sample standard deviation [95% t-interval] over the n complete seeds of each cell (no ± "
-        "when n = 1; — when no seed is complete). ↳ control: the same experiments' norm-matched random "
-        "noise (the learned noise's L2 norm, inside its L-inf budget) through the same pipeline. ↑ higher is better, ↓ lower is better; bold marks the best "
+        "when n = 1; — when no seed is complete; n/a where a metric does not apply, e.g. the frozen probe g "
+        "on the VAE's latent code). ↳ control: the same experiments' own control through the same pipeline: "
+        "for a noise method, norm-matched random noise (the learned noise's L2 norm, inside its L-inf "
+        "budget); for the VAE, the same VAE trained without the adversary (what the bottleneck alone "
+        "removes). ↑ higher is better, ↓ lower is better; bold marks the best "
         "mean of a column. Gaps are absolute differences of fractions (0-1); di = |1 - acc(a1,y1) / "
         "acc(a0,y1)|. sa_leakage_auc: a fresh SA probe on the debiased embeddings (0.5 = the attribute "
         "is not recoverable); frozen_sa_accuracy: the frozen SA probe g (0.5 = chance). queries: images "
@@ -709,7 +712,7 @@ def paired_markdown(index: Index, chosen, setting_keys, multi) -> str:
         return ""
     head = ["method"] + (["setting"] if multi or setting_keys else []) + ["n"]
     head += [f"{m}: − control" for m in PAIRED_METRICS] + [f"{m}: − ERM" for m in PAIRED_METRICS]
-    lines = ["Paired by seed: the method minus its own norm-matched random control, and minus ERM of the "
+    lines = ["Paired by seed: the method minus its own control (above), and minus ERM of the "
              "same seed; mean [95% t-interval] over seeds, * = the interval excludes 0.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in noisy:
@@ -884,6 +887,11 @@ def report_markdown(index, cells, table, agree_line, problems, pending, figure_s
             "noise_maps.png": "Learned noise (smoothed, scaled) and example images of each (sa, label) group.",
             "pareto.png": f"Accuracy against {args.gap} for every complete experiment; the Pareto front is marked.",
             "convergence.png": "Objective loss and frozen SA probe accuracy against queries.",
+            "leakage_auc.png": "What each method removes and what it keeps: a fresh probe's SA AUC on the debiased "
+                               "embeddings against the disease AUC, each cell's mean and 95% intervals over seeds, "
+                               "beside its own control (hollow).",
+            "poisoning.png": "The label-poisoning attack: accuracy, gaps and leakage against data.poison_rate (the share "
+                             "of one group's training labels flipped), every method with its control.",
         }
         lines += ["", "## Figures", ""]
         for name in FIGURES:

@@ -114,6 +114,11 @@ def draw_all(index, files, cells, out, args) -> dict:
         status["noise_maps.png"] = noise_figure(index, files, cells, out / "noise_maps.png", args)
         status["pareto.png"] = pareto_figure(index, out / "pareto.png", args)
         status["convergence.png"] = convergence_figure(index, files, cells, out / "convergence.png", args)
+        status["leakage_auc.png"] = leakage_figure(index, cells, out / "leakage_auc.png", args)
+        status["poisoning.png"] = sweep_axis_figure(
+            index, cells, "data.poison_rate", R.method_order(), out / "poisoning.png", args,
+            title="Label poisoning: flipped training labels of one group",
+            xlabel="data.poison_rate (share of the group's training labels flipped)", zero_break=False)
     return status
 
 
@@ -157,7 +162,9 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     for s in series.values():
         s["k"] = per_method.get(s["method"], 0)
         per_method[s["method"]] = s["k"] + 1
-    baseline = [c for c in cells if c.method == "none" and c.complete]
+    # ERM is a band across the axis, unless it is drawn as a series itself (an axis it reads, such
+    # as the poisoning rate)
+    baseline = [] if "none" in methods else [c for c in cells if c.method == "none" and c.complete]
     base_keys = R.varying_keys(baseline, index.cell_keys)
 
     pos = [x for x in xs if x > 0]
@@ -192,7 +199,8 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
             pts = [p for p in pts if not math.isnan(p[1])]
             if not pts:
                 continue
-            # The series' own norm-matched random controls: same colour, dashed, hollow markers.
+            # The series' own controls (norm-matched noise; the VAE without its adversary): same
+            # colour, dashed, hollow markers.
             ctl = sorted(((float(c.axis(key)),) + c.ci("control_" + metric) for c in s["cells"]), key=lambda p: p[0])
             ctl = [p for p in ctl if not math.isnan(p[1]) and not (x0 is not None and p[0] == 0)]
             if ctl:
@@ -221,7 +229,7 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     for ax in axes[-1]:
         ax.set_xlabel(xlabel)
     _x_axis(axes, xs, pos, use_log, x0)
-    fig.suptitle(title + "\n(mean, 95% t-interval over seeds; dashed: the norm-matched random control)")
+    fig.suptitle(title + "\n(mean, 95% t-interval over seeds; dashed: each method's own control)")
 
     handles, labels = _collect_legend(axes.ravel())
     if x0 is not None:
@@ -461,6 +469,43 @@ def noise_figure(index, files, cells, path, args) -> str:
 # Pareto: accuracy against a gap
 # ---------------------------------------------------------------------------------------------
 
+def leakage_figure(index, cells, path, args) -> str:
+    """sa_leakage_auc (x) against the disease AUC (y): one point per cell (mean, 95% intervals over
+    seeds) and, hollow and joined to it, the cell's own control."""
+    comp = [c for c in R.sorted_cells(cells) if c.complete and not math.isnan(c.ci("sa_leakage_auc")[0])]
+    if not comp:
+        return "skipped: no complete experiment with sa_leakage_auc"
+    others = R.varying_keys(comp, index.cell_keys)
+    fig, ax = plt.subplots(figsize=(WIDTH, 5.2))
+    count = {}
+    for c in comp:
+        k = count.get(c.method, 0)
+        count[c.method] = k + 1
+        color, marker = method_color(c.method), MARKERS[k % len(MARKERS)]
+        x, xe, n = c.ci("sa_leakage_auc")
+        y, ye, _ = c.ci("auc")
+        extra = c.label(others)
+        label = method_name(c.method) + (f" ({extra})" if extra else "") + f", n={n}"
+        ax.errorbar([x], [y], xerr=[0 if math.isnan(xe) else xe], yerr=[0 if math.isnan(ye) else ye],
+                    color=color, marker=marker, ms=6, capsize=3, ls="none", label=label)
+        cx, cxe, _ = c.ci("control_sa_leakage_auc")
+        cy, cye, _ = c.ci("control_auc")
+        if not (math.isnan(cx) or math.isnan(cy)):
+            ax.errorbar([cx], [cy], xerr=[0 if math.isnan(cxe) else cxe], yerr=[0 if math.isnan(cye) else cye],
+                        color=color, marker=marker, mfc="white", ms=6, capsize=2, ls="none", alpha=0.6)
+            ax.plot([cx, x], [cy, y], color=color, lw=0.8, ls=":")
+    ax.axvline(0.5, color="#999999", lw=1, ls="--")
+    ax.set_xlabel("sa_leakage_auc: a fresh SA probe on the debiased embeddings (0.5 = removed)")
+    ax.set_ylabel("disease AUC on the test set")
+    ax.set_title("Attribute leakage against disease AUC (up-left is better; hollow: the cell's own control)")
+    handles, labels = ax.get_legend_handles_labels()
+    _grow_for_legend(fig, labels, 5.2)
+    bottom = _bottom_legend(fig, handles, labels)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    _save(fig, path, args.dpi)
+    return "ok"
+
+
 def pareto_front(points):
     """Indices of the points not dominated in (max accuracy, min gap); points = [(gap, acc)]."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
@@ -509,7 +554,9 @@ def pareto_figure(index, path, args) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def convergence_figure(index, files, cells, path, args) -> str:
-    trace_x = R.trace_axes()  # from index.h5's /methods
+    # from index.h5's /methods; the noise editors only: their x-axes count FM passes and their
+    # sa_accuracy is the frozen g's (a VAE's trace counts epochs and its own adversary's accuracy)
+    trace_x = {m: x for m, x in R.trace_axes().items() if m in R.editing_methods()}
     chosen = [c for c in R.sorted_cells(cells) if c.method in trace_x and c.complete]
     if not chosen:
         return "skipped: no complete gezo, rge, spsa or whitebox experiment"

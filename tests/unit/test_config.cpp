@@ -130,6 +130,35 @@ TEST(Config, ZerothOrderKeysCollapseForMethodsThatIgnoreThem) {
   EXPECT_EQ(r.size(), 2u);
 }
 
+TEST(Config, VaeKeysCollapseForOtherMethodsAndAreChecked) {
+  // ERM ignores the two latent sizes and the adversary weights: 1 + 2 x 2 experiments.
+  auto e = expand(parse_text("[dne]\nmethod = [\"none\", \"vae\"]\n[vae]\nlatent = [8, 16]\n"
+                             "adversary_weight = [0.0, 1.0]\nhidden = \"64,32\"\n", "x.toml"));
+  ASSERT_EQ(e.size(), 5u);
+  EXPECT_EQ(e[0].vae.latent, VaeOptions{}.latent);
+  EXPECT_EQ(e[0].vae.hidden, VaeOptions{}.hidden);
+  EXPECT_EQ(e[4].vae.latent, 16);
+  EXPECT_EQ(e[4].vae.hidden, "64,32");
+  auto msg = config_error([] { expand(parse_text("[dne]\nmethod = \"vae\"\n[vae]\nhidden = \"64,0.5\"\n", "x.toml")); });
+  EXPECT_NE(msg.find("vae.hidden: \"64,0.5\": every width must be a whole number"), std::string::npos) << msg;
+  msg = config_error([] { expand(parse_text("[dne]\nmethod = \"vae\"\n[vae]\nadversary_objective = \"x\"\n", "x.toml")); });
+  EXPECT_NE(msg.find("adversary_objective"), std::string::npos) << msg;
+}
+
+TEST(Config, EmbeddingsSourceTakesOnlyMethodsThatNeedNoImages) {
+  const std::string base = "[data]\nsource = \"embeddings\"\nembeddings = \"e.h5\"\n[dne]\nmethod = ";
+  EXPECT_EQ(expand(parse_text(base + "[\"none\", \"vae\"]\n", "x.toml")).size(), 2u);
+  auto msg = config_error([&] { expand(parse_text(base + "\"gezo\"\n", "x.toml")); });
+  EXPECT_NE(msg.find("x.toml: dne.method = \"gezo\" adds a noise to images, and data.source = \"embeddings\" has none: "
+                     "use one of the methods that work on embeddings (none, vae)"), std::string::npos) << msg;
+  msg = config_error([] { expand(parse_text("[data]\nsource = \"embeddings\"\n[dne]\nmethod = \"none\"\n", "x.toml")); });
+  EXPECT_NE(msg.find("data.embeddings must name an HDF5 file"), std::string::npos) << msg;
+  msg = config_error([] { expand(parse_text("[data]\nsource = \"embeddings\"\nembeddings = \"e.h5\"\nn_train = 50\n", "x.toml")); });
+  EXPECT_NE(msg.find("data.n_train is read only when data.source = \"phantom\""), std::string::npos) << msg;
+  msg = config_error([] { expand(parse_text("[data]\nembeddings = \"e.h5\"\n", "x.toml")); });
+  EXPECT_NE(msg.find("data.embeddings is read only when data.source = \"embeddings\""), std::string::npos) << msg;
+}
+
 TEST(Config, SigmaMinAboveSigmaIsRejectedForGezo) {
   const auto msg = config_error([] {
     expand(parse_text("[dne]\nmethod = \"gezo\"\n[gezo]\nsigma = 0.01\nsigma_min = 0.1\n", "x.toml"));
@@ -210,7 +239,7 @@ TEST(Config, BadGridsNameTheirPlace) {
 TEST(Config, MethodsReadingAKey) {
   EXPECT_EQ(methods_reading("gezo.local_epochs"), (std::vector<std::string>{"gezo"}));
   EXPECT_EQ(methods_reading("dne.lambda"), (std::vector<std::string>{"whitebox", "gezo", "rge", "spsa"}));
-  EXPECT_EQ(methods_reading("data.bias").size(), 6u);  // every method
+  EXPECT_EQ(methods_reading("data.bias").size(), method_names().size());  // every method
   EXPECT_THROW(methods_reading("dne.lamda"), ConfigError);
 }
 
@@ -360,7 +389,7 @@ TEST(Hash, FileFingerprintsFromIndependentValues) {
 
 TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
   using dne::config::MethodKind;
-  EXPECT_EQ(dne::config::method_names(), (std::vector<std::string>{"none", "random", "whitebox", "gezo", "rge", "spsa"}));
+  EXPECT_EQ(dne::config::method_names(), (std::vector<std::string>{"none", "random", "whitebox", "gezo", "rge", "spsa", "vae"}));
   EXPECT_EQ(dne::config::method_names({MethodKind::kZerothOrder}), (std::vector<std::string>{"gezo", "rge", "spsa"}));
   EXPECT_EQ(dne::config::kind_name(dne::config::method_info("gezo").kind), "zeroth_order");
   EXPECT_EQ(dne::config::method_info("whitebox").trace_x, "images");
@@ -371,6 +400,13 @@ TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
   EXPECT_EQ(methods_reading("gezo.sigma"), dne::config::method_names({MethodKind::kZerothOrder}));
   EXPECT_EQ(methods_reading("dne.max_linf"),
             dne::config::method_names({MethodKind::kControl, MethodKind::kWhiteBox, MethodKind::kZerothOrder}));
-  const auto msg = config_error([] { dne::config::method_info("vae"); });
-  EXPECT_NE(msg.find("unknown method 'vae' (one of: none, random, whitebox, gezo, rge, spsa)"), std::string::npos) << msg;
+  EXPECT_EQ(dne::config::kind_name(dne::config::method_info("vae").kind), "embedding");
+  EXPECT_EQ(dne::config::method_info("vae").trace_x, "epochs");
+  EXPECT_FALSE(dne::config::learns_noise("vae"));
+  EXPECT_FALSE(dne::config::needs_images("vae"));
+  EXPECT_FALSE(dne::config::needs_images("none"));
+  EXPECT_TRUE(dne::config::needs_images("random"));
+  EXPECT_EQ(methods_reading("vae.latent"), (std::vector<std::string>{"vae"}));
+  const auto msg = config_error([] { dne::config::method_info("adv"); });
+  EXPECT_NE(msg.find("unknown method 'adv' (one of: none, random, whitebox, gezo, rge, spsa, vae)"), std::string::npos) << msg;
 }

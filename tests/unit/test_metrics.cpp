@@ -99,6 +99,16 @@ TEST(Metrics, EightSampleAllMetricsByHand) {
   EXPECT_NEAR(m.at("worst_group_auc"), 2.0 / 3.0, kEps);
 }
 
+TEST(Metrics, RSquaredByHand) {
+  // targets 1, 2, 3 (mean 2, total sum of squares 2); predictions 1, 2, 4: residual 1 -> 1 - 1/2
+  EXPECT_NEAR(dne::metrics::r_squared({1, 2, 4}, {1, 2, 3}), 0.5, 1e-12);
+  EXPECT_NEAR(dne::metrics::r_squared({1, 2, 3}, {1, 2, 3}), 1.0, 1e-12);
+  EXPECT_NEAR(dne::metrics::r_squared({2, 2, 2}, {1, 2, 3}), 0.0, 1e-12);       // the mean itself
+  EXPECT_NEAR(dne::metrics::r_squared({3, 2, 1}, {1, 2, 3}), 1.0 - 8.0 / 2.0, 1e-12);  // worse than the mean
+  EXPECT_TRUE(std::isnan(dne::metrics::r_squared({1, 2}, {5, 5})));            // constant targets
+  EXPECT_THROW(dne::metrics::r_squared({1, 2}, {1, 2, 3}), dne::DataError);
+}
+
 TEST(Metrics, NoiseEnergyByRegionByHand) {
   // 4 pixels: eps^2 = 1, 4, 9, 16 (total 30); SA = {0, 1}, disease = {1, 2}: overlap at pixel 1.
   const std::vector<float> eps{1.f, -2.f, 3.f, 4.f};

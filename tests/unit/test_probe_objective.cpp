@@ -65,6 +65,21 @@ TEST(LinearProbe, SingleClassAndNaNAreDataErrors) {
   EXPECT_THROW(LinearProbe::fit(z, torch::tensor({0, 1, 0, 1, 0, 1, 0, 1, 0, 1}), o), dne::DataError);
 }
 
+TEST(RidgeProbe, HandComputedOneDimensionalSolution) {
+  // z = 0, 1, 2 (mean 1, population std sqrt(2/3)), t = 1, 3, 2. Standardised x = (z - 1) / s:
+  // x^T x = 2 / s^2 = 3, x^T (t - 2) = (-1 * -1 + 1 * 0) / s = 1 / s. With l2: w = (1/s) / (3 + 3 l2),
+  // prediction at z: 2 + w (z - 1) / s = 2 + (z - 1) / (2 (1 + l2)) after s^2 = 2/3.
+  const auto z = torch::tensor({0.0F, 1.0F, 2.0F}).unsqueeze(1);
+  const auto t = torch::tensor({1.0F, 3.0F, 2.0F});
+  for (const double l2 : {0.0, 0.5}) {
+    const auto p = dne::probe::RidgeProbe::fit(z, t, l2).predict(torch::tensor({0.0F, 4.0F}).unsqueeze(1));
+    EXPECT_NEAR(p[0].item<double>(), 2.0 - 1.0 / (2.0 * (1.0 + l2)), 1e-9) << "l2 " << l2;
+    EXPECT_NEAR(p[1].item<double>(), 2.0 + 3.0 / (2.0 * (1.0 + l2)), 1e-9) << "l2 " << l2;
+  }
+  EXPECT_THROW(dne::probe::RidgeProbe::fit(torch::tensor({1.0F, std::nanf("")}).unsqueeze(1), torch::tensor({1.0F, 2.0F}), 0.1),
+               dne::DataError);
+}
+
 TEST(Objective, HandComputedValues) {
   // logits (0, ln 3), sa (1, 0): CE = (ln 2 + ln 4) / 2 = 1.0397208.
   // CE to 1/2: (ln 2 + (-(ln 0.75 + ln 0.25) / 2)) / 2 = (0.6931472 + 0.8369882) / 2 = 0.7650677.
