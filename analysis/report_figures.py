@@ -24,9 +24,11 @@ except ImportError:
     import report as R
 
 WIDTH = 8.0
-METHOD_COLORS = {"none": "#555555", "random": "#8c564b", "whitebox": "#1f77b4", "gezo": "#d62728",
-                 "rge": "#2ca02c", "spsa": "#ff7f0e"}
-EXTRA_COLORS = ("#9467bd", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+# Colours follow the method table's display order (index.h5's /methods): none grey, random brown,
+# whitebox blue, gezo red, rge green, spsa orange, vae purple, then the rest.
+PALETTE = ("#555555", "#8c564b", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#e377c2", "#17becf",
+           "#bcbd22")
+EXTRA_COLORS = ("#7f7f7f", "#aec7e8", "#98df8a", "#ff9896")
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 GAP_PANELS = (
@@ -48,8 +50,9 @@ def _style():
 
 
 def method_color(method: str) -> str:
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
+    order = R.method_order()
+    if method in order and order.index(method) < len(PALETTE):
+        return PALETTE[order.index(method)]
     return EXTRA_COLORS[sum(map(ord, method)) % len(EXTRA_COLORS)]
 
 

@@ -35,6 +35,7 @@ struct KeySpec {
   bool pretrain_only = false;           // read by `dne pretrain` only: in pretrain_text(), not in experiments
   std::vector<std::string> methods;     // dne.method values that read this key (empty: all)
   std::string data_source;              // the data.source that reads this key (empty: every source)
+  bool omitted_at_default = false;      // left out of canonical/pretrain text at its default value
   std::function<void(ExperimentConfig&, const Value&)> set;
   std::function<Value(const ExperimentConfig&)> get;
 };
@@ -81,6 +82,12 @@ KeySpec for_methods(KeySpec k, std::vector<std::string> methods) {
 /// and it is left out of that source's canonical and resolved text.
 KeySpec for_source(KeySpec k, std::string data_source) {
   k.data_source = std::move(data_source);
+  return k;
+}
+/// A key added after ids were published: at its default it is left out of the canonical and
+/// pretraining text, so configs that do not use it keep their ids (and FM files their hash).
+KeySpec added_later(KeySpec k) {
+  k.omitted_at_default = true;
   return k;
 }
 KeySpec not_in_id(KeySpec k) {
@@ -164,6 +171,15 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(phantom(ranged(make_key("data.noise_std", Kind::kReal, &C::data, &DataOptions::noise_std,
                                         "additive Gaussian pixel noise of the phantom"),
                                0.0, 0.5)));
+    t.push_back(added_later(phantom(ranged(make_key("data.age_effect", Kind::kReal, &C::data, &DataOptions::age_effect,
+                                        "age ~ U[20, 90] widens the heart by a factor 1 + age_effect * (age - 50) / 40; "
+                                        "with age_effect or age_bias > 0 the data carry an age (the VAE's age "
+                                        "adversary, age_leakage_r2)"),
+                               0.0, 0.5))));
+    t.push_back(added_later(phantom(ranged(make_key("data.age_bias", Kind::kReal, &C::data, &DataOptions::age_bias,
+                                        "train: probability that a diseased image takes the older of two age draws "
+                                        "and a healthy one the younger (the test split: never)"),
+                               0.0, 1.0))));
     t.push_back(ranged(make_key("data.poison_rate", Kind::kReal, &C::data, &DataOptions::poison_rate,
                                 "label-poisoning attack: share of the training labels of group data.poison_group "
                                 "flipped (before the validation carve); 0 = none"),
@@ -300,7 +316,7 @@ const std::vector<KeySpec>& key_table() {
     // vae (the adversarial VAE on embeddings)
     using V = VaeOptions;
     const std::vector<std::string> vae_only = method_names({MethodKind::kEmbedding});
-    const auto vae = [&vae_only](KeySpec k) { return for_methods(std::move(k), vae_only); };
+    const auto vae = [&vae_only](KeySpec k) { return added_later(for_methods(std::move(k), vae_only)); };
     t.push_back(vae(ranged(make_key("vae.latent", Kind::kInt, &C::vae, &V::latent, "latent size L"), 1, 65536)));
     t.push_back(vae(make_key("vae.hidden", Kind::kString, &C::vae, &V::hidden,
                              "encoder hidden widths, comma-separated (\"256,128\"; the decoder mirrors them)")));
@@ -622,8 +638,11 @@ bool rendered(const KeySpec& k, Render mode) {
 std::string render(const ExperimentConfig& c, Render mode) {
   std::ostringstream out;
   std::string section;
+  const ExperimentConfig defaults;
   for (const auto& k : key_table()) {
     if (!rendered(k, mode) || (!k.data_source.empty() && k.data_source != c.data.source)) continue;
+    if (k.omitted_at_default && mode != Render::kResolved && format_value(k.get(c)) == format_value(k.get(defaults)))
+      continue;
     const auto dot = k.name.find('.');
     const std::string sec = k.name.substr(0, dot);
     if (sec != section) {

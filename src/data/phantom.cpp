@@ -555,6 +555,9 @@ void check_options(const PhantomOptions& o) {
                                                 num(o.severity_max) + ")");
   require(std::isfinite(o.noise_std) && o.noise_std >= 0.0,
           "data.noise_std must be >= 0, got " + num(o.noise_std));
+  require(std::isfinite(o.age_effect) && o.age_effect >= 0.0 && o.age_effect <= 0.5,
+          "data.age_effect must be in [0, 0.5], got " + num(o.age_effect));
+  require_unit(o.age_bias, "age_bias");
 }
 
 namespace {
@@ -564,7 +567,19 @@ PhantomTruth render_unchecked(const PhantomOptions& options, int split, std::int
                               float* out) {
   CounterStream rng(options.seed, StreamPurpose::kPhantom, static_cast<std::uint32_t>(split),
                     static_cast<std::uint32_t>(index));
-  const Params p = draw_params(options, split, rng);
+  Params p = draw_params(options, split, rng);
+  // Age from its own stream (three uniforms, always drawn), after the label is known.
+  CounterStream age_rng(options.seed, StreamPurpose::kPhantomAge, static_cast<std::uint32_t>(split),
+                        static_cast<std::uint32_t>(index));
+  const double u1 = age_rng.uniform(0.0, 1.0), u2 = age_rng.uniform(0.0, 1.0), pick = age_rng.uniform(0.0, 1.0);
+  double w = u1;
+  if (split == kTrainSplit && pick < options.age_bias) w = p.truth.label == 1 ? std::max(u1, u2) : std::min(u1, u2);
+  p.truth.age = 20.0 + 70.0 * w;
+  if (options.age_effect > 0.0) {  // an older heart is wider (0: the image is bit-identical)
+    const auto f = static_cast<float>(1.0 + options.age_effect * (p.truth.age - 50.0) / 40.0);
+    p.heart_rx_right *= f;
+    p.heart_rx_left *= f;
+  }
   render(options, p, rng, out);
   return p.truth;
 }
@@ -600,6 +615,7 @@ Dataset make_phantom(const PhantomOptions& options) {
     set.label.assign(n, 0);
     set.sa.assign(n, 0);
     set.source.assign(n, std::string());
+    if (options.age_effect > 0.0 || options.age_bias > 0.0) set.age.assign(n, 0.f);
   }
 
   // Images are independent (one stream each), so they are rendered by a few worker threads over
@@ -614,6 +630,7 @@ Dataset make_phantom(const PhantomOptions& options) {
       const auto k = static_cast<std::size_t>(i);
       set.label[k] = t.label;
       set.sa[k] = t.sa;
+      if (!set.age.empty()) set.age[k] = static_cast<float>(t.age);
       set.source[k] = std::string("phantom:") + names[split] + ":" + std::to_string(i);
     }
   };

@@ -248,6 +248,8 @@ data::PhantomOptions phantom_options(const config::ExperimentConfig& c) {
   p.severity_min = c.data.severity_min;
   p.severity_max = c.data.severity_max;
   p.noise_std = c.data.noise_std;
+  p.age_effect = c.data.age_effect;
+  p.age_bias = c.data.age_bias;
   p.seed = static_cast<std::uint64_t>(c.sweep.seed);
   return p;
 }

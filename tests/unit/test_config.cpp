@@ -145,6 +145,22 @@ TEST(Config, VaeKeysCollapseForOtherMethodsAndAreChecked) {
   EXPECT_NE(msg.find("adversary_objective"), std::string::npos) << msg;
 }
 
+TEST(Config, KeysAddedLaterLeaveOtherIdsAlone) {
+  // The [vae] keys and the phantom's age keys are left out of the canonical (and pretraining) text
+  // at their defaults, so configs that do not use them keep the ids they had before.
+  const auto plain = expand(parse_text("", "x.toml")).front();
+  for (const char* key : {"[vae]", "latent", "age_effect", "age_bias"}) {
+    EXPECT_EQ(plain.canonical_text().find(key), std::string::npos) << key;
+    EXPECT_EQ(plain.pretrain_text().find(key), std::string::npos) << key;
+  }
+  EXPECT_NE(plain.resolved_text().find("age_effect = 0"), std::string::npos);  // shown, not hashed
+  const auto vae = expand(parse_text("[dne]\nmethod = \"vae\"\n[vae]\nlatent = 16\n", "x.toml")).front();
+  EXPECT_NE(vae.canonical_text().find("[vae]\nlatent = 16\n"), std::string::npos) << vae.canonical_text();
+  const auto aged = expand(parse_text("[data]\nage_effect = 0.2\n", "x.toml")).front();
+  EXPECT_NE(aged.pretrain_text().find("age_effect = 0.2"), std::string::npos);  // it changes the images
+  EXPECT_NE(aged.id(), plain.id());
+}
+
 TEST(Config, EmbeddingsSourceTakesOnlyMethodsThatNeedNoImages) {
   const std::string base = "[data]\nsource = \"embeddings\"\nembeddings = \"e.h5\"\n[dne]\nmethod = ";
   EXPECT_EQ(expand(parse_text(base + "[\"none\", \"vae\"]\n", "x.toml")).size(), 2u);

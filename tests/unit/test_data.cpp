@@ -400,6 +400,52 @@ TEST(Phantom, BreastShadowBrightensLowerLateralLungsForA1Only) {
   EXPECT_GT(unpaired_lung_base_gap(&dd::ImageSet::sa), 0.02);
 }
 
+TEST(Phantom, AgeIsDrawnApartAndWidensOnlyTheHeart) {
+  // age_bias alone records an age but leaves every pixel as it was (its own stream).
+  dd::PhantomOptions o = small_options();
+  o.n_train = 400;
+  const dd::Dataset plain = dd::make_phantom(o);
+  EXPECT_TRUE(plain.train.age.empty());
+  o.age_bias = 1.0;
+  const dd::Dataset biased = dd::make_phantom(o);
+  ASSERT_EQ(biased.train.age.size(), 400u);
+  ASSERT_EQ(biased.test.age.size(), 30u);
+  EXPECT_TRUE(same_bits(plain.train.pixels.data(), biased.train.pixels.data(), plain.train.pixels.size()));
+  EXPECT_EQ(plain.train.label, biased.train.label);
+  // ages in [20, 90]; with age_bias = 1 every diseased train image takes the older of two uniform
+  // draws (mean 20 + 70 * 2/3 = 66.7) and every healthy one the younger (mean 20 + 70 / 3 = 43.3)
+  double sum[2] = {0, 0};
+  int n[2] = {0, 0};
+  for (std::size_t i = 0; i < 400; ++i) {
+    ASSERT_GE(biased.train.age[i], 20.f);
+    ASSERT_LE(biased.train.age[i], 90.f);
+    sum[biased.train.label[i]] += biased.train.age[i];
+    ++n[biased.train.label[i]];
+  }
+  EXPECT_NEAR(sum[1] / n[1], 66.7, 4.0);
+  EXPECT_NEAR(sum[0] / n[0], 43.3, 4.0);
+  // age_effect: the same ages, a wider heart for the old (more dense pixels in the lower middle,
+  // rows 34..46, columns 22..46) and a narrower one for the young; the lung apices are untouched
+  o.age_effect = 0.3;
+  const dd::Dataset visible = dd::make_phantom(o);
+  EXPECT_EQ(visible.train.age, biased.train.age);
+  const std::size_t hw = 64 * 64;
+  for (int i = 0; i < 400; ++i) {
+    const double age = visible.train.age[static_cast<std::size_t>(i)];
+    const float* a = biased.train.image(i);
+    const float* b = visible.train.image(i);
+    EXPECT_TRUE(same_bits(a, b, 12 * 64)) << "image " << i;  // rows 0..11: above the heart
+    const double change = box_mean(b, 34, 46, 22, 46) - box_mean(a, 34, 46, 22, 46);
+    if (age > 60) {
+      EXPECT_GT(change, 0.0) << "image " << i << " age " << age;
+    }
+    if (age < 40) {
+      EXPECT_LT(change, 0.0) << "image " << i << " age " << age;
+    }
+  }
+  (void)hw;
+}
+
 TEST(Phantom, MarkerIsABrightCornerGlyphWithGroupRates) {
   dd::PhantomOptions o;
   o.noise_std = 0.0;
@@ -561,6 +607,15 @@ TEST(Phantom, ScalesToLargerImages) {
   double err = 0.0;
   for (std::size_t p = 0; p < small.size(); ++p) err += std::fabs(down[p] - small[p]);
   EXPECT_LT(err / static_cast<double>(small.size()), 0.03);
+}
+
+TEST(Phantom, AgeOptionsAreChecked) {
+  auto o = small_options();
+  o.age_effect = 0.6;
+  EXPECT_THROW(dd::make_phantom(o), dne::ConfigError);
+  o.age_effect = 0.0;
+  o.age_bias = -0.1;
+  EXPECT_THROW(dd::make_phantom(o), dne::ConfigError);
 }
 
 TEST(Phantom, OutOfRangeOptionsNameTheOption) {

@@ -37,6 +37,8 @@ struct DataOptions {
   double severity_min = 0.15;
   double severity_max = 1.0;
   double noise_std = 0.02;
+  double age_effect = 0.0;         // phantom: how much age widens the heart (0 = age not visible)
+  double age_bias = 0.0;           // phantom: train correlation of age with the disease
   double val_fraction = 0.0;       // share of each (sa, label) cell of train moved to validation
   double poison_rate = 0.0;        // label poisoning: share of group poison_group's train labels flipped
   std::int64_t poison_group = 1;   // the sensitive group whose train labels are poisoned

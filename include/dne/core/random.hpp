@@ -25,6 +25,7 @@ enum class StreamPurpose : std::uint32_t {
   kMasking = 8,        // MAE pretraining: which patches each image hides (step, image)
   kPretrainOrder = 9,  // MAE pretraining: image order of each epoch
   kLatentNoise = 10,   // adversarial VAE: reparameterisation noise (step = global batch, index = 0)
+  kPhantomAge = 11,    // synthetic data: each image's age (step = split, index = image), apart from kPhantom
   kTest = 100,         // tests only
 };
 

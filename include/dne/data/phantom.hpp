@@ -30,6 +30,11 @@ struct PhantomOptions {
   double marker_rate_a1 = 0.7, marker_rate_a0 = 0.3;  // P(acquisition corner marker | a)
   double severity_min = 0.15, severity_max = 1.0;     // effusion severity ~ U[min, max], in [0, 1]
   double noise_std = 0.02;  // additive Gaussian pixel noise (intensity units)
+  // Age (a continuous attribute; recorded when age_effect > 0 or age_bias > 0): age ~ U[20, 90]
+  // from its own stream (seed, kPhantomAge, split, index), so the other draws are untouched.
+  double age_effect = 0.0;  // heart half-widths scale by 1 + age_effect * (age - 50) / 40 (0: invisible)
+  double age_bias = 0.0;    // train: with this probability a diseased image takes the older of two
+                            // draws and a healthy one the younger (test: never)
   std::uint64_t seed = 0;
 };
 
@@ -46,6 +51,7 @@ struct PhantomTruth {
   bool marker = false;        // acquisition marker drawn
   char marker_letter = 'L';   // 'L' or 'R'
   bool marker_right = false;  // marker in the top-right (true) or top-left (false) corner
+  double age = 0.0;           // years in [20, 90] (drawn for every image; see PhantomOptions)
 };
 
 /// Throws dne::ConfigError naming the option ("data.bias must be in [0, 1], got 1.5") if any
@@ -59,7 +65,8 @@ PhantomTruth render_phantom_image(const PhantomOptions& options, int split, std:
                                   float* out);
 
 /// Generates the whole data set: train (n_train images) and test (n_test images), each of size
-/// (image_size, image_size), with sources "phantom:train:<i>" / "phantom:test:<i>".
+/// (image_size, image_size), with sources "phantom:train:<i>" / "phantom:test:<i>", and the
+/// images' ages when age_effect > 0 or age_bias > 0.
 /// Throws dne::ConfigError for out-of-range options.
 Dataset make_phantom(const PhantomOptions& options);
 
