@@ -121,7 +121,7 @@ def draw_all(index, files, cells, out, args) -> dict:
         status["poisoning.png"] = sweep_axis_figure(
             index, cells, "data.poison_rate", R.method_order(), out / "poisoning.png", args,
             title="Label poisoning: flipped training labels of one group",
-            xlabel="data.poison_rate (share of the group's training labels flipped)", zero_break=False)
+            xlabel="poison_rate (share of the group's labels flipped)", zero_break=False)
     return status
 
 
