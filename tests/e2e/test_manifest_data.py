@@ -115,7 +115,7 @@ def test_limits_take_a_stratified_subset_the_same_for_every_seed(dne_bin, data, 
     shapes = set()
     for f in files:
         with h5py.File(f, "r") as h:
-            shapes.add((h["embeddings/train"].shape[0], h["test/score"].shape[0]))
+            shapes.add((h["embeddings/train/x"].shape[0], h["test/score"].shape[0]))
             if "test/sa" in h:
                 assert h["test/sa"].shape == (20,)
     assert shapes == {(40, 20)}

@@ -154,7 +154,7 @@ def test_cpp_embeddings_equal_python_reference(dne_bin, vit_files, tmp_path, poo
         assert re.fullmatch(r"[0-9a-f]{16}", str(prov["fm_hash"])), prov["fm_hash"]
         assert "vit" in str(prov["fm"]).lower(), prov["fm"]
         for split in ("train", "test"):
-            cpp = f["embeddings"][split][()]
+            cpp = f["embeddings"][split]["x"][()]
             expected = ref_vit.forward(vit_files["sd"], decode(vit_files["images"][split]),
                                        ARCH["heads"], pool, mean, std)
             assert cpp.shape == expected.shape == (N_PER_SPLIT, ARCH["width"]), split
@@ -221,7 +221,7 @@ def test_vit_b16_at_224_imports_loads_and_matches_the_reference(dne_bin, tmp_pat
     assert proc.returncode == 0, proc.stderr
     (result,) = experiment_files(out)
     with h5py.File(result, "r") as f:
-        cpp = f["embeddings"]["test"][()]
+        cpp = f["embeddings"]["test"]["x"][()]
         assert "params=85798656" in str(f["provenance"].attrs["fm"])  # ViT-B/16 without a head
     expected = ref_vit.forward(sd, decode(images["test"]), B16["heads"], "cls",
                                [float(v) for v in IMAGENET_MEAN.split(",")],
