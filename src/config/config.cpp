@@ -270,7 +270,7 @@ const std::vector<KeySpec>& key_table() {
     // dne
     const auto editors = method_names({MethodKind::kWhiteBox, MethodKind::kZerothOrder});  // they learn a noise
     t.push_back(choice(make_key("dne.method", Kind::kChoice, &C::dne, &DneOptions::method,
-                                "the method (config/methods.hpp): none (ERM), random (control), whitebox, gezo, rge, spsa"),
+                                "the method (config/methods.hpp): none (ERM), random (control), whitebox, gezo, rge, spsa (noise editors), vae (adversarial VAE on the embeddings)"),
                        method_names()));
     t.push_back(for_methods(choice(make_key("dne.objective", Kind::kChoice, &C::dne, &DneOptions::objective,
                                 "SA term: neg_ce flips g, confusion drives g to 1/2"),
@@ -387,7 +387,8 @@ const std::vector<KeySpec>& key_table() {
                                    "run directory (experiments/<id>.h5 inside)")));
     t.push_back(not_in_id(make_key("output.save_embeddings", Kind::kBool, &C::output,
                                    &OutputOptions::save_embeddings,
-                                   "also store /embeddings/{train,test}")));
+                                   "also store the method's embeddings with labels as /embeddings/<split>/{x,label,sa[,age]} "
+                                   "(the layout data.source = \"embeddings\" reads)")));
     t.push_back(not_in_id(ranged(make_key("run.threads", Kind::kInt, &C::run, &RunOptions::threads,
                                           "Torch threads per rank (0 = cores / ranks on the node)"),
                                  0, 1024)));

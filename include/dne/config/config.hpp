@@ -84,7 +84,7 @@ struct ProbeOptions {
 };
 
 struct DneOptions {
-  std::string method = "whitebox";   // "none" | "random" | "whitebox" | "gezo" | "rge" | "spsa"
+  std::string method = "whitebox";   // a method of config/methods.hpp: none, random, whitebox, gezo, rge, spsa, vae
   std::string objective = "neg_ce";  // "neg_ce" | "confusion"
   double lambda = 1e-3;              // weight of ||eps||_2
   double lambda_1 = 1.0;             // weight of the SA term
@@ -143,7 +143,7 @@ struct ApiOptions {
 
 struct OutputOptions {
   std::string dir = "runs/default";
-  bool save_embeddings = false;    // also write /embeddings/{train,test}
+  bool save_embeddings = false;    // also write /embeddings/<split>/{x,label,sa[,age]} (what data.source = "embeddings" reads)
 };
 
 struct SweepOptions {
