@@ -410,12 +410,18 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     // 5-6. Debiased embeddings (N, D) of x + eps, disease probe, fresh SA (leakage) probe, metrics.
     t = Clock::now();
     if (c.data.source == "phantom") regions = data::phantom_regions(phantom_options(c));
+    // ERM's noise is zero and x + 0 = x bit for bit: its debiased embeddings are the clean ones.
+    const bool noise_is_zero = kind == config::MethodKind::kReference;
     const auto downstream = [&](const torch::Tensor& eps) {
-      const auto embed = [&](const torch::Tensor& x) {
-        return x.defined() ? fm::embed_all(*model, editing::add_noise(x, eps, c.dne), c.fm.batch_size) : x;
+      const auto embed = [&](const torch::Tensor& x, const torch::Tensor& clean_z) {
+        if (!x.defined()) return x;
+        if (noise_is_zero && clean_z.defined()) return clean_z;
+        return fm::embed_all(*model, editing::add_noise(x, eps, c.dne), c.fm.batch_size);
       };
       const bool val_needed = !c.probes.l2_choices.empty() || c.output.save_embeddings;
-      Downstream d = evaluate(Splits{embed(x_train), val_needed ? embed(x_val) : torch::Tensor(), embed(x_test)}, eval);
+      Downstream d = evaluate(Splits{embed(x_train, clean.train), val_needed ? embed(x_val, clean.val) : torch::Tensor(),
+                                     embed(x_test, clean.test)},
+                              eval);
       d.metrics["noise_l2"] = eps.pow(2).sum().sqrt().item<double>();
       d.metrics["noise_linf"] = eps.abs().max().item<double>();
       if (regions)
