@@ -124,7 +124,7 @@ Downstream evaluate(Splits z, const EvalContext& e) {
   return d;
 }
 
-/// The vae options of a config, for `seed` and an adversary weight.
+/// The model options of a config's [vae] section (seed: sweep.seeds), with this adversary weight.
 vae::VaeOptions vae_options(const config::ExperimentConfig& c, double adversary_weight) {
   vae::VaeOptions o;
   o.latent = c.vae.latent;

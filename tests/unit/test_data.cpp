@@ -429,7 +429,6 @@ TEST(Phantom, AgeIsDrawnApartAndWidensOnlyTheHeart) {
   o.age_effect = 0.3;
   const dd::Dataset visible = dd::make_phantom(o);
   EXPECT_EQ(visible.train.age, biased.train.age);
-  const std::size_t hw = 64 * 64;
   for (int i = 0; i < 400; ++i) {
     const double age = visible.train.age[static_cast<std::size_t>(i)];
     const float* a = biased.train.image(i);
@@ -443,7 +442,6 @@ TEST(Phantom, AgeIsDrawnApartAndWidensOnlyTheHeart) {
       EXPECT_LT(change, 0.0) << "image " << i << " age " << age;
     }
   }
-  (void)hw;
 }
 
 TEST(Phantom, MarkerIsABrightCornerGlyphWithGroupRates) {
