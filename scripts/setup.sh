@@ -14,6 +14,8 @@ PACKAGES=(
   libtomlplusplus-dev               # TOML configs (header-only, exact error positions)
   libstb-dev                        # PNG encode/decode (stb_image / stb_image_write)
   zlib1g-dev                        # gzip-compressed CSV tables (MIMIC-CXR metadata)
+  libcpp-httplib-dev                # HTTP client + server for the Open Inference Protocol (fm.kind = "remote", dne serve)
+  nlohmann-json3-dev                # JSON for the same protocol (header-only; exact float32 through its SAX parser)
   libgdcm-dev                       # DICOM (GDCM: decodes JPEG lossless/baseline, JPEG 2000, JPEG-LS, RLE; DCMTK lacks JPEG 2000)
   python3-torch                     # scripts/import_vit.py (timm/MAE checkpoints) and its tests; no timm needed
   python3 python3-h5py python3-numpy python3-matplotlib python3-pytest  # analysis/ and its tests

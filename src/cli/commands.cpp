@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "dne/cli/commands.hpp"
+#include "dne/cli/options.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/config/config.hpp"
 #include "dne/config/methods.hpp"
@@ -45,46 +46,11 @@ namespace fs = std::filesystem;
 namespace dne::cli {
 namespace {
 
-/// Parse `args` against `options`; Boost's errors become ConfigError naming the option.
-po::variables_map parse_args(const std::vector<std::string>& args, const po::options_description& options,
-                             const po::positional_options_description* positional = nullptr) {
-  po::variables_map vm;
-  try {
-    auto parser = po::command_line_parser(args).options(options);
-    if (positional != nullptr) parser.positional(*positional);
-    po::store(parser.run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(e.what());
-  }
-  return vm;
-}
-
-/// Config file (optional) + overrides, in that order.
-config::ConfigSource config_and_overrides(const po::variables_map& vm) {
-  config::ConfigSource source;
-  if (vm.count("config")) {
-    source = config::parse_file(vm["config"].as<std::string>());
-  } else {
-    source.origin = "defaults";
-  }
-  if (vm.count("set"))
-    for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
-  return source;
-}
-
 /// Config file (optional) + overrides + --out (the run directory), in that order.
 config::ConfigSource resolve_source(const po::variables_map& vm) {
   auto source = config_and_overrides(vm);
   if (vm.count("out")) config::set_value(source, "output.dir", vm["out"].as<std::string>());
   return source;
-}
-
-/// The single experiment of a command that takes no sweep (phantom, pretrain).
-config::ExperimentConfig single_config(const config::ConfigSource& source, const std::string& command) {
-  if (!source.axes.empty())
-    throw ConfigError(command + ": '" + source.axes.front() + "' has several values; give one");
-  return config::expand(source).front();
 }
 
 /// Create `folder` and prove it is writable; StoreError (exit 2) starting with `what` otherwise.

@@ -29,6 +29,7 @@ const char* kUsage =
     "  inspect  print what a result file holds\n"
     "  bench    measure FM throughput, GEMM rate and DNE step cost on this machine\n"
     "  data     data-set utilities: `dne data import` writes a manifest from CheXpert, MIMIC-CXR or NIH\n"
+    "  serve    serve an FM over the Open Inference Protocol (for fm.kind = \"remote\" and other clients)\n"
     "Every command takes --help.\n";
 
 /// MPI with MPI_THREAD_MULTIPLE: the sweep's coordinator thread on rank 0 talks MPI while the
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
                   {"phantom", dne::cli::command_phantom},
                   {"inspect", dne::cli::command_inspect},
                   {"bench", dne::cli::command_bench},
-                  {"data", dne::cli::command_data}};
+                  {"data", dne::cli::command_data},
+                  {"serve", dne::cli::command_serve}};
 
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     if (process.rank == 0) (argc < 2 ? std::cerr : std::cout) << kUsage;

@@ -193,8 +193,9 @@ const std::vector<KeySpec>& key_table() {
                        0.0, 0.5));
     // fm
     t.push_back(choice(make_key("fm.kind", Kind::kChoice, &C::fm, &FmOptions::kind,
-                                "built-in CNN, built-in ViT (random or fm.weights) or a TorchScript file"),
-                       {"cnn", "vit", "torchscript"}));
+                                "built-in CNN, built-in ViT (random or fm.weights), a TorchScript file, or a model "
+                                "behind an Open Inference Protocol server ([api] url and model; docs/remote.md)"),
+                       {"cnn", "vit", "torchscript", "remote"}));
     t.push_back(make_key("fm.torchscript", Kind::kString, &C::fm, &FmOptions::torchscript,
                          "TorchScript encoder (B,1,H,W) -> (B,D) when fm.kind = \"torchscript\""));
     t.push_back(make_key("fm.weights", Kind::kString, &C::fm, &FmOptions::weights,
@@ -374,6 +375,25 @@ const std::vector<KeySpec>& key_table() {
                                                       "simulated latency per API call"), 0.0, 1e6), zo)));
     t.push_back(for_methods(ranged(make_key("api.round_decimals", Kind::kInt, &C::api, &ApiOptions::round_decimals,
                                             "round returned embeddings (-1 = off)"), -1, 12), zo));
+    // api: a remote FM (fm.kind = "remote"); only url and model can change results
+    t.push_back(added_later(make_key("api.url", Kind::kString, &C::api, &ApiOptions::url,
+                                     "Open Inference Protocol server of fm.kind = \"remote\": http[s]://host:port[/prefix]")));
+    t.push_back(added_later(make_key("api.model", Kind::kString, &C::api, &ApiOptions::model,
+                                     "model name on that server")));
+    t.push_back(not_in_id(ranged(make_key("api.concurrency", Kind::kInt, &C::api, &ApiOptions::concurrency,
+                                          "requests in flight per rank (remote)"), 1, 256)));
+    t.push_back(not_in_id(ranged(make_key("api.timeout_s", Kind::kReal, &C::api, &ApiOptions::timeout_s,
+                                          "connect / read / write timeout of one request attempt, seconds (remote)"),
+                                 0.001, 86400.0)));
+    t.push_back(not_in_id(ranged(make_key("api.retries", Kind::kInt, &C::api, &ApiOptions::retries,
+                                          "extra attempts on connection errors, 429 and 5xx, with exponential backoff "
+                                          "and jitter, honouring Retry-After (remote)"), 0, 100)));
+    t.push_back(not_in_id(make_key("api.token_env", Kind::kString, &C::api, &ApiOptions::token_env,
+                                   "name of the environment variable holding the bearer token (remote; the token "
+                                   "itself never appears in configs, logs or results)")));
+    t.push_back(not_in_id(make_key("api.binary", Kind::kBool, &C::api, &ApiOptions::binary,
+                                   "send and receive tensors with Triton's binary tensor extension instead of JSON "
+                                   "numbers (remote; the same bits, fewer bytes)")));
     // sweep
     t.push_back(ranged(make_key("sweep.seeds", Kind::kInt, &C::sweep, &SweepOptions::seed,
                                 "run seed (a list makes a seed axis)"),
@@ -569,6 +589,18 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   }
   if (c.data.source == "phantom" && c.data.image_size < 32)
     fail("data.image_size = " + std::to_string(c.data.image_size) + ": the phantom needs at least 32 pixels");
+  if (c.fm.kind == "remote") {
+    if (c.api.url.empty() || c.api.model.empty())
+      fail("fm.kind = \"remote\" needs api.url (http://host:port) and api.model (the model's name on the server)");
+    if (c.dne.method == "whitebox")
+      fail("dne.method = \"whitebox\" needs gradients, and a remote FM (fm.kind = \"remote\") answers queries only: "
+           "use a zeroth-order method (gezo, rge, spsa)");
+    if (c.api.latency_ms > 0.0)
+      fail("api.latency_ms simulates latency for an in-process FM; a remote FM has its own (dne serve --latency-ms "
+           "injects it on the server)");
+  } else if (!c.api.url.empty() || !c.api.model.empty()) {
+    fail("api.url and api.model are read only when fm.kind = \"remote\" (fm.kind = \"" + c.fm.kind + "\")");
+  }
   if (c.fm.kind == "torchscript" && c.fm.torchscript.empty())
     fail("fm.torchscript must name a TorchScript file when fm.kind = \"torchscript\"");
   if (c.data.severity_min > c.data.severity_max)

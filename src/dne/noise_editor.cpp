@@ -52,20 +52,47 @@ bool Adversary::due(std::int64_t batch) const {
   return problem_.options.adversary == "refit" && batch > 0 && batch % problem_.options.refit_every == 0;
 }
 
-void Adversary::refit(const torch::Tensor& eps, const Embed& embed, comm::Communicator& group) {
+void Adversary::refit(const torch::Tensor& eps, const Embed& embed, int window, comm::Communicator& group) {
   torch::NoGradGuard no_grad;
-  const std::int64_t n = problem_.images.size(0), chunk = problem_.options.batch_size;
-  const std::int64_t dim = current_.weight().size(0);
-  auto z = torch::zeros({n, dim});  // (N, D), each chunk filled by exactly one rank
-  std::int64_t index = 0;
-  for (std::int64_t begin = 0; begin < n; begin += chunk, ++index) {
-    if (index % group.size() != group.rank()) continue;
-    const std::int64_t end = std::min(n, begin + chunk);
-    z.slice(0, begin, end).copy_(embed(add_noise(problem_.images.slice(0, begin, end), eps, problem_.options)));
-  }
-  group.allreduce_sum(z.data_ptr<float>(), static_cast<std::size_t>(z.numel()));
+  const auto z = embed_over_group(  // (N, D)
+      problem_.images.size(0), problem_.options.batch_size, current_.weight().size(0), window,
+      [&](std::int64_t begin, std::int64_t end) { return add_noise(problem_.images.slice(0, begin, end), eps, problem_.options); },
+      embed, group);
   current_ = probe::LinearProbe::fit(z, problem_.sa, problem_.probes);
   ++refits_;
+}
+
+void agree_on_failure(comm::Communicator& group, const std::exception_ptr& failure) {
+  double failed = failure ? 1.0 : 0.0;
+  group.allreduce_sum(&failed, 1);
+  if (failure) std::rethrow_exception(failure);
+  if (failed > 0.0)
+    throw PeerFailure(std::to_string(static_cast<int>(failed)) + " other rank(s) of the group failed (see the group's error)");
+}
+
+torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
+                               const std::function<torch::Tensor(std::int64_t, std::int64_t)>& images,
+                               const Adversary::Embed& embed, comm::Communicator& group) {
+  torch::NoGradGuard no_grad;
+  auto z = torch::zeros({n, dim});  // (N, D), each chunk filled by exactly one rank
+  std::vector<std::int64_t> mine;   // first rows of this rank's chunks
+  for (std::int64_t begin = 0, index = 0; begin < n; begin += chunk, ++index)
+    if (index % group.size() == group.rank()) mine.push_back(begin);
+  std::exception_ptr failure;
+  try {
+    const std::size_t step = static_cast<std::size_t>(std::max(1, window));
+    for (std::size_t w = 0; w < mine.size(); w += step) {
+      std::vector<torch::Tensor> batches;
+      for (std::size_t k = w; k < std::min(mine.size(), w + step); ++k) batches.push_back(images(mine[k], std::min(n, mine[k] + chunk)));
+      const auto zs = embed(batches);
+      for (std::size_t k = 0; k < zs.size(); ++k) z.slice(0, mine[w + k], mine[w + k] + zs[k].size(0)).copy_(zs[k]);
+    }
+  } catch (const Error&) {
+    failure = std::current_exception();
+  }
+  agree_on_failure(group, failure);
+  group.allreduce_sum(z.data_ptr<float>(), static_cast<std::size_t>(z.numel()));
+  return z;
 }
 
 EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group) {
@@ -81,7 +108,7 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
     const bool refit = adversary.due(step);
     if (refit) {
-      adversary.refit(noise.detach(), [&](const torch::Tensor& images) { return model.forward(images); }, group);
+      adversary.refit(noise.detach(), [&](const std::vector<torch::Tensor>& b) { return model.embed_each(b); }, 1, group);
       images_seen += adversary.images_per_refit();
     }
     adam.zero_grad();
@@ -121,7 +148,11 @@ const Editor& find_editor(const std::string& method) {
   static const std::map<std::string, Editor> table = {
       {"none", [](const EditProblem& p, ModelAccess&) { return edit_none(p); }},
       {"random", [](const EditProblem& p, ModelAccess&) { return edit_random(p); }},
-      {"whitebox", [](const EditProblem& p, ModelAccess& m) { return edit_whitebox(p, m.whitebox, m.group); }},
+      {"whitebox",
+       [](const EditProblem& p, ModelAccess& m) {
+         if (m.whitebox == nullptr) throw ConfigError("dne.method = \"whitebox\" needs an FM in this process (gradients)");
+         return edit_whitebox(p, *m.whitebox, m.group);
+       }},
       {"gezo", [](const EditProblem& p, ModelAccess& m) { return edit_gezo(p, m.api, m.group); }},
       {"rge", [](const EditProblem& p, ModelAccess& m) { return edit_rge(p, m.api, m.group); }},
       {"spsa", [](const EditProblem& p, ModelAccess& m) { return edit_spsa(p, m.api, m.group); }},

@@ -28,16 +28,26 @@ struct ZoContext {
       : problem(p), api(a), group(g), height(p.images.size(2)), width(p.images.size(3)), adversary(p) {}
 };
 
-/// Per-sample SA term summed over the images x (b, 1, H, W) with `noise` added:
-/// neg_ce: -CE(g, a); confusion: CE(g, 1/2). Also the number of images g classifies correctly.
-std::pair<double, double> sa_term_sum(ZoContext& ctx, const torch::Tensor& x, const torch::Tensor& a,
-                                      const torch::Tensor& noise) {
-  if (x.size(0) == 0) return {0.0, 0.0};
-  const auto z = ctx.api.embed(add_noise(x, noise, ctx.problem.options));  // (b, D), no autograd
-  const auto logits = ctx.adversary.probe().logits(z);  // (b,)
-  const auto terms = sa_term_per_image(logits, a, ctx.problem.options.objective);
-  const double correct = ((logits > 0).to(torch::kFloat32) == a).to(torch::kFloat64).sum().item<double>();
-  return {terms.to(torch::kFloat64).sum().item<double>(), correct};
+/// For evaluations e in [lo, hi): the per-sample SA term summed over the images x (b, 1, H, W)
+/// with point(e) added (neg_ce: -CE(g, a); confusion: CE(g, 1/2)) into sums[e], and the number
+/// of images g classifies correctly into sums[n + e]. The API gets `parallelism()` evaluations
+/// per call (1 for an in-process FM: one call per evaluation, as always).
+void sa_term_sums(ZoContext& ctx, const std::function<torch::Tensor(std::int64_t)>& point, std::size_t lo,
+                  std::size_t hi, const torch::Tensor& x, const torch::Tensor& a, std::vector<double>& sums, std::size_t n) {
+  if (x.size(0) == 0) return;
+  const auto window = static_cast<std::size_t>(std::max(1, ctx.api.parallelism()));
+  for (std::size_t w = lo; w < hi; w += window) {
+    const std::size_t end = std::min(hi, w + window);
+    std::vector<torch::Tensor> images;
+    for (std::size_t e = w; e < end; ++e) images.push_back(add_noise(x, point(static_cast<std::int64_t>(e)), ctx.problem.options));
+    const auto zs = ctx.api.embed_each(images);  // (b, D) each, no autograd
+    for (std::size_t e = w; e < end; ++e) {
+      const auto logits = ctx.adversary.probe().logits(zs[e - w]);  // (b,)
+      const auto terms = sa_term_per_image(logits, a, ctx.problem.options.objective);
+      sums[e] = terms.to(torch::kFloat64).sum().item<double>();
+      sums[n + e] = ((logits > 0).to(torch::kFloat32) == a).to(torch::kFloat64).sum().item<double>();
+    }
+  }
 }
 
 double l2(const torch::Tensor& t) { return t.pow(2).sum().sqrt().item<double>(); }
@@ -56,7 +66,8 @@ bool refit_if_due(ZoContext& ctx, std::int64_t batch, const torch::Tensor& eps, 
   refitted = ctx.adversary.due(batch);
   if (!refitted) return true;
   if (over_budget(ctx.problem.gezo, r.queries, ctx.adversary.images_per_refit(), r.status)) return false;
-  ctx.adversary.refit(eps, [&](const torch::Tensor& images) { return ctx.api.embed(images); }, ctx.group);
+  ctx.adversary.refit(eps, [&](const std::vector<torch::Tensor>& b) { return ctx.api.embed_each(b); }, ctx.api.parallelism(),
+                      ctx.group);
   r.queries += ctx.adversary.images_per_refit();
   return true;
 }
@@ -72,20 +83,26 @@ Evaluations evaluate(ZoContext& ctx, const std::function<torch::Tensor(std::int6
   const auto& o = ctx.problem.options;
   const std::int64_t batch = x.size(0);
   const auto n = static_cast<std::size_t>(count);
-  std::vector<double> sums(2 * n, 0.0);  // [SA term sums (E) | correct counts (E)]
+  std::vector<double> sums(2 * n + 1, 0.0);  // [SA term sums (E) | correct counts (E) | ranks that failed]
   const int rank = ctx.group.rank(), size = ctx.group.size();
-  if (ctx.problem.comm.split == "data") {
-    const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(batch), rank, size);
-    const auto xs = x.slice(0, static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi));
-    const auto as = a.slice(0, static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi));
-    for (std::size_t e = 0; e < n; ++e)
-      std::tie(sums[e], sums[n + e]) = sa_term_sum(ctx, xs, as, point(static_cast<std::int64_t>(e)));
-  } else {
-    const auto [lo, hi] = comm::shard_range(n, rank, size);
-    for (std::size_t e = lo; e < hi; ++e)
-      std::tie(sums[e], sums[n + e]) = sa_term_sum(ctx, x, a, point(static_cast<std::int64_t>(e)));
+  std::exception_ptr failure;  // a remote request that gave up: the group stops together
+  try {
+    if (ctx.problem.comm.split == "data") {
+      const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(batch), rank, size);
+      const auto xs = x.slice(0, static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi));
+      const auto as = a.slice(0, static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi));
+      sa_term_sums(ctx, point, 0, n, xs, as, sums, n);
+    } else {
+      const auto [lo, hi] = comm::shard_range(n, rank, size);
+      sa_term_sums(ctx, point, lo, hi, x, a, sums, n);
+    }
+  } catch (const Error&) {
+    failure = std::current_exception();
+    sums[2 * n] = 1.0;
   }
   ctx.group.allreduce_sum(sums.data(), sums.size());
+  if (failure) std::rethrow_exception(failure);
+  if (sums[2 * n] > 0.0) throw PeerFailure("another rank of the group failed while evaluating candidates");
   Evaluations out;
   for (std::size_t e = 0; e < n; ++e) {
     const double loss = objective_value(sums[e], batch, l2(point(static_cast<std::int64_t>(e))), o);
@@ -162,19 +179,20 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(q), group.rank(), group.size());
       const auto n = static_cast<std::size_t>(evaluations);
       std::vector<double> sums(2 * n, 0.0);
-      auto eval_into = [&](std::int64_t e) {
-        std::tie(sums[static_cast<std::size_t>(e)], sums[n + static_cast<std::size_t>(e)]) =
-            sa_term_sum(ctx, x, a, point(e));
-      };
-      if (group.rank() == 0) eval_into(0);
       const double b = static_cast<double>(x.size(0));
-      for (auto c = static_cast<std::int64_t>(lo); c < static_cast<std::int64_t>(hi); ++c) {
-        eval_into(1 + 2 * c);
-        eval_into(2 + 2 * c);
-        const double lp = objective_value(sums[static_cast<std::size_t>(1 + 2 * c)], x.size(0), l2(point(1 + 2 * c)), p.options);
-        const double lm = objective_value(sums[static_cast<std::size_t>(2 + 2 * c)], x.size(0), l2(point(2 + 2 * c)), p.options);
-        grad += static_cast<float>((lp - lm) / (2.0 * mu * static_cast<double>(q))) * dir(c);
+      std::exception_ptr failure;  // a remote request that gave up: the group stops together
+      try {
+        if (group.rank() == 0) sa_term_sums(ctx, point, 0, 1, x, a, sums, n);
+        for (auto c = static_cast<std::int64_t>(lo); c < static_cast<std::int64_t>(hi); ++c) {
+          sa_term_sums(ctx, point, static_cast<std::size_t>(1 + 2 * c), static_cast<std::size_t>(3 + 2 * c), x, a, sums, n);
+          const double lp = objective_value(sums[static_cast<std::size_t>(1 + 2 * c)], x.size(0), l2(point(1 + 2 * c)), p.options);
+          const double lm = objective_value(sums[static_cast<std::size_t>(2 + 2 * c)], x.size(0), l2(point(2 + 2 * c)), p.options);
+          grad += static_cast<float>((lp - lm) / (2.0 * mu * static_cast<double>(q))) * dir(c);
+        }
+      } catch (const Error&) {
+        failure = std::current_exception();
       }
+      agree_on_failure(group, failure);
       group.allreduce_sum(grad.data_ptr<float>(), static_cast<std::size_t>(grad.numel()));
       group.allreduce_sum(sums.data(), sums.size());  // for the trace (loss at eps, accuracy)
       ev.loss = {objective_value(sums[0], x.size(0), l2(eps), p.options)};

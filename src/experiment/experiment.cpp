@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <optional>
 
@@ -21,6 +22,7 @@
 #include "dne/dne/noise_editor.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/fm/foundation_model.hpp"
+#include "dne/fm/remote_model.hpp"
 #include "dne/metrics/metrics.hpp"
 #include "dne/probe/linear_probe.hpp"
 #include "dne/store/index_file.hpp"
@@ -311,22 +313,47 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   const auto y_train = int_tensor(dataset.train.label), a_train = int_tensor(dataset.train.sa);
   timings["data_s"] = seconds_since(t);
 
+  std::unique_ptr<comm::Communicator> alone;
+  comm::Communicator* group = ctx.group;
+  if (group == nullptr) {
+    alone = comm::make_self_communicator();
+    group = alone.get();
+  }
+
   // 2. Foundation model and clean embeddings (N, D); the rows themselves for an embeddings file.
+  // A split is embedded in chunks of fm.batch_size dealt over the group (embed_over_group): the
+  // same chunks, so the same bits, as on one rank, and a remote request that fails on one rank
+  // stops the whole group.
   t = Clock::now();
-  std::shared_ptr<fm::DifferentiableModel> model;
+  std::shared_ptr<fm::EmbeddingModel> model;
   std::map<std::string, std::string> fm_provenance;
+  const auto embed_split = [&](const torch::Tensor& x) {  // (N, 1, H, W) -> (N, D)
+    auto z = editing::embed_over_group(
+        x.size(0), c.fm.batch_size, model->embed_dim(), model->parallelism(),
+        [&](std::int64_t begin, std::int64_t end) { return x.slice(0, begin, end); },
+        [&](const std::vector<torch::Tensor>& batches) { return model->embed_each(batches); }, *group);
+    if (!torch::isfinite(z).all().item<bool>())
+      throw ModelError("foundation model returned non-finite embeddings (NaN/Inf in input or weights)");
+    return z;
+  };
   Splits clean;
   if (images) {
-    model = fm::make_model(c.fm, dataset.train.height, seed);
+    std::exception_ptr failure;  // connecting to a remote FM can fail on one rank only
+    try {
+      model = fm::make_embedding_model(c.fm, c.api, dataset.train.height, seed);
+    } catch (const Error&) {
+      failure = std::current_exception();
+    }
+    editing::agree_on_failure(*group, failure);
     fm_provenance = model->provenance();
     if (!c.fm_hash.empty() && (fm_provenance.count("hash") == 0 || fm_provenance.at("hash") != c.fm_hash))
       throw ModelError((c.fm.kind == "torchscript" ? c.fm.torchscript : c.fm.weights) +
                        ": the FM file changed since the run started (content hash " +
                        (fm_provenance.count("hash") ? fm_provenance.at("hash") : std::string("?")) + ", expected " +
                        c.fm_hash + ")");
-    clean.train = fm::embed_all(*model, x_train, c.fm.batch_size);
-    clean.test = fm::embed_all(*model, x_test, c.fm.batch_size);
-    if (has_val && kind == config::MethodKind::kEmbedding) clean.val = fm::embed_all(*model, x_val, c.fm.batch_size);
+    clean.train = embed_split(x_train);
+    clean.test = embed_split(x_test);
+    if (has_val && kind == config::MethodKind::kEmbedding) clean.val = embed_split(x_val);
   } else {
     const auto rows = [](const torch::Tensor& x) { return x.defined() ? x.reshape({x.size(0), x.size(3)}) : x; };
     clean = Splits{rows(x_train), rows(x_val), rows(x_test)};
@@ -338,13 +365,6 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   const auto g = probe::LinearProbe::fit(clean.train, a_train, c.probes);
   EvalContext eval{dataset, y_train, a_train, &g, to_doubles(g.probability(clean.test)), c.probes};
   timings["sa_probe_s"] = seconds_since(t);
-
-  std::unique_ptr<comm::Communicator> alone;
-  comm::Communicator* group = ctx.group;
-  if (group == nullptr) {
-    alone = comm::make_self_communicator();
-    group = alone.get();
-  }
 
   // 4-6. The method and its control, each through the same probes and metrics.
   Downstream result, control;
@@ -377,7 +397,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     api_options.latency_ms = c.api.latency_ms;
     api_options.round_decimals = c.api.round_decimals;
     fm::EmbeddingApi api(model, api_options);
-    editing::ModelAccess access{*model, api, *group};
+    editing::ModelAccess access{dynamic_cast<fm::DifferentiableModel*>(model.get()), api, *group};
     editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes};
     editing::EditResult edit = editing::find_editor(c.dne.method)(problem, access);
     timings["edit_s"] = seconds_since(t);
@@ -399,7 +419,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
       torch::NoGradGuard no_grad;
       const auto a_val = int_tensor(dataset.val.sa).to(torch::kFloat32);
       for (std::size_t k = 0; k < candidates.size(); ++k) {
-        const auto z = fm::embed_all(*model, editing::add_noise(x_val, candidates[k], c.dne), c.fm.batch_size);
+        const auto z = embed_split(editing::add_noise(x_val, candidates[k], c.dne));
         val_losses.push_back(editing::dne_objective(g.logits(z), a_val, candidates[k], c.dne).loss.item<double>());
         if (kept_checkpoint < 0 || val_losses.back() < val_losses[static_cast<std::size_t>(kept_checkpoint)])
           kept_checkpoint = static_cast<std::int64_t>(k);
@@ -416,7 +436,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
       const auto embed = [&](const torch::Tensor& x, const torch::Tensor& clean_z) {
         if (!x.defined()) return x;
         if (noise_is_zero && clean_z.defined()) return clean_z;
-        return fm::embed_all(*model, editing::add_noise(x, eps, c.dne), c.fm.batch_size);
+        return embed_split(editing::add_noise(x, eps, c.dne));
       };
       const bool val_needed = !c.probes.l2_choices.empty() || c.output.save_embeddings;
       Downstream d = evaluate(Splits{embed(x_train, clean.train), val_needed ? embed(x_val, clean.val) : torch::Tensor(),
@@ -444,6 +464,17 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   }
   const auto& m = result.metrics;
   summary.metrics = m;
+
+  // A remote FM's traffic: the group's requests, retries and bytes (collective on every rank).
+  const auto* remote = dynamic_cast<const fm::RemoteModel*>(model.get());
+  std::vector<double> traffic;
+  api::ClientStats client_stats;
+  if (remote != nullptr) {
+    client_stats = remote->stats();
+    traffic = {static_cast<double>(client_stats.requests), static_cast<double>(client_stats.retries),
+               static_cast<double>(client_stats.bytes_sent), static_cast<double>(client_stats.bytes_received)};
+    group->allreduce_sum(traffic.data(), traffic.size());
+  }
 
   // 7. Result file, written to a temporary name and renamed, by the group's rank 0 only.
   summary.wall_s = seconds_since(t0);
@@ -478,6 +509,23 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     w.attribute("/provenance", "data_hash", c.data_hash);  // the file's bytes and the group read
   }
   for (const auto& [key, value] : fm_provenance) w.attribute("/provenance", "fm_" + key, value);
+  if (remote != nullptr) {  // never the token: the client keeps it in its Authorization header only
+    const auto& meta = remote->metadata();
+    w.attribute("/provenance", "api_endpoint", remote->endpoint());
+    w.attribute("/provenance", "api_model", meta.name);
+    w.attribute("/provenance", "api_model_version", meta.versions.empty() ? std::string() : meta.versions.front());
+    w.attribute("/provenance", "api_platform", meta.platform);
+    w.attribute("/provenance", "api_encoding", remote->encoding());
+    w.attribute("/provenance", "api_concurrency", static_cast<std::int64_t>(c.api.concurrency));
+    const char* totals[] = {"api_requests", "api_retries", "api_bytes_sent", "api_bytes_received"};
+    for (std::size_t i = 0; i < traffic.size(); ++i) w.attribute("/provenance", totals[i], static_cast<std::int64_t>(traffic[i]));
+    auto latency = client_stats.latency_ms;  // this rank's successful requests
+    std::sort(latency.begin(), latency.end());
+    for (const auto& [name, q] : {std::pair<const char*, double>{"api_latency_p50_ms", 0.5}, {"api_latency_p90_ms", 0.9}, {"api_latency_p99_ms", 0.99}})
+      w.attribute("/provenance", name,
+                  latency.empty() ? std::nan("")
+                                  : latency[static_cast<std::size_t>(std::ceil(q * static_cast<double>(latency.size()))) - 1]);
+  }
   w.attribute("/provenance", "queries", summary.queries);
   const auto& label = dataset.test.label;
   const auto& sa = dataset.test.sa;

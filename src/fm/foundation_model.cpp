@@ -9,11 +9,24 @@
 #include "dne/core/errors.hpp"
 #include "dne/fm/conv_encoder.hpp"
 #include "dne/fm/fm_file.hpp"
+#include "dne/fm/remote_model.hpp"
 #include "dne/fm/torchscript_model.hpp"
 
 namespace dne::fm {
 
-EmbeddingApi::EmbeddingApi(std::shared_ptr<DifferentiableModel> model, ApiOptions options)
+std::vector<torch::Tensor> EmbeddingModel::embed_each(const std::vector<torch::Tensor>& batches) {
+  std::vector<torch::Tensor> out;
+  out.reserve(batches.size());
+  for (const auto& b : batches) out.push_back(embed(b));
+  return out;
+}
+
+torch::Tensor DifferentiableModel::embed(const torch::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  return forward(images);
+}
+
+EmbeddingApi::EmbeddingApi(std::shared_ptr<EmbeddingModel> model, ApiOptions options)
     : model_(std::move(model)), options_(options) {}
 
 std::int64_t EmbeddingApi::remaining() const {
@@ -21,28 +34,44 @@ std::int64_t EmbeddingApi::remaining() const {
   return options_.budget_images - images_;
 }
 
-torch::Tensor EmbeddingApi::embed(const torch::Tensor& images) {
-  const std::int64_t n = images.size(0);
+torch::Tensor EmbeddingApi::embed(const torch::Tensor& images) { return embed_each({images}).front(); }
+
+std::vector<torch::Tensor> EmbeddingApi::embed_each(const std::vector<torch::Tensor>& batches) {
+  std::int64_t n = 0;
+  for (const auto& b : batches) n += b.size(0);
   if (n > remaining())
     throw BudgetExceeded("embedding API budget: " + std::to_string(n) + " images requested, " +
                          std::to_string(remaining()) + " of " +
                          std::to_string(options_.budget_images) + " left");
   torch::NoGradGuard no_grad;
-  const std::int64_t chunk = options_.max_batch > 0 ? options_.max_batch : n;
-  std::vector<torch::Tensor> parts;
-  for (std::int64_t start = 0; start < n; start += chunk) {
-    parts.push_back(model_->forward(images.slice(0, start, std::min(n, start + chunk))));
-    ++calls_;
-    if (options_.latency_ms > 0)
-      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options_.latency_ms));
+  // Every batch is cut into calls of at most max_batch images; all calls go to the model at once.
+  std::vector<torch::Tensor> calls;
+  std::vector<std::size_t> calls_per_batch;
+  for (const auto& b : batches) {
+    const std::int64_t size = b.size(0), chunk = options_.max_batch > 0 ? options_.max_batch : std::max<std::int64_t>(1, size);
+    std::size_t count = 0;
+    for (std::int64_t start = 0; start < size; start += chunk, ++count) calls.push_back(b.slice(0, start, std::min(size, start + chunk)));
+    calls_per_batch.push_back(count);
   }
+  auto parts = model_->embed_each(calls);
+  calls_ += static_cast<std::int64_t>(calls.size());
   images_ += n;
-  auto z = parts.size() == 1 ? parts.front() : torch::cat(parts, 0);
-  if (options_.round_decimals >= 0) {
-    const double scale = std::pow(10.0, static_cast<double>(options_.round_decimals));
-    z = torch::round(z * scale) / scale;
+  if (options_.latency_ms > 0)
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options_.latency_ms * static_cast<double>(calls.size())));
+  std::vector<torch::Tensor> out;
+  std::size_t next = 0;
+  for (const std::size_t count : calls_per_batch) {
+    auto z = count == 0 ? torch::empty({0, model_->embed_dim()})
+             : count == 1 ? parts[next] : torch::cat(std::vector<torch::Tensor>(parts.begin() + static_cast<std::ptrdiff_t>(next),
+                                                                              parts.begin() + static_cast<std::ptrdiff_t>(next + count)), 0);
+    next += count;
+    if (options_.round_decimals >= 0) {
+      const double scale = std::pow(10.0, static_cast<double>(options_.round_decimals));
+      z = torch::round(z * scale) / scale;
+    }
+    out.push_back(std::move(z));
   }
-  return z;
+  return out;
 }
 
 namespace {
@@ -72,17 +101,30 @@ std::shared_ptr<DifferentiableModel> make_model(const config::FmOptions& options
                                                 std::int64_t image_size, std::uint64_t seed) {
   const auto& table = model_factories();
   const auto it = table.find(options.kind);
+  if (options.kind == "remote")
+    throw ConfigError("fm.kind = \"remote\" answers queries only; this needs a model in this process (cnn, vit, torchscript)");
   if (it == table.end()) throw ConfigError("fm.kind: unknown model '" + options.kind + "'");
   return it->second(options, image_size, seed);
 }
 
-torch::Tensor embed_all(DifferentiableModel& model, const torch::Tensor& images,
-                        std::int64_t batch_size) {
+std::shared_ptr<EmbeddingModel> make_embedding_model(const config::FmOptions& options, const config::ApiOptions& api,
+                                                     std::int64_t image_size, std::uint64_t seed) {
+  if (options.kind == "remote") return std::make_shared<RemoteModel>(api, image_size);
+  return make_model(options, image_size, seed);
+}
+
+torch::Tensor embed_all(EmbeddingModel& model, const torch::Tensor& images, std::int64_t batch_size) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   const std::int64_t n = images.size(0);
-  for (std::int64_t start = 0; start < n; start += batch_size)
-    parts.push_back(model.forward(images.slice(0, start, std::min(n, start + batch_size))));
+  // A window of batches at a time: a remote model keeps parallelism() requests in flight.
+  const std::int64_t window = batch_size * std::max(1, model.parallelism());
+  for (std::int64_t begin = 0; begin < n; begin += window) {
+    std::vector<torch::Tensor> batches;
+    for (std::int64_t start = begin; start < std::min(n, begin + window); start += batch_size)
+      batches.push_back(images.slice(0, start, std::min(n, start + batch_size)));
+    for (auto& z : model.embed_each(batches)) parts.push_back(std::move(z));
+  }
   auto z = torch::cat(parts, 0);
   if (!torch::isfinite(z).all().item<bool>())
     throw ModelError("foundation model returned non-finite embeddings (NaN/Inf in input or weights)");

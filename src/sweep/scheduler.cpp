@@ -109,6 +109,7 @@ Outcome failure_of(const std::exception* e) {
   const auto* d = dynamic_cast<const Error*>(e);
   o.error = (d != nullptr ? std::string(d->kind()) : std::string("internal error")) + ": " + what;
   if (d != nullptr) o.exit_code = d->exit_code();
+  o.peer = dynamic_cast<const PeerFailure*>(e) != nullptr;
   return o;
 }
 
@@ -166,12 +167,14 @@ struct DetachOnUnwind {
   }
 };
 
-/// Every rank of `group` learns the outcome of its lowest failing rank (collective over `group`).
+/// Every rank of `group` learns the outcome of its lowest failing rank (collective over `group`);
+/// a rank's own failure comes before a PeerFailure (which only says that another rank failed).
 Outcome first_failure(MPI_Comm group, int group_rank, const Outcome& mine) {
   int size = 1;
   MPI_Comm_size(group, &size);
-  int first = mine.ok ? size : group_rank;
+  int first = mine.ok ? 2 * size : mine.peer ? size + group_rank : group_rank;
   MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, group);
+  first %= size;
   std::string bytes = group_rank == first ? encode(mine) : std::string();
   auto length = static_cast<std::int64_t>(bytes.size());
   MPI_Bcast(&length, 1, MPI_INT64_T, first, group);

@@ -159,8 +159,12 @@ TEST(Adversary, RefitScheduleAndFitOnTheNoisedTrainingSet) {
   // eps darkens pixel (0, 0), where the attribute lives: a refit probe must be fitted on x + eps.
   auto eps = torch::zeros({8, 8});
   eps[0][0] = -0.6f;
-  const auto embed = [&](const torch::Tensor& images) { return f.model->forward(images); };
-  adversary.refit(eps, embed, *self);
+  const auto embed = [&](const std::vector<torch::Tensor>& batches) {
+    std::vector<torch::Tensor> z;
+    for (const auto& images : batches) z.push_back(f.model->forward(images));
+    return z;
+  };
+  adversary.refit(eps, embed, 3, *self);  // 3 chunks per call: the same bits as one at a time
   EXPECT_EQ(adversary.refits(), 1);
   torch::NoGradGuard ng;
   const auto direct = probe::LinearProbe::fit(f.model->forward(f.x + eps), f.sa.to(torch::kInt64), p.probes);
@@ -183,7 +187,7 @@ TEST(Adversary, RefitIsCountedAndTracedByEveryEditor) {
     refit.options.adversary = "refit";
     refit.options.refit_every = 2;  // before batch 2: one refit of 40 images
     fm::EmbeddingApi api_a(f.model), api_b(f.model);
-    editing::ModelAccess a{*f.model, api_a, *self}, b{*f.model, api_b, *self};
+    editing::ModelAccess a{f.model.get(), api_a, *self}, b{f.model.get(), api_b, *self};
     const auto r0 = editing::find_editor(method)(base, a);
     const auto r1 = editing::find_editor(method)(refit, b);
     EXPECT_EQ(r1.queries, r0.queries + 40) << method;
@@ -388,7 +392,7 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
       const double bound = linf ? 0.02 : 0.05;
       (linf ? p.options.max_linf : p.options.max_l2) = bound;
       fm::EmbeddingApi api(f.model);
-      editing::ModelAccess access{*f.model, api, *self};
+      editing::ModelAccess access{f.model.get(), api, *self};
       const auto r = editing::find_editor(method)(p, access);
       const double got = linf ? r.noise.abs().max().item<double>() : r.noise.pow(2).sum().sqrt().item<double>();
       EXPECT_LE(got, bound * (1 + 1e-6)) << method << (linf ? " linf" : " l2");

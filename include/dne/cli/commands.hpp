@@ -1,4 +1,4 @@
-// The `dne` subcommands: run, pretrain, phantom, inspect, bench.
+// The `dne` subcommands: run, pretrain, phantom, inspect, bench, serve (serve_command.cpp).
 //
 // Each command parses its own options with Boost.Program_options (the only module that knows
 // Boost) and returns the process exit code. Errors are thrown as dne::Error subclasses and
@@ -22,6 +22,7 @@ int command_phantom(const std::vector<std::string>& args, const ProcessInfo& pro
 int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_inspect(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_bench(const std::vector<std::string>& args, const ProcessInfo& process);
+int command_serve(const std::vector<std::string>& args, const ProcessInfo& process);
 
 /// Torch threads for this rank: `requested` if > 0, else cores / ranks-on-node (at least 1).
 int choose_threads(long requested, const ProcessInfo& process);

@@ -45,7 +45,7 @@ struct DataOptions {
 };
 
 struct FmOptions {
-  std::string kind = "cnn";        // "cnn" | "vit" | "torchscript"
+  std::string kind = "cnn";        // "cnn" | "vit" | "torchscript" | "remote" (an Open Inference Protocol server, [api])
   std::string torchscript;         // path to a TorchScript encoder (kind = "torchscript")
   std::string weights;             // FM file (docs/fm-file.md) for kind = "vit"; "" = random weights
   std::int64_t width = 32;         // channels of the first CNN stage (doubles per stage)
@@ -137,8 +137,16 @@ struct CommOptions {
 /// Simulated black-box API behaviour (all off by default).
 struct ApiOptions {
   std::int64_t max_batch = 0;      // images per call; 0 = unlimited
-  double latency_ms = 0.0;         // added wall time per call
+  double latency_ms = 0.0;         // added wall time per call (in-process models only)
   std::int64_t round_decimals = -1;  // round returned embeddings to this many decimals; -1 = off
+  // fm.kind = "remote": the server (url and model enter the experiment id, the rest does not)
+  std::string url;                 // http[s]://host:port[/prefix]
+  std::string model;               // model name on the server
+  std::int64_t concurrency = 1;    // requests in flight per rank
+  double timeout_s = 30.0;         // connect / read / write timeout of one attempt
+  std::int64_t retries = 4;        // extra attempts on connection errors, 429 and 5xx
+  std::string token_env;           // environment variable holding the bearer token; "" = none
+  bool binary = false;             // Triton binary tensor extension instead of JSON numbers
 };
 
 struct OutputOptions {

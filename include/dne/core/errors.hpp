@@ -71,6 +71,15 @@ class BudgetExceeded : public Error {
   const char* kind() const override { return "budget exceeded"; }
 };
 
+/// Another rank of the group failed where the group agrees on failures (e.g. its remote FM
+/// request gave up while this rank's succeeded): this rank stops too, instead of waiting in a
+/// collective. The scheduler reports the failing rank's own error, never this one.
+class PeerFailure : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const override { return "peer failure"; }
+};
+
 /// An error that every rank meets identically before any collective work (e.g. a bad FM file
 /// checked up front): `main` prints it once, from rank 0, and every rank exits normally with the
 /// cause's exit code instead of aborting the job.

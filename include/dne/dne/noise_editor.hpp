@@ -12,6 +12,7 @@
 // EmbeddingApi and the rank group's Communicator.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <map>
 #include <string>
@@ -40,7 +41,7 @@ struct EditProblem {
 
 /// The two ways into the model; each editor uses exactly one of them.
 struct ModelAccess {
-  fm::DifferentiableModel& whitebox;
+  fm::DifferentiableModel* whitebox;  // nullptr for a remote FM (no gradients)
   fm::EmbeddingApi& api;
   comm::Communicator& group;       // the ranks sharing this experiment (size 1: alone)
 };
@@ -72,8 +73,8 @@ void for_each_batch(const EditProblem& problem, const BatchStep& step,
 /// fits the same probe on the same bits for any group size.
 class Adversary {
  public:
-  /// images (b, 1, H, W) with the noise added -> embeddings (b, D), no autograd.
-  using Embed = std::function<torch::Tensor(const torch::Tensor&)>;
+  /// Batches of images (b_i, 1, H, W) with the noise added -> their embeddings (b_i, D), no autograd.
+  using Embed = std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)>;
 
   explicit Adversary(const EditProblem& problem);
   const probe::LinearProbe& probe() const { return current_; }
@@ -82,7 +83,8 @@ class Adversary {
   /// Images one refit embeds over the whole group (the training set).
   std::int64_t images_per_refit() const { return problem_.images.size(0); }
   /// Re-fit g on the training images with `eps` (H, W) added; every rank of `group` must call it.
-  void refit(const torch::Tensor& eps, const Embed& embed, comm::Communicator& group);
+  /// `window`: batches worth handing `embed` at once (the model's parallelism).
+  void refit(const torch::Tensor& eps, const Embed& embed, int window, comm::Communicator& group);
   std::int64_t refits() const { return refits_; }
 
  private:
@@ -90,6 +92,20 @@ class Adversary {
   probe::LinearProbe current_;
   std::int64_t refits_ = 0;
 };
+
+/// Every rank of `group` calls this after a step that may fail on some ranks only (a remote
+/// request that gave up): if any rank's step threw (`failure` set), that rank rethrows its own
+/// error and the others throw PeerFailure, so no rank is left waiting in a later collective.
+void agree_on_failure(comm::Communicator& group, const std::exception_ptr& failure);
+
+/// The embeddings (N, D) of N images computed in fixed chunks of `chunk` images (chunk c holds
+/// rows [c * chunk, (c + 1) * chunk)) dealt round-robin over `group`, `window` chunks per call
+/// of `embed`; the group sums the result (one contributor per row), so every rank gets the same
+/// bits for any group size, and agrees on failures (agree_on_failure). `images(begin, end)`
+/// makes the chunk's images (b, 1, H, W).
+torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
+                               const std::function<torch::Tensor(std::int64_t, std::int64_t)>& images,
+                               const Adversary::Embed& embed, comm::Communicator& group);
 
 /// Name -> editor. Unknown names throw ConfigError naming `dne.method`.
 const Editor& find_editor(const std::string& method);

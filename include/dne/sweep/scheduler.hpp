@@ -37,6 +37,7 @@ struct Outcome {
   std::int64_t queries = -1;
   int ranks = 0;               // size of the group that ran it
   std::map<std::string, double> metrics;
+  bool peer = false;           // the failure was a PeerFailure (local to the rank: not encoded)
 };
 
 /// Byte encoding of an Outcome for an MPI message (exposed for tests).

@@ -1,0 +1,229 @@
+// The Open Inference Protocol client over cpp-httplib (see inference_client.hpp).
+#include "dne/api/inference_client.hpp"
+
+#include <httplib.h>
+#include <signal.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <random>
+#include <regex>
+#include <thread>
+
+namespace dne::api {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool retryable_status(int status) { return status == 429 || status == 500 || status == 502 || status == 503 || status == 504; }
+
+std::string transport_text(httplib::Error e, double timeout_s) {
+  switch (e) {
+    case httplib::Error::Connection: return "could not connect (refused, unreachable or unknown host)";
+    case httplib::Error::ConnectionTimeout: return "could not connect within api.timeout_s = " + std::to_string(timeout_s) + " s (timed out)";
+    case httplib::Error::Read: return "no complete response within api.timeout_s = " + std::to_string(timeout_s) + " s (timed out or the connection closed)";
+    case httplib::Error::Write: return "the request could not be sent (the connection closed)";
+    default: return "transport error: " + httplib::to_string(e);
+  }
+}
+
+}  // namespace
+
+double parse_retry_after(const std::string& value, double now_unix) {
+  if (value.empty()) return -1.0;
+  if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return value.size() > 9 ? kMaxRetryAfterSeconds : std::stod(value);
+  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
+    struct tm tm = {};
+    const char* end = strptime(value.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0') return std::max(0.0, static_cast<double>(timegm(&tm)) - now_unix);
+  }
+  return -1.0;
+}
+
+Endpoint parse_endpoint(const std::string& url) {
+  static const std::regex pattern(R"(^(https?)://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$)");
+  std::smatch m;
+  if (url.find('@') != std::string::npos)
+    throw ConfigError("api.url: \"" + url + "\" carries credentials: put the token in the environment variable api.token_env names");
+  if (!std::regex_match(url, m, pattern))
+    throw ConfigError("api.url: \"" + url + "\" is not http[s]://host[:port][/path]");
+  Endpoint e{m[1].str() + "://" + m[2].str() + m[3].str(), m[4].str()};
+  while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
+  return e;
+}
+
+struct InferenceClient::Impl {
+  ClientOptions options;
+  Endpoint endpoint;
+  std::vector<std::unique_ptr<httplib::Client>> connections;  // one per request in flight
+  mutable std::mutex mutex;  // stats and rng
+  ClientStats stats;
+  std::mt19937_64 rng{std::random_device{}()};  // jitter only: never touches a result
+
+  explicit Impl(ClientOptions o) : options(std::move(o)), endpoint(parse_endpoint(options.url)) {
+    signal(SIGPIPE, SIG_IGN);  // a server that closes mid-request is an error to retry, not a signal
+    const auto timeout = std::chrono::duration<double>(options.timeout_s);
+    const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+    for (int i = 0; i < std::max(1, options.concurrency); ++i) {
+      auto c = std::make_unique<httplib::Client>(endpoint.origin);
+      c->set_keep_alive(true);
+      c->set_tcp_nodelay(true);
+      c->set_connection_timeout(usec / 1000000, usec % 1000000);
+      c->set_read_timeout(usec / 1000000, usec % 1000000);
+      c->set_write_timeout(usec / 1000000, usec % 1000000);
+      if (!options.token.empty()) c->set_bearer_token_auth(options.token);
+      connections.push_back(std::move(c));
+    }
+  }
+
+  std::string model_path() const { return endpoint.prefix + "/v2/models/" + options.model; }
+
+  /// Seconds before attempt `attempt` (>= 1): full jitter, at least the server's Retry-After.
+  double backoff(int attempt, double retry_after) {
+    const double ceiling = std::min(options.backoff_cap_s, options.backoff_base_s * std::pow(2.0, attempt - 1));
+    double wait = 0.0;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      wait = std::uniform_real_distribution<double>(0.0, ceiling)(rng);
+    }
+    return std::max(wait, std::min(retry_after, kMaxRetryAfterSeconds));
+  }
+
+  /// One request with retries: `send` performs an attempt on `c`. Returns the 2xx response;
+  /// throws RemoteError after a non-retryable status or the last attempt.
+  httplib::Response exchange(httplib::Client& c, const std::string& what, std::int64_t bytes_out,
+                             const std::function<httplib::Result(httplib::Client&)>& send) {
+    std::string last;
+    const int attempts = 1 + std::max(0, options.retries);
+    double retry_after = -1.0;
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+      if (attempt > 0) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(backoff(attempt, retry_after)));
+        std::lock_guard<std::mutex> lock(mutex);
+        ++stats.retries;
+      }
+      retry_after = -1.0;
+      auto result = send(c);
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        ++stats.requests;
+        stats.bytes_sent += bytes_out;
+        if (result) stats.bytes_received += static_cast<std::int64_t>(result->body.size());
+      }
+      if (!result) {
+        last = transport_text(result.error(), options.timeout_s);
+        continue;
+      }
+      if (result->status >= 200 && result->status < 300) return *result;
+      last = "HTTP " + std::to_string(result->status) + ": " + error_message(result->body);
+      if (!retryable_status(result->status)) throw RemoteError(what + ": " + last);
+      const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      retry_after = parse_retry_after(result->get_header_value("Retry-After"), now);
+    }
+    throw RemoteError(what + ": gave up after " + std::to_string(attempts) + " attempt" + (attempts > 1 ? "s" : "") +
+                      " (api.retries = " + std::to_string(options.retries) + "); the last: " + last);
+  }
+
+  Float32Tensor infer_one(httplib::Client& c, const Float32Tensor& input, std::int64_t dim, std::size_t index) {
+    const std::string path = model_path() + "/infer";
+    const std::string what = "POST " + endpoint.origin + path + " (request " + std::to_string(index) + ", " +
+                             std::to_string(input.shape.empty() ? 0 : input.shape[0]) + " images)";
+    InferRequest request;
+    request.input = input;
+    request.output_name = "";
+    request.binary_output = options.binary;
+    const Body body = encode_request(request, options.binary);
+    httplib::Headers headers;
+    if (body.json_length >= 0) headers.emplace("Inference-Header-Content-Length", std::to_string(body.json_length));
+    const auto t0 = Clock::now();
+    const auto res = exchange(c, what, static_cast<std::int64_t>(body.bytes.size()), [&](httplib::Client& client) {
+      return client.Post(path.c_str(), headers, body.bytes, body.content_type.c_str());
+    });
+    std::int64_t json_length = -1;
+    if (res.has_header("Inference-Header-Content-Length")) {
+      const std::string v = res.get_header_value("Inference-Header-Content-Length");
+      if (v.empty() || !std::all_of(v.begin(), v.end(), [](unsigned char ch) { return std::isdigit(ch); }) || v.size() > 18)
+        throw RemoteError(what + ": Inference-Header-Content-Length \"" + v + "\" is not a byte count");
+      json_length = std::stoll(v);
+    }
+    InferResponse response;
+    try {
+      response = decode_response(res.body, json_length);
+    } catch (const ProtocolError& e) {
+      throw RemoteError(what + ": the response breaks the protocol: " + e.what());
+    }
+    Float32Tensor& out = response.output;
+    const std::int64_t batch = input.shape.empty() ? 0 : input.shape[0];
+    if (out.shape.size() != 2 || out.shape[0] != batch || (dim >= 0 && out.shape[1] != dim))
+      throw RemoteError(what + ": output \"" + out.name + "\" has shape " + shape_text(out.shape) + ", expected [" +
+                        std::to_string(batch) + "," + (dim >= 0 ? std::to_string(dim) : std::string("D")) + "]");
+    for (std::size_t i = 0; i < out.data.size(); ++i)
+      if (!std::isfinite(out.data[i]))
+        throw RemoteError(what + ": output value " + std::to_string(i) + " is not finite (NaN or Inf)");
+    std::lock_guard<std::mutex> lock(mutex);
+    stats.latency_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    return std::move(out);
+  }
+};
+
+InferenceClient::InferenceClient(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+InferenceClient::~InferenceClient() = default;
+
+ModelMetadata InferenceClient::connect() {
+  auto& c = *impl_->connections.front();
+  const std::string ready = impl_->endpoint.prefix + "/v2/health/ready";
+  impl_->exchange(c, "GET " + impl_->endpoint.origin + ready, 0,
+                  [&](httplib::Client& client) { return client.Get(ready.c_str()); });
+  const std::string path = impl_->model_path();
+  const auto res = impl_->exchange(c, "GET " + impl_->endpoint.origin + path + " (model metadata)", 0,
+                                   [&](httplib::Client& client) { return client.Get(path.c_str()); });
+  try {
+    return decode_metadata(res.body);
+  } catch (const ProtocolError& e) {
+    throw RemoteError("GET " + impl_->endpoint.origin + path + ": the model metadata breaks the protocol: " + e.what());
+  }
+}
+
+std::vector<Float32Tensor> InferenceClient::infer(const std::vector<Float32Tensor>& inputs, std::int64_t dim) {
+  std::vector<Float32Tensor> outputs(inputs.size());
+  const std::size_t lanes = std::min(inputs.size(), impl_->connections.size());
+  if (lanes <= 1) {
+    for (std::size_t i = 0; i < inputs.size(); ++i) outputs[i] = impl_->infer_one(*impl_->connections.front(), inputs[i], dim, i);
+    return outputs;
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr first;
+  std::mutex first_mutex;
+  std::vector<std::thread> threads;
+  for (std::size_t lane = 0; lane < lanes; ++lane)
+    threads.emplace_back([&, lane] {
+      for (std::size_t i; !failed && (i = next++) < inputs.size();) {
+        try {
+          outputs[i] = impl_->infer_one(*impl_->connections[lane], inputs[i], dim, i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(first_mutex);
+          if (!first) first = std::current_exception();
+          failed = true;
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  if (first) std::rethrow_exception(first);
+  return outputs;
+}
+
+ClientStats InferenceClient::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->stats;
+}
+
+std::string InferenceClient::endpoint() const { return impl_->endpoint.origin + impl_->endpoint.prefix; }
+
+}  // namespace dne::api

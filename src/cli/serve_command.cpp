@@ -1,0 +1,137 @@
+// `dne serve`: any FM of the project (built-in CNN, ViT with or without an FM file,
+// TorchScript) behind an Open Inference Protocol server (serve/model_server.hpp), for
+// `fm.kind = "remote"` experiments and any other OIP client.
+//
+// The FM is the one `dne run` would build for the config's (single) experiment: [fm], the data's
+// image size, and sweep.seeds (the seed initialises built-in random weights). Torch runs
+// run.threads intra-op threads (default 1, as a `dne run` rank: the same batch gives the same
+// bits). SIGTERM and SIGINT stop the server gracefully (the requests in flight are answered);
+// a second signal exits at once with 128 + signal.
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "dne/cli/commands.hpp"
+#include "dne/cli/options.hpp"
+#include "dne/core/errors.hpp"
+#include "dne/fm/foundation_model.hpp"
+#include "dne/serve/model_server.hpp"
+
+namespace po = boost::program_options;
+
+namespace dne::cli {
+namespace {
+
+// The write end of the self-pipe that turns a signal into a byte for the watcher thread. A
+// signal handler can reach nothing else, so this is the one piece of process-wide state here.
+int stop_pipe_write_end = -1;
+
+extern "C" void on_stop_signal(int signal_number) {
+  const auto byte = static_cast<unsigned char>(signal_number);
+  if (write(stop_pipe_write_end, &byte, 1) < 0) _exit(128 + signal_number);
+}
+
+/// The FM as the server's callback: images (B, 1, H, W) row-major -> embeddings (B, D).
+serve::ServedModel served_model(const config::ExperimentConfig& c) {
+  const std::int64_t size = c.data.image_size;
+  std::shared_ptr<fm::DifferentiableModel> model = fm::make_model(c.fm, size, static_cast<std::uint64_t>(c.sweep.seed));
+  serve::ServedModel served;
+  served.input_shape = {1, size, size};
+  served.dim = model->embed_dim();
+  served.platform = c.fm.kind == "torchscript" ? "pytorch_torchscript" : "dne_" + c.fm.kind;
+  served.embed = [model, size](const std::vector<float>& images, std::int64_t batch) {
+    auto x = torch::from_blob(const_cast<float*>(images.data()), {batch, 1, size, size}, torch::kFloat32);  // read only
+    const auto z = model->embed(x).to(torch::kFloat32).contiguous();  // (B, D)
+    return std::vector<float>(z.data_ptr<float>(), z.data_ptr<float>() + z.numel());
+  };
+  return served;
+}
+
+}  // namespace
+
+int command_serve(const std::vector<std::string>& args, const ProcessInfo& process) {
+  po::options_description options(
+      "dne serve: serve the config's FM over the Open Inference Protocol (KServe V2 REST, with\n"
+      "Triton's binary tensor extension) until SIGTERM / SIGINT. docs/remote.md\n"
+      "usage: dne serve --config FILE [--set key=value ...] [--port P] [options]");
+  serve::ServerOptions o;
+  options.add_options()("help,h", "show this help")("config,c", po::value<std::string>(), "TOML config ([data] image_size, [fm], run.threads)")(
+      "set,s", po::value<std::vector<std::string>>()->composing(), "override a key, e.g. fm.kind=vit")(
+      "host", po::value<std::string>(&o.host)->default_value(o.host), "address to listen on (0.0.0.0: every interface)")(
+      "port", po::value<int>(&o.port)->default_value(0), "TCP port; 0 = any free one (the first output line says which)")(
+      "model-name", po::value<std::string>(&o.model_name)->default_value(o.model_name), "the model's name in /v2/models/<name>")(
+      "model-version", po::value<std::string>(&o.model_version)->default_value(o.model_version), "the version it reports")(
+      "max-batch", po::value<std::int64_t>(&o.max_batch)->default_value(o.max_batch), "most images per request (400 above)")(
+      "max-request-mb", po::value<double>()->default_value(64.0), "largest request body in MiB (413 above)")(
+      "token-env", po::value<std::string>(), "require `Authorization: Bearer $VAR` on /v2/models/* (401 otherwise)")(
+      "rate-limit", po::value<double>(&o.rate_limit)->default_value(0.0), "requests per second per client address (429 + Retry-After above); 0 = off")(
+      "latency-ms", po::value<double>(&o.latency_ms)->default_value(0.0), "experiments: added to every inference")(
+      "failure-rate", po::value<double>(&o.failure_rate)->default_value(0.0), "experiments: share of inferences answered with 500")(
+      "threads", po::value<int>(&o.threads)->default_value(o.threads), "HTTP worker threads (requests served at once)")(
+      "access-log", po::value<std::string>(&o.access_log), "append one line per request to this file");
+  const auto vm = parse_args(args, options);
+  if (vm.count("help")) {
+    if (process.rank == 0) std::cout << options << "\n";
+    return 0;
+  }
+  if (process.world_size > 1) throw ConfigError("dne serve runs as one process, not under mpirun");
+  if (!vm.count("config")) throw ConfigError("dne serve: --config FILE is required (its [fm] and data.image_size say what to serve)");
+  const auto c = single_config(config_and_overrides(vm), "dne serve");
+  if (c.fm.kind == "remote") throw ConfigError("dne serve: fm.kind = \"remote\" is a client; serve cnn, vit or torchscript");
+  if (o.port < 0 || o.port > 65535) throw ConfigError("--port " + std::to_string(o.port) + ": not a TCP port (0-65535)");
+  if (o.max_batch < 1) throw ConfigError("--max-batch " + std::to_string(o.max_batch) + ": must be at least 1");
+  const double mb = vm["max-request-mb"].as<double>();
+  if (!(mb > 0.0)) throw ConfigError("--max-request-mb must be positive");
+  o.max_request_bytes = static_cast<std::int64_t>(mb * 1024.0 * 1024.0);
+  if (!(o.failure_rate >= 0.0 && o.failure_rate <= 1.0)) throw ConfigError("--failure-rate must be in [0, 1]");
+  if (!(o.latency_ms >= 0.0) || !(o.rate_limit >= 0.0)) throw ConfigError("--latency-ms and --rate-limit must be >= 0");
+  if (o.threads < 1) throw ConfigError("--threads must be at least 1");
+  if (vm.count("token-env")) {
+    const std::string var = vm["token-env"].as<std::string>();
+    const char* token = std::getenv(var.c_str());
+    if (token == nullptr || *token == '\0') throw ConfigError("--token-env " + var + ": that environment variable is not set");
+    o.token = token;
+  }
+  torch::set_num_threads(c.run.threads > 0 ? static_cast<int>(c.run.threads) : 1);
+
+  serve::ModelServer server(served_model(c), o);
+  const int port = server.bind();
+  const auto meta = server.metadata();
+  std::cout << "dne serve: listening on http://" << o.host << ":" << port << " model " << o.model_name << " version "
+            << o.model_version << " input images " << api::shape_text(meta.inputs.front().shape) << " FP32 output embeddings "
+            << api::shape_text(meta.outputs.front().shape) << " FP32" << std::endl;
+
+  int pipe_ends[2];
+  if (pipe(pipe_ends) != 0) throw Error("dne serve: cannot create the signal pipe");
+  stop_pipe_write_end = pipe_ends[1];
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  std::thread watcher([&server, read_end = pipe_ends[0]] {
+    unsigned char signal_number = 0;
+    int received = 0;
+    while (read(read_end, &signal_number, 1) == 1) {
+      if (signal_number == 0) return;  // the server stopped by itself
+      if (++received > 1) _exit(128 + signal_number);
+      std::cerr << "dne serve: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
+                << " received; answering the requests in flight, then stopping (again to exit at once)" << std::endl;
+      server.stop();
+    }
+  });
+  server.serve();
+  const unsigned char done = 0;
+  if (write(pipe_ends[1], &done, 1) != 1) watcher.detach();
+  if (watcher.joinable()) watcher.join();
+  const auto n = server.counters();
+  std::cout << "dne serve: stopped after " << n.requests << " requests (" << n.images << " images, " << n.errors
+            << " errors)" << std::endl;
+  return 0;
+}
+
+}  // namespace dne::cli

@@ -1,0 +1,284 @@
+// The Open Inference Protocol codec, the client's retry rules and the server, from hand-written
+// bodies and hand-computed values (the Python conformance suites in tests/remote check both sides
+// against independent implementations).
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cstring>
+#include <ctime>
+#include <thread>
+
+#include "dne/api/inference_client.hpp"
+#include "dne/api/oip_protocol.hpp"
+#include "dne/core/errors.hpp"
+#include "dne/serve/model_server.hpp"
+
+namespace dne::api {
+namespace {
+
+TEST(OipProtocol, JsonRequestIsTheHandWrittenText) {
+  InferRequest r;
+  r.id = "7";
+  r.input = Float32Tensor{"images", {1, 1, 1, 3}, {0.1f, -2.0f, 1e-3f}};
+  const Body b = encode_request(r, false);
+  EXPECT_EQ(b.json_length, -1);
+  EXPECT_EQ(b.content_type, "application/json");
+  EXPECT_EQ(b.bytes, R"({"id":"7","inputs":[{"name":"images","datatype":"FP32","shape":[1,1,1,3],"data":[0.1,-2,0.001]}]})");
+}
+
+TEST(OipProtocol, NestedDataIsFlattenedRowMajor) {
+  const auto r = decode_response(
+      R"({"model_name":"m","outputs":[{"name":"e","datatype":"FP32","shape":[2,2],"data":[[1,2.5],[-3,4e-3]]}]})", -1);
+  EXPECT_EQ(r.model_name, "m");
+  EXPECT_EQ(r.output.shape, (std::vector<std::int64_t>{2, 2}));
+  EXPECT_EQ(r.output.data, (std::vector<float>{1.0f, 2.5f, -3.0f, 0.004f}));
+}
+
+TEST(OipProtocol, Float32SurvivesJsonBitForBit) {
+  // Values whose shortest decimal is long, a subnormal, the extremes and a negative zero.
+  const std::vector<float> values{1.0f / 3.0f, 0.1f, FLT_MIN / 3.0f, FLT_MAX, -FLT_MAX, FLT_EPSILON, -0.0f, 16777217.0f};
+  InferResponse out;
+  out.model_name = "m";
+  out.output = Float32Tensor{"e", {1, static_cast<std::int64_t>(values.size())}, values};
+  const auto back = decode_response(encode_response(out, false).bytes, -1);
+  ASSERT_EQ(back.output.data.size(), values.size());
+  EXPECT_EQ(std::memcmp(back.output.data.data(), values.data(), values.size() * sizeof(float)), 0);
+}
+
+TEST(OipProtocol, BinaryBodyFollowsTritonsLayout) {
+  InferResponse out;
+  out.model_name = "m";
+  out.output = Float32Tensor{"e", {1, 2}, {1.5f, -2.0f}};
+  const Body b = encode_response(out, true);
+  const std::string header = R"({"model_name":"m","outputs":[{"name":"e","datatype":"FP32","shape":[1,2],"parameters":{"binary_data_size":8}}]})";
+  ASSERT_EQ(b.json_length, static_cast<std::int64_t>(header.size()));
+  EXPECT_EQ(b.content_type, "application/octet-stream");
+  EXPECT_EQ(b.bytes.substr(0, header.size()), header);
+  // 1.5f = 0x3fc00000 and -2.0f = 0xc0000000, little-endian.
+  EXPECT_EQ(b.bytes.substr(header.size()), std::string("\x00\x00\xc0\x3f\x00\x00\x00\xc0", 8));
+  EXPECT_EQ(decode_response(b.bytes, b.json_length).output.data, (std::vector<float>{1.5f, -2.0f}));
+}
+
+TEST(OipProtocol, RequestWithBinaryInputAndOutputFlags) {
+  const std::string header =
+      R"({"inputs":[{"name":"images","shape":[1,1,1,1],"datatype":"FP32","parameters":{"binary_data_size":4}}],)"
+      R"("outputs":[{"name":"embeddings","parameters":{"binary_data":true}}]})";
+  const float v = 0.25f;
+  const auto r = decode_request(header + std::string(reinterpret_cast<const char*>(&v), 4), static_cast<std::int64_t>(header.size()));
+  EXPECT_EQ(r.input.data, std::vector<float>{0.25f});
+  EXPECT_EQ(r.output_name, "embeddings");
+  EXPECT_TRUE(r.binary_output);
+}
+
+void expect_protocol_error(const std::string& body, const std::string& fragment, std::int64_t json_length = -1) {
+  try {
+    decode_response(body, json_length);
+    ADD_FAILURE() << "accepted: " << body;
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(OipProtocol, BrokenBodiesAreNamed) {
+  expect_protocol_error(R"({"outputs": [)", "not valid JSON");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP32","shape":[1],"data":[NaN]}]})", "not valid JSON");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP64","shape":[1],"data":[1]}]})", "FP64");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP32","shape":[3],"data":[1,2]}]})", "2 values");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP32","shape":[1],"data":[true]}]})", "boolean");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP32","shape":[1],"data":[1e39]}]})", "float32");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP32","shape":[1],"data":0}]})", "not an array");
+  expect_protocol_error(R"({"outputs":[{"name":"e","datatype":"FP32","shape":[-1],"data":[]}]})", "shape");
+  expect_protocol_error(R"({"outputs":[]})", "non-empty");
+  expect_protocol_error(R"([1])", "not a JSON object");
+  const std::string header = R"({"outputs":[{"name":"e","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]})";
+  expect_protocol_error(header + "1234", "4 binary bytes", static_cast<std::int64_t>(header.size()));
+  expect_protocol_error(header, "larger than the body", static_cast<std::int64_t>(header.size()) + 1);
+}
+
+TEST(OipProtocol, NonFiniteValuesCannotBeWrittenAsJson) {
+  InferResponse out;
+  out.output = Float32Tensor{"e", {1, 1}, {std::nanf("")}};
+  EXPECT_THROW(encode_response(out, false), ProtocolError);
+  EXPECT_NO_THROW(encode_response(out, true));  // binary can carry it; the client rejects it
+}
+
+TEST(OipProtocol, MetadataRoundTripAndErrors) {
+  const auto m = decode_metadata(
+      R"({"name":"m","versions":["1","2"],"platform":"onnx_onnxv1","inputs":[{"name":"x","datatype":"FP32","shape":[-1,1,8,8]}],)"
+      R"("outputs":[{"name":"y","datatype":"FP32","shape":[-1,4]}]})");
+  EXPECT_EQ(m.versions, (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(m.inputs.at(0).shape, (std::vector<std::int64_t>{-1, 1, 8, 8}));
+  EXPECT_EQ(decode_metadata(encode_metadata(m)).outputs.at(0).shape, (std::vector<std::int64_t>{-1, 4}));
+  EXPECT_THROW(decode_metadata(R"({"name":"m","inputs":[]})"), ProtocolError);  // no outputs
+  EXPECT_EQ(error_message(R"({"error":"busy"})"), "busy");
+  EXPECT_EQ(error_message(std::string("oops\x01\xff", 6)), "oops\\x01\\xff");
+}
+
+TEST(RetryAfter, SecondsAndTheThreeHttpDateForms) {
+  struct tm tm = {};
+  tm.tm_year = 94;
+  tm.tm_mon = 10;
+  tm.tm_mday = 6;
+  tm.tm_hour = 8;
+  tm.tm_min = 49;
+  tm.tm_sec = 37;
+  const double t = static_cast<double>(timegm(&tm)) - 12.0;  // 12 s before Sun, 06 Nov 1994 08:49:37 GMT
+  EXPECT_EQ(parse_retry_after("3", t), 3.0);
+  EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t), 12.0);
+  EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", t), 12.0);
+  EXPECT_EQ(parse_retry_after("Sun Nov  6 08:49:37 1994", t), 12.0);
+  EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + 100.0), 0.0);  // in the past: now
+  EXPECT_LT(parse_retry_after("soon", t), 0.0);
+  EXPECT_LT(parse_retry_after("", t), 0.0);
+}
+
+TEST(Endpoint, OriginPrefixAndRefusals) {
+  const auto e = parse_endpoint("http://models.example:8000/kserve/");
+  EXPECT_EQ(e.origin, "http://models.example:8000");
+  EXPECT_EQ(e.prefix, "/kserve");
+  EXPECT_EQ(parse_endpoint("http://127.0.0.1:9").prefix, "");
+  EXPECT_THROW(parse_endpoint("http://user:secret@host:1"), ConfigError);
+  EXPECT_THROW(parse_endpoint("ftp://host"), ConfigError);
+  EXPECT_THROW(parse_endpoint("http://host:1/?q=1"), ConfigError);
+}
+
+/// A server on a free port around a model whose embedding of an image is (sum, max) of its
+/// pixels: easy to compute by hand.
+struct LiveServer {
+  serve::ModelServer server;
+  int port;
+  std::thread thread;
+  explicit LiveServer(serve::ServerOptions o)
+      : server(serve::ServedModel{{1, 2, 2}, 2, "test", [](const std::vector<float>& x, std::int64_t b) {
+                                    std::vector<float> z;
+                                    for (std::int64_t i = 0; i < b; ++i) {
+                                      const float* p = x.data() + 4 * i;
+                                      z.push_back(p[0] + p[1] + p[2] + p[3]);
+                                      z.push_back(std::max(std::max(p[0], p[1]), std::max(p[2], p[3])));
+                                    }
+                                    return z;
+                                  }},
+               o),
+        port(server.bind()),
+        thread([this] { server.serve(); }) {}
+  ~LiveServer() {
+    server.stop();
+    thread.join();
+  }
+  ClientOptions client(int retries = 0) const {
+    ClientOptions c;
+    c.url = "http://127.0.0.1:" + std::to_string(port);
+    c.model = "dne";
+    c.retries = retries;
+    c.backoff_base_s = 0.01;
+    c.timeout_s = 5;
+    return c;
+  }
+};
+
+Float32Tensor images(std::vector<float> pixels) {
+  const auto b = static_cast<std::int64_t>(pixels.size() / 4);
+  return Float32Tensor{"images", {b, 1, 2, 2}, std::move(pixels)};
+}
+
+TEST(ClientAndServer, MetadataAndHandComputedEmbeddings) {
+  LiveServer live(serve::ServerOptions{});
+  for (const bool binary : {false, true}) {
+    auto options = live.client();
+    options.binary = binary;
+    options.concurrency = 2;
+    InferenceClient client(options);
+    const auto meta = client.connect();
+    EXPECT_EQ(meta.inputs.at(0).shape, (std::vector<std::int64_t>{-1, 1, 2, 2}));
+    EXPECT_EQ(meta.outputs.at(0).shape, (std::vector<std::int64_t>{-1, 2}));
+    const auto out = client.infer({images({1, 2, 3, 4, 0.5f, 0, 0, 0}), images({-1, -2, -3, -4})}, 2);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].data, (std::vector<float>{10, 4, 0.5f, 0.5f}));
+    EXPECT_EQ(out[1].data, (std::vector<float>{-10, -1}));
+    EXPECT_EQ(client.stats().retries, 0);
+    EXPECT_EQ(client.stats().requests, 4);  // ready, metadata, two inferences
+  }
+  EXPECT_EQ(live.server.counters().images, 6);
+}
+
+TEST(ClientAndServer, ServerErrorsAreRetriedThenNamed) {
+  serve::ServerOptions o;
+  o.failure_rate = 1.0;
+  LiveServer live(o);
+  InferenceClient client(live.client(3));
+  client.connect();
+  try {
+    client.infer({images({1, 2, 3, 4})}, 2);
+    ADD_FAILURE() << "a server that always fails was accepted";
+  } catch (const RemoteError& e) {
+    EXPECT_NE(std::string(e.what()).find("gave up after 4 attempts"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("HTTP 500"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(client.stats().retries, 3);
+}
+
+TEST(ClientAndServer, ClientErrorsAreNotRetried) {
+  serve::ServerOptions o;
+  o.max_batch = 1;
+  LiveServer live(o);
+  InferenceClient client(live.client(5));
+  client.connect();
+  try {
+    client.infer({images({1, 2, 3, 4, 5, 6, 7, 8})}, 2);
+    ADD_FAILURE() << "a batch over the server's limit was accepted";
+  } catch (const RemoteError& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 400"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--max-batch"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(client.stats().retries, 0);
+  auto other = live.client();
+  other.model = "nope";
+  EXPECT_THROW(InferenceClient(other).connect(), RemoteError);  // 404
+}
+
+TEST(ClientAndServer, RateLimitAnswersWithRetryAfterAndTheClientWaits) {
+  serve::ServerOptions o;
+  o.rate_limit = 1.0;  // one request per second, bursts of one
+  LiveServer live(o);
+  InferenceClient client(live.client(3));
+  const auto t0 = std::chrono::steady_clock::now();
+  client.connect();  // ready (open), metadata (takes the token)
+  client.infer({images({1, 2, 3, 4})}, 2);  // 429, Retry-After: 1, then served
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(client.stats().retries, 1);
+  EXPECT_GE(waited, 0.9);
+}
+
+TEST(ClientAndServer, BearerToken) {
+  serve::ServerOptions o;
+  o.token = "s3cret";
+  LiveServer live(o);
+  EXPECT_THROW(InferenceClient(live.client()).connect(), RemoteError);  // 401, not retried
+  auto with = live.client();
+  with.token = "s3cret";
+  EXPECT_NO_THROW(InferenceClient(with).connect());
+}
+
+TEST(ClientAndServer, UnreachableServerEndsWithinItsBound) {
+  int port = 0;
+  {
+    LiveServer live(serve::ServerOptions{});  // a port that was free a moment ago, closed again
+    port = live.port;
+  }
+  ClientOptions c;
+  c.url = "http://127.0.0.1:" + std::to_string(port);
+  c.model = "dne";
+  c.retries = 2;
+  c.backoff_base_s = 0.01;
+  InferenceClient client(c);
+  try {
+    client.connect();
+    ADD_FAILURE() << "nothing listens there";
+  } catch (const RemoteError& e) {
+    EXPECT_NE(std::string(e.what()).find("could not connect"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(client.stats().requests, 3);
+}
+
+}  // namespace
+}  // namespace dne::api
