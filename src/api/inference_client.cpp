@@ -64,6 +64,7 @@ struct InferenceClient::Impl {
   std::vector<std::unique_ptr<httplib::Client>> connections;  // one per request in flight
   mutable std::mutex mutex;  // stats and rng
   ClientStats stats;
+  std::string output_name;  // the metadata's first output, asked for by name ("" before connect)
   std::mt19937_64 rng{std::random_device{}()};  // jitter only: never touches a result
 
   explicit Impl(ClientOptions o) : options(std::move(o)), endpoint(parse_endpoint(options.url)) {
@@ -136,7 +137,7 @@ struct InferenceClient::Impl {
                              std::to_string(input.shape.empty() ? 0 : input.shape[0]) + " images)";
     InferRequest request;
     request.input = input;
-    request.output_name = "";
+    request.output_name = output_name;
     request.binary_output = options.binary;
     const Body body = encode_request(request, options.binary);
     httplib::Headers headers;
@@ -184,7 +185,9 @@ ModelMetadata InferenceClient::connect() {
   const auto res = impl_->exchange(c, "GET " + impl_->endpoint.origin + path + " (model metadata)", 0,
                                    [&](httplib::Client& client) { return client.Get(path.c_str()); });
   try {
-    return decode_metadata(res.body);
+    auto metadata = decode_metadata(res.body);
+    if (!metadata.outputs.empty()) impl_->output_name = metadata.outputs.front().name;
+    return metadata;
   } catch (const ProtocolError& e) {
     throw RemoteError("GET " + impl_->endpoint.origin + path + ": the model metadata breaks the protocol: " + e.what());
   }

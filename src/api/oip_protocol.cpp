@@ -302,10 +302,12 @@ Body encode_request(const InferRequest& request, bool binary_input) {
   out += "\"inputs\":[";
   append_tensor(out, tail, request.input, binary_input);
   out += "]";
-  if (!request.output_name.empty() || request.binary_output) {
+  if (!request.output_name.empty()) {
     out += ",\"outputs\":[{\"name\":" + quoted(request.output_name);
     if (request.binary_output) out += ",\"parameters\":{\"binary_data\":true}";
     out += "}]";
+  } else if (request.binary_output) {
+    out += ",\"parameters\":{\"binary_data_output\":true}";
   }
   out += "}";
   return finish(std::move(out), std::move(tail));

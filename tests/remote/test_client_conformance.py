@@ -37,12 +37,13 @@ def toml_value(v):
     return str(v)
 
 
-def run_client(dne_bin, tmp_path, url, name="run", model="m", **api):
-    """`dne run` of ERM on the phantom with fm.kind = "remote" and the [api] keys given:
+def run_client(dne_bin, tmp_path, url, name="run", model="m", fm_batch_size=None, **api):
+    """`dne run` of ERM on the phantom with fm.kind = "remote" and the [api] keys given (and
+    fm.batch_size, the images per request when a split is embedded):
     (CompletedProcess, output folder, wall seconds)."""
     out = tmp_path / name
     lines = ["[data]", f"image_size = {H}", f"n_train = {N_TRAIN}", f"n_test = {N_TEST}",
-             "[fm]", 'kind = "remote"',
+             "[fm]", 'kind = "remote"', *([f"batch_size = {fm_batch_size}"] if fm_batch_size else []),
              "[api]", *(f"{k} = {toml_value(v)}" for k, v in {"url": url, "model": model, **api}.items()),
              "[dne]", 'method = "none"', "[sweep]", "seeds = [0]",
              "[output]", f"dir = {toml_value(str(out))}", "save_embeddings = true"]
@@ -132,12 +133,12 @@ def test_reference_server_self_check(reference_server, tmp_path):
 
 
 @pytest.mark.parametrize("binary, max_batch", [(False, 0), (True, 0), (True, 7)],
-                         ids=["json", "binary", "binary-max-batch-7"])
+                         ids=["json", "binary", "binary-fm-batch-size-7"])
 def test_saved_embeddings_are_the_servers_answers_bit_for_bit(dne_bin, reference_server, tmp_path, binary,
                                                               max_batch):
     record = tmp_path / "record"
     server = reference_server(record=record)
-    proc, out, _ = run_client(dne_bin, tmp_path, server.url, binary=binary, max_batch=max_batch)
+    proc, out, _ = run_client(dne_bin, tmp_path, server.url, binary=binary, fm_batch_size=max_batch or None)
     assert proc.returncode == 0, proc.stderr
     given = answers(record)
     assert given

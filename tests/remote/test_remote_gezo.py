@@ -20,7 +20,7 @@ from conftest import start_dne_serve
 from dne_testing import run_dne
 from oip_reference_server import oip_request
 
-SERVED = ('[data]\nimage_size = 32\n'
+SERVED = ('[data]\nimage_size = 32\n[sweep]\nseeds = [3]\n'
           '[fm]\nkind = "cnn"\nwidth = 8\nembed_dim = 16\n')
 EXPERIMENT = ('[data]\nimage_size = 32\nn_train = 120\nn_test = 80\n'
               '[dne]\nmethod = "gezo"\nepochs = 1\nbatch_size = 40\n'

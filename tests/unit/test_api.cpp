@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <thread>
@@ -24,6 +25,18 @@ TEST(OipProtocol, JsonRequestIsTheHandWrittenText) {
   EXPECT_EQ(b.json_length, -1);
   EXPECT_EQ(b.content_type, "application/json");
   EXPECT_EQ(b.bytes, R"({"id":"7","inputs":[{"name":"images","datatype":"FP32","shape":[1,1,1,3],"data":[0.1,-2,0.001]}]})");
+}
+
+TEST(OipProtocol, BinaryOutputIsAskedForByNameOrForAll) {
+  InferRequest r;
+  r.input = Float32Tensor{"images", {1, 1, 1, 1}, {1.0f}};
+  r.binary_output = true;
+  EXPECT_EQ(encode_request(r, false).bytes,
+            R"({"inputs":[{"name":"images","datatype":"FP32","shape":[1,1,1,1],"data":[1]}],"parameters":{"binary_data_output":true}})");
+  r.output_name = "embeddings";
+  EXPECT_EQ(encode_request(r, false).bytes,
+            R"({"inputs":[{"name":"images","datatype":"FP32","shape":[1,1,1,1],"data":[1]}],"outputs":[{"name":"embeddings","parameters":{"binary_data":true}}]})");
+  EXPECT_TRUE(decode_request(encode_request(r, false).bytes, -1).binary_output);
 }
 
 TEST(OipProtocol, NestedDataIsFlattenedRowMajor) {
