@@ -11,7 +11,8 @@ send, server, receive, decode) minus the server's median time for the same reque
 access log, injected latency and model included), next to a bare HTTP round trip (keep-alive
 GET /v2/health/ready from Python, median of 200) measured in the same run.
 
-Usage: /usr/bin/python3 scripts/bench_remote.py [--latency-ms 20] [--ranks 1,2,4,8] [--encodings json,binary]
+Usage: /usr/bin/python3 scripts/bench_remote.py [--latency-ms 20] [--layouts 1x1,2x1,4x1,8x1] [--encodings json,binary]
+(a layout is ranks x api.concurrency; the first one of each encoding is the baseline)
 (build first: scripts/build.sh; run as root needs scripts/mpi-env.sh's variables, set here)."""
 import argparse
 import http.client
@@ -35,8 +36,9 @@ EXPERIMENT = ('[data]\nimage_size = 32\nn_train = 64\nn_test = 64\n'
               '[gezo]\ncandidates = 16\nlocal_epochs = 8\n')
 
 
-def start_server(config, latency_ms, log):
+def start_server(config, latency_ms, log, model_workers):
     proc = subprocess.Popen([DNE, "serve", "--config", str(config), "--port", "0", "--threads", "16",
+                             "--model-workers", str(model_workers),
                              "--latency-ms", str(latency_ms), "--access-log", str(log)],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
@@ -65,11 +67,11 @@ def server_ms(log, start_line):
     return statistics.median(ms) if ms else float("nan"), len(log.read_text().splitlines())
 
 
-def run(tmp, url, ranks, encoding):
-    out = tmp / f"out_{encoding}_{ranks}"
-    cfg = tmp / f"run_{encoding}_{ranks}.toml"
+def run(tmp, url, ranks, concurrency, encoding):
+    out = tmp / f"out_{encoding}_{ranks}x{concurrency}"
+    cfg = tmp / f"run_{encoding}_{ranks}x{concurrency}.toml"
     cfg.write_text(EXPERIMENT + f'[fm]\nkind = "remote"\n[api]\nurl = "{url}"\nmodel = "dne"\n'
-                   f'binary = {"true" if encoding == "binary" else "false"}\n'
+                   f'binary = {"true" if encoding == "binary" else "false"}\nconcurrency = {concurrency}\n'
                    f'[sweep]\nseeds = [0]\nranks_per_experiment = {ranks}\n[output]\ndir = "{out}"\n')
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", str(ranks), DNE, "run", "--config", str(cfg), "--quiet"]
@@ -87,33 +89,34 @@ def run(tmp, url, ranks, encoding):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--latency-ms", type=float, default=20.0)
-    ap.add_argument("--ranks", default="1,2,4,8")
+    ap.add_argument("--layouts", default="1x1,2x1,4x1,8x1")
     ap.add_argument("--encodings", default="json,binary")
+    ap.add_argument("--model-workers", type=int, default=1)
     args = ap.parse_args()
-    ranks = [int(r) for r in args.ranks.split(",")]
+    layouts = [tuple(int(v) for v in layout.split("x")) for layout in args.layouts.split(",")]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         (tmp / "serve.toml").write_text(SERVED)
         log = tmp / "access.log"
-        server, host, port = start_server(tmp / "serve.toml", args.latency_ms, log)
+        server, host, port = start_server(tmp / "serve.toml", args.latency_ms, log, args.model_workers)
         try:
             url = f"http://{host}:{port}"
             bare = bare_round_trip_ms(host, port)
-            print(f"# dne serve --latency-ms {args.latency_ms:g} (16 HTTP threads, CNN width 8, D = 16, 32x32); "
+            print(f"# dne serve --latency-ms {args.latency_ms:g} --model-workers {args.model_workers} (16 HTTP threads, CNN width 8, D = 16, 32x32); "
                   f"GeZO 2 batches x 8 local iterations x 2 x 16 candidates, 32 images per request; "
                   f"bare HTTP round trip (Python, keep-alive GET) {bare:.3f} ms")
-            print("| encoding | ranks | edit s | speed-up | / ideal | queries/s | requests | client p50 ms | server p50 ms "
+            print("| encoding | ranks x concurrency | edit s | speed-up | / ideal | queries/s | requests | client p50 ms | server p50 ms "
                   "| client overhead ms | p99 ms | noise = 1 rank |")
             print("|---|---|---|---|---|---|---|---|---|---|---|---|")
             line = 0
             for encoding in args.encodings.split(","):
                 base = None
-                for k in ranks:
-                    r = run(tmp, url, k, encoding)
+                for k, c in layouts:
+                    r = run(tmp, url, k, c, encoding)
                     s_ms, line = server_ms(log, line)
                     base = base or r
                     speed = base["edit_s"] / r["edit_s"]
-                    print(f"| {encoding} | {k} | {r['edit_s']:.2f} | {speed:.2f} | {speed / k:.2f} | "
+                    print(f"| {encoding} | {k} x {c} | {r['edit_s']:.2f} | {speed:.2f} | {speed / (k * c):.2f} | "
                           f"{r['queries'] / r['edit_s']:.0f} | {r['requests']} | {r['p50']:.2f} | {s_ms:.2f} | "
                           f"{r['p50'] - s_ms:.2f} | {r['p99']:.2f} | {'yes' if r['noise'] == base['noise'] else 'NO'} |",
                           flush=True)

@@ -72,6 +72,8 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
       "latency-ms", po::value<double>(&o.latency_ms)->default_value(0.0), "experiments: added to every inference")(
       "failure-rate", po::value<double>(&o.failure_rate)->default_value(0.0), "experiments: share of inferences answered with 500")(
       "threads", po::value<int>(&o.threads)->default_value(o.threads), "HTTP worker threads (requests served at once)")(
+      "model-workers", po::value<int>(&o.model_workers)->default_value(o.model_workers),
+      "forward passes at once (1: one at a time; each uses run.threads Torch threads; same bits either way)")(
       "access-log", po::value<std::string>(&o.access_log), "append one line per request to this file");
   const auto vm = parse_args(args, options);
   if (vm.count("help")) {
@@ -90,6 +92,7 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
   if (!(o.failure_rate >= 0.0 && o.failure_rate <= 1.0)) throw ConfigError("--failure-rate must be in [0, 1]");
   if (!(o.latency_ms >= 0.0) || !(o.rate_limit >= 0.0)) throw ConfigError("--latency-ms and --rate-limit must be >= 0");
   if (o.threads < 1) throw ConfigError("--threads must be at least 1");
+  if (o.model_workers < 1) throw ConfigError("--model-workers must be at least 1");
   if (vm.count("token-env")) {
     const std::string var = vm["token-env"].as<std::string>();
     const char* token = std::getenv(var.c_str());

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <ctime>
 #include <fstream>
@@ -69,6 +70,29 @@ class RateLimiter {
   std::map<std::string, Bucket> buckets_;
 };
 
+/// At most `limit` holders at once (a counting semaphore; C++17 has none).
+class Slots {
+ public:
+  explicit Slots(int limit) : free_(std::max(1, limit)) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    freed_.wait(lock, [this] { return free_ > 0; });
+    --free_;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++free_;
+    }
+    freed_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  int free_;
+};
+
 thread_local Clock::time_point request_start;  // stamped before routing, read by the access log
 
 }  // namespace
@@ -78,14 +102,19 @@ struct ModelServer::Impl {
   ServerOptions options;
   httplib::Server http;
   RateLimiter limiter;
-  std::mutex model_mutex, log_mutex, failure_mutex;
+  Slots model_slots;
+  std::mutex log_mutex, failure_mutex;
   std::mt19937_64 failure_rng;
   std::ofstream access_log;
   std::atomic<std::int64_t> requests{0}, images{0}, errors{0};
   std::atomic<bool> stop_requested{false};
 
   Impl(ServedModel m, ServerOptions o)
-      : model(std::move(m)), options(std::move(o)), limiter(options.rate_limit), failure_rng(options.failure_seed) {
+      : model(std::move(m)),
+        options(std::move(o)),
+        limiter(options.rate_limit),
+        model_slots(options.model_workers),
+        failure_rng(options.failure_seed) {
     if (!options.access_log.empty()) {
       access_log.open(options.access_log, std::ios::app);
       if (!access_log) throw ConfigError("--access-log " + options.access_log + ": cannot open it for appending");
@@ -175,12 +204,14 @@ struct ModelServer::Impl {
     response.id = request.id;
     response.output.name = kOutput;
     response.output.shape = {batch, model.dim};
+    model_slots.acquire();
     try {
-      std::lock_guard<std::mutex> lock(model_mutex);
       response.output.data = model.embed(in.data, batch);
     } catch (const std::exception& e) {
+      model_slots.release();
       return reply_error(res, 500, std::string("the model failed: ") + e.what());
     }
+    model_slots.release();
     if (static_cast<std::int64_t>(response.output.data.size()) != batch * model.dim)
       return reply_error(res, 500, "the model returned " + std::to_string(response.output.data.size()) + " values for " +
                                        std::to_string(batch) + " x " + std::to_string(model.dim));

@@ -6,10 +6,11 @@
 // experiment knobs: a request-size limit (413), a batch limit (400), an optional bearer token
 // (401; the health endpoints stay open), a per-client token-bucket rate limit (429 with
 // Retry-After), an injected latency per inference and an injected failure rate (500). Requests
-// are served by a pool of `threads` HTTP workers; the model itself runs one request at a time
-// (its own intra-op threads parallelise a batch; the same batch gives the same bits as in
-// process), while injected latency is spent outside that lock, so that many slow requests
-// overlap as they would on a real remote service. `stop()` finishes the requests in flight and
+// are served by a pool of `threads` HTTP workers; the model runs at most `model_workers`
+// requests at a time (1 by default: one forward pass at a time, its intra-op threads
+// parallelising the batch; each batch gives the same bits as in process either way), while
+// injected latency is spent outside that limit, so that many slow requests overlap as they would
+// on a real remote service. `stop()` finishes the requests in flight and
 // returns from `serve()`. Torch-free: the model is a callback.
 #pragma once
 
@@ -36,6 +37,7 @@ struct ServerOptions {
   double failure_rate = 0.0;            // share of inferences answered with 500
   std::uint64_t failure_seed = 0;       // the failure draws' stream
   int threads = 8;                      // HTTP worker threads
+  int model_workers = 1;                // forward passes at once (the model must be safe to call concurrently)
   std::string access_log;               // file to append one line per request to; "" = none
 };
 
