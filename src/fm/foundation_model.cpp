@@ -1,4 +1,4 @@
-// EmbeddingApi, the model factory table and split embedding (see foundation_model.hpp).
+// EmbeddingModel defaults, EmbeddingApi and the model factory table (see foundation_model.hpp).
 #include "dne/fm/foundation_model.hpp"
 
 #include <chrono>
@@ -111,24 +111,6 @@ std::shared_ptr<EmbeddingModel> make_embedding_model(const config::FmOptions& op
                                                      std::int64_t image_size, std::uint64_t seed) {
   if (options.kind == "remote") return std::make_shared<RemoteModel>(api, image_size);
   return make_model(options, image_size, seed);
-}
-
-torch::Tensor embed_all(EmbeddingModel& model, const torch::Tensor& images, std::int64_t batch_size) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  const std::int64_t n = images.size(0);
-  // A window of batches at a time: a remote model keeps parallelism() requests in flight.
-  const std::int64_t window = batch_size * std::max(1, model.parallelism());
-  for (std::int64_t begin = 0; begin < n; begin += window) {
-    std::vector<torch::Tensor> batches;
-    for (std::int64_t start = begin; start < std::min(n, begin + window); start += batch_size)
-      batches.push_back(images.slice(0, start, std::min(n, start + batch_size)));
-    for (auto& z : model.embed_each(batches)) parts.push_back(std::move(z));
-  }
-  auto z = torch::cat(parts, 0);
-  if (!torch::isfinite(z).all().item<bool>())
-    throw ModelError("foundation model returned non-finite embeddings (NaN/Inf in input or weights)");
-  return z;
 }
 
 }  // namespace dne::fm

@@ -98,9 +98,4 @@ std::shared_ptr<DifferentiableModel> make_model(const config::FmOptions& options
 std::shared_ptr<EmbeddingModel> make_embedding_model(const config::FmOptions& options, const config::ApiOptions& api,
                                                      std::int64_t image_size, std::uint64_t seed);
 
-/// Embed a whole split without gradients, `batch_size` images at a time (a remote model gets
-/// several batches at once). images (N, 1, H, W) -> (N, D). Throws ModelError if any embedding
-/// is not finite.
-torch::Tensor embed_all(EmbeddingModel& model, const torch::Tensor& images, std::int64_t batch_size);
-
 }  // namespace dne::fm
