@@ -50,7 +50,8 @@ Endpoint parse_endpoint(const std::string& url) {
   static const std::regex pattern(R"(^(https?)://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$)");
   std::smatch m;
   if (url.find('@') != std::string::npos)
-    throw ConfigError("api.url: \"" + url + "\" carries credentials: put the token in the environment variable api.token_env names");
+    throw ConfigError("api.url carries credentials (user:password@host; not repeated here): put a bearer token in the "
+                      "environment variable api.token_env names instead");
   if (!std::regex_match(url, m, pattern))
     throw ConfigError("api.url: \"" + url + "\" is not http[s]://host[:port][/path]");
   Endpoint e{m[1].str() + "://" + m[2].str() + m[3].str(), m[4].str()};

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dne/api/inference_client.hpp"
 #include "dne/cli/commands.hpp"
 #include "dne/cli/options.hpp"
 #include "dne/comm/mpi_communicator.hpp"
@@ -363,6 +364,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto source = resolve_source(vm);
   require_one_value_per_run(source);
   auto experiments = config::expand(source);
+  for (const auto& c : experiments)  // a malformed api.url is one line before anything is written
+    if (c.fm.kind == "remote") api::parse_endpoint(c.api.url);
   const std::string out_dir = experiments.front().output.dir;
   const bool dry_run = vm.count("dry-run") > 0;
   if (!dry_run) prepare_output_dir(out_dir);  // every rank checks: the error is symmetric

@@ -138,3 +138,14 @@ def test_server_killed_and_restarted_mid_run(dne_bin, reference, tmp_path):
     got = result(tmp_path / "out")
     assert_same_as(reference, got)
     assert got[4]["api_retries"] >= 1
+
+
+@pytest.mark.parametrize("url,fragment", [("http://user:secret@127.0.0.1:9", "credentials"),
+                                          ("ftp://127.0.0.1:9", "is not http")])
+def test_bad_url_is_one_line_before_anything_is_written(dne_bin, tmp_path, url, fragment):
+    cfg = remote_config(tmp_path / "run.toml", tmp_path / "out", url)
+    proc = run_dne(dne_bin, "run", "--config", cfg)
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "secret" not in proc.stderr  # the credentials are not repeated
+    assert not (tmp_path / "out").exists()

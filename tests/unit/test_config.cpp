@@ -426,3 +426,28 @@ TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
   const auto msg = config_error([] { dne::config::method_info("adv"); });
   EXPECT_NE(msg.find("unknown method 'adv' (one of: none, random, whitebox, gezo, rge, spsa, vae)"), std::string::npos) << msg;
 }
+
+TEST(Config, RemoteFmKeys) {
+  const std::string remote = "[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\n[dne]\nmethod = \"gezo\"\n";
+  const auto one = [](const std::string& text) { return expand(parse_text(text, "r.toml")).front(); };
+  const auto base = one(remote);
+  EXPECT_EQ(base.api.url, "http://h:1");
+  EXPECT_EQ(base.api.concurrency, 1);
+  // url and model enter the id; transport keys do not.
+  EXPECT_NE(one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:2\"\nmodel = \"m\"\n[dne]\nmethod = \"gezo\"\n").id(), base.id());
+  const auto transport = one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\nconcurrency = 4\n"
+                             "timeout_s = 2\nretries = 9\ntoken_env = \"T\"\nbinary = true\n[dne]\nmethod = \"gezo\"\n");
+  EXPECT_EQ(transport.id(), base.id());
+  // Configs without a remote FM keep their ids: the new keys are left out at their defaults.
+  EXPECT_EQ(one("").canonical_text().find("api.url"), std::string::npos);
+  EXPECT_EQ(one("").canonical_text().find("url"), std::string::npos);
+  EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n"); }).find("needs api.url"), std::string::npos);
+  EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\n[dne]\nmethod = \"whitebox\"\n"); })
+                .find("needs gradients"),
+            std::string::npos);
+  EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\nlatency_ms = 5\n[dne]\nmethod = \"gezo\"\n"); })
+                .find("api.latency_ms"),
+            std::string::npos);
+  EXPECT_NE(config_error([&] { one("[api]\nurl = \"http://h:1\"\n"); }).find("read only when fm.kind = \"remote\""), std::string::npos);
+  EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\nconcurrency = 0\n"); }), "");
+}
