@@ -62,9 +62,16 @@ def bare_round_trip_ms(host, port, n=200):
 
 
 def server_ms(log, start_line):
-    lines = log.read_text().splitlines()[start_line:]
-    ms = [float(re.search(r"ms=([0-9.e+-]+)", l).group(1)) for l in lines if "/infer 200" in l]
-    return statistics.median(ms) if ms else float("nan"), len(log.read_text().splitlines())
+    """Median and mean of the server's time for the inferences logged after `start_line`."""
+    lines = log.read_text().splitlines()
+    ms = [float(re.search(r"ms=([0-9.e+-]+)", l).group(1)) for l in lines[start_line:] if "/infer 200" in l]
+    return (statistics.median(ms), statistics.mean(ms)) if ms else (float("nan"),) * 2, len(lines)
+
+
+def rounds(k):
+    """Rounds of requests the experiment needs with k evaluations at once: 2 batches of one
+    iteration of 33 evaluations and 7 of 32."""
+    return 2 * (-(-33 // k) + 7 * -(-32 // k))
 
 
 def run(tmp, url, ranks, concurrency, encoding):
@@ -105,19 +112,21 @@ def main():
             print(f"# dne serve --latency-ms {args.latency_ms:g} --model-workers {args.model_workers} (16 HTTP threads, CNN width 8, D = 16, 32x32); "
                   f"GeZO 2 batches x 8 local iterations x 2 x 16 candidates, 32 images per request; "
                   f"bare HTTP round trip (Python, keep-alive GET) {bare:.3f} ms")
-            print("| encoding | ranks x concurrency | edit s | speed-up | / ideal | queries/s | requests | client p50 ms | server p50 ms "
-                  "| client overhead ms | p99 ms | noise = 1 rank |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+            print("| encoding | ranks x concurrency | edit s | speed-up | / ideal | / rounds bound | ms per round | queries/s "
+                  "| requests | client p50 ms | server p50 ms | server mean ms | client overhead ms | p99 ms | noise = 1 rank |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             line = 0
             for encoding in args.encodings.split(","):
                 base = None
                 for k, c in layouts:
                     r = run(tmp, url, k, c, encoding)
-                    s_ms, line = server_ms(log, line)
+                    (s_ms, s_mean), line = server_ms(log, line)
                     base = base or r
                     speed = base["edit_s"] / r["edit_s"]
+                    bound = rounds(1) / rounds(k * c)
                     print(f"| {encoding} | {k} x {c} | {r['edit_s']:.2f} | {speed:.2f} | {speed / (k * c):.2f} | "
-                          f"{r['queries'] / r['edit_s']:.0f} | {r['requests']} | {r['p50']:.2f} | {s_ms:.2f} | "
+                          f"{speed / bound:.2f} | {1e3 * r['edit_s'] / rounds(k * c):.1f} | "
+                          f"{r['queries'] / r['edit_s']:.0f} | {r['requests']} | {r['p50']:.2f} | {s_ms:.2f} | {s_mean:.2f} | "
                           f"{r['p50'] - s_ms:.2f} | {r['p99']:.2f} | {'yes' if r['noise'] == base['noise'] else 'NO'} |",
                           flush=True)
         finally:
