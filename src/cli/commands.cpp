@@ -18,6 +18,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -39,6 +40,7 @@
 #include "dne/store/index_file.hpp"
 #include "dne/store/result_file.hpp"
 #include "dne/sweep/ledger.hpp"
+#include "dne/sweep/run_lock.hpp"
 #include "dne/sweep/scheduler.hpp"
 
 namespace po = boost::program_options;
@@ -72,8 +74,9 @@ void prepare_output_dir(const std::string& dir) {
   require_writable_folder(fs::path(dir) / "experiments", "output directory '" + dir + "'");
 }
 
-/// The index row of experiment `c`: complete (with its stored results) when its file exists
-/// and carries the same id, pending otherwise. A file that cannot be read is redone.
+/// The index row of experiment `c`: complete (with its stored results) when its file exists,
+/// carries the same id and holds the embeddings output.save_embeddings asks for; pending
+/// otherwise. A file that cannot be read is redone.
 store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<std::string>& axes) {
   store::IndexRow row;
   row.id = c.id();
@@ -94,6 +97,9 @@ store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<s
   try {
     const auto record = store::read_experiment_record(path);
     if (record.id != row.id) return row;
+    // output.save_embeddings is not in the id (it changes no result): a file written without the
+    // embeddings it now asks for is redone, so that the rerun delivers them.
+    if (c.output.save_embeddings && !store::H5Reader(path).exists("/embeddings")) return row;
     row.status = "complete";
     row.resumed = 1;
     row.file = store::experiment_file(row.id);
@@ -348,6 +354,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
       "quiet,q", "no progress lines: print only errors and the final line")(
       "dry-run", "check the config, FM files and data, print the experiments it expands to (id, status, "
                  "estimated cost, axis values) and exit")(
+      "wait", "if another dne run holds the output directory, wait for it to finish (default: exit 2 naming it)")(
       "inject-kill", po::value<std::string>(),
       "testing: RANK:N makes world rank RANK kill itself (SIGKILL) before its (N+1)-th experiment");
   const auto vm = parse_args(args, options);
@@ -364,11 +371,38 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto source = resolve_source(vm);
   require_one_value_per_run(source);
   auto experiments = config::expand(source);
-  for (const auto& c : experiments)  // a malformed api.url is one line before anything is written
+  // Every argument is checked before anything is written: a malformed api.url, --inject-kill, and
+  // rank groups larger than the job.
+  for (const auto& c : experiments)
     if (c.fm.kind == "remote") api::parse_endpoint(c.api.url);
+  const auto faults = fault_injection(vm);
+  // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
+  const auto layout = sweep::plan_groups(process.rank, process.world_size,
+                                         static_cast<int>(experiments.front().sweep.ranks_per_experiment));
   const std::string out_dir = experiments.front().output.dir;
   const bool dry_run = vm.count("dry-run") > 0;
   if (!dry_run) prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
+  // One run per directory: world rank 0 locks it for the whole run (the kernel releases the lock
+  // when the process ends), then removes the temporary files of earlier runs that died between a
+  // write and its rename. The outcome reaches every rank: one line, the same exit everywhere.
+  std::optional<sweep::RunDirectoryLock> lock;
+  if (!dry_run) {
+    std::string failure;
+    if (process.rank == 0) {
+      try {
+        lock.emplace(out_dir, vm.count("wait") > 0, +[](const std::string& holder) {
+          std::cout << "# output directory in use by another dne run (" << holder << "); waiting (--wait)" << std::endl;
+        });
+        const auto stale = sweep::remove_stale_temporaries(out_dir);
+        for (const auto& path : stale) std::cout << "# removed " << path << ", a temporary file of an interrupted run\n";
+        std::cout << std::flush;
+      } catch (const Error& e) {
+        failure = e.what();
+      }
+    }
+    sweep::broadcast_politely(MPI_COMM_WORLD, failure, 0);
+    if (!failure.empty()) throw PreflightError(StoreError(failure));
+  }
   attach_fm_hashes(experiments);
   prepare_data(experiments, process, !dry_run, quiet);
   if (dry_run) {
@@ -390,9 +424,6 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     std::cout << std::flush;
   }
 
-  // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
-  const auto layout = sweep::plan_groups(process.rank, process.world_size,
-                                         static_cast<int>(experiments.front().sweep.ranks_per_experiment));
   if (process.rank == 0 && !quiet && (layout.ranks_per_group > 1 || process.world_size % layout.ranks_per_group != 0))
     std::cout << "# " << layout.groups << " rank group(s) of " << layout.ranks_per_group << "; "
               << process.world_size % layout.ranks_per_group << " leftover rank(s) idle\n" << std::flush;
@@ -453,7 +484,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     fs::remove(experiment::experiment_path(experiments[task].output.dir, experiments[task].id()), ec);
   };
   const auto totals = sweep::run_dynamic(MPI_COMM_WORLD, layout, group_comm.get(), order, run_one, ledger.get(),
-                                         fault_injection(vm), discard);
+                                         faults, discard);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   group.reset();
   // Rank 0 writes the final index and the summary; every rank then exits with its exit code.

@@ -17,6 +17,8 @@
 #include "dne/data/dicom.hpp"
 #include "dne/cli/data_command.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/text.hpp"
+#include "dne/store/result_file.hpp"
 
 namespace {
 
@@ -64,6 +66,7 @@ std::string host_name() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dne::store::skip_hdf5_cleanup_at_exit();  // before any HDF5 call (see result_file.hpp)
   MpiSession mpi(&argc, &argv);
   pin_blas_to_one_thread();
   dne::data::silence_dicom_library_messages();  // DICOM problems surface as one DataError line
@@ -102,18 +105,18 @@ int main(int argc, char** argv) {
     return it->second(args, process);
   } catch (const dne::PreflightError& e) {
     // Met by every rank alike before any collective work: one line, every rank exits normally.
-    if (process.rank == 0) std::cerr << "dne: " << e.kind() << ": " << e.what() << std::endl;
+    if (process.rank == 0) std::cerr << "dne: " << e.kind() << ": " << dne::valid_utf8(e.what()) << std::endl;
     return e.exit_code();
   } catch (const dne::ConfigError& e) {
     // Config errors are found identically on every rank before any work: exit cleanly.
-    if (process.rank == 0) std::cerr << "dne: " << e.kind() << ": " << e.what() << std::endl;
+    if (process.rank == 0) std::cerr << "dne: " << e.kind() << ": " << dne::valid_utf8(e.what()) << std::endl;
     return e.exit_code();
   } catch (const dne::Error& e) {
-    std::cerr << "dne: " << e.kind() << where << ": " << e.what() << std::endl;
+    std::cerr << "dne: " << e.kind() << where << ": " << dne::valid_utf8(e.what()) << std::endl;
     if (process.world_size > 1) MPI_Abort(MPI_COMM_WORLD, e.exit_code());
     return e.exit_code();
   } catch (const std::exception& e) {
-    std::cerr << "dne: internal error" << where << ": " << e.what() << std::endl;
+    std::cerr << "dne: internal error" << where << ": " << dne::valid_utf8(e.what()) << std::endl;
     if (process.world_size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     return 1;
   }

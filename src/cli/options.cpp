@@ -10,15 +10,24 @@ namespace dne::cli {
 /// Parse `args` against `options`; Boost's errors become ConfigError naming the option.
 po::variables_map parse_args(const std::vector<std::string>& args, const po::options_description& options,
                              const po::positional_options_description* positional) {
+  // A command without positional arguments collects stray ones in a hidden option, so that
+  // `dne run --config a.toml b.toml` is an error naming b.toml instead of b.toml being ignored.
+  const char* stray = "unexpected-argument";
+  po::options_description all;
+  all.add(options);
+  all.add_options()(stray, po::value<std::vector<std::string>>());
+  po::positional_options_description strays;
+  strays.add(stray, -1);
   po::variables_map vm;
   try {
-    auto parser = po::command_line_parser(args).options(options);
-    if (positional != nullptr) parser.positional(*positional);
-    po::store(parser.run(), vm);
+    po::store(po::command_line_parser(args).options(all).positional(positional != nullptr ? *positional : strays).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw ConfigError(e.what());
   }
+  if (vm.count(stray))
+    throw ConfigError("unexpected argument '" + vm[stray].as<std::vector<std::string>>().front() +
+                      "': every argument is an option (--name value; see --help)");
   return vm;
 }
 

@@ -759,7 +759,11 @@ ConfigSource parse_file(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(path + ": read error");
-  return parse_text(text.str(), path);
+  auto source = parse_text(text.str(), path);
+  if (source.values.empty() && source.grids.empty())
+    throw ConfigError(path + ": sets no key; an empty config would run the default experiment (2000 + 1000 phantom "
+                      "images, white-box DNE) without a word: name the sections and keys you mean");
+  return source;
 }
 
 void apply_override(ConfigSource& source, const std::string& assignment) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -157,13 +159,15 @@ void write_file_atomically(const std::string& path, const std::string& text, con
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::error_code ec;
   {
+    errno = 0;
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw StoreError(what + ": cannot write " + tmp);
+    if (!out) throw StoreError(what + ": cannot write " + tmp + ": " + std::strerror(errno));
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     out.close();
     if (!out) {
+      const std::string why = errno != 0 ? std::strerror(errno) : "write failed";
       std::filesystem::remove(tmp, ec);
-      throw StoreError(what + ": write failed (" + tmp + ")");
+      throw StoreError(what + ": " + why + " (" + tmp + ")");
     }
   }
   std::filesystem::rename(tmp, path, ec);

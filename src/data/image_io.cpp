@@ -4,7 +4,10 @@
 #include "dne/data/image_io.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -42,9 +45,23 @@ std::uint8_t to_byte(float x) {
 
 void write_png_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes,
                      std::int64_t height, std::int64_t width) {
-  const int ok = stbi_write_png(path.c_str(), static_cast<int>(width), static_cast<int>(height), 1,
-                                bytes.data(), static_cast<int>(width));
-  if (ok == 0) throw StoreError("cannot write PNG '" + path + "'");
+  // Encoded in memory and written here: stbi_write_png ignores fwrite's and fclose's errors, so a
+  // full disk gave empty PNGs and success. Every write is checked, and a failed file removed.
+  std::string png;
+  const int ok = stbi_write_png_to_func(
+      [](void* context, void* data, int size) { static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(size)); },
+      &png, static_cast<int>(width), static_cast<int>(height), 1, bytes.data(), static_cast<int>(width));
+  if (ok == 0 || png.empty()) throw StoreError("cannot encode PNG '" + path + "'");
+  errno = 0;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (out) out.write(png.data(), static_cast<std::streamsize>(png.size()));
+  if (out) out.close();
+  if (!out) {
+    const std::string why = errno != 0 ? std::strerror(errno) : "write failed";
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+    throw StoreError("cannot write PNG '" + path + "': " + why);
+  }
 }
 
 // Filter taps of one axis: for each output index, the first source index and its weights.

@@ -158,6 +158,9 @@ Manifest read_manifest(const std::string& csv_path, const ManifestOptions& optio
     ManifestRow row;
     row.line = r.line;
     if (f[static_cast<std::size_t>(c_path)].empty()) throw DataError(where + ": empty path");
+    // A NUL byte would silently cut the path at the system call (another file would be read).
+    if (f[static_cast<std::size_t>(c_path)].find('\0') != std::string::npos)
+      throw DataError(where + ": the path holds a NUL byte (a binary or corrupted manifest?)");
     const std::string& split = f[static_cast<std::size_t>(c_split)];
     if (split == "train") row.split = Split::kTrain;
     else if (split == "val") row.split = Split::kVal;

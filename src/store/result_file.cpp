@@ -1,6 +1,8 @@
 // HDF5 writer and inspector (see result_file.hpp).
 #include "dne/store/result_file.hpp"
 
+#include "dne/core/text.hpp"
+
 #include <hdf5.h>
 #include <unistd.h>
 
@@ -24,12 +26,21 @@ herr_t collect_error(unsigned n, const H5E_error2_t* err, void* out) {
   return 0;
 }
 
-/// Message of the innermost HDF5 error on the default stack.
+/// Message of the innermost HDF5 error on the default stack, on one line; the system's reason
+/// (e.g. "No space left on device", which HDF5 puts after a line break in its description) first.
 std::string h5_message() {
   std::string text;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &text);
   H5Eclear2(H5E_DEFAULT);
-  return text.empty() ? "unknown HDF5 error" : text;
+  if (text.empty()) return "unknown HDF5 error";
+  for (auto& c : text)
+    if (c == '\n' || c == '\r') c = ' ';
+  const std::string marker = "error message = '";
+  const auto at = text.find(marker);
+  if (at == std::string::npos) return text;
+  const auto end = text.find('\'', at + marker.size());
+  return text.substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size()) +
+         " (HDF5: " + text + ")";
 }
 
 [[noreturn]] void h5_fail(const char* call, const char* file, int line, const std::string& context) {
@@ -125,7 +136,8 @@ void ResultWriter::attribute(const std::string& object, const std::string& name,
   H5Handle type(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), name));
   DNE_H5_CHECK(H5Tset_size(type.id, H5T_VARIABLE), name);
   DNE_H5_CHECK(H5Tset_cset(type.id, H5T_CSET_UTF8), name);
-  const char* ptr = value.c_str();
+  const std::string text = valid_utf8(value);  // the type says UTF-8: make it true
+  const char* ptr = text.c_str();
   write_attribute(group.id, name, type.id, &ptr, "attribute " + object + "@" + name);
 }
 
@@ -190,8 +202,10 @@ void ResultWriter::dataset(const std::string& path, const std::vector<std::strin
   H5Handle type(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), path));
   DNE_H5_CHECK(H5Tset_size(type.id, H5T_VARIABLE), path);
   DNE_H5_CHECK(H5Tset_cset(type.id, H5T_CSET_UTF8), path);
+  std::vector<std::string> texts;  // the type says UTF-8: make it true
+  for (const auto& s : data) texts.push_back(valid_utf8(s));
   std::vector<const char*> ptrs;
-  for (const auto& s : data) ptrs.push_back(s.c_str());
+  for (const auto& s : texts) ptrs.push_back(s.c_str());
   write_raw(path, type.id, ptrs.data(), {data.size()}, data.size());
 }
 
@@ -355,6 +369,8 @@ std::string now_iso8601() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return buf;
 }
+
+void skip_hdf5_cleanup_at_exit() { H5dont_atexit(); }
 
 std::string hdf5_version() {
   const Hdf5Lock lock;

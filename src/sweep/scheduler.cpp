@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/text.hpp"
 
 namespace dne::sweep {
 namespace {
@@ -104,7 +105,7 @@ Outcome failure_of(const std::exception* e) {
     o.error = "internal error: an exception that is not a std::exception";
     return o;
   }
-  std::string what = e->what();
+  std::string what = valid_utf8(e->what());  // it goes to index.h5 (UTF-8) and the progress lines
   what = what.substr(0, what.find('\n'));
   const auto* d = dynamic_cast<const Error*>(e);
   o.error = (d != nullptr ? std::string(d->kind()) : std::string("internal error")) + ": " + what;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/text.hpp"
 #include "dne/store/result_file.hpp"
 
 namespace {
@@ -90,3 +91,14 @@ TEST_F(StoreTest, ErrorsAreStoreErrors) {
 }
 
 }  // namespace
+
+TEST(Text, ValidUtf8EscapesEveryBadByteAndKeepsGoodSequences) {
+  EXPECT_EQ(dne::valid_utf8("plain ascii\twith tab\nand newline"), "plain ascii\twith tab\nand newline");
+  EXPECT_EQ(dne::valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(dne::valid_utf8("\xff\xfe" "ab"), "\\xff\\xfeab");
+  EXPECT_EQ(dne::valid_utf8("\xc0\xaf"), "\\xc0\\xaf");                  // overlong '/'
+  EXPECT_EQ(dne::valid_utf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");          // a UTF-16 surrogate
+  EXPECT_EQ(dne::valid_utf8("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
+  EXPECT_EQ(dne::valid_utf8("\xe2\x82"), "\\xe2\\x82");                  // truncated
+  EXPECT_EQ(dne::valid_utf8(std::string("a\0b", 3)), "a\\x00b");
+}

@@ -105,6 +105,12 @@ ExperimentRecord read_experiment_record(const std::string& path);
 /// Current UTC time as ISO 8601 ("2026-11-23T10:40:00Z"); thread-safe (gmtime_r).
 std::string now_iso8601();
 
+/// Called first in main: HDF5 does not run its own clean-up at exit. After a write fails (a full
+/// disk), HDF5 1.10 cannot close the file, and its exit-time clean-up of that half-closed file
+/// crashed the process (SIGSEGV) after the error had been reported; the process's own handles are
+/// all closed by their owners before exit.
+void skip_hdf5_cleanup_at_exit();
+
 /// The HDF5 library's version, "1.10.8".
 std::string hdf5_version();
 

@@ -1,0 +1,81 @@
+// The run directory's lock and the clean-up of dead writers' temporary files (see run_lock.hpp).
+#include "dne/sweep/run_lock.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "dne/core/errors.hpp"
+
+namespace fs = std::filesystem;
+
+namespace dne::sweep {
+namespace {
+
+std::string lock_path(const std::string& dir) { return (fs::path(dir) / ".dne-run.lock").string(); }
+
+/// What the holder wrote into the lock file ("pid P on host H since T"), or a fallback.
+std::string holder_of(int fd) {
+  char text[256] = {};
+  const ssize_t n = pread(fd, text, sizeof text - 1, 0);
+  std::string s = n > 0 ? std::string(text, static_cast<std::size_t>(n)) : std::string();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\0')) s.pop_back();
+  return s.empty() ? "another process" : s;
+}
+
+}  // namespace
+
+RunDirectoryLock::RunDirectoryLock(const std::string& dir, bool wait, void (*on_wait)(const std::string&)) {
+  const std::string path = lock_path(dir);
+  fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw StoreError("output directory '" + dir + "': cannot open its lock file " + path + ": " + std::strerror(errno));
+  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    if (error != EWOULDBLOCK) {
+      close(fd_);
+      throw StoreError("output directory '" + dir + "': cannot lock " + path + ": " + std::strerror(error));
+    }
+    const std::string holder = holder_of(fd_);
+    if (!wait) {
+      close(fd_);
+      throw StoreError("output directory '" + dir + "' is in use by another dne run (" + holder +
+                       "); wait for it to finish, or pass --wait to queue behind it");
+    }
+    if (on_wait != nullptr) on_wait(holder);
+    while (flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR) throw StoreError("output directory '" + dir + "': cannot lock " + path + ": " + std::strerror(errno));
+  }
+  char host[256] = "?";
+  gethostname(host, sizeof host - 1);
+  const std::time_t now = std::time(nullptr);
+  char when[32] = "";
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  const std::string me = "pid " + std::to_string(getpid()) + " on host " + host + " since " + when + "\n";
+  if (ftruncate(fd_, 0) != 0 || pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    // The lock holds without the note; a second run then names "another process".
+  }
+}
+
+RunDirectoryLock::~RunDirectoryLock() {
+  if (fd_ >= 0) close(fd_);  // releases the lock
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  for (const auto& folder : {fs::path(dir), fs::path(dir) / "experiments", fs::path(dir) / "cache"}) {
+    std::error_code ec;
+    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.find(".tmp.") == std::string::npos || !it->is_regular_file(ec)) continue;
+      if (fs::remove(it->path(), ec)) removed.push_back(it->path().string());
+    }
+  }
+  return removed;
+}
+
+}  // namespace dne::sweep
