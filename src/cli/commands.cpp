@@ -7,6 +7,7 @@
 // is recorded in the index and the sweep goes on; the exit code is then the largest failure's
 // (2 when every failure was bad input, 1 otherwise).
 #include <mpi.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <boost/program_options.hpp>
@@ -30,6 +31,7 @@
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
+#include "dne/core/text.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/embedding_file.hpp"
 #include "dne/data/manifest.hpp"
@@ -100,6 +102,12 @@ store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<s
     // output.save_embeddings is not in the id (it changes no result): a file written without the
     // embeddings it now asks for is redone, so that the rerun delivers them.
     if (c.output.save_embeddings && !store::H5Reader(path).exists("/embeddings")) return row;
+    try {
+      store::verify_file(path);  // every dataset's checksum: a corrupt file is redone
+    } catch (const StoreError& e) {
+      std::cout << "# " << valid_utf8(e.what()) << "; computing it again\n" << std::flush;
+      return row;
+    }
     row.status = "complete";
     row.resumed = 1;
     row.file = store::experiment_file(row.id);
@@ -136,6 +144,39 @@ void require_one_value_per_run(const config::ConfigSource& source) {
       throw ConfigError(source.origin + ": " + key + " applies to the whole run: give it one value (not a list, " +
                         "not in a [[grid]] table)");
   }
+}
+
+/// Bytes of memory this node has available now (MemAvailable of /proc/meminfo; the physical
+/// pages free when it cannot be read).
+double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0.0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024.0;
+  return static_cast<double>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+/// The largest experiment must fit in this node's available memory shared by its ranks
+/// (experiment::estimated_memory_bytes, a lower bound): otherwise one line and exit 2 before
+/// anything is written, instead of std::bad_alloc in the middle of the sweep. Every rank decides
+/// alike: the estimate comes from the config, and the memory is the job's smallest per rank
+/// (collective over the world).
+void require_memory(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process) {
+  const config::ExperimentConfig* largest = nullptr;
+  double need = 0.0;
+  for (const auto& c : experiments)
+    if (const double bytes = experiment::estimated_memory_bytes(c); bytes > need) need = bytes, largest = &c;
+  double have = available_memory_bytes() / std::max(1, process.local_size);
+  MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+  if (largest == nullptr || need <= have) return;
+  std::ostringstream why;
+  why << std::fixed << std::setprecision(1) << "data.n_train = " << largest->data.n_train << " and data.n_test = "
+      << largest->data.n_test << " images of " << largest->data.image_size << " x " << largest->data.image_size
+      << " need at least " << need / 1e9 << " GB per rank, and this node has " << have / 1e9 << " GB available per rank ("
+      << process.local_size << " rank(s) here): use fewer or smaller images";
+  throw PreflightError(ResourceError(why.str()));
 }
 
 /// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
@@ -376,6 +417,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   for (const auto& c : experiments)
     if (c.fm.kind == "remote") api::parse_endpoint(c.api.url);
   const auto faults = fault_injection(vm);
+  require_memory(experiments, process);
   // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
   const auto layout = sweep::plan_groups(process.rank, process.world_size,
                                          static_cast<int>(experiments.front().sweep.ranks_per_experiment));

@@ -286,6 +286,17 @@ double estimated_cost(const config::ExperimentConfig& c) {
   return std::max(embed + edit, 1.0);  // the probes: no experiment costs nothing
 }
 
+double estimated_memory_bytes(const config::ExperimentConfig& c) {
+  if (c.data.source != "phantom") return 0.0;
+  const double images = static_cast<double>(c.data.n_train + c.data.n_test);
+  const double pixels = images * static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
+  const double float_images = 4.0 * pixels;
+  const double noised_copy = 4.0 * static_cast<double>(std::max(c.data.n_train, c.data.n_test)) *
+                             static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
+  const double embeddings = 3.0 * 4.0 * images * static_cast<double>(c.fm.embed_dim);  // clean, method, control
+  return pixels + float_images + noised_copy + embeddings;
+}
+
 ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunContext& ctx) {
   const auto t0 = Clock::now();
   std::map<std::string, double> timings;

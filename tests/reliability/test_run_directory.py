@@ -117,3 +117,13 @@ def test_rerun_with_save_embeddings_delivers_them(dne_bin, tmp_path):  # audit r
         assert f["embeddings/train/x"].shape[0] > 0 and f["embeddings/test/x"].shape[0] == 200
     proc = run_dne(dne_bin, "run", "--config", cfg, *SMALL, "--set", "output.save_embeddings=true")
     assert started_runs(proc.stdout) == [] and "1 already complete" in proc.stdout
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused_up_front(dne_bin, tmp_path):  # audit row 15
+    cfg = config(tmp_path / "run.toml", tmp_path / "out")
+    started = time.time()
+    proc = run_dne(dne_bin, "run", "--config", cfg, "--set", "data.n_train=1000000", "--set", "data.image_size=512")
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert line.startswith("dne: resource error:") and "GB per rank" in line and "data.n_train = 1000000" in line, line
+    assert time.time() - started < 60 and not (tmp_path / "out").exists()

@@ -64,6 +64,14 @@ class NumericError : public Error {
   const char* kind() const override { return "numeric error"; }
 };
 
+/// The machine cannot hold what was asked for (memory), found before any work.
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+  int exit_code() const override { return 2; }
+  const char* kind() const override { return "resource error"; }
+};
+
 /// The embedding API's query budget would be exceeded by the requested call.
 class BudgetExceeded : public Error {
  public:

@@ -105,6 +105,12 @@ ExperimentRecord read_experiment_record(const std::string& path);
 /// Current UTC time as ISO 8601 ("2026-11-23T10:40:00Z"); thread-safe (gmtime_r).
 std::string now_iso8601();
 
+/// Read every dataset of `path` whole; StoreError "<path> is corrupt: dataset /x cannot be read:
+/// ..." if one fails (a Fletcher-32 checksum mismatch, a truncated file, a broken structure).
+/// Result files written since the checksums were added carry one per non-empty dataset; older
+/// files are checked for readability only.
+void verify_file(const std::string& path);
+
 /// Called first in main: HDF5 does not run its own clean-up at exit. After a write fails (a full
 /// disk), HDF5 1.10 cannot close the file, and its exit-time clean-up of that half-closed file
 /// crashed the process (SIGSEGV) after the error had been reported; the process's own handles are
