@@ -39,3 +39,12 @@ def run_dne(dne_bin, *args, mpi_ranks=None, timeout=600):
     if mpi_ranks is not None:
         cmd = ["mpirun", "-n", str(mpi_ranks), "--oversubscribe", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def phantom_dir(dne_bin, tmp_path_factory):
+    """A small phantom data set on disk (120 train + 80 test PNGs and manifest.csv), one per module."""
+    out = tmp_path_factory.mktemp("phantom")
+    proc = run_dne(dne_bin, "phantom", "--out", out, "--set", "data.n_train=120", "--set", "data.n_test=80")
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -1,7 +1,7 @@
-"""Makes tests/pylib importable and provides its `dne_bin` fixture (the reliability suite)."""
+"""Makes tests/pylib importable and provides its `dne_bin` and `phantom_dir` fixtures (the reliability suite)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
 
-from dne_testing import dne_bin  # noqa: E402,F401  (fixture)
+from dne_testing import dne_bin, phantom_dir  # noqa: E402,F401  (fixtures)

@@ -2,19 +2,20 @@
 image path is a data error naming the row (it used to cut the path, so another file was read),
 and binary bytes in a header reach the error line escaped, as valid UTF-8."""
 import os
+import shutil
 import subprocess
 
 import pytest
 
-from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL, run_dne
+from dne_testing import MANIFEST_CONFIG, MANIFEST_SMALL
 
 
-@pytest.fixture(scope="module")
-def phantom(dne_bin, tmp_path_factory):
-    out = tmp_path_factory.mktemp("phantom")
-    proc = run_dne(dne_bin, "phantom", "--out", out, "--set", "data.n_train=60", "--set", "data.n_test=40")
-    assert proc.returncode == 0, proc.stderr
-    return out
+@pytest.fixture
+def phantom(phantom_dir, tmp_path):
+    """A private copy of the module's phantom data set (the tests add manifests to it)."""
+    copy = tmp_path / "data"
+    shutil.copytree(phantom_dir, copy)
+    return copy
 
 
 def run_bytes(dne_bin, manifest, out):
