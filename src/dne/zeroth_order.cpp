@@ -178,7 +178,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       // the (H, W) estimate is all-reduced. Evaluation 0 is rank 0's.
       const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(q), group.rank(), group.size());
       const auto n = static_cast<std::size_t>(evaluations);
-      std::vector<double> sums(2 * n, 0.0);
+      std::vector<double> sums(2 * n + 1, 0.0);  // [SA term sums | correct counts | ranks that failed]
       const double b = static_cast<double>(x.size(0));
       std::exception_ptr failure;  // a remote request that gave up: the group stops together
       try {
@@ -191,10 +191,12 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
         }
       } catch (const Error&) {
         failure = std::current_exception();
+        sums[2 * n] = 1.0;
       }
-      agree_on_failure(group, failure);
+      group.allreduce_sum(sums.data(), sums.size());  // for the trace (loss at eps, accuracy), and failures
+      if (failure) std::rethrow_exception(failure);
+      if (sums[2 * n] > 0.0) throw PeerFailure("another rank of the group failed while evaluating directions");
       group.allreduce_sum(grad.data_ptr<float>(), static_cast<std::size_t>(grad.numel()));
-      group.allreduce_sum(sums.data(), sums.size());  // for the trace (loss at eps, accuracy)
       ev.loss = {objective_value(sums[0], x.size(0), l2(eps), p.options)};
       ev.accuracy = {sums[n] / b};
     }
