@@ -313,8 +313,6 @@ void ModelServer::stop() {
   impl_->http.stop();
 }
 
-bool ModelServer::running() const { return impl_->http.is_running(); }
-
 ServerCounters ModelServer::counters() const {
   return ServerCounters{impl_->requests.load(), impl_->images.load(), impl_->errors.load()};
 }

@@ -66,7 +66,6 @@ class ModelServer {
   void serve();
   /// Thread-safe; does nothing before serve() has started (call it again then).
   void stop();
-  bool running() const;
   ServerCounters counters() const;
   /// The model metadata the server reports.
   api::ModelMetadata metadata() const;
