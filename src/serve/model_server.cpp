@@ -146,8 +146,28 @@ struct ModelServer::Impl {
     return m;
   }
 
-  /// False (and a 404 written) unless the request names this model (and its version).
-  bool is_this_model(const httplib::Request& req, httplib::Response& res) const {
+  /// False (and a 401 or 429 written) unless the request has the token and is within the rate
+  /// limit. Checked inside the handlers, after the body has been read: a refusal from before
+  /// routing would leave the body unread on the kept-alive connection, to be parsed as the next
+  /// request.
+  bool admitted(const httplib::Request& req, httplib::Response& res) {
+    if (!options.token.empty() && req.get_header_value("Authorization") != "Bearer " + options.token) {
+      reply_error(res, 401, "missing or wrong bearer token (Authorization: Bearer ...)");
+      res.set_header("WWW-Authenticate", "Bearer");
+      return false;
+    }
+    if (const long wait = limiter.admit(req.remote_addr); wait > 0) {
+      reply_error(res, 429, "rate limit of " + std::to_string(options.rate_limit) + " requests per second exceeded");
+      res.set_header("Retry-After", std::to_string(wait));
+      return false;
+    }
+    return true;
+  }
+
+  /// False (and a 401, 429 or 404 written) unless the request is admitted and names this model
+  /// (and its version).
+  bool is_this_model(const httplib::Request& req, httplib::Response& res) {
+    if (!admitted(req, res)) return false;
     if (req.matches[1].str() != options.model_name) {
       reply_error(res, 404, "unknown model \"" + req.matches[1].str() + "\" (this server has \"" + options.model_name + "\")");
       return false;
@@ -224,19 +244,8 @@ struct ModelServer::Impl {
   }
 
   void routes() {
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
       request_start = Clock::now();
-      if (req.path.rfind("/v2/models", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
-      if (!options.token.empty() && req.get_header_value("Authorization") != "Bearer " + options.token) {
-        reply_error(res, 401, "missing or wrong bearer token (Authorization: Bearer ...)");
-        res.set_header("WWW-Authenticate", "Bearer");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (const long wait = limiter.admit(req.remote_addr); wait > 0) {
-        reply_error(res, 429, "rate limit of " + std::to_string(options.rate_limit) + " requests per second exceeded");
-        res.set_header("Retry-After", std::to_string(wait));
-        return httplib::Server::HandlerResponse::Handled;
-      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
     const auto ok = [](httplib::Response& res, const char* field) {
