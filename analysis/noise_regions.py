@@ -25,15 +25,24 @@ import numpy as np
 
 try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
     from stats import format_difference, interval
-    from summarize import flatten, fmt
 except ImportError:
     from .stats import format_difference, interval
-    from .summarize import flatten, fmt
 
 CUES = ("breast", "marker", "effusion")
 # Sections only the zeroth-order editors read (the key table's for_methods), for labels when
 # index.h5 does not describe a key.
 ZO_SECTIONS, ZO_METHODS = ("gezo.", "comm.", "api."), ("gezo", "rge", "spsa")
+IGNORED_SECTIONS = {"output", "run"}
+
+
+def flatten(cfg):
+    """A parsed config as {"section.key": value}, without the output and run sections."""
+    return {f"{sec}.{key}": value for sec, table in cfg.items() if sec not in IGNORED_SECTIONS
+            for key, value in table.items()}
+
+
+def fmt(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def cosine(a, b):

@@ -22,7 +22,8 @@ Every complete experiment's accuracy, AUC and fairness gaps are recomputed from 
 independent NumPy implementation in dne_metrics.py and compared with its /metrics (and with the
 index's copy). Exit status: 0 on success, 2 for unreadable input (one line naming the file),
 3 when a stored metric disagrees with the recomputation (the report is still written).
-See docs/analysis.md.
+The index model (rows, sweep cells, per-cell statistics) is analysis/sweep_index.py, which
+analysis/summarize.py shares: both give the same n, mean and std per cell. See docs/analysis.md.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ import csv
 import math
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -41,281 +40,31 @@ import numpy as np
 
 try:  # imported as part of the `analysis` package
     from . import check_metrics, dne_metrics
-    from .stats import format_difference, format_interval, interval, t95
+    from .stats import format_difference
+    from .sweep_index import (
+        STATUSES, SEED_KEYS, Cell, Index, InputError, Row, attr_float, first_line, fmt_value, h5_text,  # noqa: F401
+        make_cells, markdown_stat, open_h5, paired_differences, read_index, sorted_cells, varying_keys)
 except ImportError:  # run as a script, or imported with analysis/ on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import check_metrics
     import dne_metrics
-    from stats import format_difference, format_interval, interval, t95
-if __name__ == "__main__":  # report_figures imports `report`: let it find this module, not a copy
-    sys.modules.setdefault("report", sys.modules[__name__])
+    from stats import format_difference
+    from sweep_index import (
+        STATUSES, SEED_KEYS, Cell, Index, InputError, Row, attr_float, first_line, fmt_value, h5_text,  # noqa: F401
+        make_cells, markdown_stat, open_h5, paired_differences, read_index, sorted_cells, varying_keys)
 
-SCHEMA_VERSION = 1
-STATUSES = ("complete", "failed", "running", "pending")
-SEED_KEYS = ("sweep.seed", "sweep.seeds")
-# Datasets of /experiments that every index must have.
-ROW_STRINGS = ("id", "status", "error", "file", "method", "editor_status")
-ROW_NUMBERS = ("seed", "wall_s", "queries", "ranks", "resumed")
+# The index/row model (read_index, Row, Index, Cell with its statistics, the method table, paired
+# differences) lives in sweep_index.py, shared with report_figures.py and summarize.py; Cell,
+# read_index and InputError stay importable from here.
 
-# Order in which metrics are listed (the contract's order, then the extras); others follow sorted.
-METRIC_ORDER = (
-    "accuracy", "auc", "acc_a0_y0", "acc_a0_y1", "acc_a1_y0", "acc_a1_y1", "eo_n", "eo_p", "di",
-    "tpr_gap", "fpr_gap", "equalized_odds", "dp_gap", "worst_group_accuracy", "worst_group_auc",
-    "frozen_sa_accuracy", "frozen_sa_auc", "sa_leakage_auc", "sa_leakage_accuracy",
-    "sa_probe_clean_accuracy", "sa_probe_clean_auc", "noise_l2", "noise_linf")
 GAPS = ("eo_n", "eo_p", "di", "tpr_gap", "fpr_gap", "equalized_odds", "dp_gap")
 TABLE_COLUMNS = ("accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc", "frozen_sa_accuracy",
                  "queries")
 HIGHER_BETTER = {"accuracy", "auc"}
 LOWER_BETTER = {"eo_n", "eo_p", "di"}
-# The method table: index.h5's /methods (name, kind, trace_x; written by dne from
-# include/dne/config/methods.hpp), loaded by read_index. The defaults describe index files
-# written before /methods existed.
-METHODS: dict = {}  # name -> {"kind": ..., "trace_x": ...}, in display order
-DEFAULT_METHODS = {
-    "none": {"kind": "reference", "trace_x": ""}, "random": {"kind": "control", "trace_x": ""},
-    "whitebox": {"kind": "whitebox", "trace_x": "images"}, "gezo": {"kind": "zeroth_order", "trace_x": "queries"},
-    "rge": {"kind": "zeroth_order", "trace_x": "queries"}, "spsa": {"kind": "zeroth_order", "trace_x": "queries"}}
-
-
-def methods() -> dict:
-    """The method table of the index read last (or the defaults)."""
-    return METHODS or DEFAULT_METHODS
-
-
-def method_order() -> tuple:
-    return tuple(methods())
-
-
-def methods_of(*kinds) -> tuple:
-    """Names of the methods of these kinds, in display order."""
-    return tuple(name for name, m in methods().items() if m["kind"] in kinds)
-
-
-def editing_methods() -> tuple:
-    """The methods that learn a noise (Figure 2a's lines)."""
-    return methods_of("whitebox", "zeroth_order")
-
-
-def trace_axes() -> dict:
-    """method -> what its /trace x-axis counts, for the methods that have a trace."""
-    return {name: m["trace_x"] for name, m in methods().items() if m["trace_x"]}
-
-# Which methods read a config key: index.h5's /key_methods/<key> (written by dne from its key
-# table), loaded by read_index. A key that does not apply to a method holds its default in the
-# index; tables and labels show it as "-". A key the index does not describe applies to all.
-KEY_METHODS: dict = {}
 
 FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "figure2c_budget.png", "noise_maps.png",
            "pareto.png", "convergence.png", "leakage_auc.png", "poisoning.png")
-
-
-class InputError(Exception):
-    """Unreadable or malformed input: reported as one line, exit status 2."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading index.h5
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Row:
-    """One experiment of the sweep (one entry of /experiments)."""
-    index: int
-    id: str
-    status: str
-    error: str
-    file: str
-    method: str
-    editor_status: str
-    seed: int
-    wall_s: float
-    queries: float  # NaN unless complete
-    ranks: int
-    resumed: int
-    axes: dict = field(default_factory=dict)     # key -> float or str (resolved value)
-    metrics: dict = field(default_factory=dict)  # name -> float
-
-    @property
-    def complete(self) -> bool:
-        return self.status == "complete"
-
-    def value(self, name: str) -> float:
-        """A metric, or queries / wall_s."""
-        if name == "queries":
-            return self.queries
-        if name == "wall_s":
-            return self.wall_s
-        return self.metrics.get(name, math.nan)
-
-
-@dataclass
-class Index:
-    run_dir: Path
-    path: Path
-    attrs: dict
-    axes: list            # sweep axis keys from /axes
-    axis_keys: list       # every key under /experiments/axes (axes first)
-    metric_names: list
-    rows: list
-
-    @property
-    def cell_keys(self) -> list:
-        """Keys that identify a sweep cell: the method, then every axis but the seed."""
-        return ["dne.method"] + [k for k in self.axes if k not in SEED_KEYS and k != "dne.method"]
-
-    def complete_rows(self) -> list:
-        return [r for r in self.rows if r.complete]
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return _text(value[()])
-    return str(value)
-
-
-def _strings(ds) -> list:
-    """A 1-D dataset of variable- or fixed-length strings as a list of str."""
-    return [_text(v) for v in np.atleast_1d(ds[()])]
-
-
-def _attr_value(v):
-    """An HDF5 attribute as a Python str, int or float (arrays stay arrays)."""
-    if isinstance(v, (bytes, str, np.bytes_)):
-        return _text(v)
-    arr = np.asarray(v)
-    if arr.size == 1 and arr.dtype.kind in "iufb":
-        return arr.reshape(()).item()
-    if arr.size == 1 and arr.dtype.kind in "SOU":
-        return _text(arr.reshape(())[()])
-    return v
-
-
-def _attr_int(attrs, name: str, default=None):
-    if name not in attrs:
-        return default
-    try:
-        return int(np.asarray(attrs[name]).reshape(()))
-    except (TypeError, ValueError):
-        return default
-
-
-def _open_h5(path: Path, what: str, retries: int = 0):
-    """Open an HDF5 file read-only, without HDF5 file locking (a running sweep holds its files
-    open). `retries`: further attempts 0.5 s apart, for index.h5, which a running sweep rewrites."""
-    if not path.is_file():
-        raise InputError(f"{path}: {what} not found")
-    for attempt in range(retries + 1):
-        try:
-            return h5py.File(path, "r", locking=False)
-        except OSError as e:  # truncated, being written, not HDF5
-            last = e
-            if attempt < retries:
-                time.sleep(0.5)
-    raise InputError(f"{path}: cannot read {what} as HDF5 ({_first_line(last)})")
-
-
-def _first_line(e) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def read_index(run_dir: Path) -> Index:
-    path = run_dir / "index.h5"
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: run directory not found")
-    f = _open_h5(path, "sweep index (index.h5)", retries=2)
-    try:
-        with f:
-            return _parse_index(run_dir, path, f)
-    except InputError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise InputError(f"{path}: malformed sweep index ({_first_line(e)})") from None
-
-
-def _parse_index(run_dir: Path, path: Path, f) -> Index:
-    attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
-    version = _attr_int(f.attrs, "schema_version")
-    if version is None:
-        raise InputError(f"{path}: not a sweep index (no schema_version attribute)")
-    if version != SCHEMA_VERSION:
-        raise InputError(f"{path}: unsupported index schema_version {version} (this report reads {SCHEMA_VERSION})")
-    exps = f.get("experiments")
-    if not isinstance(exps, h5py.Group):
-        raise InputError(f"{path}: missing group /experiments")
-    for name in ROW_STRINGS + ROW_NUMBERS:
-        if not isinstance(exps.get(name), h5py.Dataset):
-            raise InputError(f"{path}: missing dataset /experiments/{name}")
-    cols = {name: _strings(exps[name]) for name in ROW_STRINGS}
-    cols.update({name: np.atleast_1d(exps[name][()]) for name in ROW_NUMBERS})
-    n = len(cols["id"])
-    for name, values in cols.items():
-        if len(values) != n:
-            raise InputError(f"{path}: /experiments/{name} has {len(values)} entries, /experiments/id has {n}")
-
-    axes = _strings(f["axes"]) if isinstance(f.get("axes"), h5py.Dataset) and f["axes"].size else []
-    axis_group = exps.get("axes")
-    axis_values = {}
-    if isinstance(axis_group, h5py.Group):
-        for key, ds in axis_group.items():
-            if not isinstance(ds, h5py.Dataset):
-                continue
-            if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind in "SUO":
-                values = _strings(ds)
-            else:
-                values = [float(v) for v in np.atleast_1d(ds[()]).astype(np.float64)]
-            if len(values) != n:
-                raise InputError(f"{path}: /experiments/axes/{key} has {len(values)} entries, expected {n}")
-            axis_values[key] = values
-    for key in axes:
-        if key not in axis_values:
-            raise InputError(f"{path}: axis {key} listed in /axes but /experiments/axes/{key} is missing")
-    metric_values = {}
-    metric_group = exps.get("metrics")
-    if isinstance(metric_group, h5py.Group):
-        for name, ds in metric_group.items():
-            values = np.atleast_1d(ds[()]).astype(np.float64)
-            if len(values) != n:
-                raise InputError(f"{path}: /experiments/metrics/{name} has {len(values)} entries, expected {n}")
-            metric_values[name] = values
-    metric_names = sort_metrics(metric_values)
-
-    rows = []
-    for i in range(n):
-        queries = float(cols["queries"][i])
-        status = cols["status"][i]
-        rows.append(Row(
-            index=i, id=cols["id"][i], status=status, error=cols["error"][i], file=cols["file"][i],
-            method=cols["method"][i], editor_status=cols["editor_status"][i],
-            seed=int(cols["seed"][i]), wall_s=float(cols["wall_s"][i]),
-            queries=queries if (status == "complete" and queries >= 0) else math.nan,
-            ranks=int(cols["ranks"][i]), resumed=int(cols["resumed"][i]),
-            axes={k: v[i] for k, v in axis_values.items()},
-            metrics={k: float(v[i]) for k, v in metric_values.items()}))
-        rows[-1].axes.setdefault("dne.method", rows[-1].method)
-    axis_keys = list(axes) + sorted(k for k in axis_values if k not in axes)
-    METHODS.clear()
-    method_group = f.get("methods")
-    if isinstance(method_group, h5py.Group) and all(k in method_group for k in ("name", "kind", "trace_x")):
-        for name, kind, trace_x in zip(_strings(method_group["name"]), _strings(method_group["kind"]),
-                                       _strings(method_group["trace_x"])):
-            METHODS[name] = {"kind": kind, "trace_x": trace_x}
-    KEY_METHODS.clear()
-    key_group = f.get("key_methods")
-    if isinstance(key_group, h5py.Group):
-        for key, ds in key_group.items():
-            if isinstance(ds, h5py.Dataset):
-                KEY_METHODS[key] = tuple(_strings(ds))
-    return Index(run_dir=run_dir, path=path, attrs=attrs, axes=list(axes), axis_keys=axis_keys,
-                 metric_names=metric_names, rows=rows)
-
-
-def sort_metrics(names) -> list:
-    known = [m for m in METRIC_ORDER if m in names]
-    return known + sorted(m for m in names if m not in METRIC_ORDER)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,29 +79,28 @@ class ExperimentFiles:
         self._cache: dict = {}
 
     def path(self, row: Row) -> Path:
-        rel = row.file or f"experiments/{row.id}.h5"
-        return self.index.run_dir / rel
+        return self.index.file_path(row)
 
     def _read(self, row: Row, what: str, reader):
         key = (row.id, what)
         if key not in self._cache:
             path = self.path(row)
-            f = _open_h5(path, "experiment file")
+            f = open_h5(path, "experiment file")
             try:
                 with f:
                     self._cache[key] = reader(f)
             except InputError:
                 raise
             except (OSError, KeyError, ValueError, TypeError) as e:
-                raise InputError(f"{path}: cannot read {what} ({_first_line(e)})") from None
+                raise InputError(f"{path}: cannot read {what} ({first_line(e)})") from None
         return self._cache[key]
 
     def test_data(self, row: Row) -> dict:
         def reader(f):
-            out = {"id": _text(f.attrs.get("id", "")),
+            out = {"id": h5_text(f.attrs.get("id", "")),
                    "metrics": {k: np.asarray(v) for k, v in f["metrics"].attrs.items()}
                    if isinstance(f.get("metrics"), h5py.Group) else None,
-                   "queries": _attr_float(f["provenance"].attrs, "queries")
+                   "queries": attr_float(f["provenance"].attrs, "queries")
                    if isinstance(f.get("provenance"), h5py.Group) else math.nan}
             for name in ("score", "label", "sa"):
                 ds = f.get(f"test/{name}")
@@ -383,15 +131,6 @@ class ExperimentFiles:
             return {k: np.asarray(v[()], dtype=np.float64).ravel() for k, v in g.items()
                     if isinstance(v, h5py.Dataset)}
         return self._read(row, "/trace", reader)
-
-
-def _attr_float(attrs, name: str) -> float:
-    if name not in attrs:
-        return math.nan
-    try:
-        return float(np.asarray(attrs[name]).reshape(()))
-    except (TypeError, ValueError):
-        return math.nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,122 +179,6 @@ def recompute(index: Index, files: ExperimentFiles, tol: float):
 
 
 # ---------------------------------------------------------------------------------------------
-# Cells and aggregation
-# ---------------------------------------------------------------------------------------------
-
-def fmt_value(v) -> str:
-    """An axis value for display: 2.0 -> '2', 0.001 -> '0.001', strings as they are."""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if v.is_integer() and abs(v) < 1e15:
-            return str(int(v))
-        return f"{v:.6g}"
-    return str(v)
-
-
-def applies(key: str, method: str) -> bool:
-    methods = KEY_METHODS.get(key)
-    return methods is None or method in methods
-
-
-def short_key(key: str) -> str:
-    """'dne.lambda' -> 'lambda', 'gezo.local_epochs' -> 'local_epochs'."""
-    return key.split(".", 1)[-1]
-
-
-def method_rank(method: str):
-    order = method_order()
-    return (order.index(method) if method in order else len(order), method)
-
-
-@dataclass
-class Cell:
-    key: tuple                 # values of index.cell_keys (as display strings)
-    values: dict               # cell key -> raw value
-    rows: list                 # every row of the cell, sweep order
-
-    @property
-    def method(self) -> str:
-        return str(self.values["dne.method"])
-
-    @property
-    def complete(self) -> list:
-        return [r for r in self.rows if r.complete]
-
-    def axis(self, key: str):
-        """The cell's value of any key under /experiments/axes (a cell key or a constant one)."""
-        if key in self.values:
-            return self.values[key]
-        return self.rows[0].axes.get(key, math.nan)
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.rows)
-
-    def stats(self, name: str):
-        """(mean, sample std, n) over complete seeds; std NaN when n < 2; NaN propagates."""
-        v = np.array([r.value(name) for r in self.complete], dtype=np.float64)
-        return mean_std(v)
-
-    def ci(self, name: str):
-        """(mean, half-width of the 95% t-interval, n) over complete seeds with a finite value."""
-        v = [r.value(name) for r in self.complete]
-        mean, _, half = interval(v)
-        return mean, half, sum(math.isfinite(x) for x in v)
-
-    def label(self, keys) -> str:
-        """'lambda=0.001, objective=neg_ce' over the given keys (non-applicable ones left out)."""
-        parts = [f"{short_key(k)}={fmt_value(self.values[k])}" for k in keys
-                 if k != "dne.method" and applies(k, self.method)]
-        return ", ".join(parts)
-
-
-def mean_std(v: np.ndarray):
-    n = int(v.size)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = float(np.mean(v))
-    std = float(np.std(v, ddof=1)) if n > 1 else math.nan
-    return mean, std, n
-
-
-def make_cells(index: Index, rows=None) -> list:
-    keys = index.cell_keys
-    cells: dict = {}
-    for r in index.rows if rows is None else rows:
-        values = {k: r.axes.get(k, r.method if k == "dne.method" else "") for k in keys}
-        key = tuple(fmt_value(values[k]) for k in keys)
-        if key not in cells:
-            cells[key] = Cell(key=key, values=values, rows=[])
-        cells[key].rows.append(r)
-    return list(cells.values())
-
-
-def varying_keys(cells, keys) -> list:
-    """Keys whose value differs between the given cells (ignoring non-applicable keys)."""
-    out = []
-    for k in keys:
-        if k == "dne.method":
-            continue
-        seen = {fmt_value(c.values[k]) for c in cells if applies(k, c.method)}
-        if len(seen) > 1:
-            out.append(k)
-    return out
-
-
-def _order(v):
-    """Sort key for an axis value: numbers ascending, then strings."""
-    return (0, v, "") if isinstance(v, float) and not math.isnan(v) else (1, 0.0, str(v))
-
-
-def sorted_cells(cells) -> list:
-    """By method (fixed order), then by the cell's axis values (numbers ascending)."""
-    return sorted(cells, key=lambda c: (method_rank(c.method),
-                                        tuple(_order(v) for k, v in c.values.items() if k != "dne.method"),
-                                        c.rows[0].index))
-
-
-# ---------------------------------------------------------------------------------------------
 # Outputs: summary.csv, table.md
 # ---------------------------------------------------------------------------------------------
 
@@ -575,29 +198,10 @@ def write_summary_csv(path: Path, index: Index, cells) -> list:
             line += [len(c.complete), c.count("failed"), c.count("running"), c.count("pending"),
                      " ".join(str(r.seed) for r in c.complete)]
             for m in names:
-                mean, std, _ = c.stats(m)
-                line += [_num(mean), _num(std)]
+                stat = c.stats(m)
+                line += [_num(stat.mean), _num(stat.std)]
             w.writerow(line)
     return header
-
-
-def _pm(mean: float, std: float, n: int, name: str) -> str:
-    if n == 0:
-        return "—"
-    if math.isnan(mean):
-        return "n/a"
-    if name == "queries":
-        text = f"{mean:,.0f}"
-        return text if (n < 2 or math.isnan(std)) else f"{text} ± {std:,.0f}"
-    text = f"{mean:.3f}"
-    if n < 2 or math.isnan(std):
-        return text
-    return format_interval(mean, std, interval_half(std, n))
-
-
-def interval_half(std: float, n: int) -> float:
-    """Half-width of the 95% t-interval of a mean of n values with sample std `std`."""
-    return t95(n) * std / math.sqrt(n)
 
 
 def choose_table_cells(cells, mode: str, gap: str) -> list:
@@ -607,8 +211,7 @@ def choose_table_cells(cells, mode: str, gap: str) -> list:
     for c in cells:
         if not c.complete:
             continue
-        g, _, _ = c.stats(gap)
-        acc, _, _ = c.stats("accuracy")
+        g, acc = c.stats(gap).mean, c.stats("accuracy").mean
         score = (math.inf if math.isnan(g) else g, -acc if not math.isnan(acc) else math.inf)
         if c.method not in best or score < best[c.method][0]:
             best[c.method] = (score, c)
@@ -630,7 +233,7 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
 
     best_value = {}
     for m in TABLE_COLUMNS:
-        means = [c.stats(m)[0] for c in chosen if c.complete]
+        means = [c.stats(m).mean for c in chosen if c.complete]
         means = [v for v in means if not math.isnan(v)]
         if means and m in HIGHER_BETTER:
             best_value[m] = max(means)
@@ -644,9 +247,9 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
         other = [f"{c.count(s)} {s}" for s in ("failed", "running", "pending") if c.count(s)]
         row.append(str(n) + (f" ({', '.join(other)})" if other else ""))
         for m in TABLE_COLUMNS:
-            mean, std, k = c.stats(m)
-            text = _pm(mean, std, k, m)
-            if m in best_value and n and not math.isnan(mean) and mean == best_value[m] and len(chosen) > 1:
+            stat = c.stats(m)
+            text = markdown_stat(stat, m)
+            if m in best_value and n and not math.isnan(stat.mean) and stat.mean == best_value[m] and len(chosen) > 1:
                 text = f"**{text}**"
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
@@ -654,7 +257,7 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
             # The experiment's own control (norm-matched noise, or the VAE without its adversary).
             crow = ["↳ control"] + ([""] if multi or setting_keys else []) + [str(n)]
             for m in TABLE_COLUMNS:
-                crow.append("" if m == "queries" else _pm(*c.stats("control_" + m), m))
+                crow.append("" if m == "queries" else markdown_stat(c.stats("control_" + m), m))
             lines.append("| " + " | ".join(crow) + " |")
     notes = [
         "Mean ± sample standard deviation [95% t-interval] over the n complete seeds of each cell (no ± "
@@ -673,36 +276,12 @@ def table_markdown(index: Index, cells, mode: str, gap: str) -> str:
     paired = paired_markdown(index, chosen, setting_keys, multi)
     if paired:
         notes.append(paired)
-    if any(not applies(k, c.method) for c in chosen for k in setting_keys):
+    if any(not c.applies(k) for c in chosen for k in setting_keys):
         notes.append("Settings that do not apply to a method (for example lambda for ERM) are left out of its label.")
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
 PAIRED_METRICS = ("accuracy", "eo_n", "eo_p", "sa_leakage_auc")
-
-
-def erm_partner(index: Index, row: Row):
-    """The complete ERM row of `row`'s seed whose every key that ERM reads has row's value."""
-    keys = [k for k in index.axis_keys if k != "dne.method" and applies(k, "none")]
-    for e in index.complete_rows():
-        if e.method == "none" and e.seed == row.seed and all(
-                fmt_value(e.axes.get(k, "")) == fmt_value(row.axes.get(k, "")) for k in keys):
-            return e
-    return None
-
-
-def paired_differences(index: Index, cell: Cell, metric: str):
-    """(DNE - control, DNE - ERM) per seed of the cell, each a list over the seeds that have both."""
-    control, erm = [], []
-    for r in cell.complete:
-        v = r.value(metric)
-        c = r.value("control_" + metric)
-        if math.isfinite(v) and math.isfinite(c):
-            control.append(v - c)
-        e = erm_partner(index, r)
-        if e is not None and math.isfinite(v) and math.isfinite(e.value(metric)):
-            erm.append(v - e.value(metric))
-    return control, erm
 
 
 def paired_markdown(index: Index, chosen, setting_keys, multi) -> str:

@@ -1,5 +1,8 @@
 """Figures of the sweep report (analysis/report.py): matplotlib with the Agg backend.
 
+Reads the index model of sweep_index.py (cells, statistics, the index's method table); it does
+not import report.py, which imports this module lazily.
+
 Each figure function returns "ok" when it wrote its PNG, or "skipped: <reason>" when the sweep
 has no data for it (no lambda axis, no GeZO experiment, no traces, ...). Figures are about
 8 x 4.5-5.5 inches at --dpi (110 by default: 880 px wide), fonts >= 9 pt.
@@ -18,10 +21,10 @@ import matplotlib.ticker as mticker  # noqa: E402
 import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 
-try:
-    from . import report as R
-except ImportError:
-    import report as R
+try:  # imported as part of the `analysis` package
+    from . import sweep_index as S
+except ImportError:  # imported by report.py run as a script (analysis/ on sys.path)
+    import sweep_index as S
 
 WIDTH = 8.0
 # Colours follow the method table's display order (index.h5's /methods): none grey, random brown,
@@ -49,8 +52,9 @@ def _style():
     })
 
 
-def method_color(method: str) -> str:
-    order = R.method_order()
+def method_color(methods, method: str) -> str:
+    """The colour of a method: its place in the method table (S.MethodTable) picks it."""
+    order = methods.order()
     if method in order and order.index(method) < len(PALETTE):
         return PALETTE[order.index(method)]
     return EXTRA_COLORS[sum(map(ord, method)) % len(EXTRA_COLORS)]
@@ -103,7 +107,7 @@ def draw_all(index, files, cells, out, args) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         status["figure2a_lambda.png"] = sweep_axis_figure(
-            index, cells, "dne.lambda", R.editing_methods(), out / "figure2a_lambda.png", args,
+            index, cells, "dne.lambda", index.methods.editing(), out / "figure2a_lambda.png", args,
             title="Effect of lambda on fairness gaps and accuracy",
             xlabel="lambda (weight of ||eps||_2, log scale)", zero_break=True)
         status["figure2b_local_epochs.png"] = sweep_axis_figure(
@@ -111,7 +115,7 @@ def draw_all(index, files, cells, out, args) -> dict:
             title="GeZO: effect of local epochs R",
             xlabel="local epochs R (GeZO iterations per batch)", zero_break=False)
         status["figure2c_budget.png"] = sweep_axis_figure(
-            index, cells, "dne.max_linf", R.editing_methods(), out / "figure2c_budget.png", args,
+            index, cells, "dne.max_linf", index.methods.editing(), out / "figure2c_budget.png", args,
             title="Effect of the noise budget",
             xlabel="max_linf (per-pixel bound on |eps|)", zero_break=False)
         status["noise_maps.png"] = noise_figure(index, files, cells, out / "noise_maps.png", args)
@@ -119,7 +123,7 @@ def draw_all(index, files, cells, out, args) -> dict:
         status["convergence.png"] = convergence_figure(index, files, cells, out / "convergence.png", args)
         status["leakage_auc.png"] = leakage_figure(index, cells, out / "leakage_auc.png", args)
         status["poisoning.png"] = sweep_axis_figure(
-            index, cells, "data.poison_rate", R.method_order(), out / "poisoning.png", args,
+            index, cells, "data.poison_rate", index.methods.order(), out / "poisoning.png", args,
             title="Label poisoning: flipped training labels of one group",
             xlabel="poison_rate (share of the group's labels flipped)", zero_break=False)
     return status
@@ -137,12 +141,12 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
         return f"skipped: no complete experiment of method {'/'.join(methods)}"
     xs = sorted({float(c.axis(key)) for c in comp})
     if key not in index.axes and len(xs) < 2:
-        return f"skipped: {key} is not a sweep axis (every experiment has {R.fmt_value(xs[0])})"
+        return f"skipped: {key} is not a sweep axis (every experiment has {S.fmt_value(xs[0])})"
 
     # One series per method and per combination of the other axes that vary, except keys that
     # move with the axis (one value per axis value within each method, e.g. dne.lr scaled with
     # dne.max_linf): those are part of the axis, not separate series.
-    others = [k for k in R.varying_keys(comp, index.cell_keys) if k != key and not moves_with(comp, k, key)]
+    others = [k for k in S.varying_keys(comp, index.cell_keys) if k != key and not moves_with(comp, k, key)]
     series = {}
     for c in comp:
         label = method_name(c.method)
@@ -160,7 +164,7 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
         del series[lab]
     if dropped:
         print(f"note: {path.name}: single-value series from other ablations not drawn: " + "; ".join(dropped))
-    series = dict(sorted(series.items(), key=lambda kv: (R.method_rank(kv[1]["method"]), kv[0])))
+    series = dict(sorted(series.items(), key=lambda kv: (index.methods.rank(kv[1]["method"]), kv[0])))
     per_method = {}
     for s in series.values():
         s["k"] = per_method.get(s["method"], 0)
@@ -168,7 +172,7 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     # ERM is a band across the axis, unless it is drawn as a series itself (an axis it reads, such
     # as the poisoning rate)
     baseline = [] if "none" in methods else [c for c in cells if c.method == "none" and c.complete]
-    base_keys = R.varying_keys(baseline, index.cell_keys)
+    base_keys = S.varying_keys(baseline, index.cell_keys)
 
     pos = [x for x in xs if x > 0]
     use_log = zero_break or (pos and len(pos) >= 2 and pos[-1] / pos[0] >= 8)
@@ -195,7 +199,7 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
             # Small horizontal offsets keep the error bars of different series apart.
             off = (si - (n_series - 1) / 2) * (0.04 if use_log else 0.012 * (xs[-1] - xs[0] or 1))
             dodge = (lambda x: x * 10 ** off) if use_log else (lambda x: x + off)
-            color = method_color(s["method"])
+            color = method_color(index.methods, s["method"])
             ls = LINESTYLES[s["k"] % len(LINESTYLES)]
             marker = MARKERS[s["k"] % len(MARKERS)]
             pts = sorted(((float(c.axis(key)),) + c.ci(metric) for c in s["cells"]), key=lambda p: p[0])
@@ -237,7 +241,7 @@ def sweep_axis_figure(index, cells, key, methods, path, args, title, xlabel, zer
     handles, labels = _collect_legend(axes.ravel())
     if x0 is not None:
         handles.append(plt.Line2D([], [], color="black", marker="o", mfc="white", ls="none"))
-        labels.append(f"{R.short_key(key)} = 0 (left of the axis break)")
+        labels.append(f"{S.short_key(key)} = 0 (left of the axis break)")
     _grow_for_legend(fig, labels, 7.0)
     bottom = _bottom_legend(fig, handles, labels)
     fig.tight_layout(rect=(0, bottom, 1, 0.97))
@@ -249,8 +253,8 @@ def moves_with(cells, k, key) -> bool:
     """True when, within every method, each value of `key` comes with a single value of `k`."""
     seen = {}
     for c in cells:
-        if R.applies(k, c.method):
-            seen.setdefault((c.method, R.fmt_value(c.axis(key))), set()).add(R.fmt_value(c.axis(k)))
+        if c.applies(k):
+            seen.setdefault((c.method, S.fmt_value(c.axis(key))), set()).add(S.fmt_value(c.axis(k)))
     return bool(seen) and all(len(v) == 1 for v in seen.values())
 
 
@@ -260,7 +264,7 @@ def _x_axis(axes, xs, pos, use_log, x0):
             ax.set_xscale("log")
             ticks = pos if len(pos) <= 8 else [10.0 ** e for e in range(math.floor(math.log10(pos[0])),
                                                                         math.ceil(math.log10(pos[-1])) + 1)]
-            labels = [R.fmt_value(t) for t in ticks]
+            labels = [S.fmt_value(t) for t in ticks]
             if x0 is not None:
                 ticks, labels = [x0] + list(ticks), ["0"] + labels
             ax.xaxis.set_major_locator(mticker.FixedLocator(ticks))
@@ -276,7 +280,7 @@ def _x_axis(axes, xs, pos, use_log, x0):
                         clip_on=False, zorder=5)
         else:
             ax.xaxis.set_major_locator(mticker.FixedLocator(xs) if len(xs) <= 10 else mticker.MaxNLocator(8))
-            ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: R.fmt_value(float(v))))
+            ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: S.fmt_value(float(v))))
             if len(xs) == 1:
                 ax.set_xlim(xs[0] - 1, xs[0] + 1)
 
@@ -332,10 +336,10 @@ def _noise_rows(index, cells, args):
             notes.append("not complete or unknown: " + ", ".join(missing))
         return rows, notes
     rows, seen = [], set()
-    for c in R.sorted_cells(cells):
+    for c in S.sorted_cells(cells):
         if not c.complete:
             continue
-        lam = R.fmt_value(c.axis("dne.lambda")) if R.applies("dne.lambda", c.method) else "-"
+        lam = S.fmt_value(c.axis("dne.lambda")) if c.applies("dne.lambda") else "-"
         key = (c.method, lam)
         if key in seen:
             continue
@@ -375,11 +379,11 @@ def noise_figure(index, files, cells, path, args) -> str:
     lim = (-1.0, 1.0) if args.noise_norm == "signed" else (0.0, 1.0)
     cmap = "RdBu_r" if args.noise_norm == "signed" else "viridis"
     with_examples = [x for x in loaded if x[2] is not None and np.ndim(x[2]["images"]) == 3]
-    cell_keys = R.varying_keys(cells, index.cell_keys)
+    cell_keys = S.varying_keys(cells, index.cell_keys)
 
     def row_label(r, noise):
-        c = {k: r.axes.get(k) for k in cell_keys if R.applies(k, r.method)}
-        parts = [method_name(r.method)] + [f"{R.short_key(k)}={R.fmt_value(v)}" for k, v in c.items()]
+        c = {k: r.axes.get(k) for k in cell_keys if index.methods.applies(k, r.method)}
+        parts = [method_name(r.method)] + [f"{S.short_key(k)}={S.fmt_value(v)}" for k, v in c.items()]
         return "\n".join(parts + [f"seed {r.seed}, max|eps|={np.max(np.abs(noise)):.3g}"])
 
     sm = f"Gaussian-smoothed (sigma = {args.noise_sigma:g} px)" if args.noise_sigma > 0 else "unsmoothed"
@@ -475,16 +479,16 @@ def noise_figure(index, files, cells, path, args) -> str:
 def leakage_figure(index, cells, path, args) -> str:
     """sa_leakage_auc (x) against the disease AUC (y): one point per cell (mean, 95% intervals over
     seeds) and, hollow and joined to it, the cell's own control."""
-    comp = [c for c in R.sorted_cells(cells) if c.complete and not math.isnan(c.ci("sa_leakage_auc")[0])]
+    comp = [c for c in S.sorted_cells(cells) if c.complete and not math.isnan(c.ci("sa_leakage_auc")[0])]
     if not comp:
         return "skipped: no complete experiment with sa_leakage_auc"
-    others = R.varying_keys(comp, index.cell_keys)
+    others = S.varying_keys(comp, index.cell_keys)
     fig, ax = plt.subplots(figsize=(WIDTH, 5.2))
     count = {}
     for c in comp:
         k = count.get(c.method, 0)
         count[c.method] = k + 1
-        color, marker = method_color(c.method), MARKERS[k % len(MARKERS)]
+        color, marker = method_color(index.methods, c.method), MARKERS[k % len(MARKERS)]
         x, xe, n = c.ci("sa_leakage_auc")
         y, ye, _ = c.ci("auc")
         extra = c.label(others)
@@ -529,10 +533,10 @@ def pareto_figure(index, path, args) -> str:
     pts = [(r.metrics[gap], r.metrics["accuracy"]) for r in rows]
     front = pareto_front(pts)
     fig, ax = plt.subplots(figsize=(WIDTH, 4.5))
-    methods = sorted({r.method for r in rows}, key=R.method_rank)
+    methods = sorted({r.method for r in rows}, key=index.methods.rank)
     for k, m in enumerate(methods):
         sel = [p for p, r in zip(pts, rows) if r.method == m]
-        ax.scatter([p[0] for p in sel], [p[1] for p in sel], color=method_color(m),
+        ax.scatter([p[0] for p in sel], [p[1] for p in sel], color=method_color(index.methods, m),
                    marker=MARKERS[k % len(MARKERS)], s=36, alpha=0.85, label=f"{method_name(m)} ({len(sel)})")
     fp = [pts[i] for i in front]
     ax.plot([p[0] for p in fp], [p[1] for p in fp], color="black", lw=1.2, ls="--", drawstyle="steps-post",
@@ -559,11 +563,11 @@ def pareto_figure(index, path, args) -> str:
 def convergence_figure(index, files, cells, path, args) -> str:
     # from index.h5's /methods; the noise editors only: their x-axes count FM passes and their
     # sa_accuracy is the frozen g's (a VAE's trace counts epochs and its own adversary's accuracy)
-    trace_x = {m: x for m, x in R.trace_axes().items() if m in R.editing_methods()}
-    chosen = [c for c in R.sorted_cells(cells) if c.method in trace_x and c.complete]
+    trace_x = {m: x for m, x in index.methods.trace_axes().items() if m in index.methods.editing()}
+    chosen = [c for c in S.sorted_cells(cells) if c.method in trace_x and c.complete]
     if not chosen:
         return "skipped: no complete gezo, rge, spsa or whitebox experiment"
-    others = R.varying_keys(chosen, index.cell_keys)
+    others = S.varying_keys(chosen, index.cell_keys)
     if args.convergence_cells == "first":  # one curve per method: its first cell in table order
         firsts = {}
         for c in chosen:
@@ -608,7 +612,7 @@ def convergence_figure(index, files, cells, path, args) -> str:
     for method, label, x, loss, sa in series:
         k = count.get(method, 0)
         count[method] = k + 1
-        kw = dict(color=method_color(method), ls=LINESTYLES[k % len(LINESTYLES)], lw=1.4)
+        kw = dict(color=method_color(index.methods, method), ls=LINESTYLES[k % len(LINESTYLES)], lw=1.4)
         a1.plot(x, loss, label=label, **kw)
         a2.plot(x, sa, label=label, **kw)
     a2.axhline(0.5, color="black", lw=0.8, ls=":", label="chance (0.5)")

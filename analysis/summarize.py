@@ -1,135 +1,132 @@
 #!/usr/bin/python3
-"""Print a table of headline metrics for every experiment in a run directory.
+"""Print a table of headline metrics for every complete experiment of a sweep run directory.
 
-Usage: analysis/summarize.py RUN_DIR [--group]
+Usage: /usr/bin/python3 analysis/summarize.py RUN_DIR [--group]
 
-Reads RUN_DIR/experiments/*.h5 as documented in docs/results-format.md. The table's first
-columns are the config keys that differ between the experiments (the sweep axes). One row per
-experiment, with the accuracy, eo_p and sa_leakage_auc of its norm-matched random control
-(ctl:*, NaN for ERM); with --group, one row per sweep cell (everything but the seed) with mean ± sample
-standard deviation [95% t-interval] over seeds, as a Markdown table, followed by the paired
-differences of every noise cell: DNE - control (the experiment's own norm-matched random noise,
-/control/metrics) and DNE - ERM (the `dne.method = "none"` experiment of the same seed, data, FM
-and probes), each as mean [95% t-interval] over seeds. An interval that excludes 0 is marked *.
+Reads RUN_DIR/index.h5 (docs/results-format.md) through analysis/sweep_index.py, the model that
+analysis/report.py uses: the experiments are the index's complete rows (files in
+RUN_DIR/experiments that the index does not list as complete are ignored; the file the index
+names for each complete row must exist), and their values are the index's copies of each file's
+/metrics, /control/metrics and queries. The first columns are the sweep cell's keys (the method
+and the axes except the seed, as in report.py's summary.csv), then the seed.
+
+One row per complete experiment, with the accuracy, eo_p and sa_leakage_auc of its norm-matched
+random control (ctl:*, NaN for ERM); with --group, one row per sweep cell with the number of
+complete seeds and mean ± sample standard deviation [95% t-interval] over them, as a Markdown
+table (the same numbers and notation as report.py's summary.csv and table.md: the mean alone when
+n = 1, n/a when a seed's value is NaN, — when no seed is complete), followed by the paired
+differences of every noise cell: DNE - control (the experiment's own control) and DNE - ERM (the
+`dne.method = "none"` experiment of the same seed whose every key that ERM reads agrees), each as
+mean [95% t-interval] over seeds. An interval that excludes 0 is marked *.
+
+Exit status: 0; 1 when no experiment is complete yet; 2 for unreadable input (RUN_DIR or
+index.h5 missing or malformed, the file of a complete row missing), one line on stderr.
 """
+from __future__ import annotations
+
 import argparse
+import math
+import os
 import sys
-import tomllib
 from pathlib import Path
 
-import h5py
-import numpy as np
-
-try:  # run as a script (analysis/ on sys.path) or imported as the analysis package
-    from stats import format_difference, format_interval, interval
-except ImportError:
-    from .stats import format_difference, format_interval, interval
+try:  # imported as part of the `analysis` package
+    from .stats import format_difference
+    from .sweep_index import (InputError, fmt_value, make_cells, markdown_stat, paired_differences,
+                              read_index, sorted_cells)
+except ImportError:  # run as a script, or imported with analysis/ on sys.path
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from stats import format_difference
+    from sweep_index import (InputError, fmt_value, make_cells, markdown_stat, paired_differences,
+                             read_index, sorted_cells)
 
 PAIRED = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc"]
-# Keys that must agree between a noise experiment and the ERM experiment it is paired with.
-SHARED_SECTIONS = ("data.", "fm.", "probes.", "sweep.")
 COLUMNS = ["accuracy", "auc", "eo_n", "eo_p", "di", "sa_leakage_auc", "frozen_sa_accuracy", "noise_l2", "queries"]
-IGNORED_SECTIONS = {"output", "run"}
 # Per-experiment rows also show these metrics of the experiment's norm-matched random control.
 CONTROL_COLUMNS = ["accuracy", "eo_p", "sa_leakage_auc"]
 
 
-def flatten(cfg):
-    return {f"{sec}.{key}": value for sec, table in cfg.items() if sec not in IGNORED_SECTIONS
-            for key, value in table.items()}
-
-
 def load(run_dir):
-    rows = []
-    for path in sorted(Path(run_dir, "experiments").glob("*.h5")):
-        with h5py.File(path, "r") as f:
-            rows.append({"config": flatten(tomllib.loads(f.attrs["config"])),
-                         "metrics": {**{k: float(v) for k, v in f["metrics"].attrs.items()},
-                                     "queries": float(f["provenance"].attrs.get("queries", np.nan))},
-                         "control": ({k: float(v) for k, v in f["control/metrics"].attrs.items()}
-                                     if "control" in f else {}),
-                         "status": f.attrs["status"]})
-    return rows
+    """(index, its cells in table order) of RUN_DIR; InputError when index.h5 is unreadable or
+    the file of a complete row is missing."""
+    index = read_index(Path(run_dir))
+    for r in index.complete_rows():
+        path = index.file_path(r)
+        if not path.is_file():
+            raise InputError(f"{path}: experiment file of complete row {r.id} not found")
+    return index, sorted_cells(make_cells(index))
 
 
-def fmt(value):
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def group_table(index, cells):
+    """One Markdown row per sweep cell: its keys, n complete seeds, markdown_stat of every column."""
+    keys = index.cell_keys
+    print("| " + " | ".join(keys + ["seeds"] + COLUMNS) + " |")
+    print("|" + "---|" * (len(keys) + 1 + len(COLUMNS)))
+    for c in cells:
+        stats = [markdown_stat(c.stats(m), m) for m in COLUMNS]
+        print("| " + " | ".join([fmt_value(c.values[k]) for k in keys] + [str(len(c.complete))] + stats) + " |")
 
 
-def shared(config):
-    return {k: v for k, v in config.items() if k.startswith(SHARED_SECTIONS)}
-
-
-def paired_cell(rs, rows, metric):
-    """(DNE - control, DNE - ERM) paired differences of `metric` over the cell's experiments."""
-    control = [r["metrics"][metric] - r["control"][metric] for r in rs
-               if metric in r["metrics"] and metric in r["control"]]
-    erm = []
-    for r in rs:
-        match = [e for e in rows if e["config"].get("dne.method") == "none" and shared(e["config"]) == shared(r["config"])]
-        if match and metric in r["metrics"] and metric in match[0]["metrics"]:
-            erm.append(r["metrics"][metric] - match[0]["metrics"][metric])
-    return control, erm
-
-
-def paired_table(cells, cell_axes, rows):
+def paired_table(index, cells):
     """Markdown table of DNE - control and DNE - ERM per noise cell (nothing if there is none)."""
-    noisy = {cell: rs for cell, rs in cells.items() if rs[0]["config"].get("dne.method") != "none"}
+    noisy = [c for c in cells if c.method != "none" and c.complete]
     if not noisy:
         return
     print()
     print("Paired differences, mean [95% t-interval] over seeds; * = the interval excludes 0:")
     print()
-    head = cell_axes + ["seeds"] + [f"{m}: DNE - control" for m in PAIRED] + [f"{m}: DNE - ERM" for m in PAIRED]
+    keys = index.cell_keys
+    head = keys + ["seeds"] + [f"{m}: DNE - control" for m in PAIRED] + [f"{m}: DNE - ERM" for m in PAIRED]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for cell, rs in noisy.items():
-        control_cols, erm_cols = [], []
-        for m in PAIRED:
-            control, erm = paired_cell(rs, rows, m)
-            control_cols.append(format_difference(control))
-            erm_cols.append(format_difference(erm))
-        print("| " + " | ".join(list(cell) + [str(len(rs))] + control_cols + erm_cols) + " |")
+    for c in noisy:
+        pairs = [paired_differences(index, c, m) for m in PAIRED]
+        cols = [format_difference(p[0]) for p in pairs] + [format_difference(p[1]) for p in pairs]
+        print("| " + " | ".join([fmt_value(c.values[k]) for k in keys] + [str(len(c.complete))] + cols) + " |")
+
+
+def experiment_table(index, cells):
+    """One line per complete experiment, in table order (cells, then seeds)."""
+    keys = index.cell_keys
+    control_heads = [f"ctl:{c[:8]}" for c in CONTROL_COLUMNS]
+    print("  ".join([f"{a:>16}" for a in keys + [index.seed_key]]
+                    + [f"{c[:12]:>12}" for c in COLUMNS + control_heads] + ["status"]))
+    rows = [r for c in cells for r in sorted(c.complete, key=lambda r: (r.seed, r.index))]
+    for r in rows:
+        print("  ".join([f"{fmt_value(r.axes.get(k, r.method if k == 'dne.method' else '')):>16}" for k in keys]
+                        + [f"{r.seed:>16}"]
+                        + [f"{r.value(c):>12.{0 if c == 'queries' else 3}f}" for c in COLUMNS]
+                        + [f"{r.value('control_' + c):>12.3f}" for c in CONTROL_COLUMNS]
+                        + [r.editor_status]))
+    if any(math.isfinite(r.value("control_" + c)) for r in rows for c in CONTROL_COLUMNS):
+        print("(ctl: the experiment's norm-matched random control, same L2 norm, same pipeline; "
+              "--group gives intervals over seeds and paired differences)")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
-    ap.add_argument("--group", action="store_true", help="mean ± std over seeds, Markdown")
+    ap.add_argument("run_dir", metavar="RUN_DIR", help="the sweep's output directory (holds index.h5)")
+    ap.add_argument("--group", action="store_true", help="mean ± std [95%% t-interval] over seeds per cell, Markdown")
     args = ap.parse_args(argv)
-    rows = load(args.run_dir)
-    if not rows:
-        print(f"summarize: no experiment files in {args.run_dir}/experiments", file=sys.stderr)
+    try:
+        index, cells = load(args.run_dir)
+    except InputError as e:
+        print(f"summarize: error: {e}", file=sys.stderr)
+        return 2
+    counts = index.counts()
+    if not counts["complete"]:
+        print(f"summarize: no complete experiment in {index.path} ("
+              + ", ".join(f"{counts[s]} {s}" for s in counts if counts[s]) + ")", file=sys.stderr)
         return 1
-    keys = sorted({k for r in rows for k in r["config"]})
-    axes = [k for k in keys if len({repr(r["config"].get(k)) for r in rows}) > 1]
-    cell_axes = [k for k in axes if k != "sweep.seeds"]
-    sort_key = lambda r: tuple(str(r["config"].get(k)) for k in axes)
-    rows.sort(key=sort_key)
     if args.group:
-        cells = {}
-        for r in rows:
-            cells.setdefault(tuple(fmt(r["config"].get(k)) for k in cell_axes), []).append(r)
-        print("| " + " | ".join(cell_axes + ["seeds"] + COLUMNS) + " |")
-        print("|" + "---|" * (len(cell_axes) + 1 + len(COLUMNS)))
-        for cell, rs in cells.items():
-            stats = []
-            for c in COLUMNS:
-                v = [r["metrics"].get(c, np.nan) for r in rs]
-                stats.append(f"{np.nanmean(v):.0f}" if c == "queries" else format_interval(*interval(v)))
-            print("| " + " | ".join(list(cell) + [str(len(rs))] + stats) + " |")
-        paired_table(cells, cell_axes, rows)
+        group_table(index, cells)
+        paired_table(index, cells)
     else:
-        control_heads = [f"ctl:{c[:8]}" for c in CONTROL_COLUMNS]
-        print("  ".join([f"{a:>16}" for a in axes] + [f"{c[:12]:>12}" for c in COLUMNS + control_heads] + ["status"]))
-        for r in rows:
-            print("  ".join([f"{fmt(r['config'].get(a)):>16}" for a in axes] +
-                            [f"{r['metrics'].get(c, np.nan):>12.{0 if c == 'queries' else 3}f}" for c in COLUMNS] +
-                            [f"{r['control'].get(c, np.nan):>12.3f}" for c in CONTROL_COLUMNS] +
-                            [r["status"]]))
-        if any(r["control"] for r in rows):
-            print("(ctl: the experiment's norm-matched random control, same L2 norm, same pipeline; "
-                  "--group gives intervals over seeds and paired differences)")
+        experiment_table(index, cells)
+    missing = [f"{counts[s]} {s}" for s in ("failed", "running", "pending") if counts[s]]
+    if missing:
+        print(f"(not complete, not shown or aggregated: {', '.join(missing)}; "
+              "report.py lists them)")
     return 0
 
 
