@@ -1,6 +1,8 @@
 // The Open Inference Protocol client over cpp-httplib (see inference_client.hpp).
 #include "dne/api/inference_client.hpp"
 
+#include "dne/core/stop_signal.hpp"
+
 #include <httplib.h>
 #include <signal.h>
 #include <time.h>
@@ -106,7 +108,11 @@ struct InferenceClient::Impl {
     double retry_after = -1.0;
     for (int attempt = 0; attempt < attempts; ++attempt) {
       if (attempt > 0) {
-        std::this_thread::sleep_for(std::chrono::duration<double>(backoff(attempt, retry_after)));
+        // The back-off (up to a minute with Retry-After) is a cancellation point, in slices.
+        for (double left = backoff(attempt, retry_after); left > 0.0; left -= 0.1) {
+          throw_if_stop_requested("while " + what + " waited to retry");
+          std::this_thread::sleep_for(std::chrono::duration<double>(std::min(0.1, left)));
+        }
         std::lock_guard<std::mutex> lock(mutex);
         ++stats.retries;
       }

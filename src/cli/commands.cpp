@@ -16,6 +16,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -31,6 +32,7 @@
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/core/text.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/embedding_file.hpp"
@@ -131,6 +133,8 @@ std::string mpi_library_version() {
 
 int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, double wall, int groups,
                  const std::string& index_path);
+int finish_stopped_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, const std::string& out_dir,
+                         const std::string& index_path);
 
 /// Keys that describe the whole run, not one experiment, take one value outside [[grid]] tables:
 /// a list or a grid value would otherwise silently mean the first experiment's value (they are
@@ -316,6 +320,31 @@ std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& ex
   return lines;
 }
 
+/// Runs `work` on world rank 0 only and shares its text with every rank. An error it throws
+/// reaches every rank as a PreflightError with the error's kind and exit code, so that the job
+/// ends with one line from rank 0 and the same exit code everywhere (`context` prefixes the
+/// message of an exception that is not a dne::Error, e.g. std::bad_alloc).
+std::string on_rank0_shared(const ProcessInfo& process, const std::string& context, const std::function<std::string()>& work) {
+  std::string payload;
+  if (process.rank == 0) {
+    try {
+      payload = "ok\n" + work();
+    } catch (const Error& e) {
+      payload = "error\n" + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
+    } catch (const std::exception& e) {
+      payload = "error\n1\nerror\n" + context + ": " + e.what();
+    }
+  }
+  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, payload, 0);
+  std::istringstream in(payload);
+  std::string status, code, kind;
+  std::getline(in, status);
+  if (status == "ok") return payload.substr(3);
+  std::getline(in, code);
+  std::getline(in, kind);
+  throw PreflightError(payload.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
+}
+
 /// Manifests and embeddings files are checked once, on world rank 0, before any experiment
 /// starts: a manifest's header, every row and every image file (read_manifest), an embeddings
 /// file's layout and values, the validation split against the config, and the content hash of
@@ -327,26 +356,8 @@ void prepare_data(std::vector<config::ExperimentConfig>& experiments, const Proc
   const bool any = std::any_of(experiments.begin(), experiments.end(),
                                [](const config::ExperimentConfig& c) { return c.data.source != "phantom"; });
   if (!any) return;
-  std::string payload;
-  if (process.rank == 0) {
-    try {
-      payload = "ok\n" + check_and_cache_data(experiments, decode, quiet);
-    } catch (const Error& e) {
-      payload = std::string("error\n") + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
-    } catch (const std::exception& e) {  // e.g. out of memory while decoding: still one line on every rank
-      payload = std::string("error\n1\nerror\nwhile preparing the data: ") + e.what();
-    }
-  }
-  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, payload, 0);
-  std::istringstream in(payload);
-  std::string status, line;
-  std::getline(in, status);
-  if (status == "error") {
-    std::string code, kind;
-    std::getline(in, code);
-    std::getline(in, kind);
-    throw PreflightError(payload.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
-  }
+  std::istringstream in(on_rank0_shared(process, "while preparing the data", [&] { return check_and_cache_data(experiments, decode, quiet); }));
+  std::string line;
   for (auto& c : experiments) {  // "<hash> <train rows> <test rows>", or empty for the phantom
     std::getline(in, line);
     std::istringstream fields(line);
@@ -408,6 +419,11 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     return 0;
   }
   if (!vm.count("config")) throw ConfigError("dne run: --config FILE is required (see dne run --help)");
+  // SIGTERM / SIGINT from here on stop the run cleanly (docs/reliability.md): no experiment is
+  // handed out any more, those in flight are abandoned at their next cancellation point and stay
+  // pending, index.h5 is finished, and every rank exits with 128 + signal. A second signal exits
+  // at once.
+  const StopOnSignal stop_on_signal;
   const bool quiet = vm.count("quiet") > 0;
   const auto source = resolve_source(vm);
   require_one_value_per_run(source);
@@ -428,23 +444,16 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   // when the process ends), then removes the temporary files of earlier runs that died between a
   // write and its rename. The outcome reaches every rank: one line, the same exit everywhere.
   std::optional<sweep::RunDirectoryLock> lock;
-  if (!dry_run) {
-    std::string failure;
-    if (process.rank == 0) {
-      try {
-        lock.emplace(out_dir, vm.count("wait") > 0, +[](const std::string& holder) {
-          std::cout << "# output directory in use by another dne run (" << holder << "); waiting (--wait)" << std::endl;
-        });
-        const auto stale = sweep::remove_stale_temporaries(out_dir);
-        for (const auto& path : stale) std::cout << "# removed " << path << ", a temporary file of an interrupted run\n";
-        std::cout << std::flush;
-      } catch (const Error& e) {
-        failure = e.what();
-      }
-    }
-    sweep::broadcast_politely(MPI_COMM_WORLD, failure, 0);
-    if (!failure.empty()) throw PreflightError(StoreError(failure));
-  }
+  if (!dry_run)
+    on_rank0_shared(process, "while locking the output directory", [&] {
+      lock.emplace(out_dir, vm.count("wait") > 0, +[](const std::string& holder) {
+        std::cout << "# output directory in use by another dne run (" << holder << "); waiting (--wait)" << std::endl;
+      });
+      for (const auto& path : sweep::remove_stale_temporaries(out_dir))
+        std::cout << "# removed " << path << ", a temporary file of an interrupted run\n";
+      std::cout << std::flush;
+      return std::string();
+    });
   attach_fm_hashes(experiments);
   prepare_data(experiments, process, !dry_run, quiet);
   if (dry_run) {
@@ -530,7 +539,10 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   group.reset();
   // Rank 0 writes the final index and the summary; every rank then exits with its exit code.
-  int exit_code = process.rank == 0 ? finish_sweep(*ledger, totals, wall, layout.groups, index_path) : 0;
+  int exit_code = 0;
+  if (process.rank == 0)
+    exit_code = totals.stop_signal != 0 ? finish_stopped_sweep(*ledger, totals, out_dir, index_path)
+                                        : finish_sweep(*ledger, totals, wall, layout.groups, index_path);
   MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return exit_code;
 }
@@ -563,6 +575,26 @@ int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals
       break;
     }
   return ledger.worst_exit_code() > 0 ? ledger.worst_exit_code() : 1;
+}
+
+/// World rank 0 after a sweep that a signal stopped: every rank has left the sweep, so no writer
+/// is alive; index.h5 is finished with the unfinished rows pending and stopped_by set, leftover
+/// temporary files are removed, and one line on stderr says what happened. Returns 128 + signal.
+int finish_stopped_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, const std::string& out_dir,
+                         const std::string& index_path) {
+  const std::string name = signal_name(totals.stop_signal);
+  ledger.write(true, name);
+  const auto removed = sweep::remove_stale_temporaries(out_dir);
+  const auto p = ledger.progress();
+  std::ostringstream line;
+  line << "dne: stopped by " << name << ": " << p.done << "/" << p.total << " complete (" << p.resumed
+       << " already complete, " << totals.tasks_run - totals.tasks_failed - totals.tasks_interrupted << " run now), "
+       << p.failed << " failed, " << p.total - p.done - p.failed << " pending (" << totals.tasks_interrupted
+       << " interrupted)";
+  if (!removed.empty()) line << ", " << removed.size() << " temporary file(s) removed";
+  line << "; rerun the same command to resume; index " << index_path;
+  std::cerr << line.str() << std::endl;
+  return 128 + totals.stop_signal;
 }
 
 }  // namespace

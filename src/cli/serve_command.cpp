@@ -8,9 +8,9 @@
 // bits). SIGTERM and SIGINT stop the server gracefully (the requests in flight are answered);
 // a second signal exits at once with 128 + signal.
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <csignal>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -18,6 +18,7 @@
 #include "dne/cli/commands.hpp"
 #include "dne/cli/options.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/serve/model_server.hpp"
 
@@ -25,15 +26,6 @@ namespace po = boost::program_options;
 
 namespace dne::cli {
 namespace {
-
-// The write end of the self-pipe that turns a signal into a byte for the watcher thread. A
-// signal handler can reach nothing else, so this is the one piece of process-wide state here.
-int stop_pipe_write_end = -1;
-
-extern "C" void on_stop_signal(int signal_number) {
-  const auto byte = static_cast<unsigned char>(signal_number);
-  if (write(stop_pipe_write_end, &byte, 1) < 0) _exit(128 + signal_number);
-}
 
 /// The FM as the server's callback: images (B, 1, H, W) row-major -> embeddings (B, D).
 serve::ServedModel served_model(const config::ExperimentConfig& c) {
@@ -108,29 +100,23 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
             << o.model_version << " input images " << api::shape_text(meta.inputs.front().shape) << " FP32 output embeddings "
             << api::shape_text(meta.outputs.front().shape) << " FP32" << std::endl;
 
-  int pipe_ends[2];
-  if (pipe(pipe_ends) != 0) throw Error("dne serve: cannot create the signal pipe");
-  stop_pipe_write_end = pipe_ends[1];
-  struct sigaction action = {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-  std::thread watcher([&server, read_end = pipe_ends[0]] {
-    unsigned char signal_number = 0;
-    int received = 0;
-    while (read(read_end, &signal_number, 1) == 1) {
-      if (signal_number == 0) return;  // the server stopped by itself
-      if (++received > 1) _exit(128 + signal_number);
-      std::cerr << "dne serve: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
-                << " received; answering the requests in flight, then stopping (again to exit at once)" << std::endl;
-      server.stop();
+  // SIGTERM / SIGINT: a watcher sees the recorded signal and stops the server (core/stop_signal.hpp).
+  const StopOnSignal stop_on_signal;
+  std::atomic<bool> served{false};
+  std::thread watcher([&server, &served] {
+    while (!served.load()) {
+      if (const int s = stop_signal(); s != 0) {
+        std::cerr << "dne serve: " << signal_name(s)
+                  << " received; answering the requests in flight, then stopping (again to exit at once)" << std::endl;
+        server.stop();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   server.serve();
-  const unsigned char done = 0;
-  if (write(pipe_ends[1], &done, 1) != 1) watcher.detach();
-  if (watcher.joinable()) watcher.join();
+  served.store(true);
+  watcher.join();
   const auto n = server.counters();
   std::cout << "dne serve: stopped after " << n.requests << " requests (" << n.images << " images, " << n.errors
             << " errors)" << std::endl;

@@ -6,6 +6,7 @@
 
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/dne/zeroth_order.hpp"
 
@@ -62,12 +63,28 @@ void Adversary::refit(const torch::Tensor& eps, const Embed& embed, int window, 
   ++refits_;
 }
 
-void agree_on_failure(comm::Communicator& group, const std::exception_ptr& failure) {
+namespace {
+
+/// An Interrupted error when a stop was requested on this rank, else nothing.
+std::exception_ptr requested_stop(const std::string& where) {
+  const int s = stop_signal();
+  return s == 0 ? nullptr : std::make_exception_ptr(Interrupted(signal_name(s) + " received " + where, s));
+}
+
+}  // namespace
+
+void agree_on_failure(comm::Communicator& group, const std::exception_ptr& given) {
+  const std::exception_ptr failure = given ? given : requested_stop("while the group worked");
   double failed = failure ? 1.0 : 0.0;
   group.allreduce_sum(&failed, 1);
   if (failure) std::rethrow_exception(failure);
   if (failed > 0.0)
     throw PeerFailure(std::to_string(static_cast<int>(failed)) + " other rank(s) of the group failed (see the group's error)");
+}
+
+void stop_point(comm::Communicator& group, const std::string& where) {
+  if (group.size() == 1) return throw_if_stop_requested(where);
+  agree_on_failure(group, requested_stop(where));
 }
 
 torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
@@ -82,6 +99,7 @@ torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t 
   try {
     const std::size_t step = static_cast<std::size_t>(std::max(1, window));
     for (std::size_t w = 0; w < mine.size(); w += step) {
+      throw_if_stop_requested("while embedding");  // agreed on below, with the failures
       std::vector<torch::Tensor> batches;
       for (std::size_t k = w; k < std::min(mine.size(), w + step); ++k) batches.push_back(images(mine[k], std::min(n, mine[k] + chunk)));
       const auto zs = embed(batches);
@@ -106,6 +124,7 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
   std::int64_t images_seen = 0;
   // x (B, 1, H, W), a (B,)
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
+    stop_point(group, "at whitebox step " + std::to_string(step));
     const bool refit = adversary.due(step);
     if (refit) {
       adversary.refit(noise.detach(), [&](const std::vector<torch::Tensor>& b) { return model.embed_each(b); }, 1, group);

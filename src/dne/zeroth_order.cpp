@@ -8,6 +8,7 @@
 
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/dne/objective.hpp"
 
 namespace dne::editing {
@@ -37,6 +38,7 @@ void sa_term_sums(ZoContext& ctx, const std::function<torch::Tensor(std::int64_t
   if (x.size(0) == 0) return;
   const auto window = static_cast<std::size_t>(std::max(1, ctx.api.parallelism()));
   for (std::size_t w = lo; w < hi; w += window) {
+    throw_if_stop_requested("while evaluating candidates");  // the callers' failure slot carries it to the group
     const std::size_t end = std::min(hi, w + window);
     std::vector<torch::Tensor> images;
     for (std::size_t e = w; e < end; ++e) images.push_back(add_noise(x, point(static_cast<std::int64_t>(e)), ctx.problem.options));

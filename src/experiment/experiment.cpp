@@ -376,6 +376,10 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   const auto g = probe::LinearProbe::fit(clean.train, a_train, c.probes);
   EvalContext eval{dataset, y_train, a_train, &g, to_doubles(g.probability(clean.test)), c.probes};
   timings["sa_probe_s"] = seconds_since(t);
+  // Cancellation points (SIGTERM / SIGINT, core/stop_signal.hpp) are every group agreement
+  // (embedding chunks, editor steps) and these phase boundaries; once the control's embeddings
+  // are in, the experiment finishes and writes its file.
+  editing::stop_point(*group, "before the method ran");
 
   // 4-6. The method and its control, each through the same probes and metrics.
   Downstream result, control;
@@ -393,6 +397,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     result = std::move(debiased.result);
     trace = std::move(debiased.trace);
     timings["edit_s"] = seconds_since(t);
+    editing::stop_point(*group, "before the control ran");
     t = Clock::now();
     control = run_vae(c, 0.0, clean, eval).result;
     summary.control_metrics = control.metrics;
@@ -466,6 +471,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     // 6b. The norm-matched random control of every noise experiment: random noise with the learned
     // noise's L2 norm (inside its L-inf budget), through the same downstream pipeline.
     if (c.dne.method != "none") {
+      editing::stop_point(*group, "before the control ran");
       t = Clock::now();
       control_noise = editing::norm_matched_noise(noise, c.dne, seed);
       control = downstream(control_noise);

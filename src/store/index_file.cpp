@@ -37,6 +37,7 @@ void write_index(const std::string& path, const IndexHeader& header, const std::
   w.attribute("/", "total", static_cast<std::int64_t>(n));
   for (const auto& [status, count] : counts) w.attribute("/", status, count);
   w.attribute("/", "finished", static_cast<std::int64_t>(header.finished ? 1 : 0));
+  w.attribute("/", "stopped_by", header.stopped_by);
   w.attribute("/", "elapsed_s", header.elapsed_s);
   w.attribute("/", "world_size", header.world_size);
   w.attribute("/", "ranks_per_experiment", header.ranks_per_experiment);

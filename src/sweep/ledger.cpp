@@ -44,11 +44,15 @@ void SweepLedger::report(const Report& report) {
   if (report.finished >= 0 && report.outcome != nullptr) {
     const Outcome& outcome = *report.outcome;
     auto& row = rows_.at(static_cast<std::size_t>(report.finished));
-    row.status = outcome.ok ? "complete" : "failed";
-    row.error = outcome.ok ? "" : outcome.error;
-    row.wall_s = outcome.wall_s;
-    row.ranks = outcome.ranks;
-    if (!outcome.ok) worst_exit_code_ = std::max(worst_exit_code_, std::max(1, outcome.exit_code));
+    if (outcome.interrupted) {
+      row.status = "pending";  // abandoned at a cancellation point: a rerun computes it
+    } else {
+      row.status = outcome.ok ? "complete" : "failed";
+      row.error = outcome.ok ? "" : outcome.error;
+      row.wall_s = outcome.wall_s;
+      row.ranks = outcome.ranks;
+      if (!outcome.ok) worst_exit_code_ = std::max(worst_exit_code_, std::max(1, outcome.exit_code));
+    }
     if (outcome.ok) {
       row.file = store::experiment_file(row.id);
       row.editor_status = outcome.editor_status;
@@ -62,12 +66,14 @@ void SweepLedger::report(const Report& report) {
     const auto& row = rows_.at(static_cast<std::size_t>(report.finished));
     std::string line = format_progress(progress());
     if (row.status == "failed") line += " | failed: " + row.id + ": " + row.error;
+    if (report.outcome->interrupted) line += " | interrupted: " + row.id + " (pending)";
     *out_ << line + "\n" << std::flush;  // one write per line: readable when ranks share a log
   }
 }
 
-void SweepLedger::write(bool sweep_ended) {
+void SweepLedger::write(bool sweep_ended, const std::string& stopped_by) {
   header_.finished = sweep_ended;
+  header_.stopped_by = stopped_by;
   header_.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   store::write_index(index_path_, header_, rows_);
 }

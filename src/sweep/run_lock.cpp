@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/stop_signal.hpp"
 
 namespace fs = std::filesystem;
 
@@ -47,8 +50,19 @@ RunDirectoryLock::RunDirectoryLock(const std::string& dir, bool wait, void (*on_
                        "); wait for it to finish, or pass --wait to queue behind it");
     }
     if (on_wait != nullptr) on_wait(holder);
-    while (flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR) throw StoreError("output directory '" + dir + "': cannot lock " + path + ": " + std::strerror(errno));
+    // Polled, not a blocking flock: the wait is a cancellation point (SIGTERM / SIGINT).
+    while (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int again = errno;
+      if (again != EWOULDBLOCK && again != EINTR) {
+        close(fd_);
+        throw StoreError("output directory '" + dir + "': cannot lock " + path + ": " + std::strerror(again));
+      }
+      if (const int s = stop_signal(); s != 0) {
+        close(fd_);
+        throw Interrupted(signal_name(s) + " received while waiting for the output directory '" + dir + "' (--wait)", s);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
   char host[256] = "?";
   gethostname(host, sizeof host - 1);

@@ -2,13 +2,15 @@
 //
 // Messages travel on a private duplicate of the world communicator:
 //   leader -> rank 0, tag kReport: int64 finished task (-1 on the first request), int32 group,
-//                                  then the encoded Outcome of the finished task;
+//                                  int32 the signal the leader received (0: none), then the
+//                                  encoded Outcome of the finished task;
 //   rank 0 -> leader, tag kAssign: int64 next task, or -1 when the queue is empty.
 // Waiting ranks poll with a short sleep instead of spinning in a blocking call, so that a rank
 // that waits (rank 0's coordinator, a leader waiting for its answer, a finished or leftover rank
 // at the end) leaves its core to the ranks that compute (oversubscribed nodes, e.g. 2 cores).
 #include "dne/sweep/scheduler.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include <thread>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/core/text.hpp"
 
 namespace dne::sweep {
@@ -96,32 +99,55 @@ void broadcast_politely(MPI_Comm comm, std::string& text, int root) {
 
 namespace {
 
-/// The outcome of a caught exception (nullptr: not a std::exception): its kind and the first
-/// line of its message, and its exit code.
-Outcome failure_of(const std::exception* e) {
-  Outcome o;
-  o.exit_code = 1;
-  if (e == nullptr) {
-    o.error = "internal error: an exception that is not a std::exception";
-    return o;
+/// A caught exception (nullptr: not a std::exception) as text: its kind, the first line of its
+/// message (valid UTF-8: it goes to index.h5 and the progress lines) and its exit code.
+struct ErrorText {
+  std::string kind = "internal error";
+  std::string message = "an exception that is not a std::exception";
+  int exit_code = 1;
+};
+
+ErrorText describe(const std::exception* e) {
+  ErrorText t;
+  if (e == nullptr) return t;
+  t.message = valid_utf8(e->what());
+  t.message = t.message.substr(0, t.message.find('\n'));
+  if (const auto* d = dynamic_cast<const Error*>(e)) {
+    t.kind = d->kind();
+    t.exit_code = d->exit_code();
   }
-  std::string what = valid_utf8(e->what());  // it goes to index.h5 (UTF-8) and the progress lines
-  what = what.substr(0, what.find('\n'));
-  const auto* d = dynamic_cast<const Error*>(e);
-  o.error = (d != nullptr ? std::string(d->kind()) : std::string("internal error")) + ": " + what;
-  if (d != nullptr) o.exit_code = d->exit_code();
+  return t;
+}
+
+/// The outcome of a caught exception: "kind: message", its exit code, and whether it was a
+/// PeerFailure or an interruption.
+Outcome failure_of(const std::exception* e) {
+  const auto text = describe(e);
+  Outcome o;
+  o.error = text.kind + ": " + text.message;
+  o.exit_code = text.exit_code;
   o.peer = dynamic_cast<const PeerFailure*>(e) != nullptr;
+  o.interrupted = dynamic_cast<const Interrupted*>(e) != nullptr;
   return o;
 }
 
-/// World rank 0's coordinator: answers requests until every group has been told to stop.
-/// Returns the first error met while booking (observer, bad message); after one, every request
+/// What the coordinator ended with: the first error met while booking, if any.
+struct CoordinatorEnd {
+  ErrorText failure;
+  bool failed = false;
+};
+
+/// World rank 0's coordinator: answers requests until every group has been told to stop, or
+/// until `abandon` is set (rank 0's main thread left run_dynamic by an exception). After a
+/// booking error, a stop signal (rank 0's or a leader's) or an interrupted task, every request
 /// is answered with -1 (stop), so that no leader waits for an answer that never comes.
-std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>& order, Observer* observer) {
+CoordinatorEnd coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>& order, Observer* observer,
+                          const std::atomic<bool>& abandon) {
   std::size_t next = 0;
   int active = groups;
-  std::string failure;
-  while (active > 0) {
+  CoordinatorEnd end;
+  bool stopping = false;
+  while (active > 0 && !abandon.load()) {
     int flag = 0;
     MPI_Status status;
     MPI_Iprobe(MPI_ANY_SOURCE, kReport, comm, &flag, &status);
@@ -138,9 +164,11 @@ std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>
       Reader in(message);
       const auto finished = in.get<std::int64_t>();
       const auto group = in.get<std::int32_t>();
+      const auto leader_signal = in.get<std::int32_t>();
       const Outcome outcome = finished >= 0 ? decode(in.rest()) : Outcome{};
+      stopping = stopping || stop_signal() != 0 || leader_signal != 0 || outcome.interrupted;
       const std::int64_t candidate =
-          failure.empty() && next < order.size() ? static_cast<std::int64_t>(order[next]) : -1;
+          !end.failed && !stopping && next < order.size() ? static_cast<std::int64_t>(order[next]) : -1;
       if (observer != nullptr)
         observer->report(Report{group, static_cast<long>(finished), finished >= 0 ? &outcome : nullptr,
                                 static_cast<long>(candidate)});
@@ -149,22 +177,24 @@ std::string coordinate(MPI_Comm comm, int groups, const std::vector<std::size_t>
         ++next;
       }
     } catch (const std::exception& e) {
-      if (failure.empty()) failure = failure_of(&e).error;
+      if (!end.failed) end = CoordinatorEnd{describe(&e), true};
     } catch (...) {
-      if (failure.empty()) failure = failure_of(nullptr).error;
+      if (!end.failed) end = CoordinatorEnd{describe(nullptr), true};
     }
     if (assign < 0) --active;
     MPI_Send(&assign, 1, MPI_INT64_T, status.MPI_SOURCE, kAssign, comm);
   }
-  return failure;
+  return end;
 }
 
-/// Detaches a still-running coordinator when rank 0's main thread leaves run_dynamic by an
-/// exception: the error then ends the job through main()'s MPI_Abort instead of std::terminate.
-struct DetachOnUnwind {
+/// Stops and joins a still-running coordinator when rank 0's main thread leaves run_dynamic by an
+/// exception, so that no thread of this process is inside MPI when main() aborts or finalises.
+struct JoinOnUnwind {
   std::optional<std::thread>& thread;
-  ~DetachOnUnwind() {
-    if (thread && thread->joinable()) thread->detach();
+  std::atomic<bool>& abandon;
+  ~JoinOnUnwind() {
+    abandon.store(true);
+    if (thread && thread->joinable()) thread->join();
   }
 };
 
@@ -189,6 +219,7 @@ std::int64_t ask_for_task(MPI_Comm comm, std::int64_t finished, int group, const
   Writer w;
   w.put(finished);
   w.put(static_cast<std::int32_t>(group));
+  w.put(static_cast<std::int32_t>(stop_signal()));
   std::string message = w.take();
   if (outcome != nullptr) message += encode(*outcome);
   MPI_Send(message.data(), static_cast<int>(message.size()), MPI_CHAR, 0, kReport, comm);
@@ -210,6 +241,7 @@ std::string encode(const Outcome& o) {
   w.put(o.wall_s);
   w.put(o.queries);
   w.put(static_cast<std::int32_t>(o.ranks));
+  w.put(static_cast<std::uint8_t>(o.interrupted ? 1 : 0));
   w.put(static_cast<std::uint32_t>(o.metrics.size()));
   for (const auto& [name, value] : o.metrics) {
     w.put_string(name);
@@ -228,6 +260,7 @@ Outcome decode(const std::string& bytes) {
   o.wall_s = r.get<double>();
   o.queries = r.get<std::int64_t>();
   o.ranks = r.get<std::int32_t>();
+  o.interrupted = r.get<std::uint8_t>() != 0;
   const auto n = r.get<std::uint32_t>();
   for (std::uint32_t i = 0; i < n; ++i) {
     auto name = r.get_string();
@@ -275,13 +308,14 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
   MPI_Comm comm;
   MPI_Comm_dup(world, &comm);
 
-  std::string coordinator_failure;
+  CoordinatorEnd coordinator_end;
   std::optional<std::thread> coordinator;
-  const DetachOnUnwind detach_on_unwind{coordinator};
+  std::atomic<bool> abandon{false};
+  const JoinOnUnwind join_on_unwind{coordinator, abandon};
   if (world_rank == 0)
-    coordinator.emplace([&] { coordinator_failure = coordinate(comm, layout.groups, order, observer); });
+    coordinator.emplace([&] { coordinator_end = coordinate(comm, layout.groups, order, observer, abandon); });
 
-  long ran = 0, failed = 0, started = 0;
+  long ran = 0, failed = 0, interrupted = 0, started = 0;
   if (layout.group >= 0) {
     std::int64_t task = layout.leader() ? ask_for_task(comm, -1, layout.group, nullptr) : 0;
     for (;;) {
@@ -316,7 +350,8 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
       outcome.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (layout.leader()) {
         ++ran;
-        if (!outcome.ok) ++failed;
+        if (outcome.interrupted) ++interrupted;
+        else if (!outcome.ok) ++failed;
         task = ask_for_task(comm, task, layout.group, &outcome);
       }
     }
@@ -324,15 +359,21 @@ ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm g
 
   // Every rank meets here; the coordinator has stopped once every group was told to stop.
   if (coordinator) coordinator->join();
-  long totals[3] = {ran, failed, coordinator_failure.empty() ? 0L : 1L};
+  // [tasks run, failed, interrupted, the bookkeeping error's exit code (rank 0 only)], summed;
+  // then the stop signal, the largest over the world.
+  long totals[4] = {ran, failed, interrupted, coordinator_end.failed ? std::max(1, coordinator_end.failure.exit_code) : 0};
   MPI_Request request;
-  MPI_Iallreduce(MPI_IN_PLACE, totals, 3, MPI_LONG, MPI_SUM, world, &request);
+  MPI_Iallreduce(MPI_IN_PLACE, totals, 4, MPI_LONG, MPI_SUM, world, &request);
+  wait_politely(&request);
+  int signal_number = stop_signal();
+  MPI_Iallreduce(MPI_IN_PLACE, &signal_number, 1, MPI_INT, MPI_MAX, world, &request);
   wait_politely(&request);
   MPI_Comm_free(&comm);
-  if (totals[2] != 0)
-    throw StoreError(world_rank == 0 ? "sweep bookkeeping failed: " + coordinator_failure
-                                     : "sweep bookkeeping failed on rank 0 (see its error line)");
-  return ScheduleTotals{totals[0], totals[1]};
+  if (totals[3] != 0)  // the error's own kind and exit code on every rank; main prints rank 0's line
+    throw PreflightError(world_rank == 0 ? "sweep bookkeeping failed: " + coordinator_end.failure.message
+                                         : "sweep bookkeeping failed on rank 0 (see its error line)",
+                         world_rank == 0 ? coordinator_end.failure.kind : "error", static_cast<int>(totals[3]));
+  return ScheduleTotals{totals[0], totals[1], totals[2], signal_number};
 }
 
 }  // namespace dne::sweep

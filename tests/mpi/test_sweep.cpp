@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <mutex>
 #include <numeric>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/sweep/ledger.hpp"
 #include "dne/sweep/scheduler.hpp"
 #include "mpi_test_main.hpp"
@@ -33,8 +35,10 @@ struct Recorder : dne::sweep::Observer {
   std::vector<int> finished, started;
   std::vector<Outcome> outcomes;
   std::vector<long> start_order;
+  std::vector<std::pair<long, long>> events;  // (finished, started) of every report, in order
   explicit Recorder(std::size_t n) : finished(n, 0), started(n, 0), outcomes(n) {}
   void report(const dne::sweep::Report& r) override {
+    events.emplace_back(r.finished, r.started);
     if (r.finished >= 0) {
       ++finished.at(static_cast<std::size_t>(r.finished));
       outcomes.at(static_cast<std::size_t>(r.finished)) = *r.outcome;
@@ -57,14 +61,16 @@ struct SweepRun {
 /// Run `n` tasks in groups of `k`; task t sleeps (t % 3) ms; `fail(t, group_rank)` says whether
 /// the task throws on that rank.
 SweepRun run_sweep(int k, std::size_t n, Recorder* recorder, const std::vector<std::size_t>& order,
-                   const std::function<bool(std::size_t, int)>& fail = [](std::size_t, int) { return false; }) {
+                   const std::function<bool(std::size_t, int)>& fail = [](std::size_t, int) { return false; },
+                   const std::function<void(std::size_t, int)>& before = {}) {
   SweepRun out;
   out.layout = dne::sweep::plan_groups(world_rank(), world_size(), k);
   GroupComm group(MPI_COMM_WORLD, out.layout);
   auto run_task = [&](std::size_t t) {
     out.ran_here.push_back(static_cast<int>(t));
+    if (before) before(t, out.layout.group_rank);
     std::this_thread::sleep_for(std::chrono::milliseconds(t % 3));
-    if (fail(t, out.layout.group_rank)) {
+    if (fail && fail(t, out.layout.group_rank)) {
       if (t == 5) throw dne::DataError("injected failure of task 5");  // bad input: exit code 2
       throw dne::NumericError("injected failure of task " + std::to_string(t));
     }
@@ -134,6 +140,9 @@ TEST(Outcome, EncodeDecodeRoundTrip) {
   EXPECT_EQ(d.queries, o.queries);
   EXPECT_EQ(d.ranks, o.ranks);
   EXPECT_EQ(d.metrics, o.metrics);
+  EXPECT_FALSE(d.interrupted);
+  o.interrupted = true;
+  EXPECT_TRUE(dne::sweep::decode(dne::sweep::encode(o)).interrupted);
   EXPECT_THROW(dne::sweep::decode("\x01\x05"), dne::CommError);
 }
 
@@ -244,6 +253,98 @@ TEST_P(Scheduler, EmptyQueueEndsAtOnce) {
   const auto run = run_sweep(k, 3, nullptr, {});
   EXPECT_EQ(run.totals.tasks_run, 0);
   EXPECT_TRUE(run.ran_here.empty());
+}
+
+TEST_P(Scheduler, AnInterruptedTaskStaysUnfinishedAndNothingIsHandedOutAfterIt) {
+  const int k = GetParam();
+  if (k > world_size()) GTEST_SKIP() << "groups of " << k << " need " << k << " ranks";
+  const std::size_t n = 11;
+  Recorder recorder(n);
+  // Task 3 is abandoned on the group's last rank (a stop request met at a cancellation point).
+  const auto run = run_sweep(k, n, world_rank() == 0 ? &recorder : nullptr, iota(n), {}, [k](std::size_t t, int group_rank) {
+    if (t == 3 && group_rank == k - 1) throw dne::Interrupted("SIGTERM received while embedding", SIGTERM);
+  });
+  EXPECT_EQ(run.totals.tasks_interrupted, 1);
+  EXPECT_EQ(run.totals.tasks_failed, 0);
+  EXPECT_LT(run.totals.tasks_run, static_cast<long>(n));
+  EXPECT_EQ(run.totals.stop_signal, 0);  // no signal was received: only the task said so
+  if (world_rank() == 0) {
+    EXPECT_TRUE(recorder.outcomes[3].interrupted);
+    EXPECT_FALSE(recorder.outcomes[3].ok);
+    EXPECT_EQ(recorder.outcomes[3].exit_code, 128 + SIGTERM);
+    bool after = false;  // every report after task 3's hands out nothing
+    for (const auto& [finished, started] : recorder.events) {
+      if (after) {
+        EXPECT_EQ(started, -1) << "task " << started << " was handed out after the interruption";
+      }
+      after = after || finished == 3;
+    }
+    EXPECT_TRUE(after);
+    for (std::size_t t = 0; t < n; ++t) EXPECT_EQ(recorder.started[t], recorder.finished[t]) << "task " << t;
+  }
+}
+
+TEST_P(Scheduler, ASignalToRankZeroStopsTheHandingOut) {
+  const int k = GetParam();
+  if (k > world_size()) GTEST_SKIP() << "groups of " << k << " need " << k << " ranks";
+  const std::size_t n = 40;
+  Recorder recorder(n);
+  {
+    const dne::StopOnSignal stop_on_signal;  // on every rank, as dne run installs it
+    bool raised = false;  // world rank 0 signals itself in its first task (which then completes)
+    const auto run = run_sweep(k, n, world_rank() == 0 ? &recorder : nullptr, iota(n), {}, [&](std::size_t, int) {
+      if (world_rank() == 0 && !raised) {
+        raised = true;
+        std::raise(SIGTERM);
+      }
+    });
+    EXPECT_EQ(run.totals.stop_signal, SIGTERM);  // on every rank
+    EXPECT_EQ(run.totals.tasks_failed + run.totals.tasks_interrupted, 0);
+    EXPECT_LT(run.totals.tasks_run, static_cast<long>(n));
+    if (world_rank() == 0)
+      for (std::size_t t = 0; t < n; ++t) {
+        EXPECT_EQ(recorder.started[t], recorder.finished[t]) << "task " << t;
+        if (recorder.finished[t]) {
+          EXPECT_TRUE(recorder.outcomes[t].ok) << "task " << t;
+        }
+      }
+  }
+  EXPECT_EQ(dne::stop_signal(), 0);  // the request belonged to the StopOnSignal that is gone
+}
+
+/// An observer that fails on its third report, as a full disk under index.h5 would.
+struct FailingObserver : dne::sweep::Observer {
+  int reports = 0;
+  void report(const dne::sweep::Report&) override {
+    if (++reports == 3) throw dne::StoreError("index.h5: No space left on device");
+  }
+};
+
+TEST_P(Scheduler, ABookkeepingFailureKeepsItsKindAndExitCodeOnEveryRank) {
+  const int k = GetParam();
+  if (k > world_size()) GTEST_SKIP() << "groups of " << k << " need " << k << " ranks";
+  FailingObserver observer;
+  const auto layout = dne::sweep::plan_groups(world_rank(), world_size(), k);
+  GroupComm group(MPI_COMM_WORLD, layout);
+  auto task = [](std::size_t) {
+    Outcome o;
+    o.ok = true;
+    return o;
+  };
+  int code = 0;
+  std::string kind, what;
+  try {
+    dne::sweep::run_dynamic(MPI_COMM_WORLD, layout, group.get(), iota(8), task, world_rank() == 0 ? &observer : nullptr);
+  } catch (const dne::PreflightError& e) {
+    code = e.exit_code();
+    kind = e.kind();
+    what = e.what();
+  }
+  EXPECT_EQ(code, 2);  // a StoreError's, on every rank (it used to be a StoreError whatever the cause)
+  if (world_rank() == 0) {
+    EXPECT_EQ(kind, "store error");
+    EXPECT_EQ(what, "sweep bookkeeping failed: index.h5: No space left on device");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(GroupsOf, Scheduler, ::testing::Values(1, 2));

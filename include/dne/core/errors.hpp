@@ -88,6 +88,19 @@ class PeerFailure : public Error {
   const char* kind() const override { return "peer failure"; }
 };
 
+/// The run was asked to stop (SIGTERM / SIGINT, core/stop_signal.hpp) and stopped at a
+/// cancellation point: not a failure of the experiment, which stays pending. Exit 128 + signal.
+class Interrupted : public Error {
+ public:
+  Interrupted(const std::string& what, int signal_number) : Error(what), signal_(signal_number) {}
+  int exit_code() const override { return 128 + signal_; }
+  const char* kind() const override { return "interrupted"; }
+  int signal_number() const { return signal_; }
+
+ private:
+  int signal_;
+};
+
 /// An error that every rank meets identically before any collective work (e.g. a bad FM file
 /// checked up front): `main` prints it once, from rank 0, and every rank exits normally with the
 /// cause's exit code instead of aborting the job.

@@ -96,7 +96,14 @@ class Adversary {
 /// Every rank of `group` calls this after a step that may fail on some ranks only (a remote
 /// request that gave up): if any rank's step threw (`failure` set), that rank rethrows its own
 /// error and the others throw PeerFailure, so no rank is left waiting in a later collective.
+/// It is also a cancellation point: a stop requested on this rank (SIGTERM / SIGINT,
+/// core/stop_signal.hpp) counts as this rank's failure, an Interrupted error.
 void agree_on_failure(comm::Communicator& group, const std::exception_ptr& failure);
+
+/// A cancellation point between steps that have no agreement of their own: alone, it throws
+/// Interrupted when a stop was requested; in a group of several ranks it is one collective
+/// (agree_on_failure), so that the whole group stops at the same step.
+void stop_point(comm::Communicator& group, const std::string& where);
 
 /// The embeddings (N, D) of N images computed in fixed chunks of `chunk` images (chunk c holds
 /// rows [c * chunk, (c + 1) * chunk)) dealt round-robin over `group`, `window` chunks per call

@@ -52,6 +52,7 @@ struct IndexHeader {
   std::int64_t ranks_per_experiment = 1;
   std::int64_t groups = 1;
   bool finished = false;            // the sweep command has ended
+  std::string stopped_by;           // "SIGTERM" / "SIGINT" when a signal stopped it; empty otherwise
   double elapsed_s = 0.0;           // seconds since this run of the sweep started
 };
 

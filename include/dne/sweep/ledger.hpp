@@ -41,11 +41,13 @@ class SweepLedger : public Observer {
   SweepLedger(std::string index_path, store::IndexHeader header, std::vector<store::IndexRow> rows,
               std::vector<double> cost, std::ostream* progress);
 
-  /// Mark the finished and started tasks, rewrite index.h5, print a line after a finish.
+  /// Mark the finished and started tasks, rewrite index.h5, print a line after a finish. An
+  /// interrupted task (SIGTERM / SIGINT) goes back to pending: it has not failed.
   void report(const Report& report) override;
 
-  /// Rewrite index.h5 (with header.finished set when `sweep_ended`).
-  void write(bool sweep_ended);
+  /// Rewrite index.h5 (with header.finished set when `sweep_ended`, and header.stopped_by =
+  /// `stopped_by`, e.g. "SIGTERM", when a signal ended it).
+  void write(bool sweep_ended, const std::string& stopped_by = "");
   Progress progress() const;
   const std::vector<store::IndexRow>& rows() const { return rows_; }
   /// Largest exit code among the failures of this run (0 if none failed).

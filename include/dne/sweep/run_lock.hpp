@@ -17,7 +17,8 @@ namespace dne::sweep {
 class RunDirectoryLock {
  public:
   /// Lock `dir`; throws StoreError naming the holder if another run has it (wait = false), or
-  /// blocks until it is free (wait = true; `on_wait` is called once with the holder first).
+  /// blocks until it is free (wait = true; `on_wait` is called once with the holder first; the
+  /// wait polls, and a SIGTERM / SIGINT received meanwhile throws Interrupted, core/stop_signal.hpp).
   RunDirectoryLock(const std::string& dir, bool wait, void (*on_wait)(const std::string& holder) = nullptr);
   ~RunDirectoryLock();
   RunDirectoryLock(const RunDirectoryLock&) = delete;

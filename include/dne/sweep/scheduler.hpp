@@ -37,6 +37,7 @@ struct Outcome {
   std::int64_t queries = -1;
   int ranks = 0;               // size of the group that ran it
   std::map<std::string, double> metrics;
+  bool interrupted = false;    // stopped by SIGTERM / SIGINT (an Interrupted error): not a failure, the task stays pending
   bool peer = false;           // the failure was a PeerFailure (local to the rank: not encoded)
 };
 
@@ -97,8 +98,10 @@ struct FaultInjection {
 };
 
 struct ScheduleTotals {
-  long tasks_run = 0;     // tasks handed out (ok or failed)
+  long tasks_run = 0;     // tasks handed out (ok, failed or interrupted)
   long tasks_failed = 0;
+  long tasks_interrupted = 0;
+  int stop_signal = 0;    // the signal that stopped the sweep on any rank (0: none)
 };
 
 /// Run the tasks `order` (task numbers, handed out in this order) on the rank groups; collective
@@ -107,6 +110,15 @@ struct ScheduleTotals {
 /// on another rank of the group, the leader calls `discard(task)` (e.g. to remove the result file
 /// it wrote). Returns the world-wide totals on every rank. CommError if MPI was not initialised
 /// with MPI_THREAD_MULTIPLE.
+///
+/// Stopping (core/stop_signal.hpp): once world rank 0 or a reporting leader has received
+/// SIGTERM / SIGINT, or a task comes back interrupted, no task is handed out any more; the
+/// groups still at work finish their task or abandon it at its next cancellation point, and
+/// run_dynamic returns normally with `stop_signal` set on every rank.
+///
+/// A failure of the bookkeeping itself (the observer threw, a malformed message) stops the
+/// handing out too; every rank then throws the error with its own kind and exit code (a
+/// PreflightError: rank 0 has the message, main prints it once).
 ScheduleTotals run_dynamic(MPI_Comm world, const GroupLayout& layout, MPI_Comm group,
                            const std::vector<std::size_t>& order,
                            const std::function<Outcome(std::size_t task)>& run_task, Observer* observer,
