@@ -33,6 +33,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/core/stop_signal.hpp"
+#include "dne/core/system_memory.hpp"
 #include "dne/core/text.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/embedding_file.hpp"
@@ -150,23 +151,30 @@ void require_one_value_per_run(const config::ConfigSource& source) {
   }
 }
 
-/// Bytes of memory this node has available now (MemAvailable of /proc/meminfo; the physical
-/// pages free when it cannot be read).
-double available_memory_bytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  double kib = 0.0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit)
-    if (key == "MemAvailable:") return kib * 1024.0;
-  return static_cast<double>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+/// Whether `c` fits in `have` bytes (experiment::estimated_memory_bytes, a lower bound);
+/// ResourceError otherwise, naming the data, the need and what there is (`ranks_here` share it).
+void require_fits(const config::ExperimentConfig& c, double have, int ranks_here) {
+  const double need = experiment::estimated_memory_bytes(c);
+  if (need <= have) return;
+  std::ostringstream why;
+  why << std::fixed << std::setprecision(1);
+  if (c.data.source == "manifest")
+    why << "data.manifest " << c.data.manifest << ": " << c.data_rows_train << " training and " << c.data_rows_test
+        << " test images";
+  else
+    why << "data.n_train = " << c.data.n_train << " and data.n_test = " << c.data.n_test << " images";
+  why << " of " << c.data.image_size << " x " << c.data.image_size << " need at least " << need / 1e9
+      << " GB per rank, and this node has " << have / 1e9 << " GB available per rank (" << ranks_here
+      << " rank(s) here): use fewer or smaller images";
+  throw ResourceError(why.str());
 }
 
-/// The largest experiment must fit in this node's available memory shared by its ranks
-/// (experiment::estimated_memory_bytes, a lower bound): otherwise one line and exit 2 before
-/// anything is written, instead of std::bad_alloc in the middle of the sweep. Every rank decides
-/// alike: the estimate comes from the config, and the memory is the job's smallest per rank
-/// (collective over the world).
+/// The largest experiment must fit in this node's available memory shared by its ranks: one
+/// line and exit 2 before any experiment starts, instead of std::bad_alloc in the middle of the
+/// sweep. Called once before anything is written (the phantom's size is in its config) and once
+/// after the data check (a manifest's rows are counted then). Every rank decides alike: the
+/// estimate comes from the config, and the memory is the job's smallest per rank (collective
+/// over the world).
 void require_memory(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process) {
   const config::ExperimentConfig* largest = nullptr;
   double need = 0.0;
@@ -174,13 +182,12 @@ void require_memory(const std::vector<config::ExperimentConfig>& experiments, co
     if (const double bytes = experiment::estimated_memory_bytes(c); bytes > need) need = bytes, largest = &c;
   double have = available_memory_bytes() / std::max(1, process.local_size);
   MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
-  if (largest == nullptr || need <= have) return;
-  std::ostringstream why;
-  why << std::fixed << std::setprecision(1) << "data.n_train = " << largest->data.n_train << " and data.n_test = "
-      << largest->data.n_test << " images of " << largest->data.image_size << " x " << largest->data.image_size
-      << " need at least " << need / 1e9 << " GB per rank, and this node has " << have / 1e9 << " GB available per rank ("
-      << process.local_size << " rank(s) here): use fewer or smaller images";
-  throw PreflightError(ResourceError(why.str()));
+  if (largest == nullptr) return;
+  try {
+    require_fits(*largest, have, process.local_size);
+  } catch (const ResourceError& e) {
+    throw PreflightError(e);
+  }
 }
 
 /// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
@@ -306,6 +313,11 @@ std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& ex
     const auto cache = data::image_cache_path(c.output.dir, it->second.hash, c.data.image_size, c.data.resize);
     std::error_code ec;
     if (fs::is_regular_file(cache, ec)) continue;
+    // Decoding holds every image of the selection: it must fit in what the node has now.
+    auto sized = c;
+    sized.data_rows_train = static_cast<std::int64_t>(rows.size()) - test_rows;
+    sized.data_rows_test = test_rows;
+    require_fits(sized, available_memory_bytes(), 1);
     const auto t0 = std::chrono::steady_clock::now();
     const auto dataset = data::decode_manifest(it->second.manifest, experiment::decode_options(c, threads));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -456,6 +468,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     });
   attach_fm_hashes(experiments);
   prepare_data(experiments, process, !dry_run, quiet);
+  require_memory(experiments, process);  // now with the manifests' rows
   if (dry_run) {
     if (process.rank == 0) print_dry_run(experiments, source);
     return 0;

@@ -287,11 +287,14 @@ double estimated_cost(const config::ExperimentConfig& c) {
 }
 
 double estimated_memory_bytes(const config::ExperimentConfig& c) {
-  if (c.data.source != "phantom") return 0.0;
-  const double images = static_cast<double>(c.data.n_train + c.data.n_test);
+  const bool manifest_rows = c.data.source == "manifest" && c.data_rows_train >= 0 && c.data_rows_test >= 0;
+  if (c.data.source != "phantom" && !manifest_rows) return 0.0;
+  const auto n_train = static_cast<double>(manifest_rows ? c.data_rows_train : c.data.n_train);
+  const auto n_test = static_cast<double>(manifest_rows ? c.data_rows_test : c.data.n_test);
+  const double images = n_train + n_test;
   const double pixels = images * static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
   const double float_images = 4.0 * pixels;
-  const double noised_copy = 4.0 * static_cast<double>(std::max(c.data.n_train, c.data.n_test)) *
+  const double noised_copy = 4.0 * std::max(n_train, n_test) *
                              static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
   const double embeddings = 3.0 * 4.0 * images * static_cast<double>(c.fm.embed_dim);  // clean, method, control
   return pixels + float_images + noised_copy + embeddings;
@@ -623,6 +626,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     if (has_val && result.z.val.defined()) data::write_embedding_split(w, "/embeddings/val", rows(result.z.val, dataset.val));
     data::write_embedding_split(w, "/embeddings/test", rows(result.z.test, dataset.test));
   }
+  w.flush();  // the data on disk: write_s and total_s cover it (only the timings, close and rename follow)
   timings["write_s"] = seconds_since(t);
   summary.wall_s = seconds_since(t0);
   timings["total_s"] = summary.wall_s;

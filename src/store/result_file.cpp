@@ -16,31 +16,46 @@
 #include <sstream>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/system_memory.hpp"
 
 namespace dne::store {
 namespace {
 
-herr_t collect_error(unsigned n, const H5E_error2_t* err, void* out) {
-  auto* text = static_cast<std::string*>(out);
-  if (n == 0 && err->desc != nullptr) *text = err->desc;
+/// H5Ewalk2 callback: one line per frame of HDF5's error stack, "#n function(): description
+/// [major / minor]", innermost first (as HighFive keeps the whole chain).
+herr_t collect_error(unsigned n, const H5E_error2_t* err, void* out) noexcept try {
+  char major[160] = "", minor[160] = "";
+  H5Eget_msg(err->maj_num, nullptr, major, sizeof major);
+  H5Eget_msg(err->min_num, nullptr, minor, sizeof minor);
+  std::string frame = "#" + std::to_string(n) + " " + (err->func_name != nullptr ? err->func_name : "?") + "(): " +
+                      (err->desc != nullptr ? err->desc : "") + " [" + major + " / " + minor + "]";
+  for (auto& c : frame)
+    if (c == '\n' || c == '\r') c = ' ';
+  static_cast<std::vector<std::string>*>(out)->push_back(frame);
   return 0;
+} catch (...) {  // nothing may be thrown through HDF5's C frames
+  return -1;
 }
 
-/// Message of the innermost HDF5 error on the default stack, on one line; the system's reason
-/// (e.g. "No space left on device", which HDF5 puts after a line break in its description) first.
+/// HDF5's whole error stack on one line, every frame with its major and minor message; the
+/// system's reason (e.g. "No space left on device", which HDF5 puts inside a frame's
+/// description) first when a frame carries one. The stack is cleared.
 std::string h5_message() {
-  std::string text;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &text);
+  std::vector<std::string> frames;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &frames);
   H5Eclear2(H5E_DEFAULT);
-  if (text.empty()) return "unknown HDF5 error";
-  for (auto& c : text)
-    if (c == '\n' || c == '\r') c = ' ';
+  if (frames.empty()) return "unknown HDF5 error (the error stack is empty)";
+  std::string stack;
+  for (const auto& f : frames) stack += (stack.empty() ? "" : "; ") + f;
   const std::string marker = "error message = '";
-  const auto at = text.find(marker);
-  if (at == std::string::npos) return text;
-  const auto end = text.find('\'', at + marker.size());
-  return text.substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size()) +
-         " (HDF5: " + text + ")";
+  for (const auto& f : frames) {
+    const auto at = f.find(marker);
+    if (at == std::string::npos) continue;
+    const auto end = f.find('\'', at + marker.size());
+    return f.substr(at + marker.size(), end == std::string::npos ? std::string::npos : end - at - marker.size()) +
+           " (HDF5: " + stack + ")";
+  }
+  return "HDF5: " + stack;
 }
 
 [[noreturn]] void h5_fail(const char* call, const char* file, int line, const std::string& context) {
@@ -49,7 +64,25 @@ std::string h5_message() {
   throw StoreError(out.str());
 }
 
-/// Closes an HDF5 handle of any kind at scope exit.
+}  // namespace
+
+// Checked HDF5 call: negative return -> StoreError with file:line and HDF5's own message.
+#define DNE_H5_CHECK(call, context)                                          \
+  [&]() {                                                                    \
+    auto dne_h5_result = (call);                                             \
+    if (dne_h5_result < 0) h5_fail(#call, __FILE__, __LINE__, (context));    \
+    return dne_h5_result;                                                    \
+  }()
+
+namespace {
+
+/// The size in bytes of an HDF5 datatype; StoreError (0 is HDF5's failure value) otherwise.
+std::size_t type_size(hid_t type, const std::string& context) {
+  const std::size_t bytes = H5Tget_size(type);
+  if (bytes == 0) h5_fail("H5Tget_size", __FILE__, __LINE__, context);
+  return bytes;
+}
+
 /// Serialises this process's HDF5 calls. The sweep writes index.h5 from rank 0's coordinator
 /// thread while rank 0's experiment writes its own file; Debian's HDF5 is built thread-safe, but
 /// other builds are not, so every entry point of this module holds this lock.
@@ -61,6 +94,31 @@ struct Hdf5Lock {
   std::lock_guard<std::recursive_mutex> guard{hdf5_mutex()};
 };
 
+/// Whether a link `path` ("/a/b/c") exists under `location`. H5Lexists fails (rather than
+/// answering no) when an intermediate group is missing, so every prefix is asked in turn; a real
+/// failure is a StoreError naming `context`.
+bool link_exists(hid_t location, const std::string& path, const std::string& context) {
+  if (path == "/" || path.empty()) return true;
+  std::size_t pos = 0;
+  do {
+    pos = path.find('/', pos + 1);
+    const std::string prefix = path.substr(0, pos);
+    if (DNE_H5_CHECK(H5Lexists(location, prefix.c_str(), H5P_DEFAULT), context + ": look up " + prefix) <= 0) return false;
+  } while (pos != std::string::npos);
+  return true;
+}
+
+/// Refuses to read `bytes` of dataset `path` into memory when twice that (the buffer and HDF5's
+/// conversion of it) is more than the memory available now: a corrupted dataspace can claim
+/// terabytes, and with overcommit the allocation succeeds and the kernel kills the process while
+/// filling it.
+void require_memory_for_read(double bytes, const std::string& path) {
+  if (2.0 * bytes > available_memory_bytes())
+    throw StoreError("dataset " + path + " claims " + std::to_string(bytes / 1e9) + " GB, more than the memory " +
+                     "available now allows to read: the file is corrupt, or too large to read whole here");
+}
+
+/// Closes an HDF5 handle of any kind at scope exit.
 struct H5Handle {
   hid_t id;
   explicit H5Handle(hid_t h) : id(h) {}
@@ -82,15 +140,34 @@ struct H5Handle {
   H5Handle& operator=(const H5Handle&) = delete;
 };
 
-}  // namespace
+/// Dataset `path` (open as `dset`) holding `count` values, read as `memory_bytes_each` bytes per
+/// value: refused when its size is implausible. Stored without compression (no filter, or only
+/// Fletcher-32, as this program writes), its values must all be in the file: a dataspace that
+/// claims more than the storage the file has for it is corrupt. Then the read must fit in memory.
+void require_plausible_size(hid_t dset, double count, double memory_bytes_each, const std::string& path) {
+  H5Handle type(DNE_H5_CHECK(H5Dget_type(dset), path));
+  if (DNE_H5_CHECK(H5Tis_variable_str(type.id), path) <= 0 && DNE_H5_CHECK(H5Tget_class(type.id), path) != H5T_VLEN) {
+    H5Handle create(DNE_H5_CHECK(H5Dget_create_plist(dset), path));
+    const int filters = DNE_H5_CHECK(H5Pget_nfilters(create.id), path);
+    bool compressed = false;
+    for (int i = 0; i < filters; ++i) {
+      unsigned flags = 0, config = 0, values[8] = {};
+      std::size_t n_values = 8;
+      char name[64] = "";
+      const H5Z_filter_t id = H5Pget_filter2(create.id, static_cast<unsigned>(i), &flags, &n_values, values, sizeof name, name, &config);
+      compressed = compressed || id != H5Z_FILTER_FLETCHER32;
+    }
+    const double stored = static_cast<double>(H5Dget_storage_size(dset));  // 0: never written (fill values)
+    const double claimed = count * static_cast<double>(type_size(type.id, path));
+    if (!compressed && stored > 0.0 && stored < claimed)
+      throw StoreError("dataset " + path + " claims " + std::to_string(static_cast<long long>(count)) + " values (" +
+                       std::to_string(static_cast<long long>(claimed)) + " bytes) but the file stores " +
+                       std::to_string(static_cast<long long>(stored)) + " bytes for it: the file is corrupt");
+  }
+  require_memory_for_read(count * memory_bytes_each, path);
+}
 
-// Checked HDF5 call: negative return -> StoreError with file:line and HDF5's own message.
-#define DNE_H5_CHECK(call, context)                                          \
-  [&]() {                                                                    \
-    auto dne_h5_result = (call);                                             \
-    if (dne_h5_result < 0) h5_fail(#call, __FILE__, __LINE__, (context));    \
-    return dne_h5_result;                                                    \
-  }()
+}  // namespace
 
 ResultWriter::ResultWriter(std::string final_path) : final_path_(std::move(final_path)) {
   const Hdf5Lock lock;
@@ -111,10 +188,10 @@ ResultWriter::~ResultWriter() {
 std::int64_t ResultWriter::ensure_group(const std::string& path) {
   const Hdf5Lock lock;
   if (path == "/" || path.empty()) return DNE_H5_CHECK(H5Gopen2(file_, "/", H5P_DEFAULT), path);
-  if (H5Lexists(file_, path.c_str(), H5P_DEFAULT) > 0)
+  if (link_exists(file_, path, temp_path_))
     return DNE_H5_CHECK(H5Gopen2(file_, path.c_str(), H5P_DEFAULT), "open group " + path);
-  H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
-  H5Pset_create_intermediate_group(lcpl.id, 1);
+  H5Handle lcpl(DNE_H5_CHECK(H5Pcreate(H5P_LINK_CREATE), "create group " + path));
+  DNE_H5_CHECK(H5Pset_create_intermediate_group(lcpl.id, 1), "create group " + path);
   return DNE_H5_CHECK(H5Gcreate2(file_, path.c_str(), lcpl.id, H5P_DEFAULT, H5P_DEFAULT),
                       "create group " + path);
 }
@@ -123,7 +200,7 @@ namespace {
 void write_attribute(hid_t object, const std::string& name, hid_t type, const void* value,
                      const std::string& context) {
   H5Handle space(DNE_H5_CHECK(H5Screate(H5S_SCALAR), context));
-  if (H5Aexists(object, name.c_str()) > 0) DNE_H5_CHECK(H5Adelete(object, name.c_str()), context);
+  if (DNE_H5_CHECK(H5Aexists(object, name.c_str()), context) > 0) DNE_H5_CHECK(H5Adelete(object, name.c_str()), context);
   H5Handle attr(DNE_H5_CHECK(H5Acreate2(object, name.c_str(), type, space.id, H5P_DEFAULT, H5P_DEFAULT), context));
   DNE_H5_CHECK(H5Awrite(attr.id, type, value), context);
 }
@@ -170,7 +247,7 @@ void ResultWriter::write_raw(const std::string& path, std::int64_t mem_type, con
   // makes its read fail (verify_file), in this program and in any other HDF5 reader. (HDF5
   // allows no filter on variable-length strings.)
   H5Handle create(DNE_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE), path));
-  if (count > 0 && !hdims.empty() && H5Tis_variable_str(static_cast<hid_t>(mem_type)) <= 0) {
+  if (count > 0 && !hdims.empty() && DNE_H5_CHECK(H5Tis_variable_str(static_cast<hid_t>(mem_type)), path) <= 0) {
     DNE_H5_CHECK(H5Pset_chunk(create.id, static_cast<int>(hdims.size()), hdims.data()), "chunk " + path);
     DNE_H5_CHECK(H5Pset_fletcher32(create.id), "checksum " + path);
   }
@@ -217,6 +294,11 @@ void ResultWriter::dataset(const std::string& path, const std::vector<std::strin
   write_raw(path, type.id, ptrs.data(), {data.size()}, data.size());
 }
 
+void ResultWriter::flush() {
+  const Hdf5Lock lock;
+  DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
+}
+
 void ResultWriter::commit() {
   const Hdf5Lock lock;
   DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
@@ -230,38 +312,82 @@ void ResultWriter::commit() {
 
 namespace {
 
-std::string attribute_text(hid_t attr) {
-  H5Handle type(H5Aget_type(attr));
-  const H5T_class_t cls = H5Tget_class(type.id);
+// The walks below only collect names inside HDF5's callbacks (nothing there can fail or throw
+// through HDF5's C frames); every read happens after the walk, through DNE_H5_CHECK.
+
+herr_t collect_attribute_name(hid_t, const char* name, const H5A_info_t*, void* data) noexcept {
+  try {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  } catch (...) {  // nothing may be thrown through HDF5's C frames
+    return -1;
+  }
+}
+
+/// Names of the attributes of an open object, in name order.
+std::vector<std::string> attribute_names(hid_t object, const std::string& context) {
+  std::vector<std::string> names;
+  DNE_H5_CHECK(H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_attribute_name, &names),
+               "list the attributes of " + context);
+  return names;
+}
+
+struct ObjectName {
+  std::string path;
+  H5O_type_t type;
+};
+
+herr_t collect_object(hid_t, const char* name, const H5O_info_t* info, void* data) noexcept {
+  try {
+    static_cast<std::vector<ObjectName>*>(data)->push_back(
+        {std::string(name) == "." ? "/" : "/" + std::string(name), info->type});
+    return 0;
+  } catch (...) {  // nothing may be thrown through HDF5's C frames
+    return -1;
+  }
+}
+
+/// Every object of an open file ("/" first), in name order.
+std::vector<ObjectName> object_names(hid_t file, const std::string& context) {
+  std::vector<ObjectName> objects;
+  DNE_H5_CHECK(H5Ovisit(file, H5_INDEX_NAME, H5_ITER_INC, collect_object, &objects), "walk " + context);
+  return objects;
+}
+
+/// An attribute's value as inspect prints it (strings quoted, multi-line strings indented).
+std::string attribute_text(hid_t attr, const std::string& context) {
+  H5Handle type(DNE_H5_CHECK(H5Aget_type(attr), context));
+  const H5T_class_t cls = DNE_H5_CHECK(H5Tget_class(type.id), context);
   std::ostringstream out;
   if (cls == H5T_STRING) {
-    if (H5Tis_variable_str(type.id) > 0) {
+    std::string text;
+    if (DNE_H5_CHECK(H5Tis_variable_str(type.id), context) > 0) {
       char* value = nullptr;
-      H5Handle mem(H5Tcopy(H5T_C_S1));
-      H5Tset_size(mem.id, H5T_VARIABLE);
-      H5Tset_cset(mem.id, H5Tget_cset(type.id));
-      if (H5Aread(attr, mem.id, &value) >= 0 && value != nullptr) {
-        std::string s(value);
-        H5free_memory(value);
-        if (s.find('\n') != std::string::npos) {
-          std::string indented = "|\n";
-          std::istringstream lines(s);
-          for (std::string line; std::getline(lines, line);) indented += "        " + line + "\n";
-          indented.pop_back();
-          return indented;
-        }
-        return "\"" + s + "\"";
-      }
+      H5Handle mem(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), context));
+      DNE_H5_CHECK(H5Tset_size(mem.id, H5T_VARIABLE), context);
+      DNE_H5_CHECK(H5Tset_cset(mem.id, DNE_H5_CHECK(H5Tget_cset(type.id), context)), context);
+      DNE_H5_CHECK(H5Aread(attr, mem.id, &value), "read " + context);
+      text = value != nullptr ? value : "";
+      if (value != nullptr) H5free_memory(value);
+    } else {  // fixed length, NUL-padded or not
+      std::string fixed(type_size(type.id, context), '\0');
+      DNE_H5_CHECK(H5Aread(attr, type.id, fixed.data()), "read " + context);
+      text = fixed.substr(0, fixed.find('\0'));
     }
-    return "(string)";
+    if (text.find('\n') == std::string::npos) return "\"" + text + "\"";
+    std::string indented = "|\n";
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) indented += "        " + line + "\n";
+    indented.pop_back();
+    return indented;
   }
   if (cls == H5T_INTEGER) {
     long long v = 0;
-    H5Aread(attr, H5T_NATIVE_LLONG, &v);
+    DNE_H5_CHECK(H5Aread(attr, H5T_NATIVE_LLONG, &v), "read " + context);
     out << v;
   } else if (cls == H5T_FLOAT) {
     double v = 0;
-    H5Aread(attr, H5T_NATIVE_DOUBLE, &v);
+    DNE_H5_CHECK(H5Aread(attr, H5T_NATIVE_DOUBLE, &v), "read " + context);
     out << v;
   } else {
     out << "(class " << cls << ")";
@@ -269,58 +395,54 @@ std::string attribute_text(hid_t attr) {
   return out.str();
 }
 
-herr_t print_attribute(hid_t object, const char* name, const H5A_info_t*, void* data) {
-  auto* out = static_cast<std::ostringstream*>(data);
-  H5Handle attr(H5Aopen(object, name, H5P_DEFAULT));
-  *out << "    @" << name << " = " << attribute_text(attr.id) << "\n";
-  return 0;
+/// "    @name = value" for every attribute of an open object.
+void print_attributes(hid_t object, const std::string& path, std::ostringstream& out) {
+  for (const auto& name : attribute_names(object, path)) {
+    const std::string context = "attribute " + path + "@" + name;
+    H5Handle attr(DNE_H5_CHECK(H5Aopen(object, name.c_str(), H5P_DEFAULT), "open " + context));
+    out << "    @" << name << " = " << attribute_text(attr.id, context) << "\n";
+  }
 }
 
-herr_t print_object(hid_t root, const char* name, const H5O_info_t* info, void* data) {
-  auto* out = static_cast<std::ostringstream*>(data);
-  const std::string path = std::string(name) == "." ? "/" : "/" + std::string(name);
-  if (info->type == H5O_TYPE_GROUP) {
-    *out << path << (path == "/" ? "" : "/") << "\n";
-    H5Handle group(H5Gopen2(root, name, H5P_DEFAULT));
-    H5Aiterate2(group.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, print_attribute, out);
-  } else if (info->type == H5O_TYPE_DATASET) {
-    H5Handle dset(H5Dopen2(root, name, H5P_DEFAULT));
-    H5Handle space(H5Dget_space(dset.id));
-    H5Handle type(H5Dget_type(dset.id));
-    const int rank = H5Sget_simple_extent_ndims(space.id);
-    std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
-    H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
-    const H5T_class_t cls = H5Tget_class(type.id);
-    *out << path << "  " << (cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? "int" : cls == H5T_STRING ? "string" : "other")
-         << H5Tget_size(type.id) * 8 << " (";
-    hsize_t count = 1;
-    for (int i = 0; i < rank; ++i) {
-      *out << (i ? ", " : "") << dims[static_cast<std::size_t>(i)];
-      count *= dims[static_cast<std::size_t>(i)];
-    }
-    *out << ")";
-    if ((cls == H5T_FLOAT || cls == H5T_INTEGER) && count > 0) {
-      std::vector<double> values(count);
-      H5Dread(dset.id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());
-      double lo = values[0], hi = values[0], sum = 0;
-      for (double v : values) {
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-        sum += v;
-      }
-      *out << "  min " << lo << " max " << hi << " mean " << sum / static_cast<double>(count);
-    }
-    *out << "\n";
-    H5Aiterate2(dset.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, print_attribute, out);
+/// One dataset's line: path, type, shape, and min / max / mean of a numeric one.
+void print_dataset(hid_t file, const std::string& path, std::ostringstream& out) {
+  H5Handle dset(DNE_H5_CHECK(H5Dopen2(file, path.c_str(), H5P_DEFAULT), "open dataset " + path));
+  H5Handle space(DNE_H5_CHECK(H5Dget_space(dset.id), path));
+  H5Handle type(DNE_H5_CHECK(H5Dget_type(dset.id), path));
+  const int rank = DNE_H5_CHECK(H5Sget_simple_extent_ndims(space.id), path);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  if (rank > 0) DNE_H5_CHECK(H5Sget_simple_extent_dims(space.id, dims.data(), nullptr), path);
+  const H5T_class_t cls = DNE_H5_CHECK(H5Tget_class(type.id), path);
+  const std::size_t bytes = type_size(type.id, path);
+  out << path << "  " << (cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? "int" : cls == H5T_STRING ? "string" : "other")
+      << bytes * 8 << " (";
+  hsize_t count = 1;
+  for (int i = 0; i < rank; ++i) {
+    out << (i ? ", " : "") << dims[static_cast<std::size_t>(i)];
+    count *= dims[static_cast<std::size_t>(i)];
   }
-  return 0;
+  out << ")";
+  if ((cls == H5T_FLOAT || cls == H5T_INTEGER) && count > 0) {
+    require_plausible_size(dset.id, static_cast<double>(count), sizeof(double), path);
+    std::vector<double> values(count);
+    DNE_H5_CHECK(H5Dread(dset.id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "read " + path);
+    double lo = values[0], hi = values[0], sum = 0;
+    for (double v : values) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+      sum += v;
+    }
+    out << "  min " << lo << " max " << hi << " mean " << sum / static_cast<double>(count);
+  }
+  out << "\n";
+  print_attributes(dset.id, path, out);
 }
 
 /// A root attribute as text ("" if absent; strings without their quotes).
 std::string root_string(hid_t file, const std::string& name) {
-  if (H5Aexists(file, name.c_str()) <= 0) return "";
+  if (DNE_H5_CHECK(H5Aexists(file, name.c_str()), "attribute /@" + name) <= 0) return "";
   H5Handle attr(DNE_H5_CHECK(H5Aopen(file, name.c_str(), H5P_DEFAULT), name));
-  std::string text = attribute_text(attr.id);
+  std::string text = attribute_text(attr.id, "attribute /@" + name);
   if (text.size() >= 2 && text.front() == '"') text = text.substr(1, text.size() - 2);
   return text;
 }
@@ -336,37 +458,34 @@ std::string inspect(const std::string& path) {
   H5Handle file(DNE_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open " + path));
   std::ostringstream out;
   out << path << "\n";
-  DNE_H5_CHECK(H5Ovisit(file.id, H5_INDEX_NAME, H5_ITER_INC, print_object, &out),
-               "read " + path);
+  for (const auto& object : object_names(file.id, path)) {
+    if (object.type == H5O_TYPE_DATASET) {
+      print_dataset(file.id, object.path, out);
+    } else if (object.type == H5O_TYPE_GROUP) {
+      out << object.path << (object.path == "/" ? "" : "/") << "\n";
+      H5Handle group(DNE_H5_CHECK(H5Gopen2(file.id, object.path.c_str(), H5P_DEFAULT), "open group " + object.path));
+      print_attributes(group.id, object.path, out);
+    }
+  }
   return out.str();
 }
 
 namespace {
 
-/// H5Ovisit callback: read every dataset whole (the Fletcher-32 checksums are checked on read);
-/// the first failure goes into *data and stops the walk.
-herr_t verify_object(hid_t root, const char* name, const H5O_info_t* info, void* data) {
-  if (info->type != H5O_TYPE_DATASET) return 0;
-  auto* failure = static_cast<std::string*>(data);
-  const std::string path = "/" + std::string(name);
-  H5Handle dset(H5Dopen2(root, name, H5P_DEFAULT));
-  H5Handle space(dset.id >= 0 ? H5Dget_space(dset.id) : -1);
-  H5Handle type(dset.id >= 0 ? H5Dget_type(dset.id) : -1);
-  H5Handle memory(type.id >= 0 ? H5Tget_native_type(type.id, H5T_DIR_ASCEND) : -1);
-  const hssize_t count = space.id >= 0 ? H5Sget_simple_extent_npoints(space.id) : -1;
-  if (memory.id < 0 || count < 0) {
-    *failure = "dataset " + path + " cannot be opened: " + h5_message();
-    return 1;
-  }
-  if (count == 0) return 0;
-  std::vector<unsigned char> buffer(static_cast<std::size_t>(count) * H5Tget_size(memory.id));
-  const herr_t read = H5Dread(dset.id, memory.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data());
-  if (read < 0) {
-    *failure = "dataset " + path + " cannot be read: " + h5_message();
-    return 1;
-  }
+/// Read dataset `path` whole (the Fletcher-32 checksums are checked on read); StoreError naming
+/// the dataset and HDF5's stack if it cannot be opened or read, or claims an implausible size.
+void verify_dataset(hid_t file, const std::string& path) {
+  H5Handle dset(DNE_H5_CHECK(H5Dopen2(file, path.c_str(), H5P_DEFAULT), "dataset " + path + " cannot be opened"));
+  H5Handle space(DNE_H5_CHECK(H5Dget_space(dset.id), "dataset " + path + " cannot be opened"));
+  H5Handle type(DNE_H5_CHECK(H5Dget_type(dset.id), "dataset " + path + " cannot be opened"));
+  H5Handle memory(DNE_H5_CHECK(H5Tget_native_type(type.id, H5T_DIR_ASCEND), "dataset " + path + " cannot be opened"));
+  const hssize_t count = DNE_H5_CHECK(H5Sget_simple_extent_npoints(space.id), "dataset " + path + " cannot be opened");
+  if (count == 0) return;
+  const std::size_t each = type_size(memory.id, "dataset " + path);
+  require_plausible_size(dset.id, static_cast<double>(count), static_cast<double>(each), path);
+  std::vector<unsigned char> buffer(static_cast<std::size_t>(count) * each);
+  DNE_H5_CHECK(H5Dread(dset.id, memory.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), "dataset " + path + " cannot be read");
   if (H5Tis_variable_str(memory.id) > 0) H5Dvlen_reclaim(memory.id, space.id, H5P_DEFAULT, buffer.data());
-  return 0;
 }
 
 }  // namespace
@@ -376,10 +495,22 @@ void verify_file(const std::string& path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw StoreError(path + ": not an HDF5 file (truncated or overwritten?)");
   H5Handle file(DNE_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open " + path));
-  std::string failure;
-  if (H5Ovisit(file.id, H5_INDEX_NAME, H5_ITER_INC, verify_object, &failure) < 0 && failure.empty())
-    failure = "its structure cannot be walked: " + h5_message();
-  if (!failure.empty()) throw StoreError(path + " is corrupt: " + failure);
+  std::vector<ObjectName> objects;
+  try {
+    objects = object_names(file.id, path);
+  } catch (const StoreError& e) {
+    throw StoreError(path + " is corrupt: its structure cannot be walked: " + e.what());
+  }
+  for (const auto& object : objects) {
+    if (object.type != H5O_TYPE_DATASET) continue;
+    try {
+      verify_dataset(file.id, object.path);
+    } catch (const StoreError& e) {
+      throw StoreError(path + " is corrupt: " + e.what());
+    } catch (const std::bad_alloc&) {
+      throw StoreError(path + " is corrupt: dataset " + object.path + " cannot be held in memory");
+    }
+  }
 }
 
 std::string read_root_string_attribute(const std::string& path, const std::string& name) {
@@ -391,22 +522,22 @@ std::string read_root_string_attribute(const std::string& path, const std::strin
 }
 
 namespace {
-herr_t collect_double(hid_t object, const char* name, const H5A_info_t*, void* data) {
-  auto* out = static_cast<std::map<std::string, double>*>(data);
-  H5Handle attr(H5Aopen(object, name, H5P_DEFAULT));
-  double v = std::numeric_limits<double>::quiet_NaN();
-  if (attr.id >= 0) H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v);
-  (*out)[name] = v;
-  return 0;
-}
-
-/// All numeric attributes of group `path` (empty if the group is absent).
+/// All numeric attributes of group `path` (empty if the group is absent; attributes of other
+/// classes are skipped).
 std::map<std::string, double> numeric_attributes(hid_t file, const std::string& path) {
   std::map<std::string, double> out;
-  if (H5Lexists(file, path.c_str(), H5P_DEFAULT) <= 0) return out;
+  if (!link_exists(file, path, "read " + path)) return out;
   H5Handle group(DNE_H5_CHECK(H5Gopen2(file, path.c_str(), H5P_DEFAULT), "open " + path));
-  DNE_H5_CHECK(H5Aiterate2(group.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_double, &out),
-               "read attributes of " + path);
+  for (const auto& name : attribute_names(group.id, path)) {
+    const std::string context = "attribute " + path + "@" + name;
+    H5Handle attr(DNE_H5_CHECK(H5Aopen(group.id, name.c_str(), H5P_DEFAULT), "open " + context));
+    H5Handle type(DNE_H5_CHECK(H5Aget_type(attr.id), context));
+    const H5T_class_t cls = DNE_H5_CHECK(H5Tget_class(type.id), context);
+    if (cls != H5T_FLOAT && cls != H5T_INTEGER) continue;
+    double v = 0.0;
+    DNE_H5_CHECK(H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v), "read " + context);
+    out[name] = v;
+  }
   return out;
 }
 }  // namespace
@@ -455,31 +586,31 @@ namespace dne::store {
 namespace {
 /// Open `object`'s attribute `name` (StoreError naming file, object and attribute if absent).
 hid_t open_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& name) {
-  if (H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT) <= 0)
+  if (DNE_H5_CHECK(H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT), path + ": " + object + "@" + name) <= 0)
     throw StoreError(path + ": attribute " + object + "@" + name + " is missing");
   return DNE_H5_CHECK(H5Aopen_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
                       path + ": " + object + "@" + name);
 }
 
-H5T_class_t attribute_class(hid_t attr) {
-  H5Handle type(H5Aget_type(attr));
-  return H5Tget_class(type.id);
+H5T_class_t attribute_class(hid_t attr, const std::string& context) {
+  H5Handle type(DNE_H5_CHECK(H5Aget_type(attr), context));
+  return DNE_H5_CHECK(H5Tget_class(type.id), context);
 }
 
 /// StoreError unless the attribute holds exactly one value (reads below write one value).
 void require_scalar(hid_t attr, const std::string& path, const std::string& object, const std::string& name) {
-  H5Handle space(H5Aget_space(attr));
-  if (space.id < 0 || H5Sget_simple_extent_npoints(space.id) != 1)
+  H5Handle space(DNE_H5_CHECK(H5Aget_space(attr), path + ": " + object + "@" + name));
+  if (DNE_H5_CHECK(H5Sget_simple_extent_npoints(space.id), path + ": " + object + "@" + name) != 1)
     throw StoreError(path + ": attribute " + object + "@" + name + " is not a single value");
 }
 
 template <class T>
 std::vector<T> read_numeric(hid_t file, const std::string& path, const std::string& dataset, hid_t mem_type,
                             std::vector<std::uint64_t>& dims) {
-  if (H5Lexists(file, dataset.c_str(), H5P_DEFAULT) <= 0) throw StoreError(path + ": dataset " + dataset + " is missing");
+  if (!link_exists(file, dataset, path)) throw StoreError(path + ": dataset " + dataset + " is missing");
   H5Handle dset(DNE_H5_CHECK(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT), path + ": open " + dataset));
   H5Handle type(DNE_H5_CHECK(H5Dget_type(dset.id), path + ": " + dataset));
-  const H5T_class_t cls = H5Tget_class(type.id);
+  const H5T_class_t cls = DNE_H5_CHECK(H5Tget_class(type.id), path + ": " + dataset);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER) throw StoreError(path + ": dataset " + dataset + " is not numeric");
   H5Handle space(DNE_H5_CHECK(H5Dget_space(dset.id), path + ": " + dataset));
   const int rank = DNE_H5_CHECK(H5Sget_simple_extent_ndims(space.id), path + ": " + dataset);
@@ -488,15 +619,20 @@ std::vector<T> read_numeric(hid_t file, const std::string& path, const std::stri
   dims.assign(h.begin(), h.end());
   std::uint64_t count = 1;
   for (auto d : dims) count *= d;
+  require_plausible_size(dset.id, static_cast<double>(count), sizeof(T), path + ": " + dataset);
   std::vector<T> out(count);
   if (count > 0)
     DNE_H5_CHECK(H5Dread(dset.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path + ": read " + dataset);
   return out;
 }
 
-herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
-  static_cast<std::vector<std::string>*>(data)->push_back(name);
-  return 0;
+herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) noexcept {
+  try {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  } catch (...) {  // nothing may be thrown through HDF5's C frames
+    return -1;
+  }
 }
 }  // namespace
 
@@ -515,17 +651,13 @@ H5Reader::~H5Reader() {
 
 bool H5Reader::exists(const std::string& object) const {
   const Hdf5Lock lock;
-  if (object == "/") return true;
-  // Every prefix must exist for H5Lexists to answer without an error.
-  std::size_t pos = 0;
-  while ((pos = object.find('/', pos + 1)) != std::string::npos)
-    if (H5Lexists(file_, object.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
-  return H5Lexists(file_, object.c_str(), H5P_DEFAULT) > 0;
+  return link_exists(file_, object, path_);
 }
 
 bool H5Reader::has_attribute(const std::string& object, const std::string& name) const {
   const Hdf5Lock lock;
-  return exists(object) && H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+  return exists(object) &&
+         DNE_H5_CHECK(H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT), path_ + ": " + object + "@" + name) > 0;
 }
 
 std::string H5Reader::string_attribute(const std::string& object, const std::string& name) const {
@@ -533,19 +665,20 @@ std::string H5Reader::string_attribute(const std::string& object, const std::str
   H5Handle attr(open_attribute(file_, path_, object, name));
   require_scalar(attr.id, path_, object, name);
   H5Handle type(DNE_H5_CHECK(H5Aget_type(attr.id), path_ + ": " + object + "@" + name));
-  if (H5Tget_class(type.id) != H5T_STRING)
+  const std::string context = path_ + ": " + object + "@" + name;
+  if (DNE_H5_CHECK(H5Tget_class(type.id), context) != H5T_STRING)
     throw StoreError(path_ + ": attribute " + object + "@" + name + " is not a string");
-  if (H5Tis_variable_str(type.id) > 0) {
+  if (DNE_H5_CHECK(H5Tis_variable_str(type.id), context) > 0) {
     char* value = nullptr;
-    H5Handle mem(H5Tcopy(H5T_C_S1));
-    H5Tset_size(mem.id, H5T_VARIABLE);
-    H5Tset_cset(mem.id, H5Tget_cset(type.id));
+    H5Handle mem(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), context));
+    DNE_H5_CHECK(H5Tset_size(mem.id, H5T_VARIABLE), context);
+    DNE_H5_CHECK(H5Tset_cset(mem.id, DNE_H5_CHECK(H5Tget_cset(type.id), context)), context);
     DNE_H5_CHECK(H5Aread(attr.id, mem.id, &value), path_ + ": " + object + "@" + name);
     std::string s = value != nullptr ? value : "";
     if (value != nullptr) H5free_memory(value);
     return s;
   }
-  const std::size_t size = H5Tget_size(type.id);
+  const std::size_t size = type_size(type.id, context);
   std::string s(size, '\0');
   DNE_H5_CHECK(H5Aread(attr.id, type.id, s.data()), path_ + ": " + object + "@" + name);
   return s.substr(0, s.find('\0'));
@@ -555,7 +688,7 @@ std::int64_t H5Reader::int_attribute(const std::string& object, const std::strin
   const Hdf5Lock lock;
   H5Handle attr(open_attribute(file_, path_, object, name));
   require_scalar(attr.id, path_, object, name);
-  if (attribute_class(attr.id) != H5T_INTEGER)
+  if (attribute_class(attr.id, path_ + ": " + object + "@" + name) != H5T_INTEGER)
     throw StoreError(path_ + ": attribute " + object + "@" + name + " is not an integer");
   std::int64_t v = 0;
   DNE_H5_CHECK(H5Aread(attr.id, H5T_NATIVE_INT64, &v), path_ + ": " + object + "@" + name);
@@ -566,7 +699,7 @@ double H5Reader::double_attribute(const std::string& object, const std::string& 
   const Hdf5Lock lock;
   H5Handle attr(open_attribute(file_, path_, object, name));
   require_scalar(attr.id, path_, object, name);
-  const auto cls = attribute_class(attr.id);
+  const auto cls = attribute_class(attr.id, path_ + ": " + object + "@" + name);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER)
     throw StoreError(path_ + ": attribute " + object + "@" + name + " is not a number");
   double v = 0;
@@ -579,13 +712,15 @@ std::vector<std::string> H5Reader::strings(const std::string& dataset) const {
   if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");
   H5Handle dset(DNE_H5_CHECK(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), path_ + ": open " + dataset));
   H5Handle type(DNE_H5_CHECK(H5Dget_type(dset.id), path_ + ": " + dataset));
-  if (H5Tget_class(type.id) != H5T_STRING || H5Tis_variable_str(type.id) <= 0)
+  if (DNE_H5_CHECK(H5Tget_class(type.id), path_ + ": " + dataset) != H5T_STRING ||
+      DNE_H5_CHECK(H5Tis_variable_str(type.id), path_ + ": " + dataset) <= 0)
     throw StoreError(path_ + ": dataset " + dataset + " is not a list of variable-length strings");
   H5Handle space(DNE_H5_CHECK(H5Dget_space(dset.id), path_ + ": " + dataset));
   const auto n = static_cast<std::size_t>(DNE_H5_CHECK(H5Sget_simple_extent_npoints(space.id), path_ + ": " + dataset));
   H5Handle mem(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), dataset));
   DNE_H5_CHECK(H5Tset_size(mem.id, H5T_VARIABLE), dataset);
-  DNE_H5_CHECK(H5Tset_cset(mem.id, H5Tget_cset(type.id)), dataset);
+  DNE_H5_CHECK(H5Tset_cset(mem.id, DNE_H5_CHECK(H5Tget_cset(type.id), dataset)), dataset);
+  require_memory_for_read(static_cast<double>(n) * sizeof(char*), path_ + ": " + dataset);
   std::vector<char*> raw(n, nullptr);
   if (n > 0) DNE_H5_CHECK(H5Dread(dset.id, mem.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), path_ + ": read " + dataset);
   std::vector<std::string> out;

@@ -127,3 +127,23 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_up_front(dne_bin, tmp_path)
     line = one_error_line(proc)
     assert line.startswith("dne: resource error:") and "GB per rank" in line and "data.n_train = 1000000" in line, line
     assert time.time() - started < 60 and not (tmp_path / "out").exists()
+
+
+def test_a_manifest_that_cannot_fit_in_memory_is_refused_before_decoding(dne_bin, phantom_dir, tmp_path):  # row 15
+    """A manifest's size is known once it is read: 40,000 rows (the phantom's images repeated) at
+    1024 x 1024 need ~290 GB. The data check refuses them before decoding a single image."""
+    lines = (phantom_dir / "manifest.csv").read_text().splitlines()
+    rows = lines[1:]
+    big = phantom_dir / "big.csv"  # beside the images: the manifest's paths are relative to it
+    chosen = [rows[i % len(rows)] for i in range(40000)]
+    big.write_text("\n".join([lines[0]] + chosen) + "\n")
+    test = sum(",test," in row for row in chosen)  # the phantom's manifest: path,split,sex,label
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[data]\nsource = "manifest"\nmanifest = "{big}"\nimage_size = 1024\n'
+                   f'[dne]\nmethod = "none"\n[output]\ndir = "{tmp_path / "out"}"\n')
+    proc = run_dne(dne_bin, "run", "--config", cfg)
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert line.startswith("dne: resource error: data.manifest ") and f"{40000 - test} training and {test} test images" in line \
+        and "GB per rank" in line, line
+    assert not list((tmp_path / "out").rglob("*.h5")), "nothing decoded, no index, no experiment"

@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 
 #include "dne/core/errors.hpp"
 #include "dne/core/text.hpp"
@@ -84,10 +88,89 @@ TEST_F(StoreTest, ErrorsAreStoreErrors) {
     w.dataset("/once", std::vector<float>{1}, {1});
     FAIL() << "expected StoreError";
   } catch (const dne::StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("create dataset /once"), std::string::npos) << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find("create dataset /once"), std::string::npos) << what;
+    // HDF5's whole stack, every frame with its major / minor message (not only the innermost).
+    EXPECT_NE(what.find("#0 "), std::string::npos) << what;
+    EXPECT_NE(what.find("; #1 "), std::string::npos) << what;
+    EXPECT_NE(what.find("H5Dcreate2(): unable to create dataset"), std::string::npos) << what;
+    EXPECT_NE(what.find(" / "), std::string::npos) << what;
   }
   EXPECT_THROW(dne::store::ResultWriter((dir / "no" / "such" / "dir.h5").string()), dne::StoreError);
   EXPECT_THROW(dne::store::inspect((dir / "absent.h5").string()), dne::StoreError);
+}
+
+TEST_F(StoreTest, ReaderSkipsNonNumericMetricsAndInspectPrintsFixedLengthStrings) {
+  // What other writers put in files: a string among the metrics (read_experiment_record used to
+  // record it as NaN through a failed, unchecked read) and a fixed-length string attribute
+  // (inspect printed "(string)").
+  const auto path = (dir / "foreign.h5").string();
+  {
+    dne::store::ResultWriter w(path);
+    w.attribute("/", "id", std::string("abc"));
+    w.attribute("/metrics", "accuracy", 0.5);
+    w.attribute("/metrics", "note", std::string("not a number"));
+    w.commit();
+  }
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  const hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, 5);
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t a = H5Acreate2(f, "label", type, space, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, type, "fixed");
+  H5Aclose(a);
+  H5Sclose(space);
+  H5Tclose(type);
+  H5Fclose(f);
+  const auto record = dne::store::read_experiment_record(path);
+  EXPECT_EQ(record.metrics, (std::map<std::string, double>{{"accuracy", 0.5}}));
+  const auto listing = dne::store::inspect(path);
+  EXPECT_NE(listing.find("@label = \"fixed\""), std::string::npos) << listing;
+  EXPECT_NE(listing.find("@note = \"not a number\""), std::string::npos) << listing;
+}
+
+TEST_F(StoreTest, ADatasetClaimingMoreThanTheFileStoresIsCorrupt) {
+  // A contiguous (unfiltered) dataset whose dataspace claims 10^9 values while the file holds 8
+  // bytes for it: verify_file refuses it without trying to allocate 8 GB.
+  const auto path = (dir / "claims.h5").string();
+  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t n = 1;
+  const hid_t space = H5Screate_simple(1, &n, nullptr);
+  const hid_t d = H5Dcreate2(f, "/x", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const double one = 1.0;
+  H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &one);
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Fclose(f);
+  dne::store::verify_file(path);  // as written: fine
+  // Patch the dataspace message's dimension (8 little-endian bytes holding 1) to 10^9.
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string one_dim("\x01\x00\x00\x00\x00\x00\x00\x00", 8);
+  std::size_t patched = 0;
+  // The dataspace message: version 1, rank 1, flags, reserved (5 bytes), then the dimension.
+  for (std::size_t at = bytes.find(std::string("\x01\x01", 2)); at != std::string::npos; at = bytes.find(std::string("\x01\x01", 2), at + 1))
+    if (at + 16 <= bytes.size() && bytes.compare(at + 8, 8, one_dim) == 0) {
+      const std::uint64_t big = 1000000000;
+      std::memcpy(&bytes[at + 8], &big, 8);
+      ++patched;
+    }
+  ASSERT_GE(patched, 1u);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  try {
+    dne::store::verify_file(path);
+    FAIL() << "expected StoreError";
+  } catch (const dne::StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("is corrupt: dataset /x claims 1000000000 values (8000000000 bytes) but the file stores 8 bytes"),
+              std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -74,9 +74,10 @@ std::string experiment_path(const std::string& dir, const std::string& id);
 /// its config alone: used to hand out expensive experiments first and to weigh the sweep's ETA.
 double estimated_cost(const config::ExperimentConfig& config);
 
-/// A lower bound on the memory one rank needs for a phantom experiment (bytes): the generated
-/// images as 8-bit and as float32, one noised float32 copy of a split, and the embeddings; 0 for
-/// other data sources (their size is known only once the manifest or file is read).
+/// A lower bound on the memory one rank needs for an experiment on images (bytes): the images as
+/// 8-bit and as float32, one noised float32 copy of a split, and the embeddings. The phantom's
+/// size comes from its config; a manifest's once its rows are counted (data_rows_train /
+/// data_rows_test set by the run's data check); 0 otherwise (an embeddings file).
 double estimated_memory_bytes(const config::ExperimentConfig& config);
 
 /// Run one experiment on every rank of `context.group`; the group's rank 0 writes the file.

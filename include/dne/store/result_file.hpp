@@ -3,8 +3,10 @@
 // `ResultWriter` writes to "<final>.tmp.<host>.<pid>" and renames to the final path only in
 // `commit()`, so a reader never sees a half-written experiment; a writer destroyed without
 // commit removes its temporary file. Paths like "/test/score" create intermediate groups.
-// Every HDF5 call goes through DNE_H5_CHECK, which throws StoreError with file:line and the
-// HDF5 error stack's message. No Torch here.
+// Every HDF5 call that can fail goes through DNE_H5_CHECK, which throws StoreError with the
+// call, file:line and HDF5's whole error stack on one line (every frame: function, description,
+// major / minor message; the system's reason, e.g. "No space left on device", first). HDF5's
+// iteration callbacks only collect names; the reads happen after the walk, checked. No Torch here.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +45,10 @@ class ResultWriter {
   void external_link(const std::string& link_path, const std::string& target_file,
                      const std::string& target_object);
 
+  /// Push everything written so far to the file system (H5Fflush): what is left for commit()
+  /// is the final metadata, the close and the rename (e.g. so that timings written after a flush
+  /// cover the writing of the data).
+  void flush();
   /// Close and atomically rename to the final path.
   void commit();
   const std::string& final_path() const { return final_path_; }
