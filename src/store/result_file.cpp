@@ -315,7 +315,9 @@ namespace {
 // The walks below only collect names inside HDF5's callbacks (nothing there can fail or throw
 // through HDF5's C frames); every read happens after the walk, through DNE_H5_CHECK.
 
-herr_t collect_attribute_name(hid_t, const char* name, const H5A_info_t*, void* data) noexcept {
+/// Callback of H5Aiterate2 (Info = H5A_info_t) and H5Literate (H5L_info_t): the names in order.
+template <class Info>
+herr_t collect_name(hid_t, const char* name, const Info*, void* data) noexcept {
   try {
     static_cast<std::vector<std::string>*>(data)->push_back(name);
     return 0;
@@ -327,7 +329,7 @@ herr_t collect_attribute_name(hid_t, const char* name, const H5A_info_t*, void* 
 /// Names of the attributes of an open object, in name order.
 std::vector<std::string> attribute_names(hid_t object, const std::string& context) {
   std::vector<std::string> names;
-  DNE_H5_CHECK(H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_attribute_name, &names),
+  DNE_H5_CHECK(H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name<H5A_info_t>, &names),
                "list the attributes of " + context);
   return names;
 }
@@ -626,14 +628,6 @@ std::vector<T> read_numeric(hid_t file, const std::string& path, const std::stri
   return out;
 }
 
-herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) noexcept {
-  try {
-    static_cast<std::vector<std::string>*>(data)->push_back(name);
-    return 0;
-  } catch (...) {  // nothing may be thrown through HDF5's C frames
-    return -1;
-  }
-}
 }  // namespace
 
 H5Reader::H5Reader(std::string path) : path_(std::move(path)) {
@@ -747,7 +741,7 @@ std::vector<std::string> H5Reader::children(const std::string& group) const {
   if (!exists(group)) throw StoreError(path_ + ": group " + group + " is missing");
   H5Handle g(DNE_H5_CHECK(H5Gopen2(file_, group.c_str(), H5P_DEFAULT), path_ + ": open " + group));
   std::vector<std::string> names;
-  DNE_H5_CHECK(H5Literate(g.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names),
+  DNE_H5_CHECK(H5Literate(g.id, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name<H5L_info_t>, &names),
                path_ + ": list " + group);
   return names;
 }
