@@ -131,8 +131,9 @@ fi
 note "configure: $(grep -m1 -- '-- dne: NCCL communicator' "$logs/configure.log" | sed 's/^-- //')"
 
 t0=$(date +%s)
-if cmake --build "$build" -j"$jobs" --target test_comm test_comm_self >"$logs/build-comm.log" 2>&1; then
-  note "build test_comm test_comm_self: ok ($(( $(date +%s) - t0 )) s)"
+# dne too: the gpu_run ctest (tests/gpu) runs a small sweep on cuda against the CPU.
+if cmake --build "$build" -j"$jobs" --target test_comm test_comm_self dne >"$logs/build-comm.log" 2>&1; then
+  note "build test_comm test_comm_self dne: ok ($(( $(date +%s) - t0 )) s)"
 else
   grep -E 'error|Error' "$logs/build-comm.log" | head -30
   fail "build test_comm (log: $logs/build-comm.log)"
@@ -147,6 +148,8 @@ if [ $rc -ne 0 ]; then
   fail "ctest -L gpu (log: $logs/ctest-gpu.log)"
 elif [ "${gpus:-0}" -ge 1 ] && ! grep -Eq 'comm_nccl_1 \.+ +Passed' "$logs/ctest-gpu.log"; then
   fail "a GPU is visible but comm_nccl_1 did not pass (skipped?) (log: $logs/ctest-gpu.log)"
+elif [ "${gpus:-0}" -ge 1 ] && grep -Eq 'SKIPPED|skipped' "$logs/ctest-gpu.log" && grep -q 'no GPU for this build' "$logs/ctest-gpu.log"; then
+  fail "a GPU is visible but gpu_run skipped (a CPU LibTorch? set Torch_DIR to a CUDA one) (log: $logs/ctest-gpu.log)"
 else
   note "ctest -L gpu: $(grep -E 'tests passed' "$logs/ctest-gpu.log") ($gpus GPU(s) visible)"
 fi

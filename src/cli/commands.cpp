@@ -9,6 +9,7 @@
 #include <mpi.h>
 #include <unistd.h>
 #include <torch/torch.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <boost/program_options.hpp>
 #include <algorithm>
@@ -28,8 +29,10 @@
 #include "dne/cli/commands.hpp"
 #include "dne/cli/options.hpp"
 #include "dne/comm/mpi_communicator.hpp"
+#include "dne/comm/nccl_communicator.hpp"
 #include "dne/config/config.hpp"
 #include "dne/config/methods.hpp"
+#include "dne/config/run_settings.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/core/stop_signal.hpp"
@@ -141,7 +144,8 @@ int finish_stopped_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals
 /// a list or a grid value would otherwise silently mean the first experiment's value (they are
 /// not in the id, so differing experiments even collapse into one).
 void require_one_value_per_run(const config::ConfigSource& source) {
-  for (const char* key : {"sweep.ranks_per_experiment", "output.dir", "output.save_embeddings", "run.threads"}) {
+  for (const char* key : {"sweep.ranks_per_experiment", "output.dir", "output.save_embeddings", "run.threads", "run.device",
+                          "comm.backend", "comm.timeout_s"}) {
     bool in_grid = false;
     for (const auto& grid : source.grids) in_grid = in_grid || grid.count(key) > 0;
     const auto it = source.values.find(key);
@@ -188,6 +192,39 @@ void require_memory(const std::vector<config::ExperimentConfig>& experiments, co
   } catch (const ResourceError& e) {
     throw PreflightError(e);
   }
+}
+
+/// LibTorch's CUDA runtime version ("12.1"), or "none" for a CPU LibTorch.
+std::string libtorch_cuda_version() {
+  try {
+    const long v = at::detail::getCUDAHooks().versionCUDART();
+    return v > 0 ? std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) : "none";
+  } catch (const std::exception&) {  // a CPU LibTorch cannot answer
+    return "none";
+  }
+}
+
+/// run.device, comm.backend and the other run-wide settings resolved on every rank
+/// (config::resolve_run_settings) and agreed: if the config asks on some rank for what its
+/// machine lacks, every rank ends with that rank's line (PreflightError, exit 2), before
+/// anything is written.
+config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process) {
+  config::DeviceFacts facts;
+  facts.libtorch_cuda = libtorch_cuda_version() != "none";
+  facts.cuda_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+  facts.nccl_built = comm::nccl_built();
+  config::RunSettings settings;
+  std::string error;
+  try {
+    settings = config::resolve_run_settings(experiments, process.local_rank, facts);
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  int failing = error.empty() ? process.world_size : process.rank;
+  MPI_Allreduce(MPI_IN_PLACE, &failing, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (failing == process.world_size) return settings;
+  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, error, failing);
+  throw PreflightError(error + (process.world_size > 1 ? " (on rank " + std::to_string(failing) + ")" : ""), "config error", 2);
 }
 
 /// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
@@ -446,6 +483,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     if (c.fm.kind == "remote") api::parse_endpoint(c.api.url);
   const auto faults = fault_injection(vm);
   require_memory(experiments, process);
+  // The run's settings, device and communicator: chosen here, in one place, alike on every rank.
+  const auto settings = agreed_run_settings(experiments, process);
   // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
   const auto layout = sweep::plan_groups(process.rank, process.world_size,
                                          static_cast<int>(experiments.front().sweep.ranks_per_experiment));
@@ -474,11 +513,13 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     return 0;
   }
 
-  const int threads = choose_threads(experiments.front().run.threads, process);
+  const int threads = choose_threads(settings.threads, process);
   torch::set_num_threads(threads);
   if (process.rank == 0 && !quiet) {
     std::cout << "# dne run: " << experiments.size() << " experiment(s), " << process.world_size
               << " rank(s), " << threads << " Torch thread(s) per rank, output " << out_dir << "\n";
+    std::cout << "# device: " << settings.reason << "; rank-group sums: " << settings.backend << " (comm.backend = "
+              << experiments.front().comm.backend << ")\n";
     std::cout << "# resolved config (first experiment):\n" << experiments.front().resolved_text();
     if (!source.axes.empty()) {
       std::cout << "# sweep axes:";
@@ -493,7 +534,9 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
               << process.world_size % layout.ranks_per_group << " leftover rank(s) idle\n" << std::flush;
   const sweep::GroupComm group_comm(MPI_COMM_WORLD, layout);
   std::unique_ptr<comm::Communicator> group;
-  if (group_comm.get() != MPI_COMM_NULL) group = comm::make_mpi_communicator(group_comm.get());
+  if (group_comm.get() != MPI_COMM_NULL)
+    group = settings.backend == "nccl" ? comm::make_nccl_communicator(group_comm.get(), settings.comm_timeout_s)
+                                       : comm::make_mpi_communicator(group_comm.get());
 
   // Rank 0 books the sweep: rows (resumed ones read from their files), index.h5, progress.
   const std::string index_path = (fs::path(out_dir) / "index.h5").string();
@@ -532,6 +575,13 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   ctx.group = group.get();
   ctx.mpi_library = mpi_library_version();
   ctx.log = quiet || !layout.leader() ? nullptr : &std::cout;
+  ctx.device = settings.device;
+  ctx.cuda_index = settings.cuda_index;
+  ctx.libtorch_cuda = libtorch_cuda_version();
+  if (settings.device == "cuda") {
+    const std::string name = comm::cuda_device_name(settings.cuda_index);
+    ctx.device_description = "cuda:" + std::to_string(settings.cuda_index) + (name.empty() ? "" : " (" + name + ")");
+  }
   const auto run_one = [&](std::size_t task) {
     const auto summary = experiment::run_experiment(experiments[task], ctx);
     sweep::Outcome o;

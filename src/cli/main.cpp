@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   MPI_Comm local;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, process.rank, MPI_INFO_NULL, &local);
   MPI_Comm_size(local, &process.local_size);
+  MPI_Comm_rank(local, &process.local_rank);
   MPI_Comm_free(&local);
 
   const std::map<std::string, std::function<int(const std::vector<std::string>&, const dne::cli::ProcessInfo&)>>

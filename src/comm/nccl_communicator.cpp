@@ -15,9 +15,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dne/comm/mpi_communicator.hpp"
@@ -89,7 +91,7 @@ struct NcclHandles {
 
 class NcclCommunicator final : public Communicator {
  public:
-  explicit NcclCommunicator(MPI_Comm comm) : control_(make_mpi_communicator(comm)) {
+  NcclCommunicator(MPI_Comm comm, double timeout_s) : control_(make_mpi_communicator(comm)), timeout_s_(timeout_s) {
     // 1. Local choices, recorded rather than thrown so that every rank reaches the agreement.
     std::string problem;
     int devices = 0;
@@ -188,6 +190,7 @@ class NcclCommunicator final : public Communicator {
     const std::size_t bytes = n * sizeof(T);
     bytes_ += bytes;
     if (n == 0) return;  // n is the same on every rank: all skip
+    if (h_.comm == nullptr) throw CommError("NCCL communicator: used after it was aborted (a peer died or hung)");
     DNE_CUDA_CHECK(cudaSetDevice(h_.device));
     if (bytes > h_.capacity) {
       if (h_.buffer != nullptr) {
@@ -203,10 +206,37 @@ class NcclCommunicator final : public Communicator {
     DNE_CUDA_CHECK(cudaMemcpyAsync(h_.buffer, data, bytes, cudaMemcpyHostToDevice, h_.stream));
     DNE_NCCL_CHECK(ncclAllReduce(h_.buffer, h_.buffer, n, type, ncclSum, h_.comm, h_.stream));
     DNE_CUDA_CHECK(cudaMemcpyAsync(data, h_.buffer, bytes, cudaMemcpyDeviceToHost, h_.stream));
-    DNE_CUDA_CHECK(cudaStreamSynchronize(h_.stream));
+    wait_or_abort();
+  }
+
+  /// Waits for the stream's all-reduce, polling NCCL's asynchronous error. A peer that died or
+  /// hangs leaves the all-reduce unfinished for ever (cudaStreamSynchronize would never return):
+  /// on an NCCL error, or after comm.timeout_s, the communicator is aborted (ncclCommAbort) and
+  /// CommError is thrown, so the rank ends with a clear line instead of hanging the job.
+  void wait_or_abort() {
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      const cudaError_t state = cudaStreamQuery(h_.stream);
+      if (state == cudaSuccess) return;
+      if (state != cudaErrorNotReady) library_fail("CUDA", "cudaStreamQuery", __FILE__, __LINE__, cudaGetErrorString(state));
+      ncclResult_t async = ncclSuccess;
+      DNE_NCCL_CHECK(ncclCommGetAsyncError(h_.comm, &async));
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (async != ncclSuccess || waited > timeout_s_) {
+        ncclCommAbort(h_.comm);
+        h_.comm = nullptr;
+        throw CommError(async != ncclSuccess
+                            ? std::string("NCCL all-reduce failed: ") + ncclGetErrorString(async) +
+                                  "; the communicator was aborted"
+                            : "NCCL all-reduce unfinished after comm.timeout_s = " + std::to_string(timeout_s_) +
+                                  " s: a peer of the group died or hangs; the communicator was aborted");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
   }
 
   std::unique_ptr<Communicator> control_;  // MPI over a duplicate of the group's communicator
+  double timeout_s_;                       // comm.timeout_s
   NcclHandles h_;
 };
 
@@ -223,8 +253,14 @@ int cuda_device_count() {
 
 bool nccl_available() { return cuda_device_count() > 0; }
 
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm) {
-  return std::make_unique<NcclCommunicator>(comm);
+std::string cuda_device_name(int index) {
+  cudaDeviceProp properties{};
+  if (index < 0 || cudaGetDeviceProperties(&properties, index) != cudaSuccess) return "";
+  return properties.name;
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s) {
+  return std::make_unique<NcclCommunicator>(comm, timeout_s);
 }
 
 }  // namespace dne::comm

@@ -368,6 +368,14 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(for_methods(choice(make_key("comm.split", Kind::kChoice, &C::comm, &CommOptions::split,
                                             "what a rank group divides: candidates or the batch's images"),
                                    {"candidates", "data"}), zo));
+    t.push_back(not_in_id(choice(make_key("comm.backend", Kind::kChoice, &C::comm, &CommOptions::backend,
+                                          "rank-group sums: auto (nccl when run.device is cuda and NCCL is built), "
+                                          "mpi, or nccl"),
+                                 {"auto", "mpi", "nccl"})));
+    t.push_back(not_in_id(ranged(make_key("comm.timeout_s", Kind::kReal, &C::comm, &CommOptions::timeout_s,
+                                          "a rank-group collective unfinished after this many seconds is a dead or hung "
+                                          "peer: the communicator is aborted and every rank stops with an error (NCCL)"),
+                                 0.1, 1e6)));
     // api (simulated black box)
     t.push_back(for_methods(ranged(make_key("api.max_batch", Kind::kInt, &C::api, &ApiOptions::max_batch,
                                             "images per API call (0 = unlimited)"), 0, 1e9), zo));
@@ -412,6 +420,15 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(not_in_id(ranged(make_key("run.threads", Kind::kInt, &C::run, &RunOptions::threads,
                                           "Torch threads per rank (0 = cores / ranks on the node)"),
                                  0, 1024)));
+    t.push_back(not_in_id(choice(make_key("run.device", Kind::kChoice, &C::run, &RunOptions::device,
+                                          "where Torch runs: auto (cuda when LibTorch has CUDA and a device is visible, "
+                                          "said at start), cpu, or cuda (each rank the GPU node-local rank % devices)"),
+                                 {"auto", "cpu", "cuda"})));
+    // The precision changes results: in the id (left out at fp32, so earlier ids stand).
+    t.push_back(added_later(choice(make_key("run.precision", Kind::kChoice, &C::run, &RunOptions::precision,
+                                            "FM forwards on the GPU: fp32, tf32 (TF32 matmuls) or bf16 (autocast); "
+                                            "editors and probes stay fp32; the CPU runs fp32 only"),
+                                   {"fp32", "tf32", "bf16"})));
     return t;
   }();
   return table;
@@ -636,6 +653,11 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.pretrain.decoder_width % c.pretrain.decoder_heads != 0)
     fail("pretrain.decoder_heads = " + std::to_string(c.pretrain.decoder_heads) +
          " must divide pretrain.decoder_width = " + std::to_string(c.pretrain.decoder_width));
+  if (c.run.device == "cpu" && c.run.precision != "fp32")
+    fail("run.precision = \"" + c.run.precision + "\" is for FM forwards on a GPU; with run.device = \"cpu\" it must be "
+         "\"fp32\"");
+  if (c.run.device == "cpu" && c.comm.backend == "nccl")
+    fail("comm.backend = \"nccl\" needs GPUs: set run.device = \"cuda\" (or \"auto\" on a GPU machine), or comm.backend = \"mpi\"");
   if (c.fm.weights.size() > 0 && c.fm.kind != "vit")
     fail("fm.weights is read only when fm.kind = \"vit\" (fm.kind = \"" + c.fm.kind + "\")");
   if (c.data.image_size % 16 != 0 && c.fm.kind == "cnn")

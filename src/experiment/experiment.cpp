@@ -22,6 +22,7 @@
 #include "dne/dne/noise_editor.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/fm/foundation_model.hpp"
+#include "dne/fm/device_model.hpp"
 #include "dne/fm/remote_model.hpp"
 #include "dne/metrics/metrics.hpp"
 #include "dne/probe/linear_probe.hpp"
@@ -355,6 +356,10 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     std::exception_ptr failure;  // connecting to a remote FM can fail on one rank only
     try {
       model = fm::make_embedding_model(c.fm, c.api, dataset.train.height, seed);
+      // run.device = "cuda": an in-process FM's forwards run on this rank's GPU at run.precision.
+      if (auto in_process = std::dynamic_pointer_cast<fm::DifferentiableModel>(model); in_process && ctx.device == "cuda")
+        model = fm::on_device(in_process, torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.cuda_index)),
+                              c.run.precision);
     } catch (const Error&) {
       failure = std::current_exception();
     }
@@ -516,6 +521,9 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/provenance", "communicator", group->name());
   w.attribute("/provenance", "bytes_communicated", static_cast<std::int64_t>(group->bytes_communicated()));
   w.attribute("/provenance", "torch_threads", static_cast<std::int64_t>(torch::get_num_threads()));
+  w.attribute("/provenance", "device", ctx.device_description);
+  w.attribute("/provenance", "precision", c.run.precision);
+  w.attribute("/provenance", "libtorch_cuda", ctx.libtorch_cuda);
   w.attribute("/provenance", "torch_version", std::string(TORCH_VERSION));
   w.attribute("/provenance", "hdf5_version", store::hdf5_version());
   w.attribute("/provenance", "mpi_library", ctx.mpi_library);

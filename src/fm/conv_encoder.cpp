@@ -68,4 +68,9 @@ std::string ConvEncoder::describe() const {
   return out.str();
 }
 
+void ConvEncoder::to(const torch::Device& device) {
+  features_->to(device);
+  head_->to(device);
+}
+
 }  // namespace dne::fm

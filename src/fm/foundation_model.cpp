@@ -14,6 +14,11 @@
 
 namespace dne::fm {
 
+void DifferentiableModel::to(const torch::Device& device) {
+  if (!device.is_cpu()) throw ModelError(describe() + " cannot run on " + device.str());
+}
+
+
 std::vector<torch::Tensor> EmbeddingModel::embed_each(const std::vector<torch::Tensor>& batches) {
   std::vector<torch::Tensor> out;
   out.reserve(batches.size());

@@ -69,6 +69,7 @@ class TorchScriptModel : public DifferentiableModel {
   double flops_per_image() const override { return std::nan(""); }
   /// The file and the FNV-1a-64 of the very bytes the module was loaded from (the id's fm hash).
   std::map<std::string, std::string> provenance() const override { return {{"file", path_}, {"hash", hash_}}; }
+  void to(const torch::Device& device) override { module_.to(device); }
   std::int64_t parameter_count() const override {
     std::int64_t n = 0;
     for (const auto& p : module_.parameters()) n += p.numel();

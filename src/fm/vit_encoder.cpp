@@ -121,7 +121,7 @@ VisionTransformerImpl::VisionTransformerImpl(ViTArchitecture arch) : arch_(std::
 
 torch::Tensor VisionTransformerImpl::normalise(const torch::Tensor& images) const {
   const auto x = arch_.in_chans == 1 ? images : images.expand({images.size(0), arch_.in_chans, images.size(2), images.size(3)});
-  return (x - mean_) / std_;
+  return (x - mean_.to(x.device())) / std_.to(x.device());  // plain members: to(device) does not move them
 }
 
 torch::Tensor VisionTransformerImpl::patch_tokens(const torch::Tensor& x) {

@@ -6,6 +6,7 @@
 
 #include "dne/config/config.hpp"
 #include "dne/config/methods.hpp"
+#include "dne/config/run_settings.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 
@@ -450,4 +451,71 @@ TEST(Config, RemoteFmKeys) {
             std::string::npos);
   EXPECT_NE(config_error([&] { one("[api]\nurl = \"http://h:1\"\n"); }).find("read only when fm.kind = \"remote\""), std::string::npos);
   EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\nconcurrency = 0\n"); }), "");
+}
+
+namespace {
+
+dne::config::ExperimentConfig run_config(const std::string& device, const std::string& precision = "fp32",
+                                         const std::string& backend = "auto") {
+  dne::config::ExperimentConfig c;
+  c.run.device = device;
+  c.run.precision = precision;
+  c.comm.backend = backend;
+  return c;
+}
+
+std::string settings_error(const dne::config::ExperimentConfig& c, const dne::config::DeviceFacts& facts) {
+  try {
+    dne::config::resolve_run_settings({c}, 0, facts);
+  } catch (const dne::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(RunSettings, DeviceBackendAndPrecisionRule) {
+  using dne::config::DeviceFacts;
+  using dne::config::resolve_run_settings;
+  const DeviceFacts cpu_only{false, 0, false}, cuda_lib_no_device{true, 0, true}, two_gpus{true, 2, true},
+      two_gpus_no_nccl{true, 2, false};
+  // auto on a CPU machine: cpu and MPI, and the line says why.
+  auto s = resolve_run_settings({run_config("auto")}, 0, cpu_only);
+  EXPECT_EQ(s.device, "cpu");
+  EXPECT_EQ(s.backend, "mpi");
+  EXPECT_EQ(s.cuda_index, -1);
+  EXPECT_NE(s.reason.find("auto: this LibTorch has no CUDA"), std::string::npos) << s.reason;
+  EXPECT_NE(resolve_run_settings({run_config("auto")}, 0, cuda_lib_no_device).reason.find("no CUDA device is visible"),
+            std::string::npos);
+  // auto with two GPUs: node-local rank 3 takes device 3 % 2 = 1, and NCCL.
+  s = resolve_run_settings({run_config("auto")}, 3, two_gpus);
+  EXPECT_EQ(s.device, "cuda");
+  EXPECT_EQ(s.cuda_index, 1);
+  EXPECT_EQ(s.backend, "nccl");
+  EXPECT_EQ(resolve_run_settings({run_config("auto")}, 0, two_gpus_no_nccl).backend, "mpi");
+  EXPECT_EQ(resolve_run_settings({run_config("cuda", "bf16", "mpi")}, 0, two_gpus).backend, "mpi");
+  EXPECT_EQ(resolve_run_settings({run_config("cpu")}, 0, two_gpus).device, "cpu");  // asked for
+  // What the machine does not have: one ConfigError naming the key.
+  EXPECT_NE(settings_error(run_config("cuda"), cpu_only).find("run.device = \"cuda\": this LibTorch has no CUDA"),
+            std::string::npos);
+  EXPECT_NE(settings_error(run_config("cuda"), cuda_lib_no_device).find("run.device = \"cuda\": no CUDA device"),
+            std::string::npos);
+  EXPECT_NE(settings_error(run_config("auto", "bf16"), cpu_only).find("run.precision = \"bf16\""), std::string::npos);
+  EXPECT_NE(settings_error(run_config("auto", "fp32", "nccl"), cpu_only).find("comm.backend = \"nccl\" needs GPUs"),
+            std::string::npos);
+  EXPECT_NE(settings_error(run_config("cuda", "fp32", "nccl"), two_gpus_no_nccl).find("no NCCL communicator"),
+            std::string::npos);
+  EXPECT_EQ(settings_error(run_config("cuda", "tf32", "nccl"), two_gpus), "");
+}
+
+TEST(RunSettings, PrecisionEntersTheIdOnlyWhenNotFp32AndDeviceNever) {
+  dne::config::ExperimentConfig base;
+  auto gpu = base;
+  gpu.run.device = "cuda";
+  gpu.comm.backend = "nccl";
+  EXPECT_EQ(gpu.id(), base.id());  // where it runs is not a different experiment
+  auto bf16 = gpu;
+  bf16.run.precision = "bf16";
+  EXPECT_NE(bf16.id(), base.id());  // bf16 forwards give other numbers: another experiment
 }

@@ -15,6 +15,7 @@ struct ProcessInfo {
   int rank = 0;
   int world_size = 1;
   int local_size = 1;  // ranks on this node
+  int local_rank = 0;  // this rank's place among them (its GPU: local_rank % devices)
 };
 
 int command_run(const std::vector<std::string>& args, const ProcessInfo& process);

@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include <memory>
+#include <string>
 
 #include "dne/comm/communicator.hpp"
 #include "dne/core/errors.hpp"
@@ -25,17 +26,22 @@ constexpr bool nccl_built() { return true; }
 int cuda_device_count();
 /// True when the NCCL communicator can be built here: NCCL compiled in and at least one device.
 bool nccl_available();
+/// The CUDA device's name ("NVIDIA H200"), "" when it cannot be asked (never throws).
+std::string cuda_device_name(int index);
 /// Collective over `comm` (caller-owned, not freed). Each rank takes CUDA device
 /// (node-local rank % device count). All ranks of the group throw CommError together when a rank
 /// sees no device or two ranks of the group on one node would share a device (NCCL forbids it).
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm);
+/// A sum unfinished after `timeout_s` (a dead or hung peer), or an NCCL asynchronous error,
+/// aborts the communicator and throws CommError (comm.timeout_s).
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s = 600.0);
 
 #else
 
 constexpr bool nccl_built() { return false; }
 inline int cuda_device_count() { return 0; }
 inline bool nccl_available() { return false; }
-inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm) {
+inline std::string cuda_device_name(int) { return ""; }
+inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, double = 600.0) {
   throw CommError("NCCL communicator: this build has no NCCL (configure with CUDA and NCCL, DNE_WITH_NCCL)");
 }
 

@@ -132,6 +132,8 @@ struct GezoOptions {
 struct CommOptions {
   std::string mode = "seed";       // "seed": only losses cross the network | "dense": gradient estimates
   std::string split = "candidates";  // "candidates" | "data" (each rank a share of the batch)
+  std::string backend = "auto";    // "auto" (NCCL when run.device is cuda and NCCL is built) | "mpi" | "nccl"
+  double timeout_s = 600.0;        // a collective that has not finished by then is a dead or hung peer (NCCL)
 };
 
 /// Simulated black-box API behaviour (all off by default).
@@ -161,6 +163,8 @@ struct SweepOptions {
 
 struct RunOptions {
   std::int64_t threads = 1;        // Torch intra-op threads per rank (0 = Torch default)
+  std::string device = "auto";     // "auto" (cuda when LibTorch has CUDA and a device is visible) | "cpu" | "cuda"
+  std::string precision = "fp32";  // FM forwards on the GPU: "fp32" | "tf32" | "bf16" (autocast); the CPU runs fp32
 };
 
 /// The resolved options of exactly one experiment.

@@ -30,6 +30,10 @@ struct RunContext {
   comm::Communicator* group = nullptr;  // ranks sharing this experiment (nullptr: alone)
   std::string mpi_library;     // MPI_Get_library_version's first line
   std::ostream* log = nullptr; // progress lines (nullptr: silent)
+  std::string device = "cpu";  // the resolved run.device (config/run_settings.hpp): "cpu" | "cuda"
+  int cuda_index = -1;         // this rank's CUDA device when device == "cuda"
+  std::string device_description = "cpu";  // for /provenance, e.g. "cuda:0 (NVIDIA H200)"
+  std::string libtorch_cuda = "none";      // LibTorch's CUDA runtime version, "none" for a CPU LibTorch
 };
 
 struct ExperimentSummary {

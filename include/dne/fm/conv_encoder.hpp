@@ -19,6 +19,7 @@ class ConvEncoder : public DifferentiableModel {
   std::string describe() const override;
   double flops_per_image() const override { return flops_; }
   std::int64_t parameter_count() const override;
+  void to(const torch::Device& device) override;
 
  private:
   std::int64_t image_size_, width_, embed_dim_;

@@ -52,6 +52,9 @@ class DifferentiableModel : public EmbeddingModel {
   /// Floating-point operations of one forward pass on one image (2 per multiply-add); NaN if unknown.
   virtual double flops_per_image() const = 0;
   virtual std::int64_t parameter_count() const = 0;
+  /// Move the weights to `device` (forward() then expects its input there). The default accepts
+  /// the CPU only: a ModelError names the model for any other device.
+  virtual void to(const torch::Device& device);
 };
 
 /// API behaviour: a query budget and batch limit, and simulated latency and rounding; all off by default.

@@ -137,6 +137,7 @@ class ViTEncoder : public DifferentiableModel {
   double flops_per_image() const override { return vit_->architecture().flops_per_image(); }
   std::int64_t parameter_count() const override;
   std::map<std::string, std::string> provenance() const override { return provenance_; }
+  void to(const torch::Device& device) override { vit_->to(device); }
   VisionTransformer& module() { return vit_; }
 
  private:

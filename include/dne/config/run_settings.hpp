@@ -1,0 +1,50 @@
+// Run-wide settings of `dne run`, read once: where the run writes, how many Torch threads and
+// ranks per experiment, and the device, precision and communicator every rank uses.
+//
+// `run.device`, `run.precision` and `comm.backend` are resolved here, in one place, from the
+// config and what this machine has (`DeviceFacts`, gathered by the caller: LibTorch's CUDA, the
+// visible devices, whether NCCL was built), so that the rule is a pure function with tests:
+//   device   auto -> cuda when LibTorch has CUDA and a device is visible, else cpu (said why);
+//            cuda without one -> ConfigError naming run.device (exit 2);
+//            each rank takes CUDA device node-local rank % visible devices.
+//   backend  auto -> nccl when the device is cuda and NCCL is built, else mpi; nccl without
+//            either -> ConfigError naming comm.backend.
+//   precision fp32 anywhere; tf32 and bf16 only on cuda (ConfigError naming run.precision).
+//            The precision is an experiment's (in its id: a sweep may compare them); the rest is
+//            the run's.
+// No Torch, no MPI.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dne/config/config.hpp"
+
+namespace dne::config {
+
+/// What this rank's machine offers (the caller asks LibTorch and the comm module).
+struct DeviceFacts {
+  bool libtorch_cuda = false;   // LibTorch built with CUDA (torch::cuda::is_available() needs a device too)
+  int cuda_devices = 0;         // devices visible to this rank
+  bool nccl_built = false;      // the NCCL communicator is compiled in
+};
+
+struct RunSettings {
+  std::string output_dir;
+  std::int64_t threads = 1;               // run.threads as configured (0: cores / ranks on the node)
+  std::int64_t ranks_per_experiment = 1;
+  std::string device = "cpu";             // resolved: "cpu" | "cuda"
+  int cuda_index = -1;                    // this rank's device when cuda
+  std::string backend = "mpi";            // resolved: "mpi" | "nccl"
+  double comm_timeout_s = 600.0;
+  std::string reason;                     // one line: what was chosen and why ("cpu (auto: ...)")
+};
+
+/// The run-wide settings of a sweep (its experiments share them: the first one's are read; the
+/// run-wide keys take one value per run), resolved for the rank with node-local rank
+/// `local_rank` on a machine with `facts`. ConfigError naming the key when the config asks for
+/// what the machine does not have (every experiment's run.precision is checked).
+RunSettings resolve_run_settings(const std::vector<ExperimentConfig>& experiments, int local_rank, const DeviceFacts& facts);
+
+}  // namespace dne::config
