@@ -1,11 +1,13 @@
 // `dne run`, `dne phantom` and `dne inspect` (see commands.hpp).
 //
-// `run` resolves the config (file + --set + --out), checks the output directory, then hands the
-// experiments to the sweep scheduler (dynamic, over rank groups; sweep/scheduler.hpp). World rank
-// 0 keeps DIR/index.h5 and the progress lines. An experiment whose result file already exists with
-// the same id is not run again, so re-running the same command resumes; an experiment that fails
-// is recorded in the index and the sweep goes on; the exit code is then the largest failure's
-// (2 when every failure was bad input, 1 otherwise).
+// `run` resolves the config (file + --set + --out), checks every argument, chooses the device
+// and the communicator (config/run_settings.hpp), locks and checks the output directory and the
+// data, then hands the experiments to the sweep driver (sweep/sweep_driver.hpp: resume, order,
+// DIR/index.h5, the dynamic schedule over rank groups, the exit code) with
+// experiment::run_experiment as the callback. An experiment whose result file already exists
+// with the same id is not run again, so re-running the same command resumes; an experiment that
+// fails is recorded in the index and the sweep goes on; the exit code is then the largest
+// failure's (2 when every failure was bad input, 1 otherwise), or 128 + signal after a stop.
 #include <mpi.h>
 #include <unistd.h>
 #include <torch/torch.h>
@@ -50,6 +52,7 @@
 #include "dne/sweep/ledger.hpp"
 #include "dne/sweep/run_lock.hpp"
 #include "dne/sweep/scheduler.hpp"
+#include "dne/sweep/sweep_driver.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -82,11 +85,12 @@ void prepare_output_dir(const std::string& dir) {
   require_writable_folder(fs::path(dir) / "experiments", "output directory '" + dir + "'");
 }
 
-/// The index row of experiment `c`: complete (with its stored results) when its file exists,
-/// carries the same id and holds the embeddings output.save_embeddings asks for; pending
-/// otherwise. A file that cannot be read is redone.
-store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<std::string>& axes) {
-  store::IndexRow row;
+/// Experiment `c` as the sweep driver sees it: its pending index row (id, method, seed, and the
+/// value of every axis plus the keys every index shows), its result file, whether it must hold
+/// embeddings, and its estimated cost.
+sweep::SweepTask sweep_task(const config::ExperimentConfig& c, const std::vector<std::string>& axes) {
+  sweep::SweepTask task;
+  store::IndexRow& row = task.row;
   row.id = c.id();
   row.method = c.dne.method;
   row.seed = c.sweep.seed;
@@ -100,31 +104,10 @@ store::IndexRow index_row(const config::ExperimentConfig& c, const std::vector<s
     else if (const auto* b = std::get_if<bool>(&v)) row.axes[key] = std::string(*b ? "true" : "false");
     else row.axes[key] = std::get<std::string>(v);
   }
-  const std::string path = experiment::experiment_path(c.output.dir, row.id);
-  if (!fs::is_regular_file(path)) return row;
-  try {
-    const auto record = store::read_experiment_record(path);
-    if (record.id != row.id) return row;
-    // output.save_embeddings is not in the id (it changes no result): a file written without the
-    // embeddings it now asks for is redone, so that the rerun delivers them.
-    if (c.output.save_embeddings && !store::H5Reader(path).exists("/embeddings")) return row;
-    try {
-      store::verify_file(path);  // every dataset's checksum: a corrupt file is redone
-    } catch (const StoreError& e) {
-      std::cout << "# " << valid_utf8(e.what()) << "; computing it again\n" << std::flush;
-      return row;
-    }
-    row.status = "complete";
-    row.resumed = 1;
-    row.file = store::experiment_file(row.id);
-    row.editor_status = record.status;
-    row.metrics = record.metrics;
-    row.wall_s = record.wall_s;
-    row.queries = record.queries;
-    row.ranks = record.ranks;
-  } catch (const StoreError&) {
-  }
-  return row;
+  task.path = experiment::experiment_path(c.output.dir, row.id);
+  task.needs_embeddings = c.output.save_embeddings;
+  task.cost = experiment::estimated_cost(c);
+  return task;
 }
 
 std::string mpi_library_version() {
@@ -135,10 +118,6 @@ std::string mpi_library_version() {
   return v.substr(0, v.find_first_of(",\n"));
 }
 
-int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, double wall, int groups,
-                 const std::string& index_path);
-int finish_stopped_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, const std::string& out_dir,
-                         const std::string& index_path);
 
 /// Keys that describe the whole run, not one experiment, take one value outside [[grid]] tables:
 /// a list or a grid value would otherwise silently mean the first experiment's value (they are
@@ -205,14 +184,26 @@ std::string libtorch_cuda_version() {
 }
 
 /// run.device, comm.backend and the other run-wide settings resolved on every rank
-/// (config::resolve_run_settings) and agreed: if the config asks on some rank for what its
-/// machine lacks, every rank ends with that rank's line (PreflightError, exit 2), before
-/// anything is written.
+/// (config::resolve_run_settings) from facts the job agrees on, so that every rank (every rank
+/// of a group above all) makes the same choice: a GPU counts only if every rank has one, NCCL
+/// only if every rank has it, and the fewest devices per node and the most ranks per node rule.
+/// If the config asks for what a rank's machine lacks, every rank ends with that rank's line
+/// (PreflightError, exit 2), before anything is written.
 config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process) {
   config::DeviceFacts facts;
   facts.libtorch_cuda = libtorch_cuda_version() != "none";
   facts.cuda_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   facts.nccl_built = comm::nccl_built();
+  facts.local_ranks = process.local_size;
+  // [libtorch_cuda, devices, nccl_built, -local_ranks]: the job's minimum of each.
+  int agreed[4] = {facts.libtorch_cuda ? 1 : 0, facts.cuda_devices, facts.nccl_built ? 1 : 0, -facts.local_ranks};
+  MPI_Allreduce(MPI_IN_PLACE, agreed, 4, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (experiments.front().run.device != "cuda") {  // "cuda" is checked per rank: the lacking rank names itself
+    facts.libtorch_cuda = agreed[0] == 1;
+    facts.cuda_devices = agreed[1];
+  }
+  facts.nccl_built = agreed[2] == 1;
+  facts.local_ranks = -agreed[3];
   config::RunSettings settings;
   std::string error;
   try {
@@ -222,7 +213,13 @@ config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConf
   }
   int failing = error.empty() ? process.world_size : process.rank;
   MPI_Allreduce(MPI_IN_PLACE, &failing, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (failing == process.world_size) return settings;
+  if (failing == process.world_size) {
+    // Nodes with different device counts can differ on NCCL: then every rank takes MPI.
+    int nccl = settings.backend == "nccl" ? 1 : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &nccl, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (nccl == 0) settings.backend = "mpi";
+    return settings;
+  }
   if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, error, failing);
   throw PreflightError(error + (process.world_size > 1 ? " (on rank " + std::to_string(failing) + ")" : ""), "config error", 2);
 }
@@ -422,8 +419,9 @@ void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, con
   std::cout << "\n";
   double total = 0.0;
   for (const auto& c : experiments) {
-    const auto row = index_row(c, source.axes);
-    const double cost = experiment::estimated_cost(c);
+    const auto task = sweep_task(c, source.axes);
+    const auto row = sweep::resume_row(task, &std::cout);
+    const double cost = task.cost;
     total += row.status == "complete" ? 0.0 : cost;
     std::ostringstream costs;
     costs << std::fixed << std::setprecision(0) << cost;
@@ -535,39 +533,27 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const sweep::GroupComm group_comm(MPI_COMM_WORLD, layout);
   std::unique_ptr<comm::Communicator> group;
   if (group_comm.get() != MPI_COMM_NULL)
-    group = settings.backend == "nccl" ? comm::make_nccl_communicator(group_comm.get(), settings.comm_timeout_s)
+    group = settings.backend == "nccl" ? comm::make_nccl_communicator(group_comm.get(), settings.comm_timeout_s, settings.cuda_index)
                                        : comm::make_mpi_communicator(group_comm.get());
 
-  // Rank 0 books the sweep: rows (resumed ones read from their files), index.h5, progress.
-  const std::string index_path = (fs::path(out_dir) / "index.h5").string();
-  std::unique_ptr<sweep::SweepLedger> ledger;
-  std::vector<std::size_t> order;
+  // The sweep itself (resume, order, index.h5, schedule, the end): sweep/sweep_driver.hpp.
+  sweep::SweepSetup setup;
+  setup.layout = layout;
+  setup.group = group_comm.get();
+  setup.out_dir = out_dir;
+  setup.progress = quiet ? nullptr : &std::cout;
+  setup.faults = faults;
+  std::vector<sweep::SweepTask> tasks;
   if (process.rank == 0) {
-    std::vector<store::IndexRow> rows;
-    std::vector<double> cost;
-    for (std::size_t i = 0; i < experiments.size(); ++i) {
-      rows.push_back(index_row(experiments[i], source.axes));
-      cost.push_back(experiment::estimated_cost(experiments[i]));
-      if (rows.back().status != "complete") order.push_back(i);
-    }
-    // Most expensive first (longest-processing-time rule): the uneven tail finishes sooner.
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
-    store::IndexHeader header;
-    header.config_origin = source.origin;
-    header.axes = source.axes;
-    for (const auto& [key, value] : rows.front().axes) header.key_methods[key] = config::methods_reading(key);
+    for (const auto& c : experiments) tasks.push_back(sweep_task(c, source.axes));
+    setup.header.config_origin = source.origin;
+    setup.header.axes = source.axes;
+    for (const auto& [key, value] : tasks.front().row.axes) setup.header.key_methods[key] = config::methods_reading(key);
     for (const auto& m : config::method_table()) {
-      header.method_names.push_back(m.name);
-      header.method_kinds.push_back(config::kind_name(m.kind));
-      header.method_trace_x.push_back(m.trace_x);
+      setup.header.method_names.push_back(m.name);
+      setup.header.method_kinds.push_back(config::kind_name(m.kind));
+      setup.header.method_trace_x.push_back(m.trace_x);
     }
-    header.world_size = process.world_size;
-    header.ranks_per_experiment = layout.ranks_per_group;
-    header.groups = layout.groups;
-    ledger = std::make_unique<sweep::SweepLedger>(index_path, header, std::move(rows), std::move(cost),
-                                                  quiet ? nullptr : &std::cout);
-    ledger->write(false);
-    if (!quiet) std::cout << sweep::format_progress(ledger->progress()) + " | index " + index_path + "\n" << std::flush;
   }
 
   experiment::RunContext ctx;
@@ -592,75 +578,15 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     for (const auto& [name, value] : summary.control_metrics) o.metrics["control_" + name] = value;
     return o;
   };
-  const auto start = std::chrono::steady_clock::now();
   const auto discard = [&](std::size_t task) {  // the group failed after the leader wrote the file
     std::error_code ec;
     fs::remove(experiment::experiment_path(experiments[task].output.dir, experiments[task].id()), ec);
   };
-  const auto totals = sweep::run_dynamic(MPI_COMM_WORLD, layout, group_comm.get(), order, run_one, ledger.get(),
-                                         faults, discard);
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int exit_code = sweep::run_sweep(setup, tasks, run_one, discard);
   group.reset();
-  // Rank 0 writes the final index and the summary; every rank then exits with its exit code.
-  int exit_code = 0;
-  if (process.rank == 0)
-    exit_code = totals.stop_signal != 0 ? finish_stopped_sweep(*ledger, totals, out_dir, index_path)
-                                        : finish_sweep(*ledger, totals, wall, layout.groups, index_path);
-  MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return exit_code;
 }
 
-namespace {
-
-/// World rank 0 after the sweep: final index.h5, the summary line, one stderr line if any failed.
-int finish_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, double wall, int groups,
-                 const std::string& index_path) {
-  ledger.write(true);
-  const auto p = ledger.progress();
-  double busy = 0.0;  // sum of the experiment times of this run
-  for (const auto& r : ledger.rows())
-    if (!r.resumed && std::isfinite(r.wall_s)) busy += r.wall_s;
-  std::ostringstream line;
-  line << "dne run: " << p.done << "/" << p.total << " complete (" << p.resumed << " already complete, "
-       << totals.tasks_run - totals.tasks_failed << " run now), " << p.failed << " failed; wall "
-       << sweep::format_duration(wall);
-  if (totals.tasks_run > 0)
-    line << ", makespan " << std::fixed << std::setprecision(2) << wall / (busy / groups)
-         << "x the ideal (sum of experiment times / " << groups << " group(s))";
-  line << "; index " << index_path;
-  std::cout << line.str() << std::endl;
-  if (p.failed == 0) return 0;
-  // One line on stderr: the first failure, how many failed, where they are all listed.
-  for (const auto& r : ledger.rows())
-    if (r.status == "failed") {
-      std::cerr << "dne: " << r.error << " (experiment " << r.id << "; " << p.failed << " of " << p.total
-                << " failed, all listed in " << index_path << ")" << std::endl;
-      break;
-    }
-  return ledger.worst_exit_code() > 0 ? ledger.worst_exit_code() : 1;
-}
-
-/// World rank 0 after a sweep that a signal stopped: every rank has left the sweep, so no writer
-/// is alive; index.h5 is finished with the unfinished rows pending and stopped_by set, leftover
-/// temporary files are removed, and one line on stderr says what happened. Returns 128 + signal.
-int finish_stopped_sweep(sweep::SweepLedger& ledger, const sweep::ScheduleTotals& totals, const std::string& out_dir,
-                         const std::string& index_path) {
-  const std::string name = signal_name(totals.stop_signal);
-  ledger.write(true, name);
-  const auto removed = sweep::remove_stale_temporaries(out_dir);
-  const auto p = ledger.progress();
-  std::ostringstream line;
-  line << "dne: stopped by " << name << ": " << p.done << "/" << p.total << " complete (" << p.resumed
-       << " already complete, " << totals.tasks_run - totals.tasks_failed - totals.tasks_interrupted << " run now), "
-       << p.failed << " failed, " << p.total - p.done - p.failed << " pending (" << totals.tasks_interrupted
-       << " interrupted)";
-  if (!removed.empty()) line << ", " << removed.size() << " temporary file(s) removed";
-  line << "; rerun the same command to resume; index " << index_path;
-  std::cerr << line.str() << std::endl;
-  return 128 + totals.stop_signal;
-}
-
-}  // namespace
 
 int command_phantom(const std::vector<std::string>& args, const ProcessInfo& process) {
   po::options_description options("dne phantom: write the synthetic chest X-ray data set\n"

@@ -73,6 +73,7 @@ struct NcclHandles {
   int device = -1;
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
+  cudaEvent_t reduced = nullptr;  // recorded after each all-reduce, polled with the timeout
   void* buffer = nullptr;     // device staging buffer
   std::size_t capacity = 0;   // its size in bytes
 
@@ -85,13 +86,15 @@ struct NcclHandles {
     if (stream != nullptr) cudaStreamSynchronize(stream);
     if (comm != nullptr) ncclCommDestroy(comm);
     if (buffer != nullptr) cudaFree(buffer);
+    if (reduced != nullptr) cudaEventDestroy(reduced);
     if (stream != nullptr) cudaStreamDestroy(stream);
   }
 };
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(MPI_Comm comm, double timeout_s) : control_(make_mpi_communicator(comm)), timeout_s_(timeout_s) {
+  NcclCommunicator(MPI_Comm comm, double timeout_s, int chosen_device)
+      : control_(make_mpi_communicator(comm)), timeout_s_(timeout_s) {
     // 1. Local choices, recorded rather than thrown so that every rank reaches the agreement.
     std::string problem;
     int devices = 0;
@@ -110,7 +113,7 @@ class NcclCommunicator final : public Communicator {
     MPI_Comm_rank(node, &node_rank);
     MPI_Comm_size(node, &node_size);
     const int local = launcher_local_rank();
-    const int device = devices > 0 ? (local >= 0 ? local : node_rank) % devices : -1;
+    const int device = devices > 0 ? (chosen_device >= 0 ? chosen_device % devices : (local >= 0 ? local : node_rank) % devices) : -1;
     // Compare physical GPUs (PCI bus ids), not ordinals: with CUDA_VISIBLE_DEVICES set per rank
     // (launch/rank-env.sh) every rank sees its own GPU as device 0.
     constexpr int kIdLength = 32;
@@ -161,6 +164,7 @@ class NcclCommunicator final : public Communicator {
                       ncclGetErrorString(static_cast<ncclResult_t>(shared.code)));
     DNE_NCCL_CHECK(ncclCommInitRank(&h_.comm, control_->size(), shared.id, control_->rank()));
     DNE_CUDA_CHECK(cudaStreamCreateWithFlags(&h_.stream, cudaStreamNonBlocking));
+    DNE_CUDA_CHECK(cudaEventCreateWithFlags(&h_.reduced, cudaEventDisableTiming));
   }
 
   int rank() const override { return control_->rank(); }
@@ -205,20 +209,24 @@ class NcclCommunicator final : public Communicator {
     }
     DNE_CUDA_CHECK(cudaMemcpyAsync(h_.buffer, data, bytes, cudaMemcpyHostToDevice, h_.stream));
     DNE_NCCL_CHECK(ncclAllReduce(h_.buffer, h_.buffer, n, type, ncclSum, h_.comm, h_.stream));
-    DNE_CUDA_CHECK(cudaMemcpyAsync(data, h_.buffer, bytes, cudaMemcpyDeviceToHost, h_.stream));
+    // Wait for the sum itself before queueing the copy back: a copy to pageable host memory
+    // blocks the calling thread until it is done, which would hide a hung peer from the timeout.
+    DNE_CUDA_CHECK(cudaEventRecord(h_.reduced, h_.stream));
     wait_or_abort();
+    DNE_CUDA_CHECK(cudaMemcpyAsync(data, h_.buffer, bytes, cudaMemcpyDeviceToHost, h_.stream));
+    DNE_CUDA_CHECK(cudaStreamSynchronize(h_.stream));
   }
 
-  /// Waits for the stream's all-reduce, polling NCCL's asynchronous error. A peer that died or
+  /// Waits for the all-reduce (its event), polling NCCL's asynchronous error. A peer that died or
   /// hangs leaves the all-reduce unfinished for ever (cudaStreamSynchronize would never return):
   /// on an NCCL error, or after comm.timeout_s, the communicator is aborted (ncclCommAbort) and
   /// CommError is thrown, so the rank ends with a clear line instead of hanging the job.
   void wait_or_abort() {
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-      const cudaError_t state = cudaStreamQuery(h_.stream);
+      const cudaError_t state = cudaEventQuery(h_.reduced);
       if (state == cudaSuccess) return;
-      if (state != cudaErrorNotReady) library_fail("CUDA", "cudaStreamQuery", __FILE__, __LINE__, cudaGetErrorString(state));
+      if (state != cudaErrorNotReady) library_fail("CUDA", "cudaEventQuery", __FILE__, __LINE__, cudaGetErrorString(state));
       ncclResult_t async = ncclSuccess;
       DNE_NCCL_CHECK(ncclCommGetAsyncError(h_.comm, &async));
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -259,8 +267,8 @@ std::string cuda_device_name(int index) {
   return properties.name;
 }
 
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s) {
-  return std::make_unique<NcclCommunicator>(comm, timeout_s);
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s, int device) {
+  return std::make_unique<NcclCommunicator>(comm, timeout_s, device);
 }
 
 }  // namespace dne::comm

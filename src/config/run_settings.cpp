@@ -36,7 +36,9 @@ RunSettings resolve_run_settings(const std::vector<ExperimentConfig>& experiment
   if (backend == "nccl" && !facts.nccl_built)
     throw ConfigError("comm.backend = \"nccl\": this build has no NCCL communicator (configure with CUDA and NCCL, "
                       "DNE_WITH_NCCL)");
-  s.backend = backend == "nccl" || (backend == "auto" && s.device == "cuda" && facts.nccl_built) ? "nccl" : "mpi";
+  const bool nccl_gains = s.device == "cuda" && facts.nccl_built && s.ranks_per_experiment > 1 &&
+                          facts.local_ranks <= facts.cuda_devices;
+  s.backend = backend == "nccl" || (backend == "auto" && nccl_gains) ? "nccl" : "mpi";
   return s;
 }
 

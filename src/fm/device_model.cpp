@@ -9,47 +9,41 @@
 namespace dne::fm {
 namespace {
 
-/// The precision of one forward, set for its scope and restored after (autocast state is
-/// thread-local; the TF32 switches are process-wide and restored to what they were).
-class PrecisionScope {
+/// bf16 autocast for the scope of one forward (autocast state is thread-local), restored after.
+class AutocastScope {
  public:
-  explicit PrecisionScope(const std::string& precision) : precision_(precision) {
-    auto& context = at::globalContext();
-    if (precision_ == "tf32") {
-      cublas_ = context.allowTF32CuBLAS();
-      cudnn_ = context.allowTF32CuDNN();
-      context.setAllowTF32CuBLAS(true);
-      context.setAllowTF32CuDNN(true);
-    } else if (precision_ == "bf16") {
+  explicit AutocastScope(bool bf16) : bf16_(bf16) {
+    if (!bf16_) return;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-      at::autocast::set_autocast_enabled(at::kCUDA, true);
-      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    was_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
 #else
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    was_enabled_ = at::autocast::is_enabled();
+    was_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
 #endif
-    }
   }
-  ~PrecisionScope() {
-    auto& context = at::globalContext();
-    if (precision_ == "tf32") {
-      context.setAllowTF32CuBLAS(cublas_);
-      context.setAllowTF32CuDNN(cudnn_);
-    } else if (precision_ == "bf16") {
+  ~AutocastScope() {
+    if (!bf16_) return;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, was_dtype_);
 #else
-      at::autocast::set_enabled(false);
+    at::autocast::set_enabled(was_enabled_);
+    at::autocast::set_autocast_gpu_dtype(was_dtype_);
 #endif
-      at::autocast::clear_cache();
-    }
+    if (!was_enabled_) at::autocast::clear_cache();
   }
-  PrecisionScope(const PrecisionScope&) = delete;
-  PrecisionScope& operator=(const PrecisionScope&) = delete;
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
 
  private:
-  std::string precision_;
-  bool cublas_ = false, cudnn_ = false;
+  bool bf16_;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
 };
 
 class DeviceModel : public DifferentiableModel {
@@ -58,6 +52,11 @@ class DeviceModel : public DifferentiableModel {
       : inner_(std::move(inner)), device_(device), precision_(std::move(precision)) {
     if (precision_ != "fp32" && precision_ != "tf32" && precision_ != "bf16")
       throw ConfigError("run.precision: \"" + precision_ + "\" is not one of fp32, tf32, bf16");
+    // TF32 tensor cores only when asked for: cuDNN allows them by default, which would make
+    // "fp32" convolutions TF32. Process-wide switches, set for the experiment this model serves
+    // (one at a time per process), so a white-box backward runs at the same precision.
+    at::globalContext().setAllowTF32CuBLAS(precision_ == "tf32");
+    at::globalContext().setAllowTF32CuDNN(precision_ == "tf32");
     inner_->to(device_);
   }
 
@@ -67,7 +66,7 @@ class DeviceModel : public DifferentiableModel {
     const auto x = host.to(device_, /*non_blocking=*/true);
     torch::Tensor z;
     {
-      const PrecisionScope precision(precision_);
+      const AutocastScope autocast(precision_ == "bf16");
       z = inner_->forward(x);
     }
     return z.to(torch::kFloat32).to(torch::kCPU);

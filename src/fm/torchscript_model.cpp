@@ -32,6 +32,9 @@ torch::Tensor checked_output(const c10::IValue& result, std::int64_t batch, cons
   if (!result.isTensor())
     throw ModelError(where + ": forward returned a " + result.tagKind() + "; it must return one (B, D) float32 tensor");
   auto out = result.toTensor();
+  // Under bf16 autocast (run.precision, fm/device_model.hpp) a float32 module returns bfloat16.
+  if (out.dim() == 2 && (out.scalar_type() == torch::kBFloat16 || out.scalar_type() == torch::kHalf))
+    out = out.to(torch::kFloat32);
   if (out.dim() != 2 || out.scalar_type() != torch::kFloat32)
     throw ModelError(where + ": forward must return (B, D) float32, got a " + std::to_string(out.dim()) + "-d " +
                      std::string(c10::toString(out.scalar_type())) + " tensor of shape " + c10::str(out.sizes()));

@@ -141,25 +141,30 @@ struct H5Handle {
 };
 
 /// Dataset `path` (open as `dset`) holding `count` values, read as `memory_bytes_each` bytes per
-/// value: refused when its size is implausible. Stored without compression (no filter, or only
-/// Fletcher-32, as this program writes), its values must all be in the file: a dataspace that
-/// claims more than the storage the file has for it is corrupt. Then the read must fit in memory.
+/// value: refused when its size is implausible. Where every value must be in the file, a
+/// dataspace that claims more than the storage the file has for it is corrupt: a contiguous
+/// dataset without filters once written (storage 0: never written, fill values), or a chunked
+/// one with Fletcher-32 only, as this program writes them (whole). Other chunked datasets may be
+/// sparse (unwritten chunks read as the fill value) or compressed: not checked. Then the read
+/// must fit in memory.
 void require_plausible_size(hid_t dset, double count, double memory_bytes_each, const std::string& path) {
   H5Handle type(DNE_H5_CHECK(H5Dget_type(dset), path));
   if (DNE_H5_CHECK(H5Tis_variable_str(type.id), path) <= 0 && DNE_H5_CHECK(H5Tget_class(type.id), path) != H5T_VLEN) {
     H5Handle create(DNE_H5_CHECK(H5Dget_create_plist(dset), path));
     const int filters = DNE_H5_CHECK(H5Pget_nfilters(create.id), path);
-    bool compressed = false;
+    bool other_filter = false, fletcher = false;
     for (int i = 0; i < filters; ++i) {
       unsigned flags = 0, config = 0, values[8] = {};
       std::size_t n_values = 8;
       char name[64] = "";
       const H5Z_filter_t id = H5Pget_filter2(create.id, static_cast<unsigned>(i), &flags, &n_values, values, sizeof name, name, &config);
-      compressed = compressed || id != H5Z_FILTER_FLETCHER32;
+      (id == H5Z_FILTER_FLETCHER32 ? fletcher : other_filter) = true;
     }
+    const H5D_layout_t layout = DNE_H5_CHECK(H5Pget_layout(create.id), path);
+    const bool whole = !other_filter && ((layout == H5D_CONTIGUOUS && !fletcher) || (layout == H5D_CHUNKED && fletcher));
     const double stored = static_cast<double>(H5Dget_storage_size(dset));  // 0: never written (fill values)
     const double claimed = count * static_cast<double>(type_size(type.id, path));
-    if (!compressed && stored > 0.0 && stored < claimed)
+    if (whole && stored > 0.0 && stored < claimed)
       throw StoreError("dataset " + path + " claims " + std::to_string(static_cast<long long>(count)) + " values (" +
                        std::to_string(static_cast<long long>(claimed)) + " bytes) but the file stores " +
                        std::to_string(static_cast<long long>(stored)) + " bytes for it: the file is corrupt");
@@ -360,6 +365,9 @@ std::vector<ObjectName> object_names(hid_t file, const std::string& context) {
 std::string attribute_text(hid_t attr, const std::string& context) {
   H5Handle type(DNE_H5_CHECK(H5Aget_type(attr), context));
   const H5T_class_t cls = DNE_H5_CHECK(H5Tget_class(type.id), context);
+  H5Handle space(DNE_H5_CHECK(H5Aget_space(attr), context));
+  const hssize_t points = DNE_H5_CHECK(H5Sget_simple_extent_npoints(space.id), context);
+  if (points != 1) return "(" + std::to_string(points) + " values)";  // each read below holds one value
   std::ostringstream out;
   if (cls == H5T_STRING) {
     std::string text;
@@ -536,6 +544,8 @@ std::map<std::string, double> numeric_attributes(hid_t file, const std::string& 
     H5Handle type(DNE_H5_CHECK(H5Aget_type(attr.id), context));
     const H5T_class_t cls = DNE_H5_CHECK(H5Tget_class(type.id), context);
     if (cls != H5T_FLOAT && cls != H5T_INTEGER) continue;
+    H5Handle space(DNE_H5_CHECK(H5Aget_space(attr.id), context));
+    if (DNE_H5_CHECK(H5Sget_simple_extent_npoints(space.id), context) != 1) continue;  // one double is read
     double v = 0.0;
     DNE_H5_CHECK(H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v), "read " + context);
     out[name] = v;

@@ -478,8 +478,8 @@ std::string settings_error(const dne::config::ExperimentConfig& c, const dne::co
 TEST(RunSettings, DeviceBackendAndPrecisionRule) {
   using dne::config::DeviceFacts;
   using dne::config::resolve_run_settings;
-  const DeviceFacts cpu_only{false, 0, false}, cuda_lib_no_device{true, 0, true}, two_gpus{true, 2, true},
-      two_gpus_no_nccl{true, 2, false};
+  const DeviceFacts cpu_only{false, 0, false, 1}, cuda_lib_no_device{true, 0, true, 1}, two_gpus{true, 2, true, 2},
+      two_gpus_no_nccl{true, 2, false, 2}, two_gpus_four_ranks{true, 2, true, 4};
   // auto on a CPU machine: cpu and MPI, and the line says why.
   auto s = resolve_run_settings({run_config("auto")}, 0, cpu_only);
   EXPECT_EQ(s.device, "cpu");
@@ -488,12 +488,19 @@ TEST(RunSettings, DeviceBackendAndPrecisionRule) {
   EXPECT_NE(s.reason.find("auto: this LibTorch has no CUDA"), std::string::npos) << s.reason;
   EXPECT_NE(resolve_run_settings({run_config("auto")}, 0, cuda_lib_no_device).reason.find("no CUDA device is visible"),
             std::string::npos);
-  // auto with two GPUs: node-local rank 3 takes device 3 % 2 = 1, and NCCL.
-  s = resolve_run_settings({run_config("auto")}, 3, two_gpus);
+  // auto with two GPUs and groups of 2: node-local rank 1 takes device 1 % 2 = 1, and NCCL.
+  auto pairs = run_config("auto");
+  pairs.sweep.ranks_per_experiment = 2;
+  s = resolve_run_settings({pairs}, 1, two_gpus);
   EXPECT_EQ(s.device, "cuda");
   EXPECT_EQ(s.cuda_index, 1);
   EXPECT_EQ(s.backend, "nccl");
-  EXPECT_EQ(resolve_run_settings({run_config("auto")}, 0, two_gpus_no_nccl).backend, "mpi");
+  // MPI where NCCL gains nothing or would refuse: groups of one rank, no NCCL, two ranks per GPU.
+  EXPECT_EQ(resolve_run_settings({run_config("auto")}, 1, two_gpus).backend, "mpi");
+  EXPECT_EQ(resolve_run_settings({pairs}, 0, two_gpus_no_nccl).backend, "mpi");
+  s = resolve_run_settings({pairs}, 3, two_gpus_four_ranks);
+  EXPECT_EQ(s.cuda_index, 1);  // 3 % 2
+  EXPECT_EQ(s.backend, "mpi");
   EXPECT_EQ(resolve_run_settings({run_config("cuda", "bf16", "mpi")}, 0, two_gpus).backend, "mpi");
   EXPECT_EQ(resolve_run_settings({run_config("cpu")}, 0, two_gpus).device, "cpu");  // asked for
   // What the machine does not have: one ConfigError naming the key.

@@ -32,8 +32,9 @@ std::string cuda_device_name(int index);
 /// (node-local rank % device count). All ranks of the group throw CommError together when a rank
 /// sees no device or two ranks of the group on one node would share a device (NCCL forbids it).
 /// A sum unfinished after `timeout_s` (a dead or hung peer), or an NCCL asynchronous error,
-/// aborts the communicator and throws CommError (comm.timeout_s).
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s = 600.0);
+/// aborts the communicator and throws CommError (comm.timeout_s); it then refuses every later
+/// sum. `device` >= 0: use that CUDA device (modulo the visible ones), as the rank's FM does.
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s = 600.0, int device = -1);
 
 #else
 
@@ -41,7 +42,7 @@ constexpr bool nccl_built() { return false; }
 inline int cuda_device_count() { return 0; }
 inline bool nccl_available() { return false; }
 inline std::string cuda_device_name(int) { return ""; }
-inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, double = 600.0) {
+inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, double = 600.0, int = -1) {
   throw CommError("NCCL communicator: this build has no NCCL (configure with CUDA and NCCL, DNE_WITH_NCCL)");
 }
 

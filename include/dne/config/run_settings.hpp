@@ -7,8 +7,10 @@
 //   device   auto -> cuda when LibTorch has CUDA and a device is visible, else cpu (said why);
 //            cuda without one -> ConfigError naming run.device (exit 2);
 //            each rank takes CUDA device node-local rank % visible devices.
-//   backend  auto -> nccl when the device is cuda and NCCL is built, else mpi; nccl without
-//            either -> ConfigError naming comm.backend.
+//   backend  auto -> nccl when the device is cuda, NCCL is built, rank groups have more than
+//            one rank and every rank of a node can have its own GPU; else mpi (NCCL gains nothing
+//            for a group of one, and refuses two ranks on one GPU); nccl without a GPU or without
+//            NCCL built -> ConfigError naming comm.backend.
 //   precision fp32 anywhere; tf32 and bf16 only on cuda (ConfigError naming run.precision).
 //            The precision is an experiment's (in its id: a sweep may compare them); the rest is
 //            the run's.
@@ -28,6 +30,7 @@ struct DeviceFacts {
   bool libtorch_cuda = false;   // LibTorch built with CUDA (torch::cuda::is_available() needs a device too)
   int cuda_devices = 0;         // devices visible to this rank
   bool nccl_built = false;      // the NCCL communicator is compiled in
+  int local_ranks = 1;          // ranks of the job on this node
 };
 
 struct RunSettings {

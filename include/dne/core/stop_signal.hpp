@@ -4,7 +4,9 @@
 // every rank (then SIGKILL after odls_base_sigkill_timeout), and Ctrl-C sends SIGINT. While a
 // `StopOnSignal` lives, the first of these signals is only recorded: the work polls
 // `stop_signal()` at its cancellation points and stops cleanly (sweep/scheduler.hpp,
-// editing::agree_on_failure). A second signal ends the process at once with 128 + signal.
+// editing::agree_on_failure). A second signal ends the process at once with 128 + signal,
+// unless it is the same request delivered twice by a launcher: a SIGTERM after a SIGINT (mpirun
+// forwarding Ctrl-C), or any repeat within 3 s of the first.
 //
 // A signal handler can reach nothing but process-wide state, so the recorded signal is the one
 // piece of it here (an async-signal-safe lock-free atomic). No Torch, no MPI.
@@ -14,8 +16,9 @@
 
 namespace dne {
 
-/// Installs the handlers for SIGTERM and SIGINT for its lifetime; its destructor restores the
-/// previous ones and forgets the recorded signal. Handlers restart interrupted system calls
+/// Installs the handlers for SIGTERM and SIGINT for its lifetime; its destructor forgets the
+/// recorded signal and restores the previous handlers, unless a signal was received (then they
+/// stay, so that a late repeat of the request does not kill the process on its way out). Handlers restart interrupted system calls
 /// (SA_RESTART): I/O in flight is not disturbed. One at a time per process.
 class StopOnSignal {
  public:

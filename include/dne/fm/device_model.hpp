@@ -5,9 +5,11 @@
 // gradient: an asynchronous copy), runs the model there under the precision, and returns the
 // embeddings (B, D) as float32 on the host, so everything downstream (editors, probes, metrics)
 // is unchanged. The copies are differentiable: white-box DNE's gradient reaches its host noise.
-// Precision: fp32 as is; tf32 allows TF32 tensor-core matmuls and convolutions for the forward;
-// bf16 runs the forward under CUDA autocast with bfloat16 (LibTorch's autocast API differs
-// between 1.x and 2.4+; both are handled). The editors and probes stay fp32.
+// Precision: fp32 turns TF32 off for matmuls and convolutions (cuDNN allows it by default);
+// tf32 turns it on (both process-wide, set when the model is placed, so a white-box backward
+// runs at the same precision); bf16 runs each forward under CUDA autocast with bfloat16 (the
+// autograd of that region follows it; LibTorch's autocast API differs between 1.x and 2.4+, both
+// are handled). The editors and probes stay fp32.
 #pragma once
 
 #include <memory>
