@@ -5,6 +5,10 @@
 //   - FM forward: images/s at the configured size and batch, the FM's FLOPs per image, the
 //     achieved GFLOP/s and its fraction of the GEMM rate;
 //   - white-box DNE: time per optimisation step against a bare forward+backward on the same batch.
+// With `--set run.device=cuda` (or auto on a GPU machine) the GEMM floor and the FM run on the
+// rank's GPU at `run.precision` (the GEMM in the same precision: bf16 operands for bf16, TF32
+// for tf32), the FM through fm::on_device as `dne run` uses it; --zo times the editor with its
+// FM there too.
 #include <torch/torch.h>
 
 #include <boost/program_options.hpp>
@@ -19,6 +23,7 @@
 #include <mpi.h>
 
 #include "dne/cli/commands.hpp"
+#include "dne/cli/run_device.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/dne/zeroth_order.hpp"
 #include "dne/config/config.hpp"
@@ -28,6 +33,7 @@
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/dne/noise_editor.hpp"
+#include "dne/fm/device_model.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/pretrain/trainer.hpp"
 #include "dne/probe/linear_probe.hpp"
@@ -53,15 +59,23 @@ double median_seconds(int repeats, Fn&& fn) {
   return times[times.size() / 2];
 }
 
+/// The FM of `c` where `settings` put this rank: in process on the CPU, or on its GPU at
+/// run.precision (fm::on_device, as dne run does).
+std::shared_ptr<fm::DifferentiableModel> bench_model(const config::ExperimentConfig& c, const config::RunSettings& settings) {
+  auto model = fm::make_model(c.fm, c.data.image_size, 0);
+  if (settings.device != "cuda") return model;
+  return fm::on_device(model, torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(settings.cuda_index)), c.run.precision);
+}
+
 /// Zeroth-order mode: every rank of the job forms one group and runs `steps` batches of the
 /// editor; the floor is the time this rank needs to embed the same images with plain API calls
 /// of the same shape, measured right after in the same process.
-int bench_zeroth_order(const config::ExperimentConfig& c, const std::string& method, int steps,
-                       int threads, const ProcessInfo& process) {
+int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunSettings& settings, const std::string& method,
+                       int steps, int threads, const ProcessInfo& process) {
   if (config::method_info(method).kind != config::MethodKind::kZerothOrder)
     throw ConfigError("dne bench --zo: METHOD must be gezo, rge or spsa, got '" + method + "'");
   auto group = comm::make_mpi_communicator(MPI_COMM_WORLD);
-  auto model = fm::make_model(c.fm, c.data.image_size, 0);
+  auto model = bench_model(c, settings);
   const std::int64_t b = c.dne.batch_size, s = c.data.image_size, n = b * steps;
   torch::manual_seed(1);  // bench inputs only; identical on every rank
   const auto x = torch::rand({n, 1, s, s});
@@ -91,8 +105,9 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const std::string& met
   MPI_Allreduce(&floor_s, &worst_floor, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   if (process.rank == 0) {
     const double per_step = edit_s / steps;
-    std::printf("dne bench --zo %s: %d rank(s) x %d Torch thread(s), batch %lld, C=%lld, R=%lld, split=%s, mode=%s\n",
-                method.c_str(), process.world_size, threads, static_cast<long long>(b),
+    std::printf("dne bench --zo %s on %s (%s): %d rank(s) x %d Torch thread(s), batch %lld, C=%lld, R=%lld, split=%s, mode=%s\n",
+                method.c_str(), device_description(settings).c_str(), c.run.precision.c_str(), process.world_size, threads,
+                static_cast<long long>(b),
                 static_cast<long long>(c.gezo.candidates), static_cast<long long>(c.gezo.local_epochs),
                 c.comm.split.c_str(), c.comm.mode.c_str());
     std::printf("%-46s %14s\n", "measurement", "value");
@@ -233,23 +248,33 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
   const auto c = config::expand(source).front();
+  const auto settings = agreed_run_settings({c}, process);  // run.device, run.precision (collective)
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
   if (vm.count("data")) return process.rank == 0 ? bench_decoding(c, vm["data"].as<std::string>(), repeats) : 0;
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
-  if (vm.count("zo")) return bench_zeroth_order(c, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
+  if (vm.count("zo")) return bench_zeroth_order(c, settings, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;
 
   torch::NoGradGuard outer_no_grad;
-  // 1. GEMM floor.
-  const std::int64_t n = 1024;
-  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  const double gemm_s = median_seconds(repeats, [&] { (void)torch::mm(a, b); });
+  // 1. GEMM floor, where and how the FM runs: on the GPU in its precision (bf16 operands for
+  // bf16; TF32 tensor cores for tf32), synchronised so that the time is the kernel's.
+  auto model = bench_model(c, settings);  // placed first: it sets the TF32 switches of its precision
+  const bool gpu = settings.device == "cuda";
+  const std::int64_t n = gpu ? 8192 : 1024;
+  const auto operands = torch::TensorOptions()
+                            .device(gpu ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(settings.cuda_index))
+                                        : torch::Device(torch::kCPU))
+                            .dtype(gpu && c.run.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  const auto a = torch::randn({n, n}, operands), b = torch::randn({n, n}, operands);
+  const double gemm_s = median_seconds(repeats, [&] {
+    (void)torch::mm(a, b);
+    if (gpu) torch::cuda::synchronize(settings.cuda_index);
+  });
   const double gemm_gflops = 2.0 * n * n * n / gemm_s / 1e9;
 
-  // 2. FM forward.
-  auto model = fm::make_model(c.fm, c.data.image_size, 0);
+  // 2. FM forward (on the GPU: its batch there and its embeddings back, as in dne run).
   const std::int64_t batch = c.fm.batch_size, s = c.data.image_size;
   const auto images = torch::rand({batch, 1, s, s});
   const double fwd_s = median_seconds(repeats, [&] { (void)model->forward(images); });
@@ -284,10 +309,11 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
     step_s = median_seconds(repeats, [&] { (void)editing::edit_whitebox(problem, *model, *alone); });
   }
 
-  std::printf("dne bench: %d Torch thread(s), %d repeats (median), model %s\n", threads, repeats,
-              model->describe().c_str());
+  std::printf("dne bench on %s: %d Torch thread(s), %d repeats (median), model %s\n", device_description(settings).c_str(),
+              threads, repeats, model->describe().c_str());
   std::printf("%-44s %14s %14s\n", "measurement", "value", "ratio");
-  std::printf("%-44s %14.1f %14s\n", "GEMM float32 1024^3 [GFLOP/s]", gemm_gflops, "1.00 (floor)");
+  const std::string gemm_label = "GEMM " + std::string(gpu ? c.run.precision : "float32") + " " + std::to_string(n) + "^3 [GFLOP/s]";
+  std::printf("%-44s %14.1f %14s\n", gemm_label.c_str(), gemm_gflops, "1.00 (floor)");
   std::printf("%-44s %14.2f %14s\n", "FM FLOPs per image [MFLOP]", model->flops_per_image() / 1e6, "");
   std::printf("%-44s %14.1f %14s\n", "FM forward [images/s]", images_per_s, "");
   std::printf("%-44s %14.1f %13.2fx\n", "FM forward achieved [GFLOP/s] / GEMM", fm_gflops, fm_gflops / gemm_gflops);

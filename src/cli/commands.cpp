@@ -11,7 +11,6 @@
 #include <mpi.h>
 #include <unistd.h>
 #include <torch/torch.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <boost/program_options.hpp>
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include "dne/api/inference_client.hpp"
 #include "dne/cli/commands.hpp"
 #include "dne/cli/options.hpp"
+#include "dne/cli/run_device.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/comm/nccl_communicator.hpp"
 #include "dne/config/config.hpp"
@@ -171,57 +171,6 @@ void require_memory(const std::vector<config::ExperimentConfig>& experiments, co
   } catch (const ResourceError& e) {
     throw PreflightError(e);
   }
-}
-
-/// LibTorch's CUDA runtime version ("12.1"), or "none" for a CPU LibTorch.
-std::string libtorch_cuda_version() {
-  try {
-    const long v = at::detail::getCUDAHooks().versionCUDART();
-    return v > 0 ? std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) : "none";
-  } catch (const std::exception&) {  // a CPU LibTorch cannot answer
-    return "none";
-  }
-}
-
-/// run.device, comm.backend and the other run-wide settings resolved on every rank
-/// (config::resolve_run_settings) from facts the job agrees on, so that every rank (every rank
-/// of a group above all) makes the same choice: a GPU counts only if every rank has one, NCCL
-/// only if every rank has it, and the fewest devices per node and the most ranks per node rule.
-/// If the config asks for what a rank's machine lacks, every rank ends with that rank's line
-/// (PreflightError, exit 2), before anything is written.
-config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process) {
-  config::DeviceFacts facts;
-  facts.libtorch_cuda = libtorch_cuda_version() != "none";
-  facts.cuda_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-  facts.nccl_built = comm::nccl_built();
-  facts.local_ranks = process.local_size;
-  // [libtorch_cuda, devices, nccl_built, -local_ranks]: the job's minimum of each.
-  int agreed[4] = {facts.libtorch_cuda ? 1 : 0, facts.cuda_devices, facts.nccl_built ? 1 : 0, -facts.local_ranks};
-  MPI_Allreduce(MPI_IN_PLACE, agreed, 4, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (experiments.front().run.device != "cuda") {  // "cuda" is checked per rank: the lacking rank names itself
-    facts.libtorch_cuda = agreed[0] == 1;
-    facts.cuda_devices = agreed[1];
-  }
-  facts.nccl_built = agreed[2] == 1;
-  facts.local_ranks = -agreed[3];
-  config::RunSettings settings;
-  std::string error;
-  try {
-    settings = config::resolve_run_settings(experiments, process.local_rank, facts);
-  } catch (const ConfigError& e) {
-    error = e.what();
-  }
-  int failing = error.empty() ? process.world_size : process.rank;
-  MPI_Allreduce(MPI_IN_PLACE, &failing, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (failing == process.world_size) {
-    // Nodes with different device counts can differ on NCCL: then every rank takes MPI.
-    int nccl = settings.backend == "nccl" ? 1 : 0;
-    MPI_Allreduce(MPI_IN_PLACE, &nccl, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (nccl == 0) settings.backend = "mpi";
-    return settings;
-  }
-  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, error, failing);
-  throw PreflightError(error + (process.world_size > 1 ? " (on rank " + std::to_string(failing) + ")" : ""), "config error", 2);
 }
 
 /// --inject-kill RANK:N (testing): world rank RANK dies by SIGKILL before its (N+1)-th experiment.
@@ -564,10 +513,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   ctx.device = settings.device;
   ctx.cuda_index = settings.cuda_index;
   ctx.libtorch_cuda = libtorch_cuda_version();
-  if (settings.device == "cuda") {
-    const std::string name = comm::cuda_device_name(settings.cuda_index);
-    ctx.device_description = "cuda:" + std::to_string(settings.cuda_index) + (name.empty() ? "" : " (" + name + ")");
-  }
+  ctx.device_description = device_description(settings);
   const auto run_one = [&](std::size_t task) {
     const auto summary = experiment::run_experiment(experiments[task], ctx);
     sweep::Outcome o;
