@@ -434,8 +434,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto settings = agreed_run_settings(experiments, process);
   // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
   const auto layout = sweep::plan_groups(process.rank, process.world_size,
-                                         static_cast<int>(experiments.front().sweep.ranks_per_experiment));
-  const std::string out_dir = experiments.front().output.dir;
+                                         static_cast<int>(settings.ranks_per_experiment));
+  const std::string& out_dir = settings.output_dir;
   const bool dry_run = vm.count("dry-run") > 0;
   if (!dry_run) prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
   // One run per directory: world rank 0 locks it for the whole run (the kernel releases the lock
