@@ -59,12 +59,23 @@ double median_seconds(int repeats, Fn&& fn) {
   return times[times.size() / 2];
 }
 
+/// Where `settings` put this rank's tensors: its CUDA device, or the CPU.
+torch::Device bench_device(const config::RunSettings& settings) {
+  return settings.device == "cuda" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(settings.cuda_index))
+                                   : torch::Device(torch::kCPU);
+}
+
 /// The FM of `c` where `settings` put this rank: in process on the CPU, or on its GPU at
 /// run.precision (fm::on_device, as dne run does).
 std::shared_ptr<fm::DifferentiableModel> bench_model(const config::ExperimentConfig& c, const config::RunSettings& settings) {
   auto model = fm::make_model(c.fm, c.data.image_size, 0);
   if (settings.device != "cuda") return model;
-  return fm::on_device(model, torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(settings.cuda_index)), c.run.precision);
+  return fm::on_device(model, bench_device(settings), c.run.precision);
+}
+
+/// Waits for the rank's GPU (a no-op on the CPU), so a timed region holds its kernels.
+void synchronize(const config::RunSettings& settings) {
+  if (settings.device == "cuda") torch::cuda::synchronize(settings.cuda_index);
 }
 
 /// Zeroth-order mode: every rank of the job forms one group and runs `steps` batches of the
@@ -86,7 +97,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunSetti
     z = model->forward(x.slice(0, 0, std::min<std::int64_t>(n, 400)));
   }
   const auto g = probe::LinearProbe::fit(z, sa.slice(0, 0, z.size(0)).to(torch::kInt64), c.probes);
-  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes};
+  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes, bench_device(settings)};
   problem.options.epochs = 1;
   fm::EmbeddingApi api(model);
   group->barrier();
@@ -97,9 +108,11 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunSetti
   // Floor: the same number of B-image API calls on this rank, nothing else.
   const std::int64_t calls = api.images() / std::max<std::int64_t>(1, b);
   fm::EmbeddingApi floor_api(model);
-  const auto xb = x.slice(0, 0, b);
+  const auto xb = x.slice(0, 0, b).to(bench_device(settings));  // where the editor's batches are
+  synchronize(settings);
   t = Clock::now();
   for (std::int64_t i = 0; i < calls; ++i) (void)floor_api.embed(xb);
+  synchronize(settings);
   double floor_s = std::chrono::duration<double>(Clock::now() - t).count();
   double worst_floor = floor_s;  // the slowest rank bounds the step
   MPI_Allreduce(&floor_s, &worst_floor, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
@@ -264,26 +277,30 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   const bool gpu = settings.device == "cuda";
   const std::int64_t n = gpu ? 8192 : 1024;
   const auto operands = torch::TensorOptions()
-                            .device(gpu ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(settings.cuda_index))
-                                        : torch::Device(torch::kCPU))
+                            .device(bench_device(settings))
                             .dtype(gpu && c.run.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
   const auto a = torch::randn({n, n}, operands), b = torch::randn({n, n}, operands);
   const double gemm_s = median_seconds(repeats, [&] {
     (void)torch::mm(a, b);
-    if (gpu) torch::cuda::synchronize(settings.cuda_index);
+    synchronize(settings);
   });
   const double gemm_gflops = 2.0 * n * n * n / gemm_s / 1e9;
 
-  // 2. FM forward (on the GPU: its batch there and its embeddings back, as in dne run).
+  // 2. FM forward on a batch already where the model runs (as the editors hand it over).
+  const auto on = torch::TensorOptions().device(bench_device(settings));
   const std::int64_t batch = c.fm.batch_size, s = c.data.image_size;
-  const auto images = torch::rand({batch, 1, s, s});
-  const double fwd_s = median_seconds(repeats, [&] { (void)model->forward(images); });
+  const auto images = torch::rand({batch, 1, s, s}, on);
+  const double fwd_s = median_seconds(repeats, [&] {
+    (void)model->forward(images);
+    synchronize(settings);
+  });
   const double images_per_s = static_cast<double>(batch) / fwd_s;
   const double fm_gflops = model->flops_per_image() * images_per_s / 1e9;
 
   // 3. White-box step vs forward+backward floor on a DNE batch.
   const std::int64_t db = c.dne.batch_size;
-  const auto x = torch::rand({db, 1, s, s});
+  const auto x = torch::rand({db, 1, s, s});  // host, as an EditProblem holds its images
+  const auto xd = x.to(bench_device(settings));
   const auto sa = (torch::rand({db}) > 0.5).to(torch::kFloat32);
   torch::Tensor z_fit;
   {
@@ -293,16 +310,21 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   double fwd_db_s, fb_s, step_s;
   {
     torch::NoGradGuard ng;
-    fwd_db_s = median_seconds(repeats, [&] { (void)model->forward(x); });
+    fwd_db_s = median_seconds(repeats, [&] {
+      (void)model->forward(xd);
+      synchronize(settings);
+    });
   }
   {
     torch::AutoGradMode enable(true);
-    auto noise = torch::zeros({s, s}, torch::requires_grad());
+    auto noise = torch::zeros({s, s}, on.requires_grad(true));
     fb_s = median_seconds(repeats, [&] {
-      auto out = model->forward(x + noise).sum();
+      auto out = model->forward(xd + noise).sum();
       out.backward();
+      synchronize(settings);
     });
     editing::EditProblem problem{x, sa, &g, c.dne, 0};
+    problem.device = bench_device(settings);
     problem.options.epochs = 1;
     problem.options.batch_size = db;  // exactly one step per call
     const auto alone = comm::make_self_communicator();

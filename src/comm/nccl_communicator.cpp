@@ -5,9 +5,14 @@
 // CUDA device (node-local rank % device count), the ranks of the group that share a node check
 // that no two of them picked the same device (NCCL refuses duplicate devices in a communicator),
 // and an all-reduce of "ok" flags makes every rank throw CommError when any rank cannot go on,
-// so no rank is left waiting inside ncclCommInitRank. Sums stage the caller's host buffer through
-// one device buffer (grown on demand): host -> device, ncclAllReduce in place, device -> host, all
-// on one stream that is synchronised before returning. Compiled only with DNE_WITH_NCCL.
+// so no rank is left waiting inside ncclCommInitRank. Sums of device buffers (the editors' loss
+// slots and gradient estimates, comm::allreduce_sum on a CUDA tensor) run in place: the
+// communicator's stream waits for an event recorded on the default stream (where LibTorch queued
+// the work that wrote the buffer), then ncclAllReduce. Sums of host buffers go through a
+// page-locked bounce buffer and one device buffer (both grown on demand): host -> pinned -> device,
+// ncclAllReduce in place, device -> pinned -> host (copies from pageable memory are 5-8x slower
+// from 1 MiB on, docs/gpu.md). Either way the rank waits for the sum with the timeout
+// (wait_or_abort) before returning. Compiled only with DNE_WITH_NCCL.
 #include "dne/comm/nccl_communicator.hpp"
 
 #include <cuda_runtime.h>
@@ -18,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -74,8 +80,11 @@ struct NcclHandles {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
   cudaEvent_t reduced = nullptr;  // recorded after each all-reduce, polled with the timeout
-  void* buffer = nullptr;     // device staging buffer
+  cudaEvent_t written = nullptr;  // recorded on the default stream before a device-buffer sum
+  void* buffer = nullptr;     // device staging buffer for host sums
   std::size_t capacity = 0;   // its size in bytes
+  void* pinned = nullptr;     // page-locked bounce buffer for host sums
+  std::size_t pinned_capacity = 0;
 
   NcclHandles() = default;
   NcclHandles(const NcclHandles&) = delete;
@@ -86,7 +95,9 @@ struct NcclHandles {
     if (stream != nullptr) cudaStreamSynchronize(stream);
     if (comm != nullptr) ncclCommDestroy(comm);
     if (buffer != nullptr) cudaFree(buffer);
+    if (pinned != nullptr) cudaFreeHost(pinned);
     if (reduced != nullptr) cudaEventDestroy(reduced);
+    if (written != nullptr) cudaEventDestroy(written);
     if (stream != nullptr) cudaStreamDestroy(stream);
   }
 };
@@ -165,6 +176,7 @@ class NcclCommunicator final : public Communicator {
     DNE_NCCL_CHECK(ncclCommInitRank(&h_.comm, control_->size(), shared.id, control_->rank()));
     DNE_CUDA_CHECK(cudaStreamCreateWithFlags(&h_.stream, cudaStreamNonBlocking));
     DNE_CUDA_CHECK(cudaEventCreateWithFlags(&h_.reduced, cudaEventDisableTiming));
+    DNE_CUDA_CHECK(cudaEventCreateWithFlags(&h_.written, cudaEventDisableTiming));
   }
 
   int rank() const override { return control_->rank(); }
@@ -173,6 +185,9 @@ class NcclCommunicator final : public Communicator {
 
   void allreduce_sum(float* data, std::size_t n) override { reduce(data, n, ncclFloat32); }
   void allreduce_sum(double* data, std::size_t n) override { reduce(data, n, ncclFloat64); }
+  bool sums_device_memory() const override { return true; }
+  void allreduce_sum_device(float* data, std::size_t n) override { reduce_device(data, n, ncclFloat32); }
+  void allreduce_sum_device(double* data, std::size_t n) override { reduce_device(data, n, ncclFloat64); }
 
   MinLoc allreduce_minloc(double value, long long location) override {
     bytes_ += sizeof(double) + sizeof(long long);
@@ -189,32 +204,57 @@ class NcclCommunicator final : public Communicator {
   void barrier() override { control_->barrier(); }
 
  private:
+  /// Throws when the communicator was aborted; makes the rank's device current.
+  void usable() {
+    if (h_.comm == nullptr) throw CommError("NCCL communicator: used after it was aborted (a peer died or hung)");
+    DNE_CUDA_CHECK(cudaSetDevice(h_.device));
+  }
+
+  /// Grows `*buffer` (device memory, or page-locked host memory when `host`) to `bytes`.
+  void reserve(void** buffer, std::size_t& capacity, std::size_t bytes, bool host) {
+    if (bytes <= capacity) return;
+    if (*buffer != nullptr) {
+      DNE_CUDA_CHECK(cudaStreamSynchronize(h_.stream));
+      void* old = *buffer;
+      *buffer = nullptr;
+      capacity = 0;
+      DNE_CUDA_CHECK(host ? cudaFreeHost(old) : cudaFree(old));
+    }
+    DNE_CUDA_CHECK(host ? cudaHostAlloc(buffer, bytes, cudaHostAllocDefault) : cudaMalloc(buffer, bytes));
+    capacity = bytes;
+  }
+
+  /// Host buffer: host -> pinned -> device, sum, device -> pinned -> host.
   template <class T>
   void reduce(T* data, std::size_t n, ncclDataType_t type) {
     const std::size_t bytes = n * sizeof(T);
     bytes_ += bytes;
     if (n == 0) return;  // n is the same on every rank: all skip
-    if (h_.comm == nullptr) throw CommError("NCCL communicator: used after it was aborted (a peer died or hung)");
-    DNE_CUDA_CHECK(cudaSetDevice(h_.device));
-    if (bytes > h_.capacity) {
-      if (h_.buffer != nullptr) {
-        DNE_CUDA_CHECK(cudaStreamSynchronize(h_.stream));
-        void* old = h_.buffer;
-        h_.buffer = nullptr;
-        h_.capacity = 0;
-        DNE_CUDA_CHECK(cudaFree(old));
-      }
-      DNE_CUDA_CHECK(cudaMalloc(&h_.buffer, bytes));
-      h_.capacity = bytes;
-    }
-    DNE_CUDA_CHECK(cudaMemcpyAsync(h_.buffer, data, bytes, cudaMemcpyHostToDevice, h_.stream));
+    usable();
+    reserve(&h_.buffer, h_.capacity, bytes, false);
+    reserve(&h_.pinned, h_.pinned_capacity, bytes, true);
+    std::memcpy(h_.pinned, data, bytes);
+    DNE_CUDA_CHECK(cudaMemcpyAsync(h_.buffer, h_.pinned, bytes, cudaMemcpyHostToDevice, h_.stream));
     DNE_NCCL_CHECK(ncclAllReduce(h_.buffer, h_.buffer, n, type, ncclSum, h_.comm, h_.stream));
-    // Wait for the sum itself before queueing the copy back: a copy to pageable host memory
-    // blocks the calling thread until it is done, which would hide a hung peer from the timeout.
+    // Wait for the sum itself (with the timeout) before the copy back.
     DNE_CUDA_CHECK(cudaEventRecord(h_.reduced, h_.stream));
     wait_or_abort();
-    DNE_CUDA_CHECK(cudaMemcpyAsync(data, h_.buffer, bytes, cudaMemcpyDeviceToHost, h_.stream));
+    DNE_CUDA_CHECK(cudaMemcpyAsync(h_.pinned, h_.buffer, bytes, cudaMemcpyDeviceToHost, h_.stream));
     DNE_CUDA_CHECK(cudaStreamSynchronize(h_.stream));
+    std::memcpy(data, h_.pinned, bytes);
+  }
+
+  /// Device buffer, in place: after the default stream's work that wrote it, no host staging.
+  template <class T>
+  void reduce_device(T* data, std::size_t n, ncclDataType_t type) {
+    bytes_ += n * sizeof(T);
+    if (n == 0) return;
+    usable();
+    DNE_CUDA_CHECK(cudaEventRecord(h_.written, cudaStreamLegacy));
+    DNE_CUDA_CHECK(cudaStreamWaitEvent(h_.stream, h_.written, 0));
+    DNE_NCCL_CHECK(ncclAllReduce(data, data, n, type, ncclSum, h_.comm, h_.stream));
+    DNE_CUDA_CHECK(cudaEventRecord(h_.reduced, h_.stream));
+    wait_or_abort();  // complete: later work on any stream sees the sum
   }
 
   /// Waits for the all-reduce (its event), polling NCCL's asynchronous error. A peer that died or

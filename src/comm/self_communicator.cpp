@@ -1,4 +1,5 @@
-// Single-rank communicator and the block split that shards work over a group.
+// Single-rank communicator, the block split that shards work over a group, and the base class's
+// host-only default for device sums.
 //
 // SelfCommunicator is what an experiment uses when it runs on one rank without MPI: every
 // collective returns its input unchanged (min-loc only maps NaN to +infinity, as every
@@ -24,6 +25,9 @@ class SelfCommunicator final : public Communicator {
 
   void allreduce_sum(float*, std::size_t n) override { bytes_ += n * sizeof(float); }
   void allreduce_sum(double*, std::size_t n) override { bytes_ += n * sizeof(double); }
+  bool sums_device_memory() const override { return true; }  // nothing to add: the data is never touched
+  void allreduce_sum_device(float*, std::size_t n) override { bytes_ += n * sizeof(float); }
+  void allreduce_sum_device(double*, std::size_t n) override { bytes_ += n * sizeof(double); }
 
   MinLoc allreduce_minloc(double value, long long location) override {
     bytes_ += sizeof(double) + sizeof(long long);
@@ -45,6 +49,13 @@ class SelfCommunicator final : public Communicator {
 };
 
 }  // namespace
+
+void Communicator::allreduce_sum_device(float*, std::size_t) {
+  throw CommError("the " + name() + " communicator sums host buffers only (stage device data through the host)");
+}
+void Communicator::allreduce_sum_device(double*, std::size_t) {
+  throw CommError("the " + name() + " communicator sums host buffers only (stage device data through the host)");
+}
 
 std::unique_ptr<Communicator> make_self_communicator() { return std::make_unique<SelfCommunicator>(); }
 

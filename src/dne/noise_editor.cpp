@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "dne/comm/tensor_sum.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
@@ -33,6 +34,31 @@ EditResult edit_random(const EditProblem& problem) {
   return r;
 }
 
+torch::Tensor to_problem_device(const EditProblem& problem, const torch::Tensor& host) {
+  if (problem.device.is_cpu()) return host;
+  return host.pin_memory().to(problem.device, /*non_blocking=*/true);
+}
+
+std::vector<double> values_to_host(const torch::Tensor& t) {
+  const auto host = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+}
+
+std::vector<double> scalars_to_host(const std::vector<torch::Tensor>& scalars) {
+  if (scalars.empty()) return {};
+  std::vector<torch::Tensor> values;
+  values.reserve(scalars.size());
+  for (const auto& v : scalars) values.push_back(v.detach().reshape({}).to(torch::kFloat64));
+  return values_to_host(torch::stack(values));
+}
+
+void finish_on_host(EditResult& r, const torch::Tensor& noise, const std::vector<torch::Tensor>& checkpoints) {
+  const auto host = [](const torch::Tensor& t) { return t.is_cpu() ? t.detach().clone() : t.detach().to(torch::kCPU); };
+  r.noise = host(noise);
+  r.checkpoints.clear();
+  for (const auto& c : checkpoints) r.checkpoints.push_back(host(c));
+}
+
 void for_each_batch(const EditProblem& p, const BatchStep& step, const std::function<void(std::int64_t)>& epoch_end) {
   const std::int64_t n = p.images.size(0);
   std::int64_t batch_index = 0;
@@ -41,13 +67,16 @@ void for_each_batch(const EditProblem& p, const BatchStep& step, const std::func
     const auto order = torch::tensor(random_permutation(n, order_stream));
     for (std::int64_t begin = 0; begin < n; begin += p.options.batch_size) {
       const auto idx = order.slice(0, begin, std::min(n, begin + p.options.batch_size));
-      if (!step(p.images.index_select(0, idx), p.sa.index_select(0, idx), batch_index++, epoch)) return;
+      if (!step(to_problem_device(p, p.images.index_select(0, idx)), to_problem_device(p, p.sa.index_select(0, idx)),
+                batch_index++, epoch))
+        return;
     }
     if (epoch_end) epoch_end(epoch);
   }
 }
 
-Adversary::Adversary(const EditProblem& problem) : problem_(problem), current_(*problem.sa_probe) {}
+Adversary::Adversary(const EditProblem& problem)
+    : problem_(problem), sa_(problem.sa.to(problem.device)), current_(problem.sa_probe->to(problem.device)) {}
 
 bool Adversary::due(std::int64_t batch) const {
   return problem_.options.adversary == "refit" && batch > 0 && batch % problem_.options.refit_every == 0;
@@ -57,9 +86,11 @@ void Adversary::refit(const torch::Tensor& eps, const Embed& embed, int window, 
   torch::NoGradGuard no_grad;
   const auto z = embed_over_group(  // (N, D)
       problem_.images.size(0), problem_.options.batch_size, current_.weight().size(0), window,
-      [&](std::int64_t begin, std::int64_t end) { return add_noise(problem_.images.slice(0, begin, end), eps, problem_.options); },
-      embed, group);
-  current_ = probe::LinearProbe::fit(z, problem_.sa, problem_.probes);
+      [&](std::int64_t begin, std::int64_t end) {
+        return add_noise(to_problem_device(problem_, problem_.images.slice(0, begin, end)), eps, problem_.options);
+      },
+      embed, group, problem_.device);
+  current_ = probe::LinearProbe::fit(z, sa_, problem_.probes);
   ++refits_;
 }
 
@@ -89,9 +120,9 @@ void stop_point(comm::Communicator& group, const std::string& where) {
 
 torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
                                const std::function<torch::Tensor(std::int64_t, std::int64_t)>& images,
-                               const Adversary::Embed& embed, comm::Communicator& group) {
+                               const Adversary::Embed& embed, comm::Communicator& group, const torch::Device& device) {
   torch::NoGradGuard no_grad;
-  auto z = torch::zeros({n, dim});  // (N, D), each chunk filled by exactly one rank
+  auto z = torch::zeros({n, dim}, torch::TensorOptions().device(device));  // (N, D), each chunk filled by exactly one rank
   std::vector<std::int64_t> mine;   // first rows of this rank's chunks
   for (std::int64_t begin = 0, index = 0; begin < n; begin += chunk, ++index)
     if (index % group.size() == group.rank()) mine.push_back(begin);
@@ -109,20 +140,21 @@ torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t 
     failure = std::current_exception();
   }
   agree_on_failure(group, failure);
-  group.allreduce_sum(z.data_ptr<float>(), static_cast<std::size_t>(z.numel()));
+  comm::allreduce_sum(group, z);
   return z;
 }
 
 EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group) {
   const auto& opt = problem.options;
   auto noise = torch::zeros({problem.images.size(2), problem.images.size(3)},
-                            torch::requires_grad());  // (H, W)
+                            torch::TensorOptions().device(problem.device).requires_grad(true));  // (H, W)
   torch::optim::Adam adam({noise}, torch::optim::AdamOptions(opt.lr));
   Adversary adversary(problem);
   EditResult r;
+  std::vector<torch::Tensor> checkpoints;
   const auto start = std::chrono::steady_clock::now();
   std::int64_t images_seen = 0;
-  // x (B, 1, H, W), a (B,)
+  // x (B, 1, H, W), a (B,), on the problem's device
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
     stop_point(group, "at whitebox step " + std::to_string(step));
     const bool refit = adversary.due(step);
@@ -134,31 +166,32 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
     const auto z = model.forward(add_noise(x, noise, opt));  // (B, D)
     const auto logits = adversary.probe().logits(z);  // (B,)
     auto terms = dne_objective(logits, a, noise, opt);
-    const double loss = terms.loss.item<double>();
+    terms.loss.backward();
+    // The step's scalars in one copy: the loss decides (a non-finite loss stops before the update).
+    const auto sa_correct = ((logits.detach() > 0).to(torch::kFloat32) == a).to(torch::kFloat32).mean();
+    const auto v = scalars_to_host({terms.loss, terms.sa_ce, sa_correct, terms.noise_l2});
+    const double loss = v[0];
     if (!std::isfinite(loss))
       throw NumericError("whitebox DNE: loss is " + std::to_string(loss) + " at step " +
                          std::to_string(step) + " (try a smaller dne.lr)");
-    terms.loss.backward();
     adam.step();
     {
       torch::NoGradGuard no_grad;
       noise.copy_(project_noise(noise.detach(), opt));  // the budget holds after every update
     }
     images_seen += x.size(0);
-    const double sa_acc = ((logits.detach() > 0).to(torch::kFloat32) == a)
-                              .to(torch::kFloat32).mean().item<double>();
     r.trace.add("step", static_cast<double>(step));
     r.trace.add("epoch", static_cast<double>(epoch));
     r.trace.add("loss", loss);
-    r.trace.add("sa_ce", terms.sa_ce.item<double>());
-    r.trace.add("sa_accuracy", sa_acc);
+    r.trace.add("sa_ce", v[1]);
+    r.trace.add("sa_accuracy", v[2]);
     r.trace.add("refit", refit ? 1.0 : 0.0);
-    r.trace.add("noise_l2", terms.noise_l2.item<double>());
+    r.trace.add("noise_l2", v[3]);
     r.trace.add("images", static_cast<double>(images_seen));
     r.trace.add("wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return true;
-  }, [&](std::int64_t) { r.checkpoints.push_back(noise.detach().clone()); });
-  r.noise = noise.detach().clone();
+  }, [&](std::int64_t) { checkpoints.push_back(noise.detach().clone()); });
+  finish_on_host(r, noise, checkpoints);
   r.queries = images_seen;  // passes through the white-box model (forward+backward, and refit forwards)
   return r;
 }

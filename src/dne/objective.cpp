@@ -21,6 +21,13 @@ double objective_value(double sa_term_sum, std::int64_t batch, double noise_l2, 
   return o.lambda_1 * sa_term_sum / static_cast<double>(batch) + o.lambda * noise_l2;
 }
 
+torch::Tensor objective_value(const torch::Tensor& sa_term_sum, std::int64_t batch, const torch::Tensor& noise_l2,
+                              const config::DneOptions& o) {
+  // (s * lambda_1) / batch + n * lambda: products commute exactly, so these are the double
+  // overload's operations in its order.
+  return sa_term_sum.to(torch::kFloat64) * o.lambda_1 / static_cast<double>(batch) + noise_l2.to(torch::kFloat64) * o.lambda;
+}
+
 ObjectiveTerms dne_objective(const torch::Tensor& sa_logits, const torch::Tensor& sa,
                              const torch::Tensor& noise, const config::DneOptions& options) {
   ObjectiveTerms t;
@@ -36,8 +43,10 @@ torch::Tensor project_noise(const torch::Tensor& eps, const config::DneOptions& 
   torch::NoGradGuard no_grad;
   auto out = eps;
   if (o.max_l2 > 0.0) {
-    const double norm = eps.pow(2).sum().sqrt().item<double>();
-    if (norm > o.max_l2) out = eps * static_cast<float>(o.max_l2 / norm);
+    // On eps's device, no copy to the host; the same bits as float(max_l2 / norm) in double.
+    const auto norm = eps.pow(2).sum().sqrt().to(torch::kFloat64);  // 0-dim
+    const auto scale = (o.max_l2 / norm).to(torch::kFloat32);
+    out = torch::where(norm > o.max_l2, eps * scale, eps);
   }
   if (o.max_linf > 0.0) out = out.clamp(-o.max_linf, o.max_linf);
   return out;

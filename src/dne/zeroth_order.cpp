@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "dne/comm/tensor_sum.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
@@ -31,10 +32,11 @@ struct ZoContext {
 
 /// For evaluations e in [lo, hi): the per-sample SA term summed over the images x (b, 1, H, W)
 /// with point(e) added (neg_ce: -CE(g, a); confusion: CE(g, 1/2)) into sums[e], and the number
-/// of images g classifies correctly into sums[n + e]. The API gets `parallelism()` evaluations
-/// per call (1 for an in-process FM: one call per evaluation, as always).
+/// of images g classifies correctly into sums[n + e]; `sums` (2n + 1,) float64 lives on the
+/// problem's device, so nothing is copied to the host here. The API gets `parallelism()`
+/// evaluations per call (1 for an in-process FM: one call per evaluation, as always).
 void sa_term_sums(ZoContext& ctx, const std::function<torch::Tensor(std::int64_t)>& point, std::size_t lo,
-                  std::size_t hi, const torch::Tensor& x, const torch::Tensor& a, std::vector<double>& sums, std::size_t n) {
+                  std::size_t hi, const torch::Tensor& x, const torch::Tensor& a, torch::Tensor& sums, std::size_t n) {
   if (x.size(0) == 0) return;
   const auto window = static_cast<std::size_t>(std::max(1, ctx.api.parallelism()));
   for (std::size_t w = lo; w < hi; w += window) {
@@ -46,13 +48,19 @@ void sa_term_sums(ZoContext& ctx, const std::function<torch::Tensor(std::int64_t
     for (std::size_t e = w; e < end; ++e) {
       const auto logits = ctx.adversary.probe().logits(zs[e - w]);  // (b,)
       const auto terms = sa_term_per_image(logits, a, ctx.problem.options.objective);
-      sums[e] = terms.to(torch::kFloat64).sum().item<double>();
-      sums[n + e] = ((logits > 0).to(torch::kFloat32) == a).to(torch::kFloat64).sum().item<double>();
+      sums[static_cast<std::int64_t>(e)].copy_(terms.to(torch::kFloat64).sum());
+      sums[static_cast<std::int64_t>(n + e)].copy_(((logits > 0).to(torch::kFloat32) == a).to(torch::kFloat64).sum());
     }
   }
 }
 
-double l2(const torch::Tensor& t) { return t.pow(2).sum().sqrt().item<double>(); }
+/// ||t||_2 as a 0-dim float32 tensor on t's device (read with scalars_to_host).
+torch::Tensor l2(const torch::Tensor& t) { return t.pow(2).sum().sqrt(); }
+
+/// The loss slots (2n + 1,) float64 on `device`: [SA term sums (n) | correct counts (n) | ranks that failed].
+torch::Tensor loss_slots(std::size_t n, const torch::Device& device) {
+  return torch::zeros({static_cast<std::int64_t>(2 * n + 1)}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+}
 
 /// True (and `status` set) if `cost` more images would exceed the budget.
 bool over_budget(const config::GezoOptions& o, std::int64_t queries, std::int64_t cost, std::string& status) {
@@ -85,7 +93,7 @@ Evaluations evaluate(ZoContext& ctx, const std::function<torch::Tensor(std::int6
   const auto& o = ctx.problem.options;
   const std::int64_t batch = x.size(0);
   const auto n = static_cast<std::size_t>(count);
-  std::vector<double> sums(2 * n + 1, 0.0);  // [SA term sums (E) | correct counts (E) | ranks that failed]
+  auto sums = loss_slots(n, ctx.problem.device);
   const int rank = ctx.group.rank(), size = ctx.group.size();
   std::exception_ptr failure;  // a remote request that gave up: the group stops together
   try {
@@ -100,24 +108,29 @@ Evaluations evaluate(ZoContext& ctx, const std::function<torch::Tensor(std::int6
     }
   } catch (const Error&) {
     failure = std::current_exception();
-    sums[2 * n] = 1.0;
+    sums[static_cast<std::int64_t>(2 * n)].fill_(1.0);
   }
-  ctx.group.allreduce_sum(sums.data(), sums.size());
+  comm::allreduce_sum(ctx.group, sums);  // on the device with NCCL
   if (failure) std::rethrow_exception(failure);
-  if (sums[2 * n] > 0.0) throw PeerFailure("another rank of the group failed while evaluating candidates");
+  // The decision's scalars in one copy: the group's sums and every point's norm.
+  std::vector<torch::Tensor> norms;
+  for (std::size_t e = 0; e < n; ++e) norms.push_back(l2(point(static_cast<std::int64_t>(e))));
+  const auto v = values_to_host(torch::cat({sums, torch::stack(norms).to(torch::kFloat64)}));
+  if (v[2 * n] > 0.0) throw PeerFailure("another rank of the group failed while evaluating candidates");
   Evaluations out;
   for (std::size_t e = 0; e < n; ++e) {
-    const double loss = objective_value(sums[e], batch, l2(point(static_cast<std::int64_t>(e))), o);
+    const double loss = objective_value(v[e], batch, v[2 * n + 1 + e], o);
     out.loss.push_back(std::isnan(loss) ? std::numeric_limits<double>::infinity() : loss);
-    out.accuracy.push_back(sums[n + e] / static_cast<double>(batch));
+    out.accuracy.push_back(v[n + e] / static_cast<double>(batch));
   }
   return out;
 }
 
 /// (H, W) direction c of global iteration t from stream (seed, kPerturbation, t, c):
-/// standard normal, or Rademacher (+-1) when `rademacher`.
+/// standard normal, or Rademacher (+-1) when `rademacher`; drawn on the host (the same bits on
+/// every device) and uploaded to `device` asynchronously.
 torch::Tensor direction(std::uint64_t seed, std::int64_t t, std::int64_t c, std::int64_t h,
-                        std::int64_t w, bool rademacher) {
+                        std::int64_t w, bool rademacher, const torch::Device& device) {
   std::vector<float> v(static_cast<std::size_t>(h * w));
   CounterStream s(seed, StreamPurpose::kPerturbation, static_cast<std::uint32_t>(t),
                   static_cast<std::uint32_t>(c));
@@ -126,7 +139,8 @@ torch::Tensor direction(std::uint64_t seed, std::int64_t t, std::int64_t c, std:
   } else {
     s.fill_normal(v.data(), v.size());
   }
-  return torch::from_blob(v.data(), {h, w}, torch::kFloat32).clone();
+  const auto host = torch::from_blob(v.data(), {h, w}, torch::kFloat32);
+  return device.is_cpu() ? host.clone() : host.pin_memory().to(device, /*non_blocking=*/true);
 }
 
 void check_finite(double loss, const char* method, std::int64_t step) {
@@ -143,9 +157,11 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
   const std::int64_t q = g.candidates;
   const double mu = g.sigma;
   const bool dense = p.comm.mode == "dense";
-  auto noise = torch::zeros({ctx.height, ctx.width}, torch::requires_grad());
+  const auto on = torch::TensorOptions().device(p.device);
+  auto noise = torch::zeros({ctx.height, ctx.width}, on.requires_grad(true));
   torch::optim::Adam adam({noise}, torch::optim::AdamOptions(g.lr));
   EditResult r;
+  std::vector<torch::Tensor> checkpoints;
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
@@ -158,7 +174,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     auto dir = [&](std::int64_t c) -> const torch::Tensor& {
       auto& d = dirs[static_cast<std::size_t>(c)];
       if (!d.defined())
-        d = direction(p.seed, t, c, ctx.height, ctx.width, rademacher);
+        d = direction(p.seed, t, c, ctx.height, ctx.width, rademacher, p.device);
       return d;
     };
     // Evaluation 0: eps (for the trace); 1 + 2c: eps + mu u_c; 2 + 2c: eps - mu u_c.
@@ -167,7 +183,8 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       const std::int64_t c = (e - 1) / 2;
       return (e - 1) % 2 == 0 ? eps + mu * dir(c) : eps - mu * dir(c);
     };
-    torch::Tensor grad = torch::zeros({ctx.height, ctx.width});
+    torch::Tensor grad = torch::zeros({ctx.height, ctx.width}, on);
+    torch::Tensor loss_at_eps, accuracy_at_eps;  // dense mode: 0-dim, on the device until the step's copy
     Evaluations ev;
     if (!dense) {
       // Seed mode: only the 2q + 1 losses cross the network; every rank rebuilds the same estimate.
@@ -180,31 +197,38 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       // the (H, W) estimate is all-reduced. Evaluation 0 is rank 0's.
       const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(q), group.rank(), group.size());
       const auto n = static_cast<std::size_t>(evaluations);
-      std::vector<double> sums(2 * n + 1, 0.0);  // [SA term sums | correct counts | ranks that failed]
+      auto sums = loss_slots(n, p.device);
       const double b = static_cast<double>(x.size(0));
+      // The loss of evaluation e from the slots, on the device (the host formula, same bits).
+      const auto loss_of = [&](std::int64_t e) {
+        return objective_value(sums[e], x.size(0), l2(point(e)), p.options);
+      };
       std::exception_ptr failure;  // a remote request that gave up: the group stops together
       try {
         if (group.rank() == 0) sa_term_sums(ctx, point, 0, 1, x, a, sums, n);
         for (auto c = static_cast<std::int64_t>(lo); c < static_cast<std::int64_t>(hi); ++c) {
           sa_term_sums(ctx, point, static_cast<std::size_t>(1 + 2 * c), static_cast<std::size_t>(3 + 2 * c), x, a, sums, n);
-          const double lp = objective_value(sums[static_cast<std::size_t>(1 + 2 * c)], x.size(0), l2(point(1 + 2 * c)), p.options);
-          const double lm = objective_value(sums[static_cast<std::size_t>(2 + 2 * c)], x.size(0), l2(point(2 + 2 * c)), p.options);
-          grad += static_cast<float>((lp - lm) / (2.0 * mu * static_cast<double>(q))) * dir(c);
+          grad += ((loss_of(1 + 2 * c) - loss_of(2 + 2 * c)) / (2.0 * mu * static_cast<double>(q))).to(torch::kFloat32) * dir(c);
         }
       } catch (const Error&) {
         failure = std::current_exception();
-        sums[2 * n] = 1.0;
+        sums[static_cast<std::int64_t>(2 * n)].fill_(1.0);
       }
-      group.allreduce_sum(sums.data(), sums.size());  // for the trace (loss at eps, accuracy), and failures
+      comm::allreduce_sum(group, sums);  // for the trace (loss at eps, accuracy), and failures
       if (failure) std::rethrow_exception(failure);
-      if (sums[2 * n] > 0.0) throw PeerFailure("another rank of the group failed while evaluating directions");
-      group.allreduce_sum(grad.data_ptr<float>(), static_cast<std::size_t>(grad.numel()));
-      ev.loss = {objective_value(sums[0], x.size(0), l2(eps), p.options)};
-      ev.accuracy = {sums[n] / b};
+      if (scalars_to_host({sums[static_cast<std::int64_t>(2 * n)]})[0] > 0.0)
+        throw PeerFailure("another rank of the group failed while evaluating directions");
+      comm::allreduce_sum(group, grad);
+      loss_at_eps = loss_of(0);
+      accuracy_at_eps = sums[static_cast<std::int64_t>(n)] / b;
     }
     r.queries += cost;
+    // The step's scalars in one copy (the checks throw before the update is ever used).
+    const auto v = scalars_to_host({dense ? loss_at_eps : torch::zeros({}, on), dense ? accuracy_at_eps : torch::zeros({}, on),
+                                    torch::isfinite(grad).all(), l2(grad)});
+    if (dense) ev = Evaluations{{v[0]}, {v[1]}};
     check_finite(ev.loss[0], name, t);
-    if (!torch::isfinite(grad).all().item<bool>())
+    if (v[2] == 0.0)
       throw NumericError(std::string(name) + ": a candidate loss or the gradient estimate is not finite at step " +
                          std::to_string(t) + " (try a smaller gezo.sigma or gezo.lr)");
     if (g.optimizer == "sgd") {
@@ -224,15 +248,15 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     r.trace.add("loss", ev.loss[0]);
     r.trace.add("sa_accuracy", ev.accuracy[0]);
     r.trace.add("refit", refitted ? 1.0 : 0.0);
-    r.trace.add("grad_norm", l2(grad));
-    r.trace.add("noise_l2", l2(noise.detach()));
+    r.trace.add("grad_norm", v[3]);
+    r.trace.add("noise_l2", scalars_to_host({l2(noise.detach())})[0]);
     r.trace.add("queries", static_cast<double>(r.queries));
     r.trace.add("bytes", static_cast<double>(group.bytes_communicated()));
     r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
     ++t;
     return true;
-  }, [&](std::int64_t) { r.checkpoints.push_back(noise.detach().clone()); });
-  r.noise = noise.detach().clone();
+  }, [&](std::int64_t) { checkpoints.push_back(noise.detach().clone()); });
+  finish_on_host(r, noise, checkpoints);
   return r;
 }
 
@@ -251,8 +275,10 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
   const auto& g = p.gezo;
   const std::int64_t candidates = g.candidates;
   const float m = static_cast<float>(g.momentum);
-  auto eps = torch::zeros({ctx.height, ctx.width});  // (H, W)
-  auto velocity = torch::zeros({ctx.height, ctx.width});
+  const auto on = torch::TensorOptions().device(p.device);
+  auto eps = torch::zeros({ctx.height, ctx.width}, on);  // (H, W)
+  auto velocity = torch::zeros({ctx.height, ctx.width}, on);
+  std::vector<torch::Tensor> checkpoints;
   double sigma = g.sigma;
   EditResult r;
   const auto start = Clock::now();
@@ -272,7 +298,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       std::vector<torch::Tensor> deltas(static_cast<std::size_t>(candidates));
       auto delta = [&](std::int64_t c) -> const torch::Tensor& {
         auto& d = deltas[static_cast<std::size_t>(c)];
-        if (!d.defined()) d = static_cast<float>(sigma) * direction(p.seed, t, c, ctx.height, ctx.width, false);
+        if (!d.defined()) d = static_cast<float>(sigma) * direction(p.seed, t, c, ctx.height, ctx.width, false, p.device);
         return d;
       };
       // Every candidate is projected onto the noise budget before it is evaluated, so the
@@ -324,8 +350,9 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       r.trace.add("sign", accepted ? sign : 0.0);
       r.trace.add("candidate", accepted ? static_cast<double>(chosen) : -1.0);
       r.trace.add("sigma", sigma);
-      r.trace.add("velocity_norm", l2(velocity));
-      r.trace.add("noise_l2", l2(eps));
+      const auto norms = scalars_to_host({l2(velocity), l2(eps)});  // the trace's: one copy
+      r.trace.add("velocity_norm", norms[0]);
+      r.trace.add("noise_l2", norms[1]);
       // Like RGE/SPSA's, loss and sa_accuracy are measured at the noise this iteration starts from.
       r.trace.add("sa_accuracy", accuracy_before);
       r.trace.add("sa_accuracy_after", current_accuracy);
@@ -336,8 +363,8 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       ++t;
     }
     return true;
-  }, [&](std::int64_t) { r.checkpoints.push_back(eps.clone()); });
-  r.noise = eps;
+  }, [&](std::int64_t) { checkpoints.push_back(eps.clone()); });
+  finish_on_host(r, eps, checkpoints);
   return r;
 }
 

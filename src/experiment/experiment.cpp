@@ -341,6 +341,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   // stops the whole group.
   t = Clock::now();
   std::shared_ptr<fm::EmbeddingModel> model;
+  torch::Device edit_device = torch::kCPU;  // where the editor works: the in-process FM's device
   std::map<std::string, std::string> fm_provenance;
   const auto embed_split = [&](const torch::Tensor& x) {  // (N, 1, H, W) -> (N, D)
     auto z = editing::embed_over_group(
@@ -357,9 +358,11 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     try {
       model = fm::make_embedding_model(c.fm, c.api, dataset.train.height, seed);
       // run.device = "cuda": an in-process FM's forwards run on this rank's GPU at run.precision.
-      if (auto in_process = std::dynamic_pointer_cast<fm::DifferentiableModel>(model); in_process && ctx.device == "cuda")
-        model = fm::on_device(in_process, torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.cuda_index)),
-                              c.run.precision);
+      // The editor then works there too (EditProblem::device); a remote FM's editor stays on the host.
+      if (auto in_process = std::dynamic_pointer_cast<fm::DifferentiableModel>(model); in_process && ctx.device == "cuda") {
+        edit_device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.cuda_index));
+        model = fm::on_device(in_process, edit_device, c.run.precision);
+      }
     } catch (const Error&) {
       failure = std::current_exception();
     }
@@ -422,7 +425,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     api_options.round_decimals = c.api.round_decimals;
     fm::EmbeddingApi api(model, api_options);
     editing::ModelAccess access{dynamic_cast<fm::DifferentiableModel*>(model.get()), api, *group};
-    editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes};
+    editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes, edit_device};
     editing::EditResult edit = editing::find_editor(c.dne.method)(problem, access);
     timings["edit_s"] = seconds_since(t);
     double group_api_images = static_cast<double>(api.images());

@@ -60,16 +60,20 @@ class DeviceModel : public DifferentiableModel {
     inner_->to(device_);
   }
 
-  torch::Tensor forward(const torch::Tensor& images) override {  // (B, 1, H, W) host -> (B, D) host fp32
-    // A batch without gradient goes through page-locked memory, so the copy is asynchronous.
-    const auto host = images.requires_grad() || !images.device().is_cpu() ? images : images.pin_memory();
-    const auto x = host.to(device_, /*non_blocking=*/true);
+  // (B, 1, H, W) -> (B, D) float32 on the input's device: a host batch comes back to the host
+  // (clean and downstream embeddings, which are stored), a batch already on the GPU (the editors')
+  // stays there.
+  torch::Tensor forward(const torch::Tensor& images) override {
+    const bool host_input = images.device().is_cpu();
+    // A host batch without gradient goes through page-locked memory, so the copy is asynchronous.
+    const auto staged = host_input && !images.requires_grad() ? images.pin_memory() : images;
+    const auto x = staged.to(device_, /*non_blocking=*/true);
     torch::Tensor z;
     {
       const AutocastScope autocast(precision_ == "bf16");
       z = inner_->forward(x);
     }
-    return z.to(torch::kFloat32).to(torch::kCPU);
+    return z.to(images.device(), torch::kFloat32);
   }
   std::int64_t embed_dim() const override { return inner_->embed_dim(); }
   std::string describe() const override { return inner_->describe() + " on " + device_.str() + " (" + precision_ + ")"; }

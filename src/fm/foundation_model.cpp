@@ -65,8 +65,9 @@ std::vector<torch::Tensor> EmbeddingApi::embed_each(const std::vector<torch::Ten
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options_.latency_ms * static_cast<double>(calls.size())));
   std::vector<torch::Tensor> out;
   std::size_t next = 0;
-  for (const std::size_t count : calls_per_batch) {
-    auto z = count == 0 ? torch::empty({0, model_->embed_dim()})
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    const std::size_t count = calls_per_batch[i];
+    auto z = count == 0 ? torch::empty({0, model_->embed_dim()}, batches[i].options())
              : count == 1 ? parts[next] : torch::cat(std::vector<torch::Tensor>(parts.begin() + static_cast<std::ptrdiff_t>(next),
                                                                               parts.begin() + static_cast<std::ptrdiff_t>(next + count)), 0);
     next += count;

@@ -9,7 +9,7 @@ LinearProbe LinearProbe::fit(const torch::Tensor& z, const torch::Tensor& target
                              const config::ProbeOptions& options) {
   TORCH_CHECK(z.dim() == 2 && target.dim() == 1 && z.size(0) == target.size(0),
               "probe: z must be (N, D) and target (N,)");
-  const auto y = target.to(torch::kFloat32);
+  const auto y = target.to(z.device(), torch::kFloat32);
   const double positives = y.sum().item<double>();
   if (positives < 1 || positives > static_cast<double>(y.size(0)) - 1)
     throw DataError("probe: the training targets contain a single class (" +
@@ -23,8 +23,9 @@ LinearProbe LinearProbe::fit(const torch::Tensor& z, const torch::Tensor& target
   probe.inv_std_ = 1.0 / z.std(0, /*unbiased=*/false).clamp_min(1e-6).detach();
   const auto x = ((z - probe.mean_) * probe.inv_std_).detach();  // (N, D)
 
-  auto w = torch::zeros({z.size(1)}, torch::requires_grad());
-  auto b = torch::zeros({1}, torch::requires_grad());
+  const auto on = torch::TensorOptions().dtype(torch::kFloat32).device(z.device()).requires_grad(true);
+  auto w = torch::zeros({z.size(1)}, on);  // on the embeddings' device
+  auto b = torch::zeros({1}, on);
   torch::optim::LBFGS opt({w, b}, torch::optim::LBFGSOptions(1.0)
                                       .max_iter(options.max_iter)
                                       .tolerance_grad(1e-7)
@@ -45,6 +46,14 @@ LinearProbe LinearProbe::fit(const torch::Tensor& z, const torch::Tensor& target
   probe.weight_ = w.detach();
   probe.bias_ = b.item<double>();
   return probe;
+}
+
+LinearProbe LinearProbe::to(const torch::Device& device) const {
+  LinearProbe moved = *this;
+  moved.mean_ = mean_.to(device);
+  moved.inv_std_ = inv_std_.to(device);
+  moved.weight_ = weight_.to(device);
+  return moved;
 }
 
 torch::Tensor LinearProbe::logits(const torch::Tensor& z) const {

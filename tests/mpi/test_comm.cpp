@@ -22,6 +22,10 @@
 #include "dne/core/errors.hpp"
 #include "mpi_test_main.hpp"
 
+#if defined(DNE_WITH_NCCL) && DNE_WITH_NCCL
+#include <cuda_runtime.h>
+#endif
+
 namespace {
 
 using dne_test::world_rank;
@@ -351,6 +355,68 @@ TEST(NcclCommunicator, ControlCollectivesOverMpi) {
   c->barrier();
   EXPECT_EQ(c->bytes_communicated(), 16u + sizeof value + 8u * static_cast<unsigned>(r + 1));
 }
+
+TEST(MpiCommunicator, RefusesDeviceBuffers) {
+  auto c = world();
+  EXPECT_FALSE(c->sums_device_memory());
+  float x = 1.0f;
+  EXPECT_THROW(c->allreduce_sum_device(&x, 1), dne::CommError);
+  c->barrier();
+}
+
+#if defined(DNE_WITH_NCCL) && DNE_WITH_NCCL
+
+TEST(NcclCommunicator, AllreduceSumOfDeviceBuffersInPlace) {
+  // The editors' loss slots and gradient estimates: summed where they are, no host staging.
+  DNE_SKIP_WITHOUT_NCCL();
+  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD);
+  ASSERT_TRUE(c->sums_device_memory());
+  const int n = c->size(), r = c->rank();
+  for (const std::size_t len : {std::size_t{1}, std::size_t{1} << 20}) {
+    std::vector<double> host(len);
+    for (std::size_t i = 0; i < len; ++i) host[i] = (r + 1) * (static_cast<double>(i) + 0.5);
+    double* device = nullptr;
+    ASSERT_EQ(cudaMalloc(&device, len * sizeof(double)), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(device, host.data(), len * sizeof(double), cudaMemcpyHostToDevice), cudaSuccess);
+    c->allreduce_sum_device(device, len);
+    ASSERT_EQ(cudaMemcpy(host.data(), device, len * sizeof(double), cudaMemcpyDeviceToHost), cudaSuccess);
+    cudaFree(device);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < len; ++i) wrong += host[i] != (static_cast<double>(i) + 0.5) * n * (n + 1) / 2.0;
+    EXPECT_EQ(wrong, 0u) << len;
+  }
+}
+
+TEST(NcclCommunicator, HungPeerAbortsWithinTheTimeout) {
+  // Rank 1 stays away from the sum for 4 s; rank 0 must give up after comm.timeout_s = 2 s with
+  // a CommError naming the timeout, abort, and refuse later sums, instead of hanging. Rank 1,
+  // arriving late at a sum its aborted peer never joins, fails the same way.
+  DNE_SKIP_WITHOUT_NCCL();
+  if (world_size() < 2) GTEST_SKIP() << "needs a peer (2 ranks)";
+  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD, 2.0);
+  if (c->rank() == 1) {
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    float x = 1.0f;
+    EXPECT_THROW(c->allreduce_sum(&x, 1), dne::CommError);
+  } else if (c->rank() == 0) {
+    float x = 1.0f;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      c->allreduce_sum(&x, 1);
+      ADD_FAILURE() << "the sum returned without its peer";
+    } catch (const dne::CommError& e) {
+      EXPECT_NE(std::string(e.what()).find("comm.timeout_s"), std::string::npos) << e.what();
+    }
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_GE(waited, 2.0);
+    EXPECT_LT(waited, 6.0);
+    EXPECT_THROW(c->allreduce_sum(&x, 1), dne::CommError);  // aborted: refused at once
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) { return dne_test::run_mpi_tests(argc, argv, "test_comm"); }

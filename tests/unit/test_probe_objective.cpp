@@ -172,3 +172,56 @@ TEST(EditorTable, UnknownMethodIsConfigError) {
 }
 
 }  // namespace
+
+// ---- The device-side forms (run.device = "cuda"): the same bits as the host formulas ----------
+
+namespace device_forms {
+
+using namespace dne;
+
+TEST(Objective, TensorObjectiveValueHasTheDoubleOverloadsBits) {
+  config::DneOptions o;
+  o.lambda_1 = 0.7;
+  o.lambda = 0.013;
+  torch::manual_seed(5);
+  const auto sums = torch::randn({50}, torch::kFloat64) * 30.0;
+  const auto norms = torch::rand({50}) * 9.0f;  // float32, as l2() gives
+  for (std::int64_t i = 0; i < 50; ++i) {
+    const double s = sums[i].item<double>(), n = norms[i].item<double>();
+    const double host = editing::objective_value(s, 17, n, o);
+    const double device_form = editing::objective_value(sums[i], 17, norms[i], o).item<double>();
+    EXPECT_EQ(host, device_form) << i;  // bit for bit
+  }
+}
+
+TEST(NoiseBudget, L2ProjectionHasTheHostFormulasBits) {
+  // The projection no longer reads the norm back to the host; it must give exactly what
+  // eps * float(max_l2 / norm) gives with the norm as a double, and eps itself inside the ball.
+  config::DneOptions o;
+  torch::manual_seed(6);
+  for (const double bound : {0.5, 2.0, 7.3, 1e3}) {
+    o.max_l2 = bound;
+    const auto eps = torch::randn({16, 16});
+    const double norm = eps.pow(2).sum().sqrt().item<double>();
+    const auto expected = norm > bound ? eps * static_cast<float>(bound / norm) : eps;
+    EXPECT_TRUE(torch::equal(editing::project_noise(eps, o), expected)) << bound;
+  }
+  EXPECT_TRUE(torch::equal(editing::project_noise(torch::zeros({4, 4}), o), torch::zeros({4, 4})));  // norm 0
+}
+
+TEST(EditorHelpers, ScalarsAndValuesComeBackAsDoubles) {
+  const auto v = editing::scalars_to_host({torch::tensor(1.5f), torch::tensor(true), torch::tensor(-2.0, torch::kFloat64)});
+  EXPECT_EQ(v, (std::vector<double>{1.5, 1.0, -2.0}));
+  EXPECT_TRUE(editing::scalars_to_host({}).empty());
+  EXPECT_EQ(editing::values_to_host(torch::tensor({{1.0f, 2.0f}, {3.0f, 4.0f}})), (std::vector<double>{1, 2, 3, 4}));
+}
+
+TEST(LinearProbe, MovedProbeGivesTheSameLogits) {
+  torch::manual_seed(8);
+  const auto z = torch::randn({60, 3});
+  const auto y = (z.select(1, 0) > 0).to(torch::kInt64);
+  const auto g = probe::LinearProbe::fit(z, y, config::ProbeOptions{});
+  EXPECT_TRUE(torch::equal(g.to(torch::kCPU).logits(z), g.logits(z)));
+}
+
+}  // namespace device_forms

@@ -35,6 +35,17 @@ class Communicator {
   virtual void allreduce_sum(float* data, std::size_t n) = 0;
   virtual void allreduce_sum(double* data, std::size_t n) = 0;
 
+  /// True when this communicator sums buffers in the rank's CUDA device memory in place
+  /// (allreduce_sum_device): NCCL, and one rank alone. Others take host buffers only; Torch code
+  /// goes through comm::allreduce_sum(Communicator&, torch::Tensor&) (tensor_sum.hpp), which
+  /// stages a device tensor through the host for them.
+  virtual bool sums_device_memory() const { return false; }
+  /// As allreduce_sum, but `data` is CUDA device memory on the rank's device, written by work
+  /// queued on the default stream (LibTorch's, as dne uses it); the sum is complete on return.
+  /// The default throws CommError (host-only communicators).
+  virtual void allreduce_sum_device(float* data, std::size_t n);
+  virtual void allreduce_sum_device(double* data, std::size_t n);
+
   /// Global minimum of `value` with the location the caller supplies (e.g. a candidate index).
   /// Ties go to the smallest location (deterministic); NaN counts as +infinity, so the result
   /// value is never NaN. Equal values at equal locations: -0.0 beats +0.0.

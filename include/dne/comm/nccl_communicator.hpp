@@ -1,8 +1,8 @@
 // NCCL implementation of Communicator (compiled only with DNE_WITH_NCCL: CMake found CUDA + NCCL).
 //
 // Sums (the bandwidth-heavy collective: dense gradient estimates) run through NCCL on this rank's
-// GPU (node-local rank mod device count): host buffer -> device buffer -> ncclAllReduce on a
-// stream -> host. The NCCL unique id is created on group rank 0 and shared with MPI_Bcast over
+// GPU (node-local rank mod device count): device buffers in place (allreduce_sum_device), host
+// buffers through a page-locked bounce buffer and a device buffer. The NCCL unique id is created on group rank 0 and shared with MPI_Bcast over
 // the group's MPI communicator; the small control collectives (min-loc, broadcast, all-gather,
 // barrier) go through MPI. Without DNE_WITH_NCCL the functions below still exist: the checks
 // return false / 0 and the factory throws CommError, so callers and tests need no #if.

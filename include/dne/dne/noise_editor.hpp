@@ -29,15 +29,29 @@ namespace dne::editing {
 
 /// What every editor optimises against.
 struct EditProblem {
-  torch::Tensor images;            // (N, 1, H, W) float32 training images
-  torch::Tensor sa;                // (N,) float32 sensitive attribute 0/1
+  torch::Tensor images;            // (N, 1, H, W) float32 training images, on the host
+  torch::Tensor sa;                // (N,) float32 sensitive attribute 0/1, on the host
   const probe::LinearProbe* sa_probe = nullptr;  // frozen g
   config::DneOptions options;
   std::uint64_t seed = 0;
   config::GezoOptions gezo{};        // zeroth-order editors only
   config::CommOptions comm{};        // how the rank group shares the work
   config::ProbeOptions probes{};     // how the adversary is re-fitted (dne.adversary = "refit")
+  /// Where the editor works (run.device): its noise, batches, probe, losses and gradient
+  /// estimates live here; the images stay on the host and move over a batch at a time (from
+  /// page-locked memory). Inside the loops only the scalars that decisions and the trace need
+  /// come back (one copy per step). The model must return embeddings on its input's device.
+  torch::Device device = torch::kCPU;
 };
+
+/// `host` (a batch of the problem's images or attributes) on the problem's device: itself on the
+/// CPU, else an asynchronous copy from page-locked memory.
+torch::Tensor to_problem_device(const EditProblem& problem, const torch::Tensor& host);
+
+/// The values of `t` (any shape, device and real dtype) as doubles, in one copy to the host.
+std::vector<double> values_to_host(const torch::Tensor& t);
+/// Scalar tensors (0-dim or one element, any device and real dtype) as doubles, in one copy.
+std::vector<double> scalars_to_host(const std::vector<torch::Tensor>& scalars);
 
 /// The two ways into the model; each editor uses exactly one of them.
 struct ModelAccess {
@@ -47,12 +61,16 @@ struct ModelAccess {
 };
 
 struct EditResult {
-  torch::Tensor noise;             // (H, W) float32
+  torch::Tensor noise;             // (H, W) float32, on the host
   Trace trace;
   std::string status = "complete";  // or why optimisation stopped early
   std::int64_t queries = 0;        // images embedded by the editor over the whole rank group
-  std::vector<torch::Tensor> checkpoints;  // (H, W) noise at the end of every completed epoch (dne.keep)
+  std::vector<torch::Tensor> checkpoints;  // (H, W) noise at the end of every completed epoch (dne.keep), host
 };
+
+/// `noise` (H, W) and `checkpoints` on the problem's device -> into `r` on the host (one copy each,
+/// after the editing loop).
+void finish_on_host(EditResult& r, const torch::Tensor& noise, const std::vector<torch::Tensor>& checkpoints);
 
 using Editor = std::function<EditResult(const EditProblem&, ModelAccess&)>;
 
@@ -89,6 +107,7 @@ class Adversary {
 
  private:
   const EditProblem& problem_;
+  torch::Tensor sa_;  // (N,) the training attributes on the problem's device
   probe::LinearProbe current_;
   std::int64_t refits_ = 0;
 };
@@ -109,10 +128,12 @@ void stop_point(comm::Communicator& group, const std::string& where);
 /// rows [c * chunk, (c + 1) * chunk)) dealt round-robin over `group`, `window` chunks per call
 /// of `embed`; the group sums the result (one contributor per row), so every rank gets the same
 /// bits for any group size, and agrees on failures (agree_on_failure). `images(begin, end)`
-/// makes the chunk's images (b, 1, H, W).
+/// makes the chunk's images (b, 1, H, W); `embed` returns embeddings on `device`, where the
+/// result is built and summed.
 torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
                                const std::function<torch::Tensor(std::int64_t, std::int64_t)>& images,
-                               const Adversary::Embed& embed, comm::Communicator& group);
+                               const Adversary::Embed& embed, comm::Communicator& group,
+                               const torch::Device& device = torch::kCPU);
 
 /// Name -> editor. Unknown names throw ConfigError naming `dne.method`.
 const Editor& find_editor(const std::string& method);

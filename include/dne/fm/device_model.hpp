@@ -1,10 +1,11 @@
 // An in-process FM whose forwards run on a GPU (`run.device = "cuda"`), at `run.precision`.
 //
-// `on_device` moves the model's weights to the device once and wraps it: every forward moves its
-// input batch (B, 1, H, W) to the device (from page-locked host memory when the batch needs no
-// gradient: an asynchronous copy), runs the model there under the precision, and returns the
-// embeddings (B, D) as float32 on the host, so everything downstream (editors, probes, metrics)
-// is unchanged. The copies are differentiable: white-box DNE's gradient reaches its host noise.
+// `on_device` moves the model's weights to the device once and wraps it: a forward runs the model
+// there under the precision and returns the embeddings (B, D) as float32 on the device its input
+// came from. The editors hand it batches already on the GPU (EditProblem::device), so nothing
+// crosses to the host inside their loops; host batches (the clean and final embeddings, which
+// are stored) move over from page-locked memory (an asynchronous copy) and come back. The
+// copies are differentiable.
 // Precision: fp32 turns TF32 off for matmuls and convolutions (cuDNN allows it by default);
 // tf32 turns it on (both process-wide, set when the model is placed, so a white-box backward
 // runs at the same precision); bf16 runs each forward under CUDA autocast with bfloat16 (the

@@ -15,12 +15,15 @@ namespace dne::probe {
 
 class LinearProbe {
  public:
-  /// z (N, D) float32, target (N,) with values 0/1 (any dtype). Throws DataError if a class is
+  /// z (N, D) float32 on any device (the probe lives there), target (N,) with values 0/1 (any dtype). Throws DataError if a class is
   /// missing or the embeddings are not finite.
   static LinearProbe fit(const torch::Tensor& z, const torch::Tensor& target,
                          const config::ProbeOptions& options);
 
-  /// z (N, D) -> logits (N,); differentiable with respect to z (the probe's own weights are frozen).
+  /// The same probe with its tensors on `device` (fitting runs where z is).
+  LinearProbe to(const torch::Device& device) const;
+
+  /// z (N, D) -> logits (N,) on z's device (the probe's); differentiable with respect to z (the probe's own weights are frozen).
   torch::Tensor logits(const torch::Tensor& z) const;
   /// z (N, D) -> P(class 1) (N,), no grad.
   torch::Tensor probability(const torch::Tensor& z) const;
