@@ -261,7 +261,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
   const auto c = config::expand(source).front();
-  const auto settings = agreed_run_settings({c}, process);  // run.device, run.precision (collective)
+  const auto settings = agreed_run_settings(config::read_run_config(source), {c}, process);  // run.device, run.precision (collective)
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);

@@ -88,7 +88,7 @@ void prepare_output_dir(const std::string& dir) {
 /// Experiment `c` as the sweep driver sees it: its pending index row (id, method, seed, and the
 /// value of every axis plus the keys every index shows), its result file, whether it must hold
 /// embeddings, and its estimated cost.
-sweep::SweepTask sweep_task(const config::ExperimentConfig& c, const std::vector<std::string>& axes) {
+sweep::SweepTask sweep_task(const config::ExperimentConfig& c, const config::RunConfig& run, const std::vector<std::string>& axes) {
   sweep::SweepTask task;
   store::IndexRow& row = task.row;
   row.id = c.id();
@@ -104,8 +104,8 @@ sweep::SweepTask sweep_task(const config::ExperimentConfig& c, const std::vector
     else if (const auto* b = std::get_if<bool>(&v)) row.axes[key] = std::string(*b ? "true" : "false");
     else row.axes[key] = std::get<std::string>(v);
   }
-  task.path = experiment::experiment_path(c.output.dir, row.id);
-  task.needs_embeddings = c.output.save_embeddings;
+  task.path = experiment::experiment_path(run.output_dir, row.id);
+  task.needs_embeddings = run.save_embeddings;
   task.cost = experiment::estimated_cost(c);
   return task;
 }
@@ -118,21 +118,6 @@ std::string mpi_library_version() {
   return v.substr(0, v.find_first_of(",\n"));
 }
 
-
-/// Keys that describe the whole run, not one experiment, take one value outside [[grid]] tables:
-/// a list or a grid value would otherwise silently mean the first experiment's value (they are
-/// not in the id, so differing experiments even collapse into one).
-void require_one_value_per_run(const config::ConfigSource& source) {
-  for (const char* key : {"sweep.ranks_per_experiment", "output.dir", "output.save_embeddings", "run.threads", "run.device",
-                          "comm.backend", "comm.timeout_s"}) {
-    bool in_grid = false;
-    for (const auto& grid : source.grids) in_grid = in_grid || grid.count(key) > 0;
-    const auto it = source.values.find(key);
-    if (in_grid || (it != source.values.end() && it->second.size() > 1))
-      throw ConfigError(source.origin + ": " + key + " applies to the whole run: give it one value (not a list, " +
-                        "not in a [[grid]] table)");
-  }
-}
 
 /// Whether `c` fits in `have` bytes (experiment::estimated_memory_bytes, a lower bound);
 /// ResourceError otherwise, naming the data, the need and what there is (`ranks_here` share it).
@@ -255,7 +240,8 @@ CheckedEmbeddings check_embeddings(const config::ExperimentConfig& c) {
 /// run's image cache (skipped when the cache file is there); every embeddings file read and
 /// hashed. Returns one line per experiment: its data hash and its train (+ val) and test rows,
 /// empty for the phantom.
-std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& experiments, bool decode, bool quiet) {
+std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& experiments, const std::string& out_dir, bool decode,
+                                 bool quiet) {
   struct Checked {
     data::Manifest manifest;
     std::string hash;
@@ -293,7 +279,7 @@ std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& ex
     lines += it->second.hash + " " + std::to_string(static_cast<std::int64_t>(rows.size()) - test_rows) + " " +
              std::to_string(test_rows) + "\n";
     if (!decode) continue;
-    const auto cache = data::image_cache_path(c.output.dir, it->second.hash, c.data.image_size, c.data.resize);
+    const auto cache = data::image_cache_path(out_dir, it->second.hash, c.data.image_size, c.data.resize);
     std::error_code ec;
     if (fs::is_regular_file(cache, ec)) continue;
     // Decoding holds every image of the selection: it must fit in what the node has now.
@@ -347,11 +333,12 @@ std::string on_rank0_shared(const ProcessInfo& process, const std::string& conte
 /// `decode`, rank 0 also decodes a manifest's images once into the run's image cache (the other
 /// ranks wait without spinning). Bad data ends the job on every rank with one line from rank 0
 /// (PreflightError) and no experiment file.
-void prepare_data(std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process, bool decode, bool quiet) {
+void prepare_data(std::vector<config::ExperimentConfig>& experiments, const std::string& out_dir, const ProcessInfo& process,
+                  bool decode, bool quiet) {
   const bool any = std::any_of(experiments.begin(), experiments.end(),
                                [](const config::ExperimentConfig& c) { return c.data.source != "phantom"; });
   if (!any) return;
-  std::istringstream in(on_rank0_shared(process, "while preparing the data", [&] { return check_and_cache_data(experiments, decode, quiet); }));
+  std::istringstream in(on_rank0_shared(process, "while preparing the data", [&] { return check_and_cache_data(experiments, out_dir, decode, quiet); }));
   std::string line;
   for (auto& c : experiments) {  // "<hash> <train rows> <test rows>", or empty for the phantom
     std::getline(in, line);
@@ -361,14 +348,15 @@ void prepare_data(std::vector<config::ExperimentConfig>& experiments, const Proc
 }
 
 /// `dne run --dry-run`: one line per experiment (id, status, estimated cost, axis values).
-void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, const config::ConfigSource& source) {
+void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, const config::RunConfig& run,
+                   const config::ConfigSource& source) {
   std::cout << "# dry run: " << experiments.size() << " experiment(s); nothing is run or written\n";
   std::cout << std::left << std::setw(18) << "id" << std::setw(10) << "status" << std::setw(12) << "est. cost";
   for (const auto& a : source.axes) std::cout << " " << a;
   std::cout << "\n";
   double total = 0.0;
   for (const auto& c : experiments) {
-    const auto task = sweep_task(c, source.axes);
+    const auto task = sweep_task(c, run, source.axes);
     const auto row = sweep::resume_row(task, &std::cout);
     const double cost = task.cost;
     total += row.status == "complete" ? 0.0 : cost;
@@ -422,7 +410,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const StopOnSignal stop_on_signal;
   const bool quiet = vm.count("quiet") > 0;
   const auto source = resolve_source(vm);
-  require_one_value_per_run(source);
+  const auto run = config::read_run_config(source);  // the run-wide keys, read once
   auto experiments = config::expand(source);
   // Every argument is checked before anything is written: a malformed api.url, --inject-kill, and
   // rank groups larger than the job.
@@ -431,7 +419,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto faults = fault_injection(vm);
   require_memory(experiments, process);
   // The run's settings, device and communicator: chosen here, in one place, alike on every rank.
-  const auto settings = agreed_run_settings(experiments, process);
+  const auto settings = agreed_run_settings(run, experiments, process);
   // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
   const auto layout = sweep::plan_groups(process.rank, process.world_size,
                                          static_cast<int>(settings.ranks_per_experiment));
@@ -453,10 +441,10 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
       return std::string();
     });
   attach_fm_hashes(experiments);
-  prepare_data(experiments, process, !dry_run, quiet);
+  prepare_data(experiments, out_dir, process, !dry_run, quiet);
   require_memory(experiments, process);  // now with the manifests' rows
   if (dry_run) {
-    if (process.rank == 0) print_dry_run(experiments, source);
+    if (process.rank == 0) print_dry_run(experiments, run, source);
     return 0;
   }
 
@@ -466,8 +454,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     std::cout << "# dne run: " << experiments.size() << " experiment(s), " << process.world_size
               << " rank(s), " << threads << " Torch thread(s) per rank, output " << out_dir << "\n";
     std::cout << "# device: " << settings.reason << "; rank-group sums: " << settings.backend << " (comm.backend = "
-              << experiments.front().comm.backend << ")\n";
-    std::cout << "# resolved config (first experiment):\n" << experiments.front().resolved_text();
+              << run.backend << ")\n";
+    std::cout << "# resolved config (first experiment):\n" << config::resolved_text(experiments.front(), run);
     if (!source.axes.empty()) {
       std::cout << "# sweep axes:";
       for (const auto& a : source.axes) std::cout << " " << a;
@@ -494,7 +482,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   setup.faults = faults;
   std::vector<sweep::SweepTask> tasks;
   if (process.rank == 0) {
-    for (const auto& c : experiments) tasks.push_back(sweep_task(c, source.axes));
+    for (const auto& c : experiments) tasks.push_back(sweep_task(c, run, source.axes));
     setup.header.config_origin = source.origin;
     setup.header.axes = source.axes;
     for (const auto& [key, value] : tasks.front().row.axes) setup.header.key_methods[key] = config::methods_reading(key);
@@ -506,6 +494,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   }
 
   experiment::RunContext ctx;
+  ctx.run = run;
   ctx.world_size = process.world_size;
   ctx.group = group.get();
   ctx.mpi_library = mpi_library_version();
@@ -526,7 +515,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   };
   const auto discard = [&](std::size_t task) {  // the group failed after the leader wrote the file
     std::error_code ec;
-    fs::remove(experiment::experiment_path(experiments[task].output.dir, experiments[task].id()), ec);
+    fs::remove(experiment::experiment_path(out_dir, experiments[task].id()), ec);
   };
   const int exit_code = sweep::run_sweep(setup, tasks, run_one, discard);
   group.reset();
@@ -576,7 +565,9 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
     return 0;
   }
   if (!vm.count("out")) throw ConfigError("dne pretrain: --out FM_FILE is required");
-  auto c = single_config(config_and_overrides(vm), "dne pretrain");
+  const auto source = config_and_overrides(vm);
+  auto c = single_config(source, "dne pretrain");
+  const auto run = config::read_run_config(source);
   if (c.fm.kind != "vit") throw ConfigError("dne pretrain trains the built-in ViT: set fm.kind = \"vit\" (it is \"" + c.fm.kind + "\")");
   if (!c.fm.weights.empty())
     throw ConfigError("dne pretrain starts from random weights: leave fm.weights empty (it is \"" + c.fm.weights + "\")");
@@ -585,7 +576,7 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
   // One Torch thread per rank unless run.threads says otherwise: the bits of a micro-batch's
   // gradient depend on the thread count (per-thread partial sums), and must not depend on how
   // many ranks share the node.
-  const int threads = c.run.threads > 0 ? static_cast<int>(c.run.threads) : 1;
+  const int threads = run.threads > 0 ? static_cast<int>(run.threads) : 1;
   torch::set_num_threads(threads);
 
   // Everything before the first collective fails alike on every rank: one line, clean exit.
@@ -608,7 +599,7 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
     if (c.data.source == "manifest") {  // the manifest's content enters the pretraining hash: a changed one retrains
       c.data_hash = experiment::data_hash(c, data::read_manifest(c.data.manifest, experiment::manifest_options(c)), threads);
     }
-    const auto dataset = experiment::load_dataset(c);  // only the training images are used below
+    const auto dataset = experiment::load_dataset(c, run.output_dir);  // only the training images are used below
     data::validate(dataset.train, "train split");
     images = experiment::to_tensor(dataset.train);
   } catch (const ConfigError&) {

@@ -20,7 +20,8 @@ std::string libtorch_cuda_version() {
   }
 }
 
-config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process) {
+config::RunSettings agreed_run_settings(const config::RunConfig& run, const std::vector<config::ExperimentConfig>& experiments,
+                                        const ProcessInfo& process) {
   config::DeviceFacts facts;
   facts.libtorch_cuda = libtorch_cuda_version() != "none";
   facts.cuda_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
@@ -29,7 +30,7 @@ config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConf
   // [libtorch_cuda, devices, nccl_built, -local_ranks]: the job's minimum of each.
   int agreed[4] = {facts.libtorch_cuda ? 1 : 0, facts.cuda_devices, facts.nccl_built ? 1 : 0, -facts.local_ranks};
   MPI_Allreduce(MPI_IN_PLACE, agreed, 4, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (experiments.front().run.device != "cuda") {  // "cuda" is checked per rank: the lacking rank names itself
+  if (run.device != "cuda") {  // "cuda" is checked per rank: the lacking rank names itself
     facts.libtorch_cuda = agreed[0] == 1;
     facts.cuda_devices = agreed[1];
   }
@@ -38,7 +39,7 @@ config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConf
   config::RunSettings settings;
   std::string error;
   try {
-    settings = config::resolve_run_settings(experiments, process.local_rank, facts);
+    settings = config::resolve_run_settings(run, experiments, process.local_rank, facts);
   } catch (const ConfigError& e) {
     error = e.what();
   }

@@ -74,7 +74,9 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
   }
   if (process.world_size > 1) throw ConfigError("dne serve runs as one process, not under mpirun");
   if (!vm.count("config")) throw ConfigError("dne serve: --config FILE is required (its [fm] and data.image_size say what to serve)");
-  const auto c = single_config(config_and_overrides(vm), "dne serve");
+  const auto source = config_and_overrides(vm);
+  const auto c = single_config(source, "dne serve");
+  const auto run = config::read_run_config(source);
   if (c.fm.kind == "remote") throw ConfigError("dne serve: fm.kind = \"remote\" is a client; serve cnn, vit or torchscript");
   if (o.port < 0 || o.port > 65535) throw ConfigError("--port " + std::to_string(o.port) + ": not a TCP port (0-65535)");
   if (o.max_batch < 1) throw ConfigError("--max-batch " + std::to_string(o.max_batch) + ": must be at least 1");
@@ -91,7 +93,7 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
     if (token == nullptr || *token == '\0') throw ConfigError("--token-env " + var + ": that environment variable is not set");
     o.token = token;
   }
-  torch::set_num_threads(c.run.threads > 0 ? static_cast<int>(c.run.threads) : 1);
+  torch::set_num_threads(run.threads > 0 ? static_cast<int>(run.threads) : 1);
 
   serve::ModelServer server(served_model(c), o);
   const int port = server.bind();

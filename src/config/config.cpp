@@ -36,9 +36,26 @@ struct KeySpec {
   std::vector<std::string> methods;     // dne.method values that read this key (empty: all)
   std::string data_source;              // the data.source that reads this key (empty: every source)
   bool omitted_at_default = false;      // left out of canonical/pretrain text at its default value
+  bool run_wide = false;                // a RunConfig key (set_run / get_run), in no experiment
   std::function<void(ExperimentConfig&, const Value&)> set;
   std::function<Value(const ExperimentConfig&)> get;
+  std::function<void(RunConfig&, const Value&)> set_run;
+  std::function<Value(const RunConfig&)> get_run;
 };
+
+/// `target.*field = v`, converting an integer to a real where the field is one.
+template <class Field>
+void assign(Field& target, const Value& v) {
+  if constexpr (std::is_same_v<Field, std::int64_t>) {
+    target = std::get<std::int64_t>(v);
+  } else if constexpr (std::is_same_v<Field, double>) {
+    target = std::holds_alternative<double>(v) ? std::get<double>(v) : static_cast<double>(std::get<std::int64_t>(v));
+  } else if constexpr (std::is_same_v<Field, bool>) {
+    target = std::get<bool>(v);
+  } else {
+    target = std::get<std::string>(v);
+  }
+}
 
 template <class Section, class Field>
 KeySpec make_key(std::string name, Kind kind, Section ExperimentConfig::*section,
@@ -47,20 +64,25 @@ KeySpec make_key(std::string name, Kind kind, Section ExperimentConfig::*section
   k.name = std::move(name);
   k.kind = kind;
   k.help = std::move(help);
-  k.set = [section, field](ExperimentConfig& c, const Value& v) {
-    if constexpr (std::is_same_v<Field, std::int64_t>) {
-      (c.*section).*field = std::get<std::int64_t>(v);
-    } else if constexpr (std::is_same_v<Field, double>) {
-      (c.*section).*field = std::holds_alternative<double>(v)
-                                ? std::get<double>(v)
-                                : static_cast<double>(std::get<std::int64_t>(v));
-    } else if constexpr (std::is_same_v<Field, bool>) {
-      (c.*section).*field = std::get<bool>(v);
-    } else {
-      (c.*section).*field = std::get<std::string>(v);
-    }
-  };
+  k.set = [section, field](ExperimentConfig& c, const Value& v) { assign((c.*section).*field, v); };
   k.get = [section, field](const ExperimentConfig& c) -> Value { return (c.*section).*field; };
+  return k;
+}
+
+/// A run-wide key (RunConfig): one value per run, not in any experiment or id.
+template <class Field>
+KeySpec make_run_key(std::string name, Kind kind, Field RunConfig::*field, std::string help) {
+  KeySpec k;
+  k.name = std::move(name);
+  k.kind = kind;
+  k.help = std::move(help) + " [one value per run]";
+  k.affects_results = false;
+  k.run_wide = true;
+  k.set_run = [field](RunConfig& r, const Value& v) { assign(r.*field, v); };
+  k.get_run = [field](const RunConfig& r) -> Value { return r.*field; };
+  const std::string key = k.name;
+  k.set = [key](ExperimentConfig&, const Value&) { throw ConfigError("internal: " + key + " is a run-wide key"); };
+  k.get = [key](const ExperimentConfig&) -> Value { throw ConfigError(key + " applies to the whole run, not to one experiment"); };
   return k;
 }
 
@@ -368,14 +390,14 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(for_methods(choice(make_key("comm.split", Kind::kChoice, &C::comm, &CommOptions::split,
                                             "what a rank group divides: candidates or the batch's images"),
                                    {"candidates", "data"}), zo));
-    t.push_back(not_in_id(choice(make_key("comm.backend", Kind::kChoice, &C::comm, &CommOptions::backend,
-                                          "rank-group sums: auto (nccl when run.device is cuda and NCCL is built), "
-                                          "mpi, or nccl"),
-                                 {"auto", "mpi", "nccl"})));
-    t.push_back(not_in_id(ranged(make_key("comm.timeout_s", Kind::kReal, &C::comm, &CommOptions::timeout_s,
-                                          "a rank-group collective unfinished after this many seconds is a dead or hung "
-                                          "peer: the communicator is aborted and every rank stops with an error (NCCL)"),
-                                 0.1, 1e6)));
+    t.push_back(choice(make_run_key("comm.backend", Kind::kChoice, &RunConfig::backend,
+                                    "rank-group sums: auto (nccl when run.device is cuda and NCCL is built), "
+                                    "mpi, or nccl"),
+                       {"auto", "mpi", "nccl"}));
+    t.push_back(ranged(make_run_key("comm.timeout_s", Kind::kReal, &RunConfig::comm_timeout_s,
+                                    "a rank-group collective unfinished after this many seconds is a dead or hung "
+                                    "peer: the communicator is aborted and every rank stops with an error (NCCL)"),
+                       0.1, 1e6));
     // api (simulated black box)
     t.push_back(for_methods(ranged(make_key("api.max_batch", Kind::kInt, &C::api, &ApiOptions::max_batch,
                                             "images per API call (0 = unlimited)"), 0, 1e9), zo));
@@ -406,24 +428,22 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(ranged(make_key("sweep.seeds", Kind::kInt, &C::sweep, &SweepOptions::seed,
                                 "run seed (a list makes a seed axis)"),
                        0, 4294967295.0));
-    t.push_back(not_in_id(ranged(make_key("sweep.ranks_per_experiment", Kind::kInt, &C::sweep,
-                                          &SweepOptions::ranks_per_experiment,
-                                          "ranks sharing one experiment (zeroth-order queries are split)"),
-                                 1, 100000)));
+    t.push_back(ranged(make_run_key("sweep.ranks_per_experiment", Kind::kInt, &RunConfig::ranks_per_experiment,
+                                    "ranks sharing one experiment (zeroth-order queries are split)"),
+                       1, 100000));
     // output / run: do not change results
-    t.push_back(not_in_id(make_key("output.dir", Kind::kString, &C::output, &OutputOptions::dir,
-                                   "run directory (experiments/<id>.h5 inside)")));
-    t.push_back(not_in_id(make_key("output.save_embeddings", Kind::kBool, &C::output,
-                                   &OutputOptions::save_embeddings,
-                                   "also store the method's embeddings with labels as /embeddings/<split>/{x,label,sa[,age]} "
-                                   "(the layout data.source = \"embeddings\" reads)")));
-    t.push_back(not_in_id(ranged(make_key("run.threads", Kind::kInt, &C::run, &RunOptions::threads,
-                                          "Torch threads per rank (0 = cores / ranks on the node)"),
-                                 0, 1024)));
-    t.push_back(not_in_id(choice(make_key("run.device", Kind::kChoice, &C::run, &RunOptions::device,
-                                          "where Torch runs: auto (cuda when LibTorch has CUDA and a device is visible, "
-                                          "said at start), cpu, or cuda (each rank the GPU node-local rank % devices)"),
-                                 {"auto", "cpu", "cuda"})));
+    t.push_back(make_run_key("output.dir", Kind::kString, &RunConfig::output_dir,
+                             "run directory (experiments/<id>.h5 inside)"));
+    t.push_back(make_run_key("output.save_embeddings", Kind::kBool, &RunConfig::save_embeddings,
+                             "also store the method's embeddings with labels as /embeddings/<split>/{x,label,sa[,age]} "
+                             "(the layout data.source = \"embeddings\" reads)"));
+    t.push_back(ranged(make_run_key("run.threads", Kind::kInt, &RunConfig::threads,
+                                    "Torch threads per rank (0 = cores / ranks on the node)"),
+                       0, 1024));
+    t.push_back(choice(make_run_key("run.device", Kind::kChoice, &RunConfig::device,
+                                    "where Torch runs: auto (cuda when LibTorch has CUDA and a device is visible, "
+                                    "said at start), cpu, or cuda (each rank the GPU node-local rank % devices)"),
+                       {"auto", "cpu", "cuda"}));
     // The precision changes results: in the id (left out at fp32, so earlier ids stand).
     t.push_back(added_later(choice(make_key("run.precision", Kind::kChoice, &C::run, &RunOptions::precision,
                                             "FM forwards on the GPU: fp32, tf32 (TF32 matmuls) or bf16 (autocast); "
@@ -653,17 +673,11 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.pretrain.decoder_width % c.pretrain.decoder_heads != 0)
     fail("pretrain.decoder_heads = " + std::to_string(c.pretrain.decoder_heads) +
          " must divide pretrain.decoder_width = " + std::to_string(c.pretrain.decoder_width));
-  if (c.run.device == "cpu" && c.run.precision != "fp32")
-    fail("run.precision = \"" + c.run.precision + "\" is for FM forwards on a GPU; with run.device = \"cpu\" it must be "
-         "\"fp32\"");
-  if (c.run.device == "cpu" && c.comm.backend == "nccl")
-    fail("comm.backend = \"nccl\" needs GPUs: set run.device = \"cuda\" (or \"auto\" on a GPU machine), or comm.backend = \"mpi\"");
   if (c.fm.weights.size() > 0 && c.fm.kind != "vit")
     fail("fm.weights is read only when fm.kind = \"vit\" (fm.kind = \"" + c.fm.kind + "\")");
   if (c.data.image_size % 16 != 0 && c.fm.kind == "cnn")
     fail("data.image_size = " + std::to_string(c.data.image_size) +
          " must be a multiple of 16 for the built-in CNN");
-  if (c.output.dir.empty()) fail("output.dir must not be empty");
   if (c.dne.method == "gezo" && c.gezo.sigma_min > c.gezo.sigma)
     fail("gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than gezo.sigma (" +
          format_value(c.gezo.sigma) + ")");
@@ -690,13 +704,16 @@ bool rendered(const KeySpec& k, Render mode) {
   return false;
 }
 
-std::string render(const ExperimentConfig& c, Render mode) {
+/// `run`: the run-wide keys' values (resolved text only); without it they are left out.
+std::string render(const ExperimentConfig& c, Render mode, const RunConfig* run = nullptr) {
   std::ostringstream out;
   std::string section;
   const ExperimentConfig defaults;
   for (const auto& k : key_table()) {
     if (!rendered(k, mode) || (!k.data_source.empty() && k.data_source != c.data.source)) continue;
-    if (k.omitted_at_default && mode != Render::kResolved && format_value(k.get(c)) == format_value(k.get(defaults)))
+    if (k.run_wide && run == nullptr) continue;
+    const Value value = k.run_wide ? k.get_run(*run) : k.get(c);
+    if (k.omitted_at_default && mode != Render::kResolved && format_value(value) == format_value(k.get(defaults)))
       continue;
     const auto dot = k.name.find('.');
     const std::string sec = k.name.substr(0, dot);
@@ -704,9 +721,23 @@ std::string render(const ExperimentConfig& c, Render mode) {
       out << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
       section = sec;
     }
-    out << k.name.substr(dot + 1) << " = " << format_value(k.get(c)) << "\n";
+    out << k.name.substr(dot + 1) << " = " << format_value(value) << "\n";
   }
   return out.str();
+}
+
+/// Run-wide keys take one value per run: a list or a grid value would otherwise silently mean
+/// the first experiment's (they are in no id, so differing experiments would even collapse).
+void require_one_value_per_run(const ConfigSource& source) {
+  for (const auto& k : key_table()) {
+    if (!k.run_wide) continue;
+    bool in_grid = false;
+    for (const auto& grid : source.grids) in_grid = in_grid || grid.count(k.name) > 0;
+    const auto it = source.values.find(k.name);
+    if (in_grid || (it != source.values.end() && it->second.size() > 1))
+      throw ConfigError(source.origin + ": " + k.name + " applies to the whole run: give it one value (not a list, " +
+                        "not in a [[grid]] table)");
+  }
 }
 
 }  // namespace
@@ -721,6 +752,23 @@ std::string ExperimentConfig::input_hashes_text() const {
 }
 std::string ExperimentConfig::canonical_text() const { return render(*this, Render::kCanonical) + input_hashes_text(); }
 std::string ExperimentConfig::resolved_text() const { return render(*this, Render::kResolved) + input_hashes_text(); }
+std::string resolved_text(const ExperimentConfig& c, const RunConfig& run) {
+  return render(c, Render::kResolved, &run) + c.input_hashes_text();
+}
+
+RunConfig read_run_config(const ConfigSource& source) {
+  require_one_value_per_run(source);
+  RunConfig run;
+  for (const auto& [key, values] : source.values) {
+    const KeySpec* spec = find_key(key);
+    if (spec->run_wide) spec->set_run(run, values.front());
+  }
+  if (run.output_dir.empty()) throw ConfigError(source.origin + ": output.dir must not be empty");
+  if (run.device == "cpu" && run.backend == "nccl")
+    throw ConfigError(source.origin + ": comm.backend = \"nccl\" needs GPUs: set run.device = \"cuda\" (or \"auto\" on a "
+                      "GPU machine), or comm.backend = \"mpi\"");
+  return run;
+}
 std::string ExperimentConfig::pretrain_text() const {
   return render(*this, Render::kPretrain) + (data_hash.empty() ? "" : "# data content hash: " + data_hash + "\n");
 }
@@ -824,6 +872,7 @@ void set_value(ConfigSource& source, const std::string& key, const Value& value)
 }
 
 std::vector<ExperimentConfig> expand(const ConfigSource& source) {
+  require_one_value_per_run(source);
   if (!source.grids.empty()) {
     // The union of every grid's product, each grid's keys replacing the base's, duplicates once.
     std::vector<ExperimentConfig> all;
@@ -843,7 +892,8 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
     return all;
   }
   ExperimentConfig base;
-  for (const auto& [key, values] : source.values) find_key(key)->set(base, values.front());
+  for (const auto& [key, values] : source.values)
+    if (const KeySpec* spec = find_key(key); !spec->run_wide) spec->set(base, values.front());
   std::vector<ExperimentConfig> out{base};
   for (const auto& axis : source.axes) {
     const KeySpec* spec = find_key(axis);
@@ -896,9 +946,10 @@ std::vector<std::string> methods_reading(const std::string& key) {
 std::string describe_keys() {
   std::ostringstream out;
   ExperimentConfig defaults;
+  const RunConfig run_defaults;
   for (const auto& k : key_table()) {
     out << "  " << std::left << std::setw(24) << k.name << std::setw(8) << kind_name(k.kind)
-        << " default " << std::setw(12) << format_value(k.get(defaults));
+        << " default " << std::setw(12) << format_value(k.run_wide ? k.get_run(run_defaults) : k.get(defaults));
     if (k.kind == Kind::kInt || k.kind == Kind::kReal)
       out << " range [" << format_value(k.min) << ", " << format_value(k.max) << "]";
     if (!k.choices.empty()) {

@@ -5,32 +5,32 @@
 
 namespace dne::config {
 
-RunSettings resolve_run_settings(const std::vector<ExperimentConfig>& experiments, int local_rank, const DeviceFacts& facts) {
-  if (experiments.empty()) throw ConfigError("the config defines no experiment");
-  const ExperimentConfig& first = experiments.front();
+RunSettings resolve_run_settings(const RunConfig& run, const std::vector<ExperimentConfig>& experiments, int local_rank,
+                                 const DeviceFacts& facts) {
   RunSettings s;
-  s.output_dir = first.output.dir;
-  s.threads = first.run.threads;
-  s.ranks_per_experiment = first.sweep.ranks_per_experiment;
-  s.comm_timeout_s = first.comm.timeout_s;
+  s.output_dir = run.output_dir;
+  s.save_embeddings = run.save_embeddings;
+  s.threads = run.threads;
+  s.ranks_per_experiment = run.ranks_per_experiment;
+  s.comm_timeout_s = run.comm_timeout_s;
   const bool gpu_here = facts.libtorch_cuda && facts.cuda_devices > 0;
   const std::string why_not = !facts.libtorch_cuda ? "this LibTorch has no CUDA (build against a CUDA LibTorch: README)"
                                                    : "no CUDA device is visible (CUDA_VISIBLE_DEVICES, driver)";
-  if (first.run.device == "cuda" && !gpu_here) throw ConfigError("run.device = \"cuda\": " + why_not);
-  if (first.run.device == "cuda" || (first.run.device == "auto" && gpu_here)) {
+  if (run.device == "cuda" && !gpu_here) throw ConfigError("run.device = \"cuda\": " + why_not);
+  if (run.device == "cuda" || (run.device == "auto" && gpu_here)) {
     s.device = "cuda";
     s.cuda_index = local_rank % facts.cuda_devices;
-    s.reason = "cuda:" + std::to_string(s.cuda_index) + " (" + first.run.device + ": node-local rank " +
+    s.reason = "cuda:" + std::to_string(s.cuda_index) + " (" + run.device + ": node-local rank " +
                std::to_string(local_rank) + " of " + std::to_string(facts.cuda_devices) + " visible device(s))";
   } else {
     s.device = "cpu";
-    s.reason = first.run.device == "cpu" ? "cpu (run.device = \"cpu\")" : "cpu (auto: " + why_not + ")";
+    s.reason = run.device == "cpu" ? "cpu (run.device = \"cpu\")" : "cpu (auto: " + why_not + ")";
   }
   for (const auto& c : experiments)
     if (s.device == "cpu" && c.run.precision != "fp32")
       throw ConfigError("run.precision = \"" + c.run.precision + "\" is for FM forwards on a GPU, and this run is on the cpu (" +
                         s.reason + "): use \"fp32\"");
-  const std::string& backend = first.comm.backend;
+  const std::string& backend = run.backend;
   if (backend == "nccl" && s.device != "cuda")
     throw ConfigError("comm.backend = \"nccl\" needs GPUs, and this run is on the cpu (" + s.reason + ")");
   if (backend == "nccl" && !facts.nccl_built)

@@ -185,7 +185,7 @@ void say(const RunContext& ctx, const std::string& line) {
 
 }  // namespace
 
-data::Dataset load_dataset(const config::ExperimentConfig& c) {
+data::Dataset load_dataset(const config::ExperimentConfig& c, const std::string& output_dir) {
   if (c.data.source == "phantom") return data::make_phantom(phantom_options(c));
   if (c.data.source == "embeddings") {
     if (!c.data_hash.empty() && embeddings_hash(c) != c.data_hash)
@@ -195,7 +195,7 @@ data::Dataset load_dataset(const config::ExperimentConfig& c) {
   }
   // `dne run` decoded the images once, before the sweep, into the run's cache.
   if (!c.data_hash.empty()) {
-    const auto cache = data::image_cache_path(c.output.dir, c.data_hash, c.data.image_size, c.data.resize);
+    const auto cache = data::image_cache_path(output_dir, c.data_hash, c.data.image_size, c.data.resize);
     if (std::filesystem::is_regular_file(cache))
       return data::read_image_cache(cache, c.data_hash, c.data.image_size, c.data.resize);
   }
@@ -306,7 +306,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   std::map<std::string, double> timings;
   ExperimentSummary summary;
   summary.id = c.id();
-  summary.path = experiment_path(c.output.dir, summary.id);
+  summary.path = experiment_path(ctx.run.output_dir, summary.id);
   const auto seed = static_cast<std::uint64_t>(c.sweep.seed);
   const auto kind = config::method_info(c.dne.method).kind;
   const bool images = c.data.source != "embeddings";  // else the rows are embeddings already
@@ -315,7 +315,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
 
   // 1. Data: (N, 1, H, W) images (or (N, D) embeddings), labels, sensitive attribute.
   auto t = Clock::now();
-  data::Dataset dataset = load_dataset(c);
+  data::Dataset dataset = load_dataset(c, ctx.run.output_dir);
   data::validate(dataset.train, "train split");
   data::validate(dataset.test, "test split");
   // The label-poisoning attack hits the training data as delivered (before the validation carve).
@@ -465,7 +465,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
         if (noise_is_zero && clean_z.defined()) return clean_z;
         return embed_split(editing::add_noise(x, eps, c.dne));
       };
-      const bool val_needed = !c.probes.l2_choices.empty() || c.output.save_embeddings;
+      const bool val_needed = !c.probes.l2_choices.empty() || ctx.run.save_embeddings;
       Downstream d = evaluate(Splits{embed(x_train, clean.train), val_needed ? embed(x_val, clean.val) : torch::Tensor(),
                                      embed(x_test, clean.test)},
                               eval);
@@ -511,7 +511,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   std::filesystem::create_directories(std::filesystem::path(summary.path).parent_path());
   store::ResultWriter w(summary.path);
   w.attribute("/", "id", summary.id);
-  w.attribute("/", "config", c.resolved_text());
+  w.attribute("/", "config", config::resolved_text(c, ctx.run));
   w.attribute("/", "status", summary.status);
   w.attribute("/", "seed", static_cast<std::int64_t>(c.sweep.seed));
   w.attribute("/", "method", c.dne.method);
@@ -624,7 +624,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   }
   for (const auto& [name, column] : trace.columns())
     w.dataset("/trace/" + name, column, {column.size()});
-  if (c.output.save_embeddings) {
+  if (ctx.run.save_embeddings) {
     // The method's embeddings with their rows' labels, in the layout data.source = "embeddings" reads.
     const auto rows = [](const torch::Tensor& z, const data::ImageSet& like) {
       data::ImageSet out = like;

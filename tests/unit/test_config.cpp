@@ -34,15 +34,16 @@ TEST(Config, DefaultsWhenEmpty) {
 }
 
 TEST(Config, ParsesEverySectionAndPromotesIntToReal) {
-  auto c = expand(parse_text("[data]\nimage_size = 32\nbias = 1\n[dne]\nmethod = \"whitebox\"\nlambda = 2\n"
-                             "[sweep]\nseeds = 7\n[output]\nsave_embeddings = true\n",
-                             "a.toml"))[0];
+  const auto src = parse_text("[data]\nimage_size = 32\nbias = 1\n[dne]\nmethod = \"whitebox\"\nlambda = 2\n"
+                              "[sweep]\nseeds = 7\n[output]\nsave_embeddings = true\n",
+                              "a.toml");
+  auto c = expand(src)[0];
   EXPECT_EQ(c.data.image_size, 32);
   EXPECT_DOUBLE_EQ(c.data.bias, 1.0);
   EXPECT_EQ(c.dne.method, "whitebox");
   EXPECT_DOUBLE_EQ(c.dne.lambda, 2.0);
   EXPECT_EQ(c.sweep.seed, 7);
-  EXPECT_TRUE(c.output.save_embeddings);
+  EXPECT_TRUE(read_run_config(src).save_embeddings);  // a run-wide key: read once, in no experiment
 }
 
 TEST(Config, UnknownKeyNamesKeyAndLine) {
@@ -89,7 +90,7 @@ TEST(Config, OverridesParseTomlValuesAndBareWords) {
   auto c = expand(src)[0];
   EXPECT_DOUBLE_EQ(c.dne.lambda, 0.25);
   EXPECT_EQ(c.dne.objective, "confusion");
-  EXPECT_EQ(c.output.dir, "/tmp/x y");
+  EXPECT_EQ(read_run_config(src).output_dir, "/tmp/x y");
   EXPECT_NE(config_error([&] { apply_override(src, "dne.nope=1"); }).find("unknown key 'dne.nope'"), std::string::npos);
   EXPECT_NE(config_error([&] { apply_override(src, "novalue"); }).find("expected key=value"), std::string::npos);
   EXPECT_NE(config_error([&] { apply_override(src, "data.bias=2"); }).find("out of range"), std::string::npos);
@@ -186,7 +187,7 @@ TEST(Config, SigmaMinAboveSigmaIsRejectedForGezo) {
 TEST(Config, SetValueKeepsPathTextVerbatim) {
   auto src = parse_text("", "x.toml");
   set_value(src, "output.dir", std::string("runs/a\\tb \"q\""));
-  EXPECT_EQ(expand(src)[0].output.dir, "runs/a\\tb \"q\"");
+  EXPECT_EQ(read_run_config(src).output_dir, "runs/a\\tb \"q\"");
 }
 
 // Figure-2 style file: two one-dimensional ablations and a baseline as a union of grids.
@@ -261,14 +262,21 @@ TEST(Config, MethodsReadingAKey) {
 }
 
 TEST(Config, IdIsStableAcrossKeyOrderAndIgnoresOutputKeys) {
-  auto a = expand(parse_text("[dne]\nlambda = 0.5\nmethod = \"whitebox\"\n[output]\ndir = \"a\"\n", "a.toml"))[0];
+  const auto a_source = parse_text("[dne]\nlambda = 0.5\nmethod = \"whitebox\"\n[output]\ndir = \"a\"\n", "a.toml");
+  auto a = expand(a_source)[0];
   auto b = expand(parse_text("[output]\ndir = \"b\"\n[dne]\nmethod = \"whitebox\"\nlambda = 0.5\n", "b.toml"))[0];
   auto c = expand(parse_text("[dne]\nlambda = 0.5000001\nmethod = \"whitebox\"\n", "c.toml"))[0];
   EXPECT_EQ(a.id(), b.id());
   EXPECT_NE(a.id(), c.id());
   EXPECT_EQ(a.id().size(), 16u);
   EXPECT_EQ(a.canonical_text().find("[output]"), std::string::npos);
-  EXPECT_NE(a.resolved_text().find("dir = \"a\""), std::string::npos);
+  EXPECT_EQ(a.resolved_text().find("dir = \"a\""), std::string::npos);  // the experiment's keys only
+  const auto with_run = resolved_text(a, read_run_config(a_source));
+  EXPECT_NE(with_run.find("[output]\ndir = \"a\""), std::string::npos) << with_run;
+  // What an experiment file stores reads back as the same experiment and the same run.
+  const auto back = parse_text(with_run, "stored.toml");
+  EXPECT_EQ(expand(back)[0].canonical_text(), a.canonical_text());
+  EXPECT_EQ(read_run_config(back).output_dir, "a");
 }
 
 TEST(Config, CanonicalTextRoundTrips) {
@@ -455,18 +463,28 @@ TEST(Config, RemoteFmKeys) {
 
 namespace {
 
-dne::config::ExperimentConfig run_config(const std::string& device, const std::string& precision = "fp32",
-                                         const std::string& backend = "auto") {
+/// One experiment and the run-wide keys of its run.
+struct RunAndExperiment {
+  dne::config::RunConfig run;
   dne::config::ExperimentConfig c;
-  c.run.device = device;
-  c.run.precision = precision;
-  c.comm.backend = backend;
-  return c;
+};
+
+RunAndExperiment run_config(const std::string& device, const std::string& precision = "fp32",
+                            const std::string& backend = "auto") {
+  RunAndExperiment r;
+  r.run.device = device;
+  r.run.backend = backend;
+  r.c.run.precision = precision;
+  return r;
 }
 
-std::string settings_error(const dne::config::ExperimentConfig& c, const dne::config::DeviceFacts& facts) {
+dne::config::RunSettings resolve(const RunAndExperiment& r, int local_rank, const dne::config::DeviceFacts& facts) {
+  return dne::config::resolve_run_settings(r.run, {r.c}, local_rank, facts);
+}
+
+std::string settings_error(const RunAndExperiment& r, const dne::config::DeviceFacts& facts) {
   try {
-    dne::config::resolve_run_settings({c}, 0, facts);
+    resolve(r, 0, facts);
   } catch (const dne::ConfigError& e) {
     return e.what();
   }
@@ -477,32 +495,31 @@ std::string settings_error(const dne::config::ExperimentConfig& c, const dne::co
 
 TEST(RunSettings, DeviceBackendAndPrecisionRule) {
   using dne::config::DeviceFacts;
-  using dne::config::resolve_run_settings;
   const DeviceFacts cpu_only{false, 0, false, 1}, cuda_lib_no_device{true, 0, true, 1}, two_gpus{true, 2, true, 2},
       two_gpus_no_nccl{true, 2, false, 2}, two_gpus_four_ranks{true, 2, true, 4};
   // auto on a CPU machine: cpu and MPI, and the line says why.
-  auto s = resolve_run_settings({run_config("auto")}, 0, cpu_only);
+  auto s = resolve(run_config("auto"), 0, cpu_only);
   EXPECT_EQ(s.device, "cpu");
   EXPECT_EQ(s.backend, "mpi");
   EXPECT_EQ(s.cuda_index, -1);
   EXPECT_NE(s.reason.find("auto: this LibTorch has no CUDA"), std::string::npos) << s.reason;
-  EXPECT_NE(resolve_run_settings({run_config("auto")}, 0, cuda_lib_no_device).reason.find("no CUDA device is visible"),
+  EXPECT_NE(resolve(run_config("auto"), 0, cuda_lib_no_device).reason.find("no CUDA device is visible"),
             std::string::npos);
   // auto with two GPUs and groups of 2: node-local rank 1 takes device 1 % 2 = 1, and NCCL.
   auto pairs = run_config("auto");
-  pairs.sweep.ranks_per_experiment = 2;
-  s = resolve_run_settings({pairs}, 1, two_gpus);
+  pairs.run.ranks_per_experiment = 2;
+  s = resolve(pairs, 1, two_gpus);
   EXPECT_EQ(s.device, "cuda");
   EXPECT_EQ(s.cuda_index, 1);
   EXPECT_EQ(s.backend, "nccl");
   // MPI where NCCL gains nothing or would refuse: groups of one rank, no NCCL, two ranks per GPU.
-  EXPECT_EQ(resolve_run_settings({run_config("auto")}, 1, two_gpus).backend, "mpi");
-  EXPECT_EQ(resolve_run_settings({pairs}, 0, two_gpus_no_nccl).backend, "mpi");
-  s = resolve_run_settings({pairs}, 3, two_gpus_four_ranks);
+  EXPECT_EQ(resolve(run_config("auto"), 1, two_gpus).backend, "mpi");
+  EXPECT_EQ(resolve(pairs, 0, two_gpus_no_nccl).backend, "mpi");
+  s = resolve(pairs, 3, two_gpus_four_ranks);
   EXPECT_EQ(s.cuda_index, 1);  // 3 % 2
   EXPECT_EQ(s.backend, "mpi");
-  EXPECT_EQ(resolve_run_settings({run_config("cuda", "bf16", "mpi")}, 0, two_gpus).backend, "mpi");
-  EXPECT_EQ(resolve_run_settings({run_config("cpu")}, 0, two_gpus).device, "cpu");  // asked for
+  EXPECT_EQ(resolve(run_config("cuda", "bf16", "mpi"), 0, two_gpus).backend, "mpi");
+  EXPECT_EQ(resolve(run_config("cpu"), 0, two_gpus).device, "cpu");  // asked for
   // What the machine does not have: one ConfigError naming the key.
   EXPECT_NE(settings_error(run_config("cuda"), cpu_only).find("run.device = \"cuda\": this LibTorch has no CUDA"),
             std::string::npos);
@@ -517,12 +534,38 @@ TEST(RunSettings, DeviceBackendAndPrecisionRule) {
 }
 
 TEST(RunSettings, PrecisionEntersTheIdOnlyWhenNotFp32AndDeviceNever) {
-  dne::config::ExperimentConfig base;
-  auto gpu = base;
-  gpu.run.device = "cuda";
-  gpu.comm.backend = "nccl";
-  EXPECT_EQ(gpu.id(), base.id());  // where it runs is not a different experiment
+  using namespace dne::config;
+  const ExperimentConfig base;
+  const auto gpu = expand(parse_text("[run]\ndevice = \"cuda\"\n[comm]\nbackend = \"nccl\"\ntimeout_s = 5\n", "gpu.toml"))[0];
+  EXPECT_EQ(gpu.id(), base.id());  // where it runs is not a different experiment (a run-wide key)
+  EXPECT_THROW(get_value(gpu, "run.device"), dne::ConfigError);
   auto bf16 = gpu;
   bf16.run.precision = "bf16";
   EXPECT_NE(bf16.id(), base.id());  // bf16 forwards give other numbers: another experiment
+}
+
+TEST(Config, RunWideKeysTakeOneValuePerRunAndAreInNoExperiment) {
+  using namespace dne::config;
+  for (const char* text : {"[run]\nthreads = [1, 2]\n", "[comm]\nbackend = [\"mpi\", \"nccl\"]\n",
+                           "[[grid]]\noutput.dir = \"a\"\n[[grid]]\noutput.dir = \"b\"\n"}) {
+    const auto source = parse_text(text, "x.toml");
+    const auto msg = config_error([&] { expand(source); });
+    EXPECT_NE(msg.find("applies to the whole run: give it one value"), std::string::npos) << msg;
+    EXPECT_EQ(config_error([&] { read_run_config(source); }), msg);
+  }
+  const auto source = parse_text("[run]\nthreads = 3\ndevice = \"cpu\"\n[sweep]\nranks_per_experiment = 2\n"
+                                 "[comm]\ntimeout_s = 7\n[output]\ndir = \"d\"\n",
+                                 "x.toml");
+  const auto run = read_run_config(source);
+  EXPECT_EQ(run.threads, 3);
+  EXPECT_EQ(run.device, "cpu");
+  EXPECT_EQ(run.ranks_per_experiment, 2);
+  EXPECT_EQ(run.comm_timeout_s, 7.0);
+  EXPECT_EQ(run.output_dir, "d");
+  EXPECT_EQ(expand(source)[0].resolved_text().find("threads"), std::string::npos);
+  EXPECT_NE(config_error([] { read_run_config(parse_text("[output]\ndir = \"\"\n", "x.toml")); }).find("output.dir must not be empty"),
+            std::string::npos);
+  EXPECT_NE(config_error([] { read_run_config(parse_text("[run]\ndevice = \"cpu\"\n[comm]\nbackend = \"nccl\"\n", "x.toml")); })
+                .find("comm.backend = \"nccl\" needs GPUs"),
+            std::string::npos);
 }

@@ -14,12 +14,13 @@ namespace dne::cli {
 /// LibTorch's CUDA runtime version ("12.1"), or "none" for a CPU LibTorch.
 std::string libtorch_cuda_version();
 
-/// run.device, comm.backend and the other run-wide settings, resolved on every rank from facts
+/// The run-wide keys `run` (device, backend, ...) resolved on every rank from facts
 /// the job agrees on (a GPU counts only if every rank has one, NCCL only if every rank has it),
 /// so that every rank of a group chooses alike; collective over MPI_COMM_WORLD. If the config
 /// asks on some rank for what its machine lacks, every rank throws that rank's line
 /// (PreflightError, exit 2), before anything is written.
-config::RunSettings agreed_run_settings(const std::vector<config::ExperimentConfig>& experiments, const ProcessInfo& process);
+config::RunSettings agreed_run_settings(const config::RunConfig& run, const std::vector<config::ExperimentConfig>& experiments,
+                                        const ProcessInfo& process);
 
 /// "cpu", or "cuda:0 (NVIDIA H200)" for /provenance and the benchmark's header.
 std::string device_description(const config::RunSettings& settings);

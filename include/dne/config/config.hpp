@@ -1,6 +1,8 @@
 // Experiment configuration: the resolved, validated options of one experiment.
 //
 // A config file is TOML with sections data, fm, probes, dne, vae, gezo, comm, sweep, output, run.
+// Most keys belong to an experiment (ExperimentConfig); the few that describe the whole run
+// (RunConfig: output directory, threads, device, backend, rank groups) are read once.
 // Every key is declared once in a table (config.cpp) with its type, default, range and the
 // field it fills; the table drives parsing, `--set` overrides, validation, canonical text
 // and `--help-config`. A list value is a sweep axis: `expand()` turns one file into the
@@ -132,8 +134,6 @@ struct GezoOptions {
 struct CommOptions {
   std::string mode = "seed";       // "seed": only losses cross the network | "dense": gradient estimates
   std::string split = "candidates";  // "candidates" | "data" (each rank a share of the batch)
-  std::string backend = "auto";    // "auto" (NCCL when run.device is cuda and NCCL is built) | "mpi" | "nccl"
-  double timeout_s = 600.0;        // a collective that has not finished by then is a dead or hung peer (NCCL)
 };
 
 /// Simulated black-box API behaviour (all off by default).
@@ -151,20 +151,27 @@ struct ApiOptions {
   bool binary = false;             // Triton binary tensor extension instead of JSON numbers
 };
 
-struct OutputOptions {
-  std::string dir = "runs/default";
-  bool save_embeddings = false;    // also write /embeddings/<split>/{x,label,sa[,age]} (what data.source = "embeddings" reads)
-};
-
 struct SweepOptions {
   std::int64_t seed = 0;           // `sweep.seeds`: one seed per experiment (a list is an axis)
-  std::int64_t ranks_per_experiment = 1;  // ranks sharing one experiment (a rank group)
 };
 
 struct RunOptions {
-  std::int64_t threads = 1;        // Torch intra-op threads per rank (0 = Torch default)
-  std::string device = "auto";     // "auto" (cuda when LibTorch has CUDA and a device is visible) | "cpu" | "cuda"
+  // An experiment's, not the run's: a sweep may compare precisions (in the id when not fp32).
   std::string precision = "fp32";  // FM forwards on the GPU: "fp32" | "tf32" | "bf16" (autocast); the CPU runs fp32
+};
+
+/// The keys that describe the whole run rather than one experiment. They take one value per run
+/// (a list or a [[grid]] value is a ConfigError naming the key), are read once by
+/// read_run_config, and are in no ExperimentConfig; none changes a result, so none is in an id.
+/// config/run_settings.hpp resolves them against the machine (device, backend).
+struct RunConfig {
+  std::string output_dir = "runs/default";  // output.dir
+  bool save_embeddings = false;  // output.save_embeddings: also write /embeddings/<split>/{x,label,sa[,age]}
+  std::int64_t threads = 1;      // run.threads: Torch intra-op threads per rank (0 = cores / ranks on the node)
+  std::string device = "auto";   // run.device: "auto" (cuda when LibTorch has CUDA and a device is visible) | "cpu" | "cuda"
+  std::string backend = "auto";  // comm.backend: "auto" (NCCL on cuda with groups > 1) | "mpi" | "nccl"
+  double comm_timeout_s = 600.0;  // comm.timeout_s: a sum unfinished by then is a dead or hung peer (NCCL)
+  std::int64_t ranks_per_experiment = 1;  // sweep.ranks_per_experiment: ranks sharing one experiment
 };
 
 /// The resolved options of exactly one experiment.
@@ -178,7 +185,6 @@ struct ExperimentConfig {
   GezoOptions gezo;
   CommOptions comm;
   ApiOptions api;
-  OutputOptions output;
   RunOptions run;
   SweepOptions sweep;
 
@@ -204,7 +210,8 @@ struct ExperimentConfig {
   /// [pretrain] and sweep.seeds (and the data hash of a manifest). Two configs with the same text
   /// pretrain the same bits.
   std::string pretrain_text() const;
-  /// Full resolved TOML (canonical text + output and run sections), printed at start and stored.
+  /// Full resolved TOML of the experiment's keys (canonical text + the keys that change no
+  /// result); config::resolved_text(c, run) adds the run-wide keys.
   std::string resolved_text() const;
   /// Stable id: 16 hex digits of FNV-1a-64 over canonical_text().
   std::string id() const;
@@ -234,13 +241,22 @@ void apply_override(ConfigSource& source, const std::string& assignment);
 /// Set one key to one value directly (no TOML parsing: any path text is kept as it is).
 void set_value(ConfigSource& source, const std::string& key, const Value& value);
 
-/// Cartesian product of all axes, in a stable order; each result validated.
+/// Cartesian product of all axes, in a stable order; each result validated. The run-wide keys
+/// are checked to have one value each (read them with read_run_config).
 std::vector<ExperimentConfig> expand(const ConfigSource& source);
+
+/// The run-wide keys of `source` (RunConfig), validated; ConfigError naming a key given as a
+/// list or in a [[grid]] table, or an empty output.dir.
+RunConfig read_run_config(const ConfigSource& source);
+
+/// The resolved TOML of one experiment of a run: its keys and the run's, in table order (what an
+/// experiment file stores as /config, and what parse_text reads back).
+std::string resolved_text(const ExperimentConfig& config, const RunConfig& run);
 
 /// A value as TOML writes it: 3, 0.5, true, "text" (floats in their shortest round-trip form).
 std::string format_value(const Value& v);
 
-/// The value of `key` in a resolved experiment (ConfigError for an unknown key).
+/// The value of `key` in a resolved experiment (ConfigError for an unknown or run-wide key).
 Value get_value(const ExperimentConfig& config, const std::string& key);
 
 /// The `dne.method` values that read `key` (every method for keys that are not method-specific);

@@ -33,8 +33,10 @@ struct DeviceFacts {
   int local_ranks = 1;          // ranks of the job on this node
 };
 
+/// A run's RunConfig resolved for one rank: what `dne run` and `dne bench` use.
 struct RunSettings {
   std::string output_dir;
+  bool save_embeddings = false;
   std::int64_t threads = 1;               // run.threads as configured (0: cores / ranks on the node)
   std::int64_t ranks_per_experiment = 1;
   std::string device = "cpu";             // resolved: "cpu" | "cuda"
@@ -44,10 +46,10 @@ struct RunSettings {
   std::string reason;                     // one line: what was chosen and why ("cpu (auto: ...)")
 };
 
-/// The run-wide settings of a sweep (its experiments share them: the first one's are read; the
-/// run-wide keys take one value per run), resolved for the rank with node-local rank
+/// The run-wide keys `run` (config::read_run_config) resolved for the rank with node-local rank
 /// `local_rank` on a machine with `facts`. ConfigError naming the key when the config asks for
-/// what the machine does not have (every experiment's run.precision is checked).
-RunSettings resolve_run_settings(const std::vector<ExperimentConfig>& experiments, int local_rank, const DeviceFacts& facts);
+/// what the machine does not have (every experiment's run.precision is checked against the device).
+RunSettings resolve_run_settings(const RunConfig& run, const std::vector<ExperimentConfig>& experiments, int local_rank,
+                                 const DeviceFacts& facts);
 
 }  // namespace dne::config

@@ -26,6 +26,7 @@ namespace dne::experiment {
 
 /// Facts about the process that ran the experiment, stored as provenance.
 struct RunContext {
+  config::RunConfig run;        // the run-wide keys: output.dir (experiments/<id>.h5, the image cache), save_embeddings, ...
   int world_size = 1;          // MPI ranks in the job
   comm::Communicator* group = nullptr;  // ranks sharing this experiment (nullptr: alone)
   std::string mpi_library;     // MPI_Get_library_version's first line
@@ -62,8 +63,9 @@ std::string embeddings_hash(const config::ExperimentConfig& config);
 
 /// The configured data set: the phantom generated from [data] and the seed, a manifest's
 /// images decoded from disk, or an embeddings file's rows (height 1, width D; checked against
-/// the run's data hash). Throws DataError naming the file.
-data::Dataset load_dataset(const config::ExperimentConfig& config);
+/// the run's data hash; a manifest's decoded images come from the run's cache in `output_dir`
+/// when `dne run` made one). Throws DataError naming the file.
+data::Dataset load_dataset(const config::ExperimentConfig& config, const std::string& output_dir);
 
 /// ImageSet (N, H, W) -> tensor (N, 1, H, W) float32 (a copy).
 torch::Tensor to_tensor(const data::ImageSet& set);
