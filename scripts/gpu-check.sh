@@ -7,8 +7,9 @@
 #      communicator tests (comm_mpi_1..3, comm_self.*);
 #   2. --bench: time allreduce_sum through the MPI and NCCL communicators, 8 B .. 64 KiB (plus
 #      1 MiB and 16 MiB for context), 1 rank, and 2 ranks for MPI (NCCL needs a GPU per rank);
-#   3. --full: also build everything (dne, test_base, test_torch), run `ctest -L unit` and
-#      `dne bench`.
+#   3. --full: also build everything (dne, test_base, test_torch), run `ctest -L unit` (the CUDA
+#      tensor-sum case must run, not skip, with a GPU) and `dne bench`: the default FM, ViT-B/16
+#      at 224 x 224 in fp32 and bf16, and a GeZO step (--zo) against its forward floor.
 #
 # usage: scripts/gpu-check.sh [--src DIR] [--build DIR] [--deps PREFIX] [--bench] [--full]
 #                             [-- extra cmake -D options]
@@ -169,7 +170,8 @@ if [ $do_bench -eq 1 ]; then
   cuda_inc="$(dirname "$(dirname "$cudart")")/include"
   [ -f "$cuda_inc/cuda_runtime.h" ] || cuda_inc="${cuda:-/usr/local/cuda}/include"
   cat >"$logs/comm_bench.cpp" <<'EOF'
-// allreduce_sum latency through dne's MPI and NCCL communicators (host buffers), with the parts of
+// allreduce_sum latency through dne's MPI and NCCL communicators (host buffers; dne-device: the
+// NCCL communicator's in-place sum of a device buffer, what the editors use), with the parts of
 // the NCCL path timed alone on 1 rank: host<->device staging (pageable and pinned memory) and a
 // bare ncclAllReduce on a device buffer. Median over repetitions of `calls` calls each.
 #include <cuda_runtime.h>
@@ -219,6 +221,8 @@ int main(int argc, char** argv) {
   ncclComm_t raw = nullptr;
   void* dev = nullptr;
   double* pinned = nullptr;
+  void* dne_dev = nullptr;  // a device buffer for dne's in-place device sums (the editors' path)
+  if (nccl) CK(cudaMalloc(&dne_dev, sizes.back()));
   if (nccl && size == 1) {
     ncclUniqueId id;
     CK(ncclGetUniqueId(&id));
@@ -229,16 +233,17 @@ int main(int argc, char** argv) {
   }
   if (rank == 0) {
     std::printf("ranks %d; per call [us], median of 7 repetitions\n", size);
-    std::printf("%10s %10s %10s %10s %12s %12s %12s\n", "bytes", "mpi", "nccl", "nccl/mpi", "stage-page", "stage-pin",
-                "nccl-device");
+    std::printf("%10s %10s %10s %10s %12s %12s %12s %12s\n", "bytes", "mpi", "nccl", "nccl/mpi", "stage-page", "stage-pin",
+                "nccl-device", "dne-device");
   }
   for (const std::size_t bytes : sizes) {
     const std::size_t n = bytes / sizeof(double);
     const int calls = bytes <= 65536 ? 2000 : (bytes <= (1 << 20) ? 200 : 20);
     std::vector<double> buf(n, 1.0);
     const double t_mpi = per_call_us(calls, 7, [&] { mpi->allreduce_sum(buf.data(), n); });
-    double t_nccl = -1, t_page = -1, t_pin = -1, t_dev = -1;
+    double t_nccl = -1, t_page = -1, t_pin = -1, t_dev = -1, t_dne_dev = -1;
     if (nccl) t_nccl = per_call_us(calls, 7, [&] { nccl->allreduce_sum(buf.data(), n); });
+    if (nccl) t_dne_dev = per_call_us(calls, 7, [&] { nccl->allreduce_sum_device(static_cast<double*>(dne_dev), n); });
     if (raw) {
       auto stage = [&](double* host) {
         CK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream));
@@ -253,8 +258,8 @@ int main(int argc, char** argv) {
       });
     }
     if (rank == 0)
-      std::printf("%10zu %10.2f %10.2f %10.2f %12.2f %12.2f %12.2f\n", bytes, t_mpi, t_nccl,
-                  t_nccl > 0 ? t_nccl / t_mpi : -1.0, t_page, t_pin, t_dev);
+      std::printf("%10zu %10.2f %10.2f %10.2f %12.2f %12.2f %12.2f %12.2f\n", bytes, t_mpi, t_nccl,
+                  t_nccl > 0 ? t_nccl / t_mpi : -1.0, t_page, t_pin, t_dev, t_dne_dev);
   }
   if (raw) {
     ncclCommDestroy(raw);
@@ -262,6 +267,7 @@ int main(int argc, char** argv) {
     cudaFreeHost(pinned);
     cudaStreamDestroy(stream);
   }
+  if (dne_dev) cudaFree(dne_dev);
   nccl.reset();
   mpi.reset();
   MPI_Finalize();
@@ -293,7 +299,20 @@ if [ $do_full -eq 1 ]; then
     grep -E 'tests passed|Failed|\*\*\*' "$logs/ctest-unit.log" | head -40
     if [ $rc -ne 0 ]; then fail "ctest -L unit (log: $logs/ctest-unit.log)"; else
       note "ctest -L unit: $(grep -E 'tests passed' "$logs/ctest-unit.log")"; fi
-    if "$build/dne" bench 2>&1 | tee "$logs/dne-bench.log"; then note "dne bench: ok"; else fail "dne bench"; fi
+    if [ "${gpus:-0}" -ge 1 ] && grep -q 'TensorSum.CudaTensorsUseTheDeviceSumOrAreStagedThroughTheHost .*Skipped' "$logs/ctest-unit.log"; then
+      fail "a GPU is visible but the CUDA tensor-sum test skipped (a CPU LibTorch?) (log: $logs/ctest-unit.log)"
+    fi
+    # The issue's record: the built-in FM and ViT-B/16 at 224 x 224, fp32 and bf16, against the
+    # GEMM floor of the same precision; GeZO's step against its forward floor.
+    vit_b16=(--set fm.kind=vit --set data.image_size=224 --set fm.patch_size=16
+             --set fm.embed_dim=768 --set fm.depth=12 --set fm.heads=12 --set fm.batch_size=64)
+    for args in "" "${vit_b16[*]} --set run.precision=fp32" "${vit_b16[*]} --set run.precision=bf16" \
+                "--zo gezo ${vit_b16[*]} --set run.precision=bf16 --set dne.batch_size=32 --steps 5"; do
+      echo "== dne bench $args" | tee -a "$logs/dne-bench.log"
+      # shellcheck disable=SC2086  # word splitting of the argument set is intended
+      if "$build/dne" bench $args 2>&1 | tee -a "$logs/dne-bench.log"; then note "dne bench $args: ok"; else
+        fail "dne bench $args (log: $logs/dne-bench.log)"; fi
+    done
   else
     grep -E 'error' "$logs/build-all.log" | head -40
     fail "build all (log: $logs/build-all.log)"
