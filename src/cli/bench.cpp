@@ -25,6 +25,7 @@
 #include "dne/cli/commands.hpp"
 #include "dne/cli/run_device.hpp"
 #include "dne/comm/mpi_communicator.hpp"
+#include "dne/comm/nccl_communicator.hpp"
 #include "dne/dne/zeroth_order.hpp"
 #include "dne/config/config.hpp"
 #include "dne/config/methods.hpp"
@@ -85,7 +86,10 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunSetti
                        int steps, int threads, const ProcessInfo& process) {
   if (config::method_info(method).kind != config::MethodKind::kZerothOrder)
     throw ConfigError("dne bench --zo: METHOD must be gezo, rge or spsa, got '" + method + "'");
-  auto group = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  // The whole job is one group; --set comm.backend=nccl times the NCCL path (device sums).
+  auto group = settings.backend == "nccl"
+                   ? comm::make_nccl_communicator(MPI_COMM_WORLD, settings.comm_timeout_s, settings.cuda_index)
+                   : comm::make_mpi_communicator(MPI_COMM_WORLD);
   auto model = bench_model(c, settings);
   const std::int64_t b = c.dne.batch_size, s = c.data.image_size, n = b * steps;
   torch::manual_seed(1);  // bench inputs only; identical on every rank

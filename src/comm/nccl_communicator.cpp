@@ -177,6 +177,15 @@ class NcclCommunicator final : public Communicator {
     DNE_CUDA_CHECK(cudaStreamCreateWithFlags(&h_.stream, cudaStreamNonBlocking));
     DNE_CUDA_CHECK(cudaEventCreateWithFlags(&h_.reduced, cudaEventDisableTiming));
     DNE_CUDA_CHECK(cudaEventCreateWithFlags(&h_.written, cudaEventDisableTiming));
+    // 4. One warm-up sum while every rank is known to be here: NCCL may connect the ranks lazily
+    // at the first collective (NCCL_RUNTIME_CONNECT, 2.22+), blocking inside ncclAllReduce where
+    // the timeout cannot see it. After this, a later sum waits only in wait_or_abort.
+    float one = 1.0f;
+    reduce(&one, 1, ncclFloat32);
+    bytes_ = 0;
+    if (one != static_cast<float>(control_->size()))
+      throw CommError("NCCL communicator: the warm-up sum gave " + std::to_string(one) + " on " +
+                      std::to_string(control_->size()) + " rank(s)");
   }
 
   int rank() const override { return control_->rank(); }
@@ -257,7 +266,9 @@ class NcclCommunicator final : public Communicator {
     wait_or_abort();  // complete: later work on any stream sees the sum
   }
 
-  /// Waits for the all-reduce (its event), polling NCCL's asynchronous error. A peer that died or
+  /// Waits for the all-reduce (its event), polling NCCL's asynchronous error. The event follows
+  /// this rank's earlier work on the default stream too (a device sum waits for it), so the
+  /// timeout also covers the rank's own queued kernels: keep comm.timeout_s well above a step. A peer that died or
   /// hangs leaves the all-reduce unfinished for ever (cudaStreamSynchronize would never return):
   /// on an NCCL error, or after comm.timeout_s, the communicator is aborted (ncclCommAbort) and
   /// CommError is thrown, so the rank ends with a clear line instead of hanging the job.

@@ -1,6 +1,8 @@
 // Group sums of tensors on the host or on the device (see tensor_sum.hpp).
 #include "dne/comm/tensor_sum.hpp"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
 #include "dne/core/errors.hpp"
 
 namespace dne::comm {
@@ -19,6 +21,10 @@ template <class T>
 void sum_tensor(Communicator& group, torch::Tensor& t) {
   const auto n = static_cast<std::size_t>(t.numel());
   if (t.is_cpu()) return sum_values(group, t.data_ptr<T>(), n, false);
+  // The device sum orders itself after the default stream: work queued on another would be
+  // read before it is done.
+  if (c10::impl::getDeviceGuardImpl(c10::kCUDA)->getStream(t.device()).id() != 0)
+    throw CommError("group sum: the tensor's work is queued on a non-default CUDA stream");
   if (group.sums_device_memory()) return sum_values(group, t.data_ptr<T>(), n, true);
   auto host = t.to(torch::kCPU);  // staged: MPI takes host buffers
   sum_values(group, host.data_ptr<T>(), n, false);

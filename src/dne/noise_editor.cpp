@@ -59,6 +59,21 @@ void finish_on_host(EditResult& r, const torch::Tensor& noise, const std::vector
   for (const auto& c : checkpoints) r.checkpoints.push_back(host(c));
 }
 
+namespace {
+
+/// Rows `idx` of `host` on the problem's device: on the GPU gathered straight into page-locked
+/// memory (one host copy, not two) and uploaded asynchronously.
+torch::Tensor rows_on_problem_device(const EditProblem& p, const torch::Tensor& host, const torch::Tensor& idx) {
+  if (p.device.is_cpu()) return host.index_select(0, idx);
+  auto sizes = host.sizes().vec();
+  sizes[0] = idx.size(0);
+  auto pinned = torch::empty(sizes, host.options().pinned_memory(true));
+  torch::index_select_out(pinned, host, 0, idx);
+  return pinned.to(p.device, /*non_blocking=*/true);
+}
+
+}  // namespace
+
 void for_each_batch(const EditProblem& p, const BatchStep& step, const std::function<void(std::int64_t)>& epoch_end) {
   const std::int64_t n = p.images.size(0);
   std::int64_t batch_index = 0;
@@ -67,8 +82,7 @@ void for_each_batch(const EditProblem& p, const BatchStep& step, const std::func
     const auto order = torch::tensor(random_permutation(n, order_stream));
     for (std::int64_t begin = 0; begin < n; begin += p.options.batch_size) {
       const auto idx = order.slice(0, begin, std::min(n, begin + p.options.batch_size));
-      if (!step(to_problem_device(p, p.images.index_select(0, idx)), to_problem_device(p, p.sa.index_select(0, idx)),
-                batch_index++, epoch))
+      if (!step(rows_on_problem_device(p, p.images, idx), rows_on_problem_device(p, p.sa, idx), batch_index++, epoch))
         return;
     }
     if (epoch_end) epoch_end(epoch);

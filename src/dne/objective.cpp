@@ -25,8 +25,10 @@ torch::Tensor objective_value(const torch::Tensor& sa_term_sum, std::int64_t bat
                               const config::DneOptions& o) {
   // (s * lambda_1) / batch + n * lambda: products commute exactly, so these are the double
   // overload's operations in its order.
-  return sa_term_sum.to(torch::kFloat64) * o.lambda_1 / static_cast<double>(batch) + noise_l2.to(torch::kFloat64) * o.lambda;
+  return divide(sa_term_sum.to(torch::kFloat64) * o.lambda_1, static_cast<double>(batch)) + noise_l2.to(torch::kFloat64) * o.lambda;
 }
+
+torch::Tensor divide(const torch::Tensor& t, double d) { return t / torch::full({}, d, t.options()); }
 
 ObjectiveTerms dne_objective(const torch::Tensor& sa_logits, const torch::Tensor& sa,
                              const torch::Tensor& noise, const config::DneOptions& options) {

@@ -208,7 +208,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
         if (group.rank() == 0) sa_term_sums(ctx, point, 0, 1, x, a, sums, n);
         for (auto c = static_cast<std::int64_t>(lo); c < static_cast<std::int64_t>(hi); ++c) {
           sa_term_sums(ctx, point, static_cast<std::size_t>(1 + 2 * c), static_cast<std::size_t>(3 + 2 * c), x, a, sums, n);
-          grad += ((loss_of(1 + 2 * c) - loss_of(2 + 2 * c)) / (2.0 * mu * static_cast<double>(q))).to(torch::kFloat32) * dir(c);
+          grad += divide(loss_of(1 + 2 * c) - loss_of(2 + 2 * c), 2.0 * mu * static_cast<double>(q)).to(torch::kFloat32) * dir(c);
         }
       } catch (const Error&) {
         failure = std::current_exception();
@@ -220,7 +220,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
         throw PeerFailure("another rank of the group failed while evaluating directions");
       comm::allreduce_sum(group, grad);
       loss_at_eps = loss_of(0);
-      accuracy_at_eps = sums[static_cast<std::int64_t>(n)] / b;
+      accuracy_at_eps = divide(sums[static_cast<std::int64_t>(n)], b);
     }
     r.queries += cost;
     // The step's scalars in one copy (the checks throw before the update is ever used).

@@ -73,7 +73,8 @@ std::vector<torch::Tensor> EmbeddingApi::embed_each(const std::vector<torch::Ten
     next += count;
     if (options_.round_decimals >= 0) {
       const double scale = std::pow(10.0, static_cast<double>(options_.round_decimals));
-      z = torch::round(z * scale) / scale;
+      // A 0-dim tensor divisor: a true division on any device, as on the host.
+      z = torch::round(z * scale) / torch::full({}, scale, z.options());
     }
     out.push_back(std::move(z));
   }

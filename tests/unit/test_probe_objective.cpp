@@ -194,6 +194,29 @@ TEST(Objective, TensorObjectiveValueHasTheDoubleOverloadsBits) {
   }
 }
 
+TEST(Objective, OnCudaTheDeviceFormsKeepTheHostBits) {
+  // CUDA divides by a host number as a multiplication by its reciprocal; editing::divide and the
+  // tensor objective must not (run where LibTorch sees a GPU).
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch sees no CUDA device (CPU build or no GPU)";
+  config::DneOptions o;
+  o.lambda_1 = 0.7;
+  o.lambda = 0.013;
+  torch::manual_seed(5);
+  const auto sums = torch::randn({200}, torch::kFloat64) * 30.0;
+  const auto norms = torch::rand({200}) * 9.0f;
+  const auto on_gpu = [](const torch::Tensor& t) { return t.to(torch::kCUDA); };
+  for (std::int64_t i = 0; i < 200; ++i) {
+    const double host = editing::objective_value(sums[i].item<double>(), 17, norms[i].item<double>(), o);
+    EXPECT_EQ(editing::objective_value(on_gpu(sums[i]), 17, on_gpu(norms[i]), o).item<double>(), host) << i;
+    EXPECT_EQ(editing::divide(on_gpu(sums[i]), 0.3).item<double>(), sums[i].item<double>() / 0.3) << i;
+  }
+  config::DneOptions bounded;
+  bounded.max_l2 = 0.5;
+  const auto eps = torch::randn({16, 16});
+  // The norm is a reduction in another order on the GPU: the projection agrees to float32 rounding.
+  EXPECT_TRUE(torch::allclose(editing::project_noise(on_gpu(eps), bounded).cpu(), editing::project_noise(eps, bounded), 1e-6, 1e-7));
+}
+
 TEST(NoiseBudget, L2ProjectionHasTheHostFormulasBits) {
   // The projection no longer reads the norm back to the host; it must give exactly what
   // eps * float(max_l2 / norm) gives with the norm as a double, and eps itself inside the ball.

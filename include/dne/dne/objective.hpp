@@ -40,6 +40,10 @@ torch::Tensor sa_term_per_image(const torch::Tensor& sa_logits, const torch::Ten
 /// The loss from its parts: lambda_1 * sa_term_sum / batch + lambda * noise_l2. The zeroth-order
 /// editors, which sum SA terms over a rank group, assemble their losses with this one formula.
 double objective_value(double sa_term_sum, std::int64_t batch, double noise_l2, const config::DneOptions& options);
+/// `t / d` as a true division on any device: CUDA divides by a host number as a multiplication
+/// by its reciprocal (one bit off at times), so the divisor goes over as a 0-dim tensor.
+torch::Tensor divide(const torch::Tensor& t, double d);
+
 /// The same formula on 0-dim tensors (sa_term_sum float64, noise_l2 float32 or float64) on any
 /// device: a float64 0-dim tensor with the bits the double overload gives.
 torch::Tensor objective_value(const torch::Tensor& sa_term_sum, std::int64_t batch, const torch::Tensor& noise_l2,
