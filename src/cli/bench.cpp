@@ -82,13 +82,14 @@ void synchronize(const config::RunSettings& settings) {
 /// Zeroth-order mode: every rank of the job forms one group and runs `steps` batches of the
 /// editor; the floor is the time this rank needs to embed the same images with plain API calls
 /// of the same shape, measured right after in the same process.
-int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunSettings& settings, const std::string& method,
+int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfig& run, const config::RunSettings& settings,
+                       const std::string& method,
                        int steps, int threads, const ProcessInfo& process) {
   if (config::method_info(method).kind != config::MethodKind::kZerothOrder)
     throw ConfigError("dne bench --zo: METHOD must be gezo, rge or spsa, got '" + method + "'");
   // The whole job is one group; --set comm.backend=nccl times the NCCL path (device sums).
   auto group = settings.backend == "nccl"
-                   ? comm::make_nccl_communicator(MPI_COMM_WORLD, settings.comm_timeout_s, settings.cuda_index)
+                   ? comm::make_nccl_communicator(MPI_COMM_WORLD, run.comm_timeout_s, settings.cuda_index)
                    : comm::make_mpi_communicator(MPI_COMM_WORLD);
   auto model = bench_model(c, settings);
   const std::int64_t b = c.dne.batch_size, s = c.data.image_size, n = b * steps;
@@ -265,13 +266,14 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
   const auto c = config::expand(source).front();
-  const auto settings = agreed_run_settings(config::read_run_config(source), {c}, process);  // run.device, run.precision (collective)
+  const auto run = config::read_run_config(source);
+  const auto settings = agreed_run_settings(run, {c}, process);  // run.device, run.precision (collective)
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
   if (vm.count("data")) return process.rank == 0 ? bench_decoding(c, vm["data"].as<std::string>(), repeats) : 0;
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
-  if (vm.count("zo")) return bench_zeroth_order(c, settings, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
+  if (vm.count("zo")) return bench_zeroth_order(c, run, settings, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;
 
   torch::NoGradGuard outer_no_grad;

@@ -422,8 +422,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto settings = agreed_run_settings(run, experiments, process);
   // Rank groups of k consecutive ranks; world % k leftover ranks take no experiment.
   const auto layout = sweep::plan_groups(process.rank, process.world_size,
-                                         static_cast<int>(settings.ranks_per_experiment));
-  const std::string& out_dir = settings.output_dir;
+                                         static_cast<int>(run.ranks_per_experiment));
+  const std::string& out_dir = run.output_dir;
   const bool dry_run = vm.count("dry-run") > 0;
   if (!dry_run) prepare_output_dir(out_dir);  // every rank checks: the error is symmetric
   // One run per directory: world rank 0 locks it for the whole run (the kernel releases the lock
@@ -448,7 +448,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     return 0;
   }
 
-  const int threads = choose_threads(settings.threads, process);
+  const int threads = choose_threads(run.threads, process);
   torch::set_num_threads(threads);
   if (process.rank == 0 && !quiet) {
     std::cout << "# dne run: " << experiments.size() << " experiment(s), " << process.world_size
@@ -470,7 +470,7 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const sweep::GroupComm group_comm(MPI_COMM_WORLD, layout);
   std::unique_ptr<comm::Communicator> group;
   if (group_comm.get() != MPI_COMM_NULL)
-    group = settings.backend == "nccl" ? comm::make_nccl_communicator(group_comm.get(), settings.comm_timeout_s, settings.cuda_index)
+    group = settings.backend == "nccl" ? comm::make_nccl_communicator(group_comm.get(), run.comm_timeout_s, settings.cuda_index)
                                        : comm::make_mpi_communicator(group_comm.get());
 
   // The sweep itself (resume, order, index.h5, schedule, the end): sweep/sweep_driver.hpp.

@@ -8,11 +8,6 @@ namespace dne::config {
 RunSettings resolve_run_settings(const RunConfig& run, const std::vector<ExperimentConfig>& experiments, int local_rank,
                                  const DeviceFacts& facts) {
   RunSettings s;
-  s.output_dir = run.output_dir;
-  s.save_embeddings = run.save_embeddings;
-  s.threads = run.threads;
-  s.ranks_per_experiment = run.ranks_per_experiment;
-  s.comm_timeout_s = run.comm_timeout_s;
   const bool gpu_here = facts.libtorch_cuda && facts.cuda_devices > 0;
   const std::string why_not = !facts.libtorch_cuda ? "this LibTorch has no CUDA (build against a CUDA LibTorch: README)"
                                                    : "no CUDA device is visible (CUDA_VISIBLE_DEVICES, driver)";
@@ -36,7 +31,7 @@ RunSettings resolve_run_settings(const RunConfig& run, const std::vector<Experim
   if (backend == "nccl" && !facts.nccl_built)
     throw ConfigError("comm.backend = \"nccl\": this build has no NCCL communicator (configure with CUDA and NCCL, "
                       "DNE_WITH_NCCL)");
-  const bool nccl_gains = s.device == "cuda" && facts.nccl_built && s.ranks_per_experiment > 1 &&
+  const bool nccl_gains = s.device == "cuda" && facts.nccl_built && run.ranks_per_experiment > 1 &&
                           facts.local_ranks <= facts.cuda_devices;
   s.backend = backend == "nccl" || (backend == "auto" && nccl_gains) ? "nccl" : "mpi";
   return s;

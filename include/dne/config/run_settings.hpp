@@ -1,5 +1,5 @@
-// Run-wide settings of `dne run`, read once: where the run writes, how many Torch threads and
-// ranks per experiment, and the device, precision and communicator every rank uses.
+// What a run's RunConfig (config.hpp: the run-wide keys, read once) becomes on one rank: the
+// device, the precision check and the communicator every rank uses.
 //
 // `run.device`, `run.precision` and `comm.backend` are resolved here, in one place, from the
 // config and what this machine has (`DeviceFacts`, gathered by the caller: LibTorch's CUDA, the
@@ -33,16 +33,12 @@ struct DeviceFacts {
   int local_ranks = 1;          // ranks of the job on this node
 };
 
-/// A run's RunConfig resolved for one rank: what `dne run` and `dne bench` use.
+/// What the machine makes of a run's RunConfig on one rank (the rest of the RunConfig is used
+/// as configured): what `dne run` and `dne bench` use.
 struct RunSettings {
-  std::string output_dir;
-  bool save_embeddings = false;
-  std::int64_t threads = 1;               // run.threads as configured (0: cores / ranks on the node)
-  std::int64_t ranks_per_experiment = 1;
   std::string device = "cpu";             // resolved: "cpu" | "cuda"
   int cuda_index = -1;                    // this rank's device when cuda
   std::string backend = "mpi";            // resolved: "mpi" | "nccl"
-  double comm_timeout_s = 600.0;
   std::string reason;                     // one line: what was chosen and why ("cpu (auto: ...)")
 };
 
