@@ -16,6 +16,8 @@ RUN_DIR/report):
   noise_maps.png             smoothed learned noise beside example images of each (sa, label) group
   pareto.png                 accuracy against a fairness gap for every complete experiment
   convergence.png            objective loss and frozen SA accuracy against queries (traces)
+  queries_to_target.png      validation gaps, leakage and accuracy against queries (/progress)
+  progress.md                per cell the final validation values beside the control (/progress)
   report.md                  links everything, lists pending/running/failed experiments
 
 Every complete experiment's accuracy, AUC and fairness gaps are recomputed from /test/* with the
@@ -39,7 +41,7 @@ import h5py
 import numpy as np
 
 try:  # imported as part of the `analysis` package
-    from . import check_metrics, dne_metrics
+    from . import check_metrics, dne_metrics, progress_curves
     from .stats import format_difference
     from .sweep_index import (
         STATUSES, SEED_KEYS, Cell, Index, InputError, Row, attr_float, first_line, fmt_value, h5_text,  # noqa: F401
@@ -48,6 +50,7 @@ except ImportError:  # run as a script, or imported with analysis/ on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import check_metrics
     import dne_metrics
+    import progress_curves
     from stats import format_difference
     from sweep_index import (
         STATUSES, SEED_KEYS, Cell, Index, InputError, Row, attr_float, first_line, fmt_value, h5_text,  # noqa: F401
@@ -64,7 +67,7 @@ HIGHER_BETTER = {"accuracy", "auc"}
 LOWER_BETTER = {"eo_n", "eo_p", "di"}
 
 FIGURES = ("figure2a_lambda.png", "figure2b_local_epochs.png", "figure2c_budget.png", "noise_maps.png",
-           "pareto.png", "convergence.png", "leakage_auc.png", "poisoning.png")
+           "pareto.png", "convergence.png", "leakage_auc.png", "poisoning.png", "queries_to_target.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +134,10 @@ class ExperimentFiles:
             return {k: np.asarray(v[()], dtype=np.float64).ravel() for k, v in g.items()
                     if isinstance(v, h5py.Dataset)}
         return self._read(row, "/trace", reader)
+
+    def progress(self, row: Row):
+        """The file's /progress (progress_curves.Progress), or None without one."""
+        return self._read(row, "/progress", progress_curves.read_progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,6 +417,9 @@ def run(args) -> int:
         table = table_markdown(index, cells, args.table_cells, args.gap)
         (out / "table.md").write_text(table)
         written.append("table.md")
+        progress = write_progress_md(out / "progress.md", index, cells, files)
+        if progress:
+            written.append("progress.md")
     except OSError as e:
         raise InputError(f"{out}: cannot write ({e.strerror or e})") from None
 
@@ -430,7 +440,7 @@ def run(args) -> int:
                 if stale.exists():
                     stale.unlink()
 
-    report = report_markdown(index, cells, table, agree_line, problems, pending, figure_status,
+    report = report_markdown(index, cells, table, progress, agree_line, problems, pending, figure_status,
                              args, counts, finished)
     try:
         (out / "report.md").write_text(report)
@@ -441,7 +451,20 @@ def run(args) -> int:
     return 3 if problems else 0
 
 
-def report_markdown(index, cells, table, agree_line, problems, pending, figure_status, args,
+def write_progress_md(path: Path, index: Index, cells, files) -> str:
+    """progress.md when a complete experiment has /progress (its text), else "" and no file (an
+    old copy is removed)."""
+    progress = progress_curves.cell_progress(cells, files)
+    if not progress:
+        print(f"note: {path.name} skipped: no complete experiment has /progress (dne.eval_every = 0)")
+        path.unlink(missing_ok=True)
+        return ""
+    text = progress_curves.progress_markdown(index, progress)
+    path.write_text(text)
+    return text
+
+
+def report_markdown(index, cells, table, progress, agree_line, problems, pending, figure_status, args,
                     counts, finished) -> str:
     a = index.attrs
     lines = [f"# Sweep report: {index.run_dir}", ""]
@@ -458,6 +481,9 @@ def report_markdown(index, cells, table, agree_line, problems, pending, figure_s
     if problems:
         lines += ["", "## Metric disagreements", "", "```"] + problems + ["```"]
     lines += ["", "## Table", "", table.rstrip(), "", "Per-cell numbers: [summary.csv](summary.csv)."]
+    if progress:
+        lines += ["", "## Progress on the validation split", "", progress.rstrip(), "",
+                  "The same table: [progress.md](progress.md)."]
     if not args.no_figures:
         captions = {
             "figure2a_lambda.png": "Effect of lambda (weight of ||eps||_2) on the fairness gaps and accuracy.",
@@ -471,6 +497,11 @@ def report_markdown(index, cells, table, agree_line, problems, pending, figure_s
                                "beside its own control (hollow).",
             "poisoning.png": "The label-poisoning attack: accuracy, gaps and leakage against data.poison_rate (the share "
                              "of one group's training labels flipped), every method with its control.",
+            "queries_to_target.png": "Queries to target: validation eo_n, SA leakage AUC, eo_p and accuracy of the noise "
+                                     "as the editor spends queries (/progress), mean and 95% t-band over seeds per "
+                                     "cell; every curve starts at queries 0 with noise = 0 (ERM). x: the cell's "
+                                     "norm-matched random control at its final budget; dashed: each white-box "
+                                     "cell's final value.",
         }
         lines += ["", "## Figures", ""]
         for name in FIGURES:

@@ -22,8 +22,10 @@ import matplotlib.transforms as mtransforms  # noqa: E402
 import numpy as np  # noqa: E402
 
 try:  # imported as part of the `analysis` package
+    from . import progress_curves
     from . import sweep_index as S
 except ImportError:  # imported by report.py run as a script (analysis/ on sys.path)
+    import progress_curves
     import sweep_index as S
 
 WIDTH = 8.0
@@ -41,6 +43,13 @@ GAP_PANELS = (
     ("accuracy", "accuracy on the test set", "accuracy\n(fraction, 0-1)"),
     ("sa_leakage_auc", "sa_leakage_auc: a fresh SA probe", "AUC\n(0.5 = attribute removed)"),
     ("auc", "disease AUC on the test set", "AUC"),
+)
+# queries_to_target.png: /progress measurements on the validation split (progress_curves.py).
+PROGRESS_PANELS = (
+    ("val_eo_n", "val_eo_n: accuracy gap on healthy (y = 0)", "gap\n(absolute difference, 0-1)"),
+    ("val_sa_leakage_auc", "val_sa_leakage_auc: a fresh SA probe", "AUC\n(0.5 = attribute removed)"),
+    ("val_eo_p", "val_eo_p: accuracy gap on diseased (y = 1)", "gap\n(absolute difference, 0-1)"),
+    ("val_accuracy", "val_accuracy: disease probe", "accuracy\n(fraction, 0-1)"),
 )
 
 
@@ -126,6 +135,8 @@ def draw_all(index, files, cells, out, args) -> dict:
             index, cells, "data.poison_rate", index.methods.order(), out / "poisoning.png", args,
             title="Label poisoning: flipped training labels of one group",
             xlabel="poison_rate (share of the group's labels flipped)", zero_break=False)
+        status["queries_to_target.png"] = queries_to_target_figure(
+            index, progress_curves.cell_progress(cells, files), out / "queries_to_target.png", args)
     return status
 
 
@@ -632,6 +643,91 @@ def convergence_figure(index, files, cells, path, args) -> str:
     _grow_for_legend(fig, labels, 4.0)
     bottom = _bottom_legend(fig, handles, labels)
     fig.suptitle("Convergence (whitebox: forward+backward images; gezo/rge/spsa: API images)")
+    fig.tight_layout(rect=(0, bottom, 1, 0.96))
+    _save(fig, path, args.dpi)
+    return "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries to target: validation measurements against the queries spent (/progress)
+# ---------------------------------------------------------------------------------------------
+
+def count_label(v: float) -> str:
+    """A query count for a tick: 0, 500, 2k, 1.5M."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{suffix}"
+    return f"{v:g}"
+
+
+def _symlog_ticks(linthresh: float, last: float) -> list:
+    """0, the linear threshold, then the powers of ten above it up to `last`."""
+    powers = [10.0 ** e for e in range(math.ceil(math.log10(linthresh)), math.floor(math.log10(max(last, 1))) + 1)]
+    return [0.0, linthresh] + [t for t in powers if t > 1.5 * linthresh]
+
+
+def queries_to_target_figure(index, progress, path, args) -> str:
+    """PROGRESS_PANELS against queries (symlog: linear up to the first measurement after 0), one
+    curve per cell (progress_curves.CellProgress: mean, 95% t-band over seeds), its control at the
+    final budget as an x with its interval, and a dashed line at every white-box cell's final value."""
+    if not progress:
+        return "skipped: no complete experiment has /progress (dne.eval_every = 0)"
+    others = S.varying_keys([p.cell for p in progress], index.cell_keys)
+    for p in progress:
+        if not p.same:
+            print(f"note: {path.name}: {p.cell.method} ({p.cell.label(others) or 'one cell'}): the seeds' "
+                  "queries differ; each is interpolated onto their union within the range all cover")
+    positive = [q for p in progress for q in p.grid if q > 0]
+    linthresh = min(positive) if positive else 1.0
+    ticks = _symlog_ticks(linthresh, max([linthresh] + positive + [p.final_stat("queries").mean for p in progress]))
+    whitebox = index.methods.of("whitebox")
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 6.0), sharex=True)
+    count = {}
+    for p in progress:
+        k = count.get(p.cell.method, 0)
+        count[p.cell.method] = k + 1
+        color = method_color(index.methods, p.cell.method)
+        extra = p.cell.label(others)
+        label = method_name(p.cell.method) + (f" ({extra})" if extra else "") + f", n={p.n}"
+        x_end = p.final_stat("queries").mean  # the seeds' totals: where the control was measured
+        for ax, (metric, _, _) in zip(axes.ravel(), PROGRESS_PANELS):
+            mean, half = p.curve(metric)
+            ok = np.isfinite(mean)
+            ax.plot(p.grid[ok], mean[ok], color=color, ls=LINESTYLES[k % len(LINESTYLES)], lw=1.5,
+                    marker=MARKERS[k % len(MARKERS)], ms=3, label=label)
+            band = ok & np.isfinite(half)
+            if band.any():
+                ax.fill_between(p.grid, mean - half, mean + half, where=band, color=color, alpha=0.18, lw=0)
+            c = p.control_stat(metric)
+            if np.isfinite(c.mean):
+                ax.errorbar([x_end], [c.mean], yerr=[0 if np.isnan(c.half) else c.half], color=color, marker="x",
+                            ms=7, mew=1.6, capsize=3, ls="none")
+            final = p.final_stat(metric).mean
+            if p.cell.method in whitebox and np.isfinite(final):
+                ax.axhline(final, color=color, ls="--", lw=1.0, alpha=0.8)
+    for ax, (_, title, ylabel) in zip(axes.ravel(), PROGRESS_PANELS):
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
+        ax.set_xlim(left=-0.2 * linthresh)
+        ax.xaxis.set_major_locator(mticker.FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: count_label(v)))
+        ax.xaxis.set_minor_locator(mticker.NullLocator())
+        ax.axvline(0, color="#555555", lw=0.8, ls=":")
+    for ax in axes[-1]:
+        ax.set_xlabel(f"queries (symlog scale, linear below {count_label(linthresh)})")
+    handles, labels = _collect_legend(axes.ravel())
+    handles += [plt.Line2D([], [], color="#555555", lw=0.8, ls=":"),
+                plt.Line2D([], [], color="black", marker="x", ms=7, mew=1.6, ls="none")]
+    labels += ["queries 0: noise = 0 (ERM), every curve's start",
+               "x: the cell's norm-matched random control at its final budget"]
+    if any(p.cell.method in whitebox for p in progress):
+        handles.append(plt.Line2D([], [], color="black", lw=1.0, ls="--"))
+        labels.append("dashed: a white-box cell's final value (the target)")
+    _grow_for_legend(fig, labels, 6.0)
+    bottom = _bottom_legend(fig, handles, labels)
+    fig.suptitle("Queries to target on the validation split (mean, 95% t-band over seeds)\nqueries: API images "
+                 "of zeroth-order editors; white-box: images through the model")
     fig.tight_layout(rect=(0, bottom, 1, 0.96))
     _save(fig, path, args.dpi)
     return "ok"

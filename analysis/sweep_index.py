@@ -14,6 +14,7 @@ One definition, used by analysis/report.py, analysis/report_figures.py and analy
   markdown_stat(stat, name)      that statistic as Markdown text (the tables of report.py and
                                  summarize.py --group)
   erm_partner, paired_differences  the ERM row of the same seed, paired differences over seeds
+  finite_differences(pairs)      a - b over the (a, b) pairs of one cell's seeds where both are finite
 
 Unreadable input raises InputError, whose text is one line naming the file. See docs/analysis.md.
 """
@@ -501,17 +502,17 @@ def erm_partner(index: Index, row: Row):
     return None
 
 
+def finite_differences(pairs) -> list:
+    """a - b for every (a, b) pair (one per seed) where both values are finite: the paired
+    differences that stats.format_difference shows."""
+    return [a - b for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+
+
 def paired_differences(index: Index, cell: Cell, metric: str):
     """(method - control, method - ERM) per seed of the cell, each a list over the seeds that have
     both values finite. The control is the row's own control_<metric> (index.h5's copy of the
     file's /control/metrics); ERM is erm_partner's value."""
-    control, erm = [], []
-    for r in cell.complete:
-        v = r.value(metric)
-        c = r.value("control_" + metric)
-        if math.isfinite(v) and math.isfinite(c):
-            control.append(v - c)
-        e = erm_partner(index, r)
-        if e is not None and math.isfinite(v) and math.isfinite(e.value(metric)):
-            erm.append(v - e.value(metric))
+    control = finite_differences((r.value(metric), r.value("control_" + metric)) for r in cell.complete)
+    partners = ((r, erm_partner(index, r)) for r in cell.complete)
+    erm = finite_differences((r.value(metric), e.value(metric)) for r, e in partners if e is not None)
     return control, erm

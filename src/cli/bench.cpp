@@ -86,7 +86,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
                        const std::string& method,
                        int steps, int threads, const ProcessInfo& process) {
   if (config::method_info(method).kind != config::MethodKind::kZerothOrder)
-    throw ConfigError("dne bench --zo: METHOD must be gezo, rge or spsa, got '" + method + "'");
+    throw ConfigError("dne bench --zo: METHOD must be a zeroth-order method (gezo, rge, spsa, nes), got '" + method + "'");
   // The whole job is one group; --set comm.backend=nccl times the NCCL path (device sums).
   auto group = settings.backend == "nccl"
                    ? comm::make_nccl_communicator(MPI_COMM_WORLD, run.comm_timeout_s, settings.cuda_index)
@@ -104,15 +104,19 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
   const auto g = probe::LinearProbe::fit(z, sa.slice(0, 0, z.size(0)).to(torch::kInt64), c.probes);
   editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes, bench_device(settings)};
   problem.options.epochs = 1;
-  fm::EmbeddingApi api(model);
+  fm::ApiOptions api_options;  // the simulated API's latency and batch limit (api.*), floor included
+  api_options.max_batch = c.api.max_batch;
+  api_options.latency_ms = c.api.latency_ms;
+  fm::EmbeddingApi api(model, api_options);
   group->barrier();
   auto t = Clock::now();
-  const auto result = (method == "gezo" ? editing::edit_gezo : method == "rge" ? editing::edit_rge : editing::edit_spsa)(problem, api, *group);
+  editing::ModelAccess access{nullptr, api, *group};  // the API only, as in a black-box run
+  const auto result = editing::find_editor(method)(problem, access);
   group->barrier();
   const double edit_s = std::chrono::duration<double>(Clock::now() - t).count();
   // Floor: the same number of B-image API calls on this rank, nothing else.
   const std::int64_t calls = api.images() / std::max<std::int64_t>(1, b);
-  fm::EmbeddingApi floor_api(model);
+  fm::EmbeddingApi floor_api(model, api_options);
   const auto xb = x.slice(0, 0, b).to(bench_device(settings));  // where the editor's batches are
   synchronize(settings);
   t = Clock::now();
@@ -123,17 +127,19 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
   MPI_Allreduce(&floor_s, &worst_floor, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   if (process.rank == 0) {
     const double per_step = edit_s / steps;
-    std::printf("dne bench --zo %s on %s (%s): %d rank(s) x %d Torch thread(s), batch %lld, C=%lld, R=%lld, split=%s, mode=%s\n",
+    std::printf("dne bench --zo %s on %s (%s): %d rank(s) x %d Torch thread(s), batch %lld, C=%lld, R=%lld, split=%s, mode=%s, "
+                "basis=%s, api.latency_ms=%g\n",
                 method.c_str(), device_description(settings).c_str(), c.run.precision.c_str(), process.world_size, threads,
                 static_cast<long long>(b),
                 static_cast<long long>(c.gezo.candidates), static_cast<long long>(c.gezo.local_epochs),
-                c.comm.split.c_str(), c.comm.mode.c_str());
+                c.comm.split.c_str(), c.comm.mode.c_str(), c.dne.noise_basis.c_str(), c.api.latency_ms);
     std::printf("%-46s %14s\n", "measurement", "value");
     std::printf("%-46s %14lld\n", "images embedded per step (whole group)", static_cast<long long>(result.queries / steps));
     std::printf("%-46s %14.1f\n", "time per step [ms]", per_step * 1e3);
     std::printf("%-46s %14.1f\n", "floor: API forward of rank's share [ms/step]", worst_floor / steps * 1e3);
     std::printf("%-46s %13.1f%%\n", "overhead over the floor", (edit_s / worst_floor - 1.0) * 100.0);
     std::printf("%-46s %14.1f\n", "group throughput [images/s]", static_cast<double>(result.queries) / edit_s);
+    std::printf("%-46s %14.3f\n", "wall time per query [ms]", edit_s / static_cast<double>(result.queries) * 1e3);
     std::printf("%-46s %14.0f\n", "bytes communicated per step (rank 0)", static_cast<double>(group->bytes_communicated()) / steps);
   }
   return 0;

@@ -293,7 +293,7 @@ const std::vector<KeySpec>& key_table() {
     // dne
     const auto editors = method_names({MethodKind::kWhiteBox, MethodKind::kZerothOrder});  // they learn a noise
     t.push_back(choice(make_key("dne.method", Kind::kChoice, &C::dne, &DneOptions::method,
-                                "the method (config/methods.hpp): none (ERM), random (control), whitebox, gezo, rge, spsa (noise editors), vae (adversarial VAE on the embeddings)"),
+                                "the method (config/methods.hpp): none (ERM), random (control), whitebox, gezo, rge, spsa, nes (noise editors), vae (adversarial VAE on the embeddings)"),
                        method_names()));
     t.push_back(for_methods(choice(make_key("dne.objective", Kind::kChoice, &C::dne, &DneOptions::objective,
                                 "SA term: neg_ce flips g, confusion drives g to 1/2"),
@@ -336,6 +336,20 @@ const std::vector<KeySpec>& key_table() {
                                             "which noise to keep: the last one, or the epoch-end noise with the lowest "
                                             "validation DNE loss (best_val; needs data.val_fraction > 0)"),
                                    {"last", "best_val"}), editors));
+    t.push_back(added_later(for_methods(choice(make_key("dne.noise_basis", Kind::kChoice, &C::dne, &DneOptions::noise_basis,
+                                                        "what the editor optimises (docs/dne.md): pixel (eps itself), lowres "
+                                                        "(k x k coefficients upsampled bilinearly) or dct (the k x k "
+                                                        "lowest-frequency 2-D DCT coefficients); k = dne.noise_dim"),
+                                               {"pixel", "lowres", "dct"}), editors)));
+    t.push_back(added_later(for_methods(ranged(make_key("dne.noise_dim", Kind::kInt, &C::dne, &DneOptions::noise_dim,
+                                                        "k of dne.noise_basis = lowres / dct: k x k coefficients "
+                                                        "(at most data.image_size; ignored by pixel)"),
+                                               1, 4096), editors)));
+    t.push_back(added_later(for_methods(ranged(make_key("dne.eval_every", Kind::kInt, &C::dne, &DneOptions::eval_every,
+                                                        "record the noise's effect on the validation split (fresh-probe "
+                                                        "leakage AUC, eo_n, eo_p) every this many queries (white-box: "
+                                                        "images) in /progress; needs a validation split; 0 = off"),
+                                               0, 1e15), editors)));
     // vae (the adversarial VAE on embeddings)
     using V = VaeOptions;
     const std::vector<std::string> vae_only = method_names({MethodKind::kEmbedding});
@@ -363,14 +377,14 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(vae(ranged(make_key("vae.batch_size", Kind::kInt, &C::vae, &V::batch_size, "rows per step"), 1, 1e7)));
     t.push_back(vae(ranged(make_key("vae.lr", Kind::kReal, &C::vae, &V::lr, "Adam learning rate"), 1e-9, 10.0)));
     // gezo (zeroth-order editors)
-    const std::vector<std::string> gezo_only{"gezo"}, sgd{"rge", "spsa"};
+    const std::vector<std::string> gezo_only{"gezo"}, sgd{"rge", "spsa", "nes"}, dense{"rge", "spsa"};
     const auto zo = method_names({MethodKind::kZerothOrder});
     t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::gezo, &GezoOptions::local_epochs,
                                             "GeZO local iterations R on each batch"), 1, 100000), gezo_only));
     t.push_back(for_methods(ranged(make_key("gezo.candidates", Kind::kInt, &C::gezo, &GezoOptions::candidates,
-                                            "perturbations C per iteration (RGE/SPSA: directions q)"), 1, 100000), zo));
+                                            "perturbations C per iteration (RGE/SPSA: directions q; NES: antithetic pairs q)"), 1, 100000), zo));
     t.push_back(for_methods(ranged(make_key("gezo.sigma", Kind::kReal, &C::gezo, &GezoOptions::sigma,
-                                            "perturbation scale (RGE/SPSA smoothing mu)"), 1e-9, 100.0), zo));
+                                            "perturbation scale (RGE/SPSA smoothing mu, NES sigma), per pixel RMS in every basis"), 1e-9, 100.0), zo));
     t.push_back(for_methods(ranged(make_key("gezo.momentum", Kind::kReal, &C::gezo, &GezoOptions::momentum,
                                             "GeZO velocity decay m"), 0.0, 0.999), gezo_only));
     t.push_back(for_methods(ranged(make_key("gezo.sigma_decay", Kind::kReal, &C::gezo, &GezoOptions::sigma_decay,
@@ -380,13 +394,17 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(for_methods(ranged(make_key("gezo.budget", Kind::kInt, &C::gezo, &GezoOptions::budget,
                                             "images the editor may embed (0 = unlimited)"), 0, 1e15), zo));
     t.push_back(for_methods(choice(make_key("gezo.optimizer", Kind::kChoice, &C::gezo, &GezoOptions::optimizer,
-                                            "RGE/SPSA update rule"), {"sgd", "adam"}), sgd));
+                                            "RGE/SPSA/NES update rule"), {"sgd", "adam"}), sgd));
     t.push_back(for_methods(ranged(make_key("gezo.lr", Kind::kReal, &C::gezo, &GezoOptions::lr,
-                                            "RGE/SPSA learning rate"), 1e-12, 100.0), sgd));
+                                            "RGE/SPSA/NES learning rate"), 1e-12, 100.0), sgd));
+    t.push_back(added_later(for_methods(choice(make_key("nes.shaping", Kind::kChoice, &C::gezo, &GezoOptions::shaping,
+                                                        "NES fitness shaping: rank (centred ranks of the 2q losses) or "
+                                                        "none (the raw loss differences, i.e. RGE's estimate)"),
+                                               {"rank", "none"}), {"nes"})));
     // comm
     t.push_back(for_methods(choice(make_key("comm.mode", Kind::kChoice, &C::comm, &CommOptions::mode,
                                             "seed: ranks exchange losses only; dense: gradient estimates"),
-                                   {"seed", "dense"}), sgd));
+                                   {"seed", "dense"}), dense));
     t.push_back(for_methods(choice(make_key("comm.split", Kind::kChoice, &C::comm, &CommOptions::split,
                                             "what a rank group divides: candidates or the batch's images"),
                                    {"candidates", "data"}), zo));
@@ -678,6 +696,12 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.data.image_size % 16 != 0 && c.fm.kind == "cnn")
     fail("data.image_size = " + std::to_string(c.data.image_size) +
          " must be a multiple of 16 for the built-in CNN");
+  if (c.dne.eval_every > 0 && learns_noise(c.dne.method) && c.data.val_fraction <= 0.0 && c.data.source == "phantom")
+    fail("dne.eval_every needs a validation split: set data.val_fraction > 0");
+  if (c.dne.noise_basis != "pixel" && learns_noise(c.dne.method) && c.data.source != "embeddings" &&
+      c.dne.noise_dim > c.data.image_size)
+    fail("dne.noise_dim = " + std::to_string(c.dne.noise_dim) + " is larger than data.image_size = " +
+         std::to_string(c.data.image_size) + " (dne.noise_basis = \"" + c.dne.noise_basis + "\")");
   if (c.dne.method == "gezo" && c.gezo.sigma_min > c.gezo.sigma)
     fail("gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than gezo.sigma (" +
          format_value(c.gezo.sigma) + ")");
@@ -922,6 +946,7 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
       if (!k.methods.empty() &&
           std::find(k.methods.begin(), k.methods.end(), c.dne.method) == k.methods.end())
         k.set(c, k.get(defaults));
+    if (c.dne.noise_basis == "pixel") c.dne.noise_dim = defaults.dne.noise_dim;  // read by lowres / dct only
     validate(c, source.origin);
     const auto id = c.id();
     if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;

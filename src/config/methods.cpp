@@ -15,6 +15,8 @@ const std::vector<MethodInfo>& method_table() {
       {"gezo", MethodKind::kZerothOrder, "queries", "GeZO: greedy zeroth-order search with momentum"},
       {"rge", MethodKind::kZerothOrder, "queries", "random gradient estimates (two-point, Gaussian directions)"},
       {"spsa", MethodKind::kZerothOrder, "queries", "SPSA (two-point, Rademacher directions)"},
+      {"nes", MethodKind::kZerothOrder, "queries",
+       "natural evolution strategies: antithetic Gaussian directions, rank-shaped losses, Adam/SGD"},
       {"vae", MethodKind::kEmbedding, "epochs", "adversarial VAE on the FM's embeddings ([vae]; its control: no adversary)"},
   };
   return table;

@@ -8,6 +8,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
+#include "dne/dne/noise_basis.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/dne/zeroth_order.hpp"
 
@@ -32,6 +33,19 @@ EditResult edit_random(const EditProblem& problem) {
   EditResult r;
   r.noise = project_noise(torch::from_blob(values.data(), {h, w}, torch::kFloat32).clone(), problem.options);
   return r;
+}
+
+void ProgressReporter::at(const torch::Tensor& eps, std::int64_t queries) {
+  if (!enabled() || queries < next_) return;
+  problem_.progress(eps, queries);
+  last_ = queries;
+  next_ = (queries / problem_.options.eval_every + 1) * problem_.options.eval_every;
+}
+
+void ProgressReporter::finish(const torch::Tensor& eps, std::int64_t queries) {
+  if (!enabled() || queries == last_) return;
+  problem_.progress(eps, queries);
+  last_ = queries;
 }
 
 torch::Tensor to_problem_device(const EditProblem& problem, const torch::Tensor& host) {
@@ -160,10 +174,13 @@ torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t 
 
 EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group) {
   const auto& opt = problem.options;
-  auto noise = torch::zeros({problem.images.size(2), problem.images.size(3)},
-                            torch::TensorOptions().device(problem.device).requires_grad(true));  // (H, W)
-  torch::optim::Adam adam({noise}, torch::optim::AdamOptions(opt.lr));
+  const auto basis = NoiseBasis::from_options(opt, problem.images.size(2), problem.images.size(3), problem.device);
+  // The coefficients (pixel basis: the noise (H, W) itself); the FM sees basis.noise(theta).
+  auto theta = torch::zeros(basis.shape(), torch::TensorOptions().device(problem.device).requires_grad(true));
+  const auto noise_now = [&] { return basis.noise(theta.detach(), opt); };
+  torch::optim::Adam adam({theta}, torch::optim::AdamOptions(opt.lr));
   Adversary adversary(problem);
+  ProgressReporter progress(problem);
   EditResult r;
   std::vector<torch::Tensor> checkpoints;
   const auto start = std::chrono::steady_clock::now();
@@ -171,12 +188,14 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
   // x (B, 1, H, W), a (B,), on the problem's device
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
     stop_point(group, "at whitebox step " + std::to_string(step));
+    progress.at(noise_now(), images_seen);
     const bool refit = adversary.due(step);
     if (refit) {
-      adversary.refit(noise.detach(), [&](const std::vector<torch::Tensor>& b) { return model.embed_each(b); }, 1, group);
+      adversary.refit(noise_now(), [&](const std::vector<torch::Tensor>& b) { return model.embed_each(b); }, 1, group);
       images_seen += adversary.images_per_refit();
     }
     adam.zero_grad();
+    const auto noise = basis.noise(theta, opt);  // (H, W), differentiable in theta
     const auto z = model.forward(add_noise(x, noise, opt));  // (B, D)
     const auto logits = adversary.probe().logits(z);  // (B,)
     auto terms = dne_objective(logits, a, noise, opt);
@@ -191,7 +210,7 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
     adam.step();
     {
       torch::NoGradGuard no_grad;
-      noise.copy_(project_noise(noise.detach(), opt));  // the budget holds after every update
+      theta.copy_(basis.project(theta.detach(), opt));  // the budget holds after every update
     }
     images_seen += x.size(0);
     r.trace.add("step", static_cast<double>(step));
@@ -204,7 +223,9 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
     r.trace.add("images", static_cast<double>(images_seen));
     r.trace.add("wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return true;
-  }, [&](std::int64_t) { checkpoints.push_back(noise.detach().clone()); });
+  }, [&](std::int64_t) { checkpoints.push_back(noise_now().clone()); });
+  const auto noise = noise_now();
+  progress.finish(noise, images_seen);
   finish_on_host(r, noise, checkpoints);
   r.queries = images_seen;  // passes through the white-box model (forward+backward, and refit forwards)
   return r;
@@ -222,6 +243,7 @@ const Editor& find_editor(const std::string& method) {
       {"gezo", [](const EditProblem& p, ModelAccess& m) { return edit_gezo(p, m.api, m.group); }},
       {"rge", [](const EditProblem& p, ModelAccess& m) { return edit_rge(p, m.api, m.group); }},
       {"spsa", [](const EditProblem& p, ModelAccess& m) { return edit_spsa(p, m.api, m.group); }},
+      {"nes", [](const EditProblem& p, ModelAccess& m) { return edit_nes(p, m.api, m.group); }},
   };
   const auto it = table.find(method);
   if (it == table.end()) throw ConfigError("dne.method: unknown method '" + method + "'");

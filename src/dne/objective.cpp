@@ -60,12 +60,16 @@ torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, c
 }
 
 torch::Tensor norm_matched_noise(const torch::Tensor& like, const config::DneOptions& o, std::uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  const double target = like.to(torch::kFloat64).pow(2).sum().sqrt().item<double>();
   std::vector<float> values(static_cast<std::size_t>(like.numel()));
   CounterStream stream(seed, StreamPurpose::kNoiseInit, 1, 0);
   stream.fill_normal(values.data(), values.size());
-  auto eps = torch::from_blob(values.data(), like.sizes(), torch::kFloat32).to(torch::kFloat64);
+  return scaled_to_norm(torch::from_blob(values.data(), like.sizes(), torch::kFloat32), like, o);
+}
+
+torch::Tensor scaled_to_norm(const torch::Tensor& raw, const torch::Tensor& like, const config::DneOptions& o) {
+  torch::NoGradGuard no_grad;
+  const double target = like.to(torch::kFloat64).pow(2).sum().sqrt().item<double>();
+  auto eps = raw.to(torch::kCPU, torch::kFloat64);
   if (target == 0.0) return torch::zeros_like(like);
   const auto norm_at = [&](double scale) {  // ||clip(scale * eps)||, non-decreasing in scale
     auto e = eps * scale;

@@ -2,6 +2,7 @@
 // (see zeroth_order.hpp and docs/gezo.md).
 #include "dne/dne/zeroth_order.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
+#include "dne/dne/noise_basis.hpp"
 #include "dne/dne/objective.hpp"
 
 namespace dne::editing {
@@ -23,11 +25,21 @@ struct ZoContext {
   const EditProblem& problem;
   fm::EmbeddingApi& api;
   comm::Communicator& group;
-  std::int64_t height, width;
+  NoiseBasis basis;  // the editor optimises coefficients theta; the FM sees basis.noise(theta)
   Adversary adversary;
+  ProgressReporter progress;
 
   ZoContext(const EditProblem& p, fm::EmbeddingApi& a, comm::Communicator& g)
-      : problem(p), api(a), group(g), height(p.images.size(2)), width(p.images.size(3)), adversary(p) {}
+      : problem(p), api(a), group(g), basis(NoiseBasis::from_options(p.options, p.images.size(2), p.images.size(3), p.device)),
+        adversary(p), progress(p) {}
+  /// A zero theta on the problem's device.
+  torch::Tensor zero_theta(bool requires_grad = false) const {
+    return torch::zeros(basis.shape(), torch::TensorOptions().device(problem.device).requires_grad(requires_grad));
+  }
+  /// Direction c of global iteration t in theta's shape (see direction()).
+  torch::Tensor direction(std::int64_t t, std::int64_t c, bool rademacher) const;
+  /// The noise (H, W) the FM sees at theta.
+  torch::Tensor noise(const torch::Tensor& theta) const { return basis.noise(theta, problem.options); }
 };
 
 /// For evaluations e in [lo, hi): the per-sample SA term summed over the images x (b, 1, H, W)
@@ -126,10 +138,10 @@ Evaluations evaluate(ZoContext& ctx, const std::function<torch::Tensor(std::int6
   return out;
 }
 
-/// (H, W) direction c of global iteration t from stream (seed, kPerturbation, t, c):
+/// (h, w) direction c of global iteration t from stream (seed, kPerturbation, t, c):
 /// standard normal, or Rademacher (+-1) when `rademacher`; drawn on the host (the same bits on
-/// every device) and uploaded to `device` asynchronously.
-torch::Tensor direction(std::uint64_t seed, std::int64_t t, std::int64_t c, std::int64_t h,
+/// every device) and uploaded to `device` asynchronously. (h, w): theta's shape.
+torch::Tensor draw_direction(std::uint64_t seed, std::int64_t t, std::int64_t c, std::int64_t h,
                         std::int64_t w, bool rademacher, const torch::Device& device) {
   std::vector<float> v(static_cast<std::size_t>(h * w));
   CounterStream s(seed, StreamPurpose::kPerturbation, static_cast<std::uint32_t>(t),
@@ -141,6 +153,11 @@ torch::Tensor direction(std::uint64_t seed, std::int64_t t, std::int64_t c, std:
   }
   const auto host = torch::from_blob(v.data(), {h, w}, torch::kFloat32);
   return device.is_cpu() ? host.clone() : host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+torch::Tensor ZoContext::direction(std::int64_t t, std::int64_t c, bool rademacher) const {
+  const auto shape = basis.shape();
+  return draw_direction(problem.seed, t, c, shape[0], shape[1], rademacher, problem.device);
 }
 
 void check_finite(double loss, const char* method, std::int64_t step) {
@@ -158,32 +175,33 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
   const double mu = g.sigma;
   const bool dense = p.comm.mode == "dense";
   const auto on = torch::TensorOptions().device(p.device);
-  auto noise = torch::zeros({ctx.height, ctx.width}, on.requires_grad(true));
-  torch::optim::Adam adam({noise}, torch::optim::AdamOptions(g.lr));
+  auto theta = ctx.zero_theta(/*requires_grad=*/true);  // the coefficients; the FM sees ctx.noise(theta)
+  torch::optim::Adam adam({theta}, torch::optim::AdamOptions(g.lr));
   EditResult r;
   std::vector<torch::Tensor> checkpoints;
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
+    ctx.progress.at(ctx.noise(theta.detach()), r.queries);
     bool refitted = false;
-    if (!refit_if_due(ctx, batch, noise.detach(), r, refitted)) return false;
+    if (!refit_if_due(ctx, batch, ctx.noise(theta.detach()), r, refitted)) return false;
     const std::int64_t evaluations = 2 * q + 1, cost = evaluations * x.size(0);
     if (over_budget(g, r.queries, cost, r.status)) return false;
-    const auto eps = noise.detach();
+    const auto th = theta.detach();
     std::vector<torch::Tensor> dirs(static_cast<std::size_t>(q));
     auto dir = [&](std::int64_t c) -> const torch::Tensor& {
       auto& d = dirs[static_cast<std::size_t>(c)];
-      if (!d.defined())
-        d = direction(p.seed, t, c, ctx.height, ctx.width, rademacher, p.device);
+      if (!d.defined()) d = ctx.direction(t, c, rademacher);
       return d;
     };
-    // Evaluation 0: eps (for the trace); 1 + 2c: eps + mu u_c; 2 + 2c: eps - mu u_c.
+    // Evaluation 0: theta (for the trace); 1 + 2c: theta + mu u_c; 2 + 2c: theta - mu u_c (the FM
+    // sees their noises; pixel basis: the points themselves).
     auto point = [&](std::int64_t e) -> torch::Tensor {
-      if (e == 0) return eps;
+      if (e == 0) return ctx.noise(th);
       const std::int64_t c = (e - 1) / 2;
-      return (e - 1) % 2 == 0 ? eps + mu * dir(c) : eps - mu * dir(c);
+      return ctx.noise((e - 1) % 2 == 0 ? th + mu * dir(c) : th - mu * dir(c));
     };
-    torch::Tensor grad = torch::zeros({ctx.height, ctx.width}, on);
+    torch::Tensor grad = torch::zeros(ctx.basis.shape(), on);  // in theta's shape
     torch::Tensor loss_at_eps, accuracy_at_eps;  // dense mode: 0-dim, on the device until the step's copy
     Evaluations ev;
     if (!dense) {
@@ -233,14 +251,14 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
                          std::to_string(t) + " (try a smaller gezo.sigma or gezo.lr)");
     if (g.optimizer == "sgd") {
       torch::NoGradGuard ng;
-      noise.sub_(g.lr * grad);
+      theta.sub_(g.lr * grad);
     } else {
-      noise.mutable_grad() = grad;
+      theta.mutable_grad() = grad;
       adam.step();
     }
     {
       torch::NoGradGuard ng;
-      noise.copy_(project_noise(noise.detach(), p.options));  // the budget holds after every update
+      theta.copy_(ctx.basis.project(theta.detach(), p.options));  // the budget holds after every update
     }
     r.trace.add("step", static_cast<double>(t));
     r.trace.add("batch", static_cast<double>(batch));
@@ -249,18 +267,142 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     r.trace.add("sa_accuracy", ev.accuracy[0]);
     r.trace.add("refit", refitted ? 1.0 : 0.0);
     r.trace.add("grad_norm", v[3]);
-    r.trace.add("noise_l2", scalars_to_host({l2(noise.detach())})[0]);
+    r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(theta.detach()))})[0]);
     r.trace.add("queries", static_cast<double>(r.queries));
     r.trace.add("bytes", static_cast<double>(group.bytes_communicated()));
     r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
     ++t;
     return true;
-  }, [&](std::int64_t) { checkpoints.push_back(noise.detach().clone()); });
+  }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta.detach()).clone()); });
+  const auto noise = ctx.noise(theta.detach());
+  ctx.progress.finish(noise, r.queries);
   finish_on_host(r, noise, checkpoints);
   return r;
 }
 
+/// Centred ranks of `losses` in [-1/2, 1/2] (the lowest loss -1/2, ties sharing their mean
+/// rank): the fitness shaping of natural evolution strategies, invariant to any increasing
+/// transformation of the loss and to outliers (an infinite loss is just the worst rank).
+std::vector<double> centred_ranks(const std::vector<double>& losses) {
+  const std::size_t n = losses.size();
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return losses[i] < losses[j]; });
+  std::vector<double> out(n, 0.0);
+  if (n < 2) return out;
+  for (std::size_t begin = 0; begin < n;) {
+    std::size_t end = begin + 1;
+    while (end < n && losses[order[end]] == losses[order[begin]]) ++end;
+    const double rank = 0.5 * static_cast<double>(begin + end - 1);  // the mean of ranks begin..end-1
+    for (std::size_t k = begin; k < end; ++k) out[order[k]] = rank / static_cast<double>(n - 1) - 0.5;
+    begin = end;
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<double> nes_weights(const std::vector<double>& losses, const std::string& shaping) {
+  if (shaping == "rank") return centred_ranks(losses);
+  if (shaping == "none") return losses;
+  throw ConfigError("nes.shaping: unknown shaping '" + shaping + "' (one of: rank, none)");
+}
+
+torch::Tensor nes_gradient(const std::vector<double>& losses, const std::vector<torch::Tensor>& directions, double sigma,
+                           const std::string& shaping) {
+  const auto q = directions.size();
+  if (q == 0 || losses.size() != 2 * q)
+    throw Error("internal: nes_gradient needs 2q losses for q directions (" + std::to_string(losses.size()) + ", " +
+                std::to_string(q) + ")");
+  const auto w = nes_weights(losses, shaping);
+  auto grad = torch::zeros_like(directions[0]);
+  for (std::size_t c = 0; c < q; ++c)
+    grad += static_cast<float>((w[2 * c] - w[2 * c + 1]) / (2.0 * sigma * static_cast<double>(q))) * directions[c];
+  return grad;
+}
+
+EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group) {
+  ZoContext ctx(p, api, group);
+  const auto& g = p.gezo;
+  const std::int64_t q = g.candidates;  // antithetic pairs
+  const double sigma = g.sigma;
+  auto theta = ctx.zero_theta(/*requires_grad=*/true);
+  torch::optim::Adam adam({theta}, torch::optim::AdamOptions(g.lr));
+  EditResult r;
+  std::vector<torch::Tensor> checkpoints;
+  const auto start = Clock::now();
+  std::int64_t t = 0;
+  for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
+    ctx.progress.at(ctx.noise(theta.detach()), r.queries);
+    bool refitted = false;
+    if (!refit_if_due(ctx, batch, ctx.noise(theta.detach()), r, refitted)) return false;
+    const std::int64_t evaluations = 2 * q, cost = images_per_iteration(evaluations, x.size(0));
+    if (over_budget(g, r.queries, cost, r.status)) return false;
+    const auto th = theta.detach();
+    std::vector<torch::Tensor> dirs(static_cast<std::size_t>(q));
+    auto dir = [&](std::int64_t c) -> const torch::Tensor& {
+      auto& d = dirs[static_cast<std::size_t>(c)];
+      if (!d.defined()) d = ctx.direction(t, c, false);
+      return d;
+    };
+    // Evaluation 2c: theta + sigma u_c; 2c + 1: theta - sigma u_c (antithetic pairs).
+    auto point = [&](std::int64_t e) {
+      const std::int64_t c = e / 2;
+      return ctx.noise(e % 2 == 0 ? th + sigma * dir(c) : th - sigma * dir(c));
+    };
+    const auto ev = evaluate(ctx, point, evaluations, x, a);  // only the 2q losses cross the network
+    r.queries += cost;
+    // Every rank rebuilds the estimate from the shared losses.
+    for (std::int64_t c = 0; c < q; ++c) dir(c);
+    const auto grad = nes_gradient(ev.loss, dirs, sigma, p.gezo.shaping);
+    double loss_mean = 0.0, loss_min = std::numeric_limits<double>::infinity(), accuracy = 0.0;
+    std::int64_t finite = 0;
+    for (std::size_t e = 0; e < ev.loss.size(); ++e) {
+      if (std::isfinite(ev.loss[e])) {
+        loss_mean += ev.loss[e];
+        ++finite;
+      }
+      loss_min = std::min(loss_min, ev.loss[e]);
+      accuracy += ev.accuracy[e] / static_cast<double>(ev.loss.size());
+    }
+    if (finite == 0)
+      throw NumericError("nes: every candidate loss is non-finite at step " + std::to_string(t) +
+                         " (try a smaller gezo.sigma)");
+    const auto v = scalars_to_host({torch::isfinite(grad).all(), l2(grad)});
+    if (v[0] == 0.0)
+      throw NumericError("nes: the gradient estimate is not finite at step " + std::to_string(t) +
+                         " (a candidate loss is; nes.shaping = \"rank\" is robust to that)");
+    if (g.optimizer == "sgd") {
+      torch::NoGradGuard ng;
+      theta.sub_(g.lr * grad);
+    } else {
+      theta.mutable_grad() = grad;
+      adam.step();
+    }
+    {
+      torch::NoGradGuard ng;
+      theta.copy_(ctx.basis.project(theta.detach(), p.options));  // the budget holds after every update
+    }
+    r.trace.add("step", static_cast<double>(t));
+    r.trace.add("batch", static_cast<double>(batch));
+    r.trace.add("epoch", static_cast<double>(epoch));
+    r.trace.add("loss", loss_mean / static_cast<double>(finite));  // the Gaussian-smoothed loss at theta
+    r.trace.add("loss_min", loss_min);
+    r.trace.add("sa_accuracy", accuracy);
+    r.trace.add("refit", refitted ? 1.0 : 0.0);
+    r.trace.add("grad_norm", v[1]);
+    r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(theta.detach()))})[0]);
+    r.trace.add("queries", static_cast<double>(r.queries));
+    r.trace.add("bytes", static_cast<double>(group.bytes_communicated()));
+    r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
+    ++t;
+    return true;
+  }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta.detach()).clone()); });
+  const auto noise = ctx.noise(theta.detach());
+  ctx.progress.finish(noise, r.queries);
+  finish_on_host(r, noise, checkpoints);
+  return r;
+}
 
 std::int64_t images_per_iteration(std::int64_t evaluations, std::int64_t batch) { return evaluations * batch; }
 
@@ -275,17 +417,17 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
   const auto& g = p.gezo;
   const std::int64_t candidates = g.candidates;
   const float m = static_cast<float>(g.momentum);
-  const auto on = torch::TensorOptions().device(p.device);
-  auto eps = torch::zeros({ctx.height, ctx.width}, on);  // (H, W)
-  auto velocity = torch::zeros({ctx.height, ctx.width}, on);
+  auto theta = ctx.zero_theta();  // the coefficients (pixel basis: eps itself); the FM sees ctx.noise(theta)
+  auto velocity = ctx.zero_theta();
   std::vector<torch::Tensor> checkpoints;
   double sigma = g.sigma;
   EditResult r;
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
+    ctx.progress.at(ctx.noise(theta), r.queries);
     bool refitted = false;
-    if (!refit_if_due(ctx, batch, eps, r, refitted)) return false;
+    if (!refit_if_due(ctx, batch, ctx.noise(theta), r, refitted)) return false;
     bool have_current = false;  // loss at eps on this batch known?
     double current = 0.0, current_accuracy = 0.0;  // loss and g's accuracy at eps on this batch
     for (std::int64_t local = 0; local < g.local_epochs; ++local) {
@@ -294,20 +436,21 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       const std::int64_t evaluations = 2 * candidates + offset;
       const std::int64_t cost = images_per_iteration(evaluations, x.size(0));
       if (over_budget(g, r.queries, cost, r.status)) return false;
-      const auto look = eps + m * velocity;  // momentum look-ahead
+      const auto look = theta + m * velocity;  // momentum look-ahead
       std::vector<torch::Tensor> deltas(static_cast<std::size_t>(candidates));
       auto delta = [&](std::int64_t c) -> const torch::Tensor& {
         auto& d = deltas[static_cast<std::size_t>(c)];
-        if (!d.defined()) d = static_cast<float>(sigma) * direction(p.seed, t, c, ctx.height, ctx.width, false, p.device);
+        if (!d.defined()) d = static_cast<float>(sigma) * ctx.direction(t, c, false);
         return d;
       };
       // Every candidate is projected onto the noise budget before it is evaluated, so the
       // accepted point is a measured point inside the budget.
-      auto point = [&](std::int64_t e) -> torch::Tensor {
-        if (e < offset) return eps;
+      auto candidate = [&](std::int64_t e) -> torch::Tensor {  // theta of evaluation e
+        if (e < offset) return theta;
         const std::int64_t c = (e - offset) / 2;
-        return project_noise((e - offset) % 2 == 0 ? look + delta(c) : look - delta(c), p.options);
+        return ctx.basis.project((e - offset) % 2 == 0 ? look + delta(c) : look - delta(c), p.options);
       };
+      auto point = [&](std::int64_t e) { return ctx.noise(candidate(e)); };
       const auto ev = evaluate(ctx, point, evaluations, x, a);
       r.queries += cost;
       if (!have_current) {
@@ -332,7 +475,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       if (accepted) {
         const auto d = sign > 0 ? delta(chosen) : -delta(chosen);
         velocity = m * velocity + d;
-        eps = point(best);  // = look + d: exactly the point whose loss was measured
+        theta = candidate(best);  // = look + d: exactly the point whose loss was measured
         current = ev.loss[static_cast<std::size_t>(best)];
         current_accuracy = ev.accuracy[static_cast<std::size_t>(best)];
       } else {
@@ -350,7 +493,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       r.trace.add("sign", accepted ? sign : 0.0);
       r.trace.add("candidate", accepted ? static_cast<double>(chosen) : -1.0);
       r.trace.add("sigma", sigma);
-      const auto norms = scalars_to_host({l2(velocity), l2(eps)});  // the trace's: one copy
+      const auto norms = scalars_to_host({l2(velocity), l2(ctx.noise(theta))});  // the trace's: one copy
       r.trace.add("velocity_norm", norms[0]);
       r.trace.add("noise_l2", norms[1]);
       // Like RGE/SPSA's, loss and sa_accuracy are measured at the noise this iteration starts from.
@@ -363,8 +506,10 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       ++t;
     }
     return true;
-  }, [&](std::int64_t) { checkpoints.push_back(eps.clone()); });
-  finish_on_host(r, eps, checkpoints);
+  }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta).clone()); });
+  const auto noise = ctx.noise(theta);
+  ctx.progress.finish(noise, r.queries);
+  finish_on_host(r, noise, checkpoints);
   return r;
 }
 

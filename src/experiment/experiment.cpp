@@ -19,6 +19,7 @@
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
+#include "dne/dne/noise_basis.hpp"
 #include "dne/dne/noise_editor.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/fm/foundation_model.hpp"
@@ -395,7 +396,8 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   // 4-6. The method and its control, each through the same probes and metrics.
   Downstream result, control;
   torch::Tensor noise, control_noise;  // (H, W), noise methods only
-  Trace trace;
+  Trace trace, progress;  // progress: dne.eval_every's validation measurements
+  std::map<std::string, double> control_on_validation;  // the same for the control noise (at the end)
   std::vector<double> val_losses;
   std::int64_t kept_checkpoint = -1;
   std::optional<data::PhantomRegions> regions;  // where the phantom draws the SA cues and the effusion
@@ -416,6 +418,22 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   } else if (!images) {
     result = evaluate(clean, eval);  // ERM on the embeddings as given
   } else {
+    // A noise's effect on the validation split (dne.eval_every): disease and fresh SA probes fitted
+    // on the noised training split with probes.* (no L2 choice), scored on the noised validation split.
+    const auto effect_on_validation = [&](const torch::Tensor& eps) {  // eps (H, W) on the host
+      torch::NoGradGuard no_grad;
+      const auto z_train = embed_split(editing::add_noise(x_train, eps, c.dne));
+      const auto z_val = embed_split(editing::add_noise(x_val, eps, c.dne));
+      const auto& val = dataset.val;
+      const auto disease = to_doubles(probe::LinearProbe::fit(z_train, y_train, c.probes).probability(z_val));
+      const auto leak = to_doubles(probe::LinearProbe::fit(z_train, a_train, c.probes).probability(z_val));
+      const auto m = metrics::classification_metrics(disease, val.label, val.sa);
+      std::map<std::string, double> out{{"val_sa_leakage_auc", metrics::roc_auc(leak, val.sa)},
+                                        {"val_frozen_sa_accuracy", metrics::accuracy(to_doubles(g.probability(z_val)), val.sa)},
+                                        {"noise_l2", eps.pow(2).sum().sqrt().item<double>()}};
+      for (const char* name : {"accuracy", "auc", "eo_n", "eo_p"}) out[std::string("val_") + name] = m.at(name);
+      return out;
+    };
     // 4. Noise editor. Black-box editors see only the API; the group shares their queries.
     t = Clock::now();
     fm::ApiOptions api_options;
@@ -426,6 +444,16 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     fm::EmbeddingApi api(model, api_options);
     editing::ModelAccess access{dynamic_cast<fm::DifferentiableModel*>(model.get()), api, *group};
     editing::EditProblem problem{x_train, a_train.to(torch::kFloat32), &g, c.dne, seed, c.gezo, c.comm, c.probes, edit_device};
+    // dne.eval_every: the noise's effect on the validation split as queries are spent (/progress).
+    if (c.dne.eval_every > 0 && !has_val)
+      throw ConfigError("dne.eval_every = " + std::to_string(c.dne.eval_every) +
+                        " needs a validation split: set data.val_fraction > 0 (or give the manifest val rows)");
+    const auto progress_start = Clock::now();
+    problem.progress = [&](const torch::Tensor& eps, std::int64_t queries) {
+      progress.add("queries", static_cast<double>(queries));
+      for (const auto& [name, value] : effect_on_validation(eps.to(torch::kCPU))) progress.add(name, value);
+      progress.add("wall_s", seconds_since(progress_start));
+    };
     editing::EditResult edit = editing::find_editor(c.dne.method)(problem, access);
     timings["edit_s"] = seconds_since(t);
     double group_api_images = static_cast<double>(api.images());
@@ -484,9 +512,14 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     if (c.dne.method != "none") {
       editing::stop_point(*group, "before the control ran");
       t = Clock::now();
-      control_noise = editing::norm_matched_noise(noise, c.dne, seed);
+      // Random noise of the learned noise's norm, drawn in its basis (the same spatial statistics).
+      const auto basis = editing::NoiseBasis::from_options(c.dne, noise.size(0), noise.size(1));
+      control_noise = editing::norm_matched_noise(noise, c.dne, seed, basis);
       control = downstream(control_noise);
       summary.control_metrics = control.metrics;
+      if (progress.steps() > 0)  // the control's end point beside the progress curve
+        for (const auto& [name, value] : effect_on_validation(control_noise))
+          if (name != "noise_l2") control_on_validation["control_" + name] = value;
       timings["control_s"] = seconds_since(t);
     }
   }
@@ -624,6 +657,13 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   }
   for (const auto& [name, column] : trace.columns())
     w.dataset("/trace/" + name, column, {column.size()});
+  for (const auto& [name, column] : progress.columns())
+    w.dataset("/progress/" + name, column, {column.size()});
+  if (progress.steps() > 0) {
+    w.attribute("/progress", "split", std::string("val"));
+    w.attribute("/progress", "eval_every", c.dne.eval_every);
+    for (const auto& [name, value] : control_on_validation) w.attribute("/progress", name, value);
+  }
   if (ctx.run.save_embeddings) {
     // The method's embeddings with their rows' labels, in the layout data.source = "embeddings" reads.
     const auto rows = [](const torch::Tensor& z, const data::ImageSet& like) {

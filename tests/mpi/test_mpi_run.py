@@ -98,6 +98,34 @@ def test_gezo_sharded_over_ranks_is_bitwise_identical(dne_bin, gezo_one_rank, tm
     assert np.array_equal(f["test/score"][:], gezo_one_rank["test/score"][:])
 
 
+NES = ["--set", "dne.method=nes", "--set", "dne.noise_basis=dct", "--set", "dne.noise_dim=4",
+       "--set", "gezo.candidates=4", "--set", "data.val_fraction=0.2", "--set", "dne.eval_every=800"]
+
+
+@pytest.fixture(scope="module")
+def nes_one_rank(dne_bin, tmp_path_factory):
+    return zo_run(dne_bin, tmp_path_factory.mktemp("nes1"), 1, *NES)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_nes_in_a_basis_is_bitwise_identical_over_ranks(dne_bin, nes_one_rank, tmp_path, ranks):
+    # 2q = 8 evaluations per step: uneven over 3 ranks; the progress measurements embed over the group.
+    f = zo_run(dne_bin, tmp_path, ranks, *NES)
+    assert f["provenance"].attrs["group_size"] == ranks
+    assert np.array_equal(f["noise"][:], nes_one_rank["noise"][:])
+    assert np.array_equal(f["control/noise"][:], nes_one_rank["control/noise"][:])
+    for group in ("trace", "progress"):
+        for name in nes_one_rank[group]:
+            if name in ("wall_s", "bytes"):
+                continue
+            assert np.array_equal(f[group][name][:], nes_one_rank[group][name][:]), (group, name)
+    # Reported at 0, at the first step boundary past every 800 queries, and at the end.
+    queries = list(f["progress/queries"][:])
+    assert queries[0] == 0 and queries[-1] == f["provenance"].attrs["queries"] and len(queries) >= 3, queries
+    assert all(q >= 800 * k for k, q in enumerate(queries[:-1])), queries
+    assert np.array_equal(f["test/score"][:], nes_one_rank["test/score"][:])
+
+
 def test_refit_adversary_is_bitwise_identical_over_ranks_and_counted(dne_bin, gezo_one_rank, tmp_path):
     # 200 training images, batches of 50: the adversary is re-fitted on all 200 before batch 2,
     # embedded in 4 chunks dealt over 1 and 3 ranks.

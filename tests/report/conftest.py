@@ -4,6 +4,7 @@ Makes the repository root and tests/pylib importable, and provides builders that
 run directory by hand with h5py, in the documented layout: RUN_DIR/index.h5 (schema 1, see
 docs/results-format.md) and RUN_DIR/experiments/<id>.h5 (docs/results-format.md).
 """
+import struct
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -222,11 +223,23 @@ def build_hand_sweep(run_dir, *, examples=True, metric_overrides=None, index_ove
     return run_dir
 
 
+def png_size(path):
+    """(width, height) of a valid PNG; decodes the whole image to prove it is not truncated."""
+    import matplotlib.image
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[:2] == (height, width)
+    assert pixels[..., :3].std() > 0.01, f"{path} is blank"
+    return width, height
+
+
 @pytest.fixture(scope="session")
 def report_h5():
     """The builders above, for the tests (imported through a fixture rather than
     `from conftest import ...`, which breaks when several suites' conftests share a session)."""
     return SimpleNamespace(
         REPO=REPO, LABEL=LABEL, SA=SA, scores_for=scores_for, write_experiment=write_experiment,
-        write_index=write_index, build_hand_sweep=build_hand_sweep)
+        write_index=write_index, build_hand_sweep=build_hand_sweep, png_size=png_size)
 

@@ -11,7 +11,6 @@ import contextlib
 import csv
 import io
 import math
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,6 @@ from analysis import report_figures
 REPO = Path(__file__).resolve().parents[2]
 
 REPORT = REPO / "analysis" / "report.py"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["figure2a_lambda.png", "noise_maps.png", "pareto.png", "convergence.png"]
 
 
@@ -48,18 +46,6 @@ def read_summary(path):
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     return {(r["dne.method"], r["dne.lambda"]): r for r in rows}
-
-
-def png_size(path):
-    """(width, height) of a valid PNG; decodes the whole image to prove it is not truncated."""
-    import matplotlib.image
-    data = Path(path).read_bytes()
-    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    pixels = matplotlib.image.imread(path)
-    assert pixels.shape[:2] == (height, width)
-    assert pixels[..., :3].std() > 0.01, f"{path} is blank"
-    return width, height
 
 
 @pytest.fixture(scope="module")
@@ -309,11 +295,11 @@ def test_nothing_complete_yet(tmp_path, report_h5):
 # Figures
 # --------------------------------------------------------------------------------------------
 
-def test_figures_are_valid_pngs_of_sensible_size(hand_report):
+def test_figures_are_valid_pngs_of_sensible_size(hand_report, report_h5):
     _, out, rc, stdout, _ = hand_report
     assert rc == 0
     for name in FIGURES:
-        w, h = png_size(out / name)
+        w, h = report_h5.png_size(out / name)
         assert 700 <= w <= 1000 and 350 <= h <= 1600, (name, w, h)
     # No gezo.local_epochs axis in this sweep: Figure 2b is skipped with a note, not an error.
     assert "note: figure2b_local_epochs.png skipped: gezo.local_epochs is not a sweep axis" in stdout
@@ -341,8 +327,8 @@ def test_local_epochs_figure_and_stale_figure_removed(tmp_path, report_h5):
     (out / "figure2a_lambda.png").write_bytes(b"stale")
     rc, stdout, err = run_main(run_dir, "--out", out)
     assert rc == 0, err
-    png_size(out / "figure2b_local_epochs.png")
-    png_size(out / "noise_maps.png")  # files without /examples: noise only
+    report_h5.png_size(out / "figure2b_local_epochs.png")
+    report_h5.png_size(out / "noise_maps.png")  # files without /examples: noise only
     assert "no /examples" in stdout
     assert "note: figure2a_lambda.png skipped" in stdout
     assert not (out / "figure2a_lambda.png").exists()
@@ -377,7 +363,7 @@ def test_union_of_ablations_draws_one_series_per_method(tmp_path, report_h5):
             "gezo (lambda=0); gezo (lambda=0.1)") in stdout
     assert "3 of 7 method/lambda cells shown" in stdout
     for name in ("figure2a_lambda.png", "figure2b_local_epochs.png", "noise_maps.png"):
-        png_size(out / name)
+        report_h5.png_size(out / name)
     table = (out / "table.md").read_text()
     assert "| gezo | lambda=0.01, local_epochs=10 | 1 |" in table
     assert "| none | - | 1 |" in table  # lambda and local_epochs do not apply to ERM
@@ -408,7 +394,7 @@ def test_pareto_front():
 # End to end with the dne binary
 # --------------------------------------------------------------------------------------------
 
-def test_end_to_end_tiny_sweep(tmp_path, dne_bin):
+def test_end_to_end_tiny_sweep(tmp_path, dne_bin, report_h5):
     from dne_testing import SMALL, run_dne
     run_dir = tmp_path / "run"
     proc = run_dne(dne_bin, "run", "--config", REPO / "experiments" / "quickstart.toml", "--out", run_dir,
@@ -422,7 +408,7 @@ def test_end_to_end_tiny_sweep(tmp_path, dne_bin):
     for name in ("summary.csv", "table.md", "report.md"):
         assert (out / name).stat().st_size > 100, name
     for name in FIGURES:
-        w, h = png_size(out / name)
+        w, h = report_h5.png_size(out / name)
         assert 700 <= w <= 1000 and 350 <= h <= 1600, (name, w, h)
     assert "figure2b_local_epochs.png skipped" in rep.stdout  # no GeZO in the quickstart
     cells = read_summary(out / "summary.csv")

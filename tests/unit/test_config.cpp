@@ -177,6 +177,31 @@ TEST(Config, EmbeddingsSourceTakesOnlyMethodsThatNeedNoImages) {
   EXPECT_NE(msg.find("data.embeddings is read only when data.source = \"embeddings\""), std::string::npos) << msg;
 }
 
+TEST(Config, NoiseBasisKeys) {
+  // Added later: at their defaults they are in no canonical text, so earlier ids stand.
+  const auto plain = expand(parse_text("[dne]\nmethod = \"gezo\"\n", "x.toml")).front();
+  for (const char* key : {"noise_basis", "noise_dim", "eval_every", "[nes]", "shaping"})
+    EXPECT_EQ(plain.canonical_text().find(key), std::string::npos) << key;
+  // noise_dim is read by lowres and dct only: the pixel basis collapses it (3 experiments, not 4).
+  const auto grid = expand(parse_text("[dne]\nmethod = \"nes\"\nnoise_basis = [\"pixel\", \"dct\"]\nnoise_dim = [8, 16]\n", "x.toml"));
+  ASSERT_EQ(grid.size(), 3u);
+  EXPECT_EQ(grid[0].dne.noise_basis, "pixel");
+  EXPECT_NE(grid[1].canonical_text().find("noise_basis = \"dct\"\n"), std::string::npos) << grid[1].canonical_text();
+  EXPECT_NE(grid[2].canonical_text().find("noise_basis = \"dct\"\nnoise_dim = 16\n"), std::string::npos) << grid[2].canonical_text();
+  // ERM reads none of them; NES reads nes.shaping, GeZO does not.
+  EXPECT_EQ(expand(parse_text("[dne]\nmethod = [\"none\", \"whitebox\"]\nnoise_basis = [\"pixel\", \"lowres\"]\n", "x.toml")).size(), 3u);
+  const auto shaped = expand(parse_text("[dne]\nmethod = [\"nes\", \"gezo\"]\n[nes]\nshaping = [\"rank\", \"none\"]\n", "x.toml"));
+  EXPECT_EQ(shaped.size(), 3u);
+  auto msg = config_error([] { expand(parse_text("[dne]\nmethod = \"nes\"\nnoise_basis = \"dct\"\nnoise_dim = 65\n", "x.toml")); });
+  EXPECT_NE(msg.find("dne.noise_dim = 65 is larger than data.image_size = 64"), std::string::npos) << msg;
+  msg = config_error([] { expand(parse_text("[dne]\nmethod = \"nes\"\neval_every = 1000\n", "x.toml")); });
+  EXPECT_NE(msg.find("dne.eval_every needs a validation split"), std::string::npos) << msg;
+  msg = config_error([] { expand(parse_text("[dne]\nmethod = \"nes\"\nnoise_basis = \"wavelet\"\n", "x.toml")); });
+  EXPECT_NE(msg.find("dne.noise_basis"), std::string::npos) << msg;
+  // NES exchanges losses only: comm.mode does not multiply its experiments.
+  EXPECT_EQ(expand(parse_text("[dne]\nmethod = \"nes\"\n[comm]\nmode = [\"seed\", \"dense\"]\n", "x.toml")).size(), 1u);
+}
+
 TEST(Config, SigmaMinAboveSigmaIsRejectedForGezo) {
   const auto msg = config_error([] {
     expand(parse_text("[dne]\nmethod = \"gezo\"\n[gezo]\nsigma = 0.01\nsigma_min = 0.1\n", "x.toml"));
@@ -256,7 +281,10 @@ TEST(Config, BadGridsNameTheirPlace) {
 
 TEST(Config, MethodsReadingAKey) {
   EXPECT_EQ(methods_reading("gezo.local_epochs"), (std::vector<std::string>{"gezo"}));
-  EXPECT_EQ(methods_reading("dne.lambda"), (std::vector<std::string>{"whitebox", "gezo", "rge", "spsa"}));
+  EXPECT_EQ(methods_reading("dne.lambda"), (std::vector<std::string>{"whitebox", "gezo", "rge", "spsa", "nes"}));
+  EXPECT_EQ(methods_reading("nes.shaping"), (std::vector<std::string>{"nes"}));
+  EXPECT_EQ(methods_reading("comm.mode"), (std::vector<std::string>{"rge", "spsa"}));  // NES exchanges losses only
+  EXPECT_EQ(methods_reading("dne.noise_basis"), (std::vector<std::string>{"whitebox", "gezo", "rge", "spsa", "nes"}));
   EXPECT_EQ(methods_reading("data.bias").size(), method_names().size());  // every method
   EXPECT_THROW(methods_reading("dne.lamda"), ConfigError);
 }
@@ -414,8 +442,8 @@ TEST(Hash, FileFingerprintsFromIndependentValues) {
 
 TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
   using dne::config::MethodKind;
-  EXPECT_EQ(dne::config::method_names(), (std::vector<std::string>{"none", "random", "whitebox", "gezo", "rge", "spsa", "vae"}));
-  EXPECT_EQ(dne::config::method_names({MethodKind::kZerothOrder}), (std::vector<std::string>{"gezo", "rge", "spsa"}));
+  EXPECT_EQ(dne::config::method_names(), (std::vector<std::string>{"none", "random", "whitebox", "gezo", "rge", "spsa", "nes", "vae"}));
+  EXPECT_EQ(dne::config::method_names({MethodKind::kZerothOrder}), (std::vector<std::string>{"gezo", "rge", "spsa", "nes"}));
   EXPECT_EQ(dne::config::kind_name(dne::config::method_info("gezo").kind), "zeroth_order");
   EXPECT_EQ(dne::config::method_info("whitebox").trace_x, "images");
   EXPECT_TRUE(dne::config::learns_noise("spsa"));
@@ -433,7 +461,7 @@ TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
   EXPECT_TRUE(dne::config::needs_images("random"));
   EXPECT_EQ(methods_reading("vae.latent"), (std::vector<std::string>{"vae"}));
   const auto msg = config_error([] { dne::config::method_info("adv"); });
-  EXPECT_NE(msg.find("unknown method 'adv' (one of: none, random, whitebox, gezo, rge, spsa, vae)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown method 'adv' (one of: none, random, whitebox, gezo, rge, spsa, nes, vae)"), std::string::npos) << msg;
 }
 
 TEST(Config, RemoteFmKeys) {

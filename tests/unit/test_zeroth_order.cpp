@@ -11,6 +11,7 @@
 
 #include "dne/comm/communicator.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/dne/noise_basis.hpp"
 #include "dne/dne/noise_editor.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/dne/zeroth_order.hpp"
@@ -381,7 +382,7 @@ TEST(NoiseBudget, ClipImagesClampsToThePixelRange) {
 TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
   Fixture f;
   auto self = comm::make_self_communicator();
-  for (const char* method : {"random", "whitebox", "gezo", "rge", "spsa"}) {
+  for (const char* method : {"random", "whitebox", "gezo", "rge", "spsa", "nes"}) {
     for (const bool linf : {true, false}) {
       auto p = f.problem(10, 2);
       p.options.lr = 0.5;          // white-box: large steps, so the budget must bind
@@ -398,6 +399,95 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
       EXPECT_LE(got, bound * (1 + 1e-6)) << method << (linf ? " linf" : " l2");
       EXPECT_GT(got, 0.5 * bound) << method << (linf ? " linf" : " l2") << ": the budget should bind here";
     }
+  }
+}
+
+TEST(NoiseBudget, EveryEditorStaysInsideTheBudgetInEveryBasis) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  for (const char* basis : {"lowres", "dct"})
+    for (const char* method : {"whitebox", "gezo", "rge", "spsa", "nes"})
+      for (const bool linf : {true, false}) {
+        auto p = f.problem(10, 2);
+        p.options.noise_basis = basis;
+        p.options.noise_dim = 4;
+        p.options.lr = 0.5;
+        p.gezo.sigma = 0.5;
+        p.gezo.lr = 5.0;
+        p.gezo.optimizer = "sgd";
+        const double bound = linf ? 0.02 : 0.05;
+        (linf ? p.options.max_linf : p.options.max_l2) = bound;
+        fm::EmbeddingApi api(f.model);
+        editing::ModelAccess access{f.model.get(), api, *self};
+        const auto r = editing::find_editor(method)(p, access);
+        const std::string what = std::string(method) + " " + basis + (linf ? " linf" : " l2");
+        const double got = linf ? r.noise.abs().max().item<double>() : r.noise.pow(2).sum().sqrt().item<double>();
+        EXPECT_LE(got, bound * (1 + 1e-6)) << what;
+        EXPECT_GT(got, 0.5 * bound) << what << ": the budget should bind here";
+        ASSERT_EQ(r.noise.sizes(), (std::vector<std::int64_t>{8, 8})) << what;
+        if (!linf) {  // the L2 budget keeps the noise in the basis's range: projecting onto it changes nothing
+          const editing::NoiseBasis b(basis, 4, 8, 8);
+          const auto n = r.noise.to(torch::kFloat64);
+          const auto on_range = b.left().mm(torch::pinverse(b.left())).mm(n).mm(torch::pinverse(b.right()).t().mm(b.right().t()));
+          EXPECT_TRUE(torch::allclose(on_range, n, 1e-4, 1e-6)) << what;
+        }
+      }
+}
+
+TEST(Nes, DecreasesTheLossInEveryBasisAndCountsItsQueries) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  for (const char* basis : {"pixel", "lowres", "dct"})
+    for (const char* shaping : {"rank", "none"}) {
+      auto p = f.problem(20, 20);
+      p.options.noise_basis = basis;
+      p.options.noise_dim = 4;
+      p.gezo.shaping = shaping;
+      p.gezo.candidates = 6;
+      p.gezo.optimizer = "adam";
+      p.gezo.lr = 0.05;
+      p.gezo.sigma = 0.01;
+      fm::EmbeddingApi api(f.model);
+      const auto r = editing::edit_nes(p, api, *self);
+      const auto& loss = col(r, "loss");
+      ASSERT_EQ(loss.size(), 40u);
+      const double first = (loss[0] + loss[1]) / 2, last = (loss[38] + loss[39]) / 2;
+      EXPECT_LT(last, first - 1e-3) << basis << "/" << shaping;
+      EXPECT_EQ(r.queries, 40 * 12 * 20);  // 2q evaluations of a 20-image batch per step, no extra one
+      EXPECT_EQ(api.images(), r.queries);
+    }
+}
+
+TEST(Progress, ReportedAtZeroEveryMarkAndTheEndByEveryEditor) {
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  for (const char* method : {"whitebox", "gezo", "rge", "nes"}) {
+    auto p = f.problem(10, 1);
+    p.options.eval_every = 250;
+    std::vector<std::int64_t> at;
+    std::vector<double> norms;
+    p.progress = [&](const torch::Tensor& eps, std::int64_t queries) {
+      at.push_back(queries);
+      norms.push_back(eps.norm().item<double>());
+    };
+    fm::EmbeddingApi api(f.model);
+    editing::ModelAccess access{f.model.get(), api, *self};
+    const auto r = editing::find_editor(method)(p, access);
+    ASSERT_GE(at.size(), 2u) << method;
+    EXPECT_EQ(at.front(), 0) << method;
+    EXPECT_EQ(norms.front(), 0.0) << method;  // the start: no noise yet
+    EXPECT_EQ(at.back(), r.queries) << method;
+    EXPECT_NEAR(norms.back(), r.noise.norm().item<double>(), 1e-6) << method;  // the end: the editor's noise
+    for (std::size_t k = 1; k + 1 < at.size(); ++k) {
+      EXPECT_GE(at[k], 250 * static_cast<std::int64_t>(k)) << method;  // at or after its mark
+      EXPECT_LT(at[k - 1], at[k]) << method;
+    }
+    p.options.eval_every = 0;  // off: never called
+    at.clear();
+    fm::EmbeddingApi quiet(f.model);
+    editing::ModelAccess access2{f.model.get(), quiet, *self};
+    editing::find_editor(method)(p, access2);
+    EXPECT_TRUE(at.empty()) << method;
   }
 }
 

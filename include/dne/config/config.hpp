@@ -86,7 +86,7 @@ struct ProbeOptions {
 };
 
 struct DneOptions {
-  std::string method = "whitebox";   // a method of config/methods.hpp: none, random, whitebox, gezo, rge, spsa, vae
+  std::string method = "whitebox";   // a method of config/methods.hpp: none, random, whitebox, gezo, rge, spsa, nes, vae
   std::string objective = "neg_ce";  // "neg_ce" | "confusion"
   double lambda = 1e-3;              // weight of ||eps||_2
   double lambda_1 = 1.0;             // weight of the SA term
@@ -100,6 +100,9 @@ struct DneOptions {
   std::string adversary = "frozen";  // "frozen": g fitted once on clean embeddings | "refit"
   std::int64_t refit_every = 10;     // adversary = "refit": batches between refits of g
   std::string keep = "last";         // "last" | "best_val": the epoch-end noise with the lowest validation loss
+  std::string noise_basis = "pixel";  // what the editor optimises: "pixel" | "lowres" | "dct" (dne/noise_basis.hpp)
+  std::int64_t noise_dim = 8;        // lowres / dct: k, theta is k x k coefficients
+  std::int64_t eval_every = 0;       // the noise's effect on the validation split every this many queries; 0 = off
 };
 
 /// The adversarial VAE (dne.method = "vae"; vae/adversarial_vae.hpp): its architecture and training.
@@ -117,7 +120,7 @@ struct VaeOptions {
   double lr = 1e-3;                  // Adam
 };
 
-/// Zeroth-order editors (gezo, rge, spsa). C = candidates (RGE/SPSA: directions q).
+/// Zeroth-order editors (gezo, rge, spsa, nes). C = candidates (RGE/SPSA/NES: directions q).
 struct GezoOptions {
   std::int64_t local_epochs = 2;   // R: local iterations on each batch (GeZO)
   std::int64_t candidates = 8;     // C: perturbations per iteration (+ and - each)
@@ -127,7 +130,8 @@ struct GezoOptions {
   double sigma_min = 1e-4;         // GeZO: sigma never decays below this
   std::int64_t budget = 0;         // images the editor may send to the API; 0 = unlimited
   std::string optimizer = "adam";  // RGE/SPSA update: "sgd" | "adam"
-  double lr = 0.01;                // RGE/SPSA learning rate
+  double lr = 0.01;                // RGE/SPSA/NES learning rate
+  std::string shaping = "rank";    // NES (key nes.shaping): "rank": centred ranks of the 2q losses | "none": the losses
 };
 
 /// How a rank group shares one zeroth-order experiment.

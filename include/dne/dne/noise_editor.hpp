@@ -8,6 +8,9 @@
 //   whitebox  Adam on eps through the model's autograd graph
 //   gezo      greedy zeroth-order search with momentum (zeroth_order.hpp)
 //   rge, spsa two-point zeroth-order gradient estimates + SGD/Adam (zeroth_order.hpp)
+//   nes       natural evolution strategies: antithetic directions, rank-shaped losses (zeroth_order.hpp)
+// Every learning editor optimises coefficients theta of a noise basis (dne.noise_basis,
+// noise_basis.hpp): the FM sees eps = B(theta); the pixel basis is eps itself.
 // The objective (objective.hpp) is shared by all editors. Zeroth-order editors receive only the
 // EmbeddingApi and the rank group's Communicator.
 #pragma once
@@ -42,6 +45,29 @@ struct EditProblem {
   /// page-locked memory). Inside the loops only the scalars that decisions and the trace need
   /// come back (one copy per step). The model must return embeddings on its input's device.
   torch::Device device = torch::kCPU;
+  /// dne.eval_every > 0: the experiment's measurement of a noise (H, W) on the validation split
+  /// after `queries` queries (white-box: images). Every rank of the group calls it with the same
+  /// arguments (it may embed over the group); its queries are not the editor's (not counted,
+  /// not budgeted). The editors call it through ProgressReporter.
+  std::function<void(const torch::Tensor& eps, std::int64_t queries)> progress{};
+};
+
+/// When an editor hands its noise to EditProblem::progress: at 0 queries, whenever another
+/// dne.eval_every queries are spent (checked between steps, so a mark is reported at the first
+/// step boundary at or after it), and at the end. Does nothing when eval_every = 0 or no
+/// callback is set.
+class ProgressReporter {
+ public:
+  explicit ProgressReporter(const EditProblem& problem) : problem_(problem) {}
+  /// Report `eps` if `queries` has reached the next mark.
+  void at(const torch::Tensor& eps, std::int64_t queries);
+  /// Report the final `eps` unless it was just reported at these queries.
+  void finish(const torch::Tensor& eps, std::int64_t queries);
+
+ private:
+  bool enabled() const { return problem_.options.eval_every > 0 && problem_.progress; }
+  const EditProblem& problem_;
+  std::int64_t next_ = 0, last_ = -1;
 };
 
 /// `host` (a batch of the problem's images or attributes) on the problem's device: itself on the

@@ -29,6 +29,10 @@ torch::Tensor project_noise(const torch::Tensor& eps, const config::DneOptions& 
 /// (exact whenever the bound allows it, i.e. up to max_linf * sqrt(pixels)). Zero gives zero.
 torch::Tensor norm_matched_noise(const torch::Tensor& like, const config::DneOptions& options, std::uint64_t seed);
 
+/// `raw` (H, W) scaled to the L2 norm of `like` (H, W) and clipped to dne.max_linf, the scale
+/// found by bisection as norm_matched_noise describes; float32 on the host. Zero `like` gives zero.
+torch::Tensor scaled_to_norm(const torch::Tensor& raw, const torch::Tensor& like, const config::DneOptions& options);
+
 /// Images (B, 1, H, W) with the noise (H, W) added, clamped to [0, 1] when dne.clip_images
 /// (differentiable: the gradient is zero where a pixel is clamped).
 torch::Tensor add_noise(const torch::Tensor& images, const torch::Tensor& eps, const config::DneOptions& options);

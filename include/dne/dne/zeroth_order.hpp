@@ -28,6 +28,20 @@ EditResult edit_rge(const EditProblem& problem, fm::EmbeddingApi& api, comm::Com
 /// SPSA (Rademacher directions) followed by SGD/Adam.
 EditResult edit_spsa(const EditProblem& problem, fm::EmbeddingApi& api, comm::Communicator& group);
 
+/// Natural evolution strategies: q antithetic Gaussian directions u_c in the noise basis, losses
+/// at theta +- sigma u_c, fitness-shaped (nes.shaping), the estimate
+/// g = 1 / (2 q sigma) sum_c (w(theta + sigma u_c) - w(theta - sigma u_c)) u_c, then Adam/SGD.
+EditResult edit_nes(const EditProblem& problem, fm::EmbeddingApi& api, comm::Communicator& group);
+
+/// NES's weights of the 2q losses: "rank": centred ranks in [-1/2, 1/2] (lowest loss -1/2, ties
+/// share their mean rank; an infinite loss is the worst rank); "none": the losses themselves.
+std::vector<double> nes_weights(const std::vector<double>& losses, const std::string& shaping);
+
+/// NES's estimate from the 2q losses (2c: theta + sigma u_c, 2c + 1: theta - sigma u_c) and the
+/// q directions u_c (theta's shape): 1 / (2 q sigma) sum_c (w_2c - w_2c+1) u_c with w = nes_weights.
+torch::Tensor nes_gradient(const std::vector<double>& losses, const std::vector<torch::Tensor>& directions, double sigma,
+                           const std::string& shaping);
+
 /// The loss a zeroth-order editor measures at `eps` (H, W) on the batch x (B, 1, H, W), a (B,)
 /// with the problem's probe g, shared over `group` as in an iteration (for tests: it must equal
 /// dne_objective on the same batch).
