@@ -391,6 +391,15 @@ const std::vector<KeySpec>& key_table() {
                                             "GeZO: sigma *= decay when no candidate improves"), 0.01, 1.0), gezo_only));
     t.push_back(for_methods(ranged(make_key("gezo.sigma_min", Kind::kReal, &C::gezo, &GezoOptions::sigma_min,
                                             "GeZO: lower bound of sigma"), 0.0, 100.0), gezo_only));
+    t.push_back(added_later(for_methods(choice(make_key("gezo.on_reject", Kind::kChoice, &C::gezo, &GezoOptions::on_reject,
+                                                        "GeZO, when no candidate improves: keep the velocity (the "
+                                                        "paper's; the look-ahead stays where it failed) or decay it by "
+                                                        "gezo.momentum (the look-ahead returns to the current noise)"),
+                                               {"keep", "decay"}), gezo_only)));
+    t.push_back(added_later(for_methods(ranged(make_key("gezo.sigma_growth", Kind::kReal, &C::gezo, &GezoOptions::sigma_growth,
+                                                        "GeZO: sigma *= sigma_growth after an accepted iteration, never "
+                                                        "above gezo.sigma (1 = never grows, the paper's)"),
+                                               1.0, 100.0), gezo_only)));
     t.push_back(for_methods(ranged(make_key("gezo.budget", Kind::kInt, &C::gezo, &GezoOptions::budget,
                                             "images the editor may embed (0 = unlimited)"), 0, 1e15), zo));
     t.push_back(for_methods(choice(make_key("gezo.optimizer", Kind::kChoice, &C::gezo, &GezoOptions::optimizer,

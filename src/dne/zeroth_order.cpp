@@ -478,8 +478,10 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
         theta = candidate(best);  // = look + d: exactly the point whose loss was measured
         current = ev.loss[static_cast<std::size_t>(best)];
         current_accuracy = ev.accuracy[static_cast<std::size_t>(best)];
+        sigma = std::min(sigma * g.sigma_growth, g.sigma);  // growth 1: unchanged (the paper's)
       } else {
         sigma = std::max(sigma * g.sigma_decay, g.sigma_min);
+        if (g.on_reject == "decay") velocity = m * velocity;  // the look-ahead returns towards theta
       }
       r.trace.add("step", static_cast<double>(t));
       r.trace.add("batch", static_cast<double>(batch));

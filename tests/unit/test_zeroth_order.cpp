@@ -256,6 +256,35 @@ TEST(Gezo, SigmaDecaysOnlyWhenNothingImproves) {
   }
 }
 
+TEST(Gezo, OnRejectDecayAndSigmaGrowth) {
+  // gezo.on_reject = "decay": a rejected iteration scales the velocity by m (the look-ahead
+  // returns towards the current noise); gezo.sigma_growth: an accepted one multiplies sigma,
+  // never above gezo.sigma.
+  Fixture f;
+  auto self = comm::make_self_communicator();
+  fm::EmbeddingApi api(f.model);
+  auto p = f.problem(40, 6);
+  p.gezo.momentum = 0.8;
+  p.gezo.on_reject = "decay";
+  p.gezo.sigma_growth = 1.5;
+  const auto r = editing::edit_gezo(p, api, *self);
+  const auto &vel = col(r, "velocity_norm"), &acc = col(r, "accepted"), &sigma = col(r, "sigma");
+  double previous = p.gezo.sigma;
+  int rejected_with_velocity = 0, grown = 0;
+  for (std::size_t i = 0; i < sigma.size(); ++i) {
+    const double expected = acc[i] > 0 ? std::min(previous * 1.5, p.gezo.sigma) : std::max(previous * 0.5, p.gezo.sigma_min);
+    EXPECT_NEAR(sigma[i], expected, 1e-15 * expected) << i;
+    grown += acc[i] > 0 && sigma[i] > previous;
+    previous = sigma[i];
+    if (i > 0 && acc[i] == 0 && vel[i - 1] > 0) {
+      EXPECT_NEAR(vel[i], 0.8 * vel[i - 1], 1e-6 * vel[i - 1]) << i;
+      ++rejected_with_velocity;
+    }
+  }
+  EXPECT_GT(rejected_with_velocity, 0);
+  EXPECT_GT(grown, 0);
+}
+
 TEST(Gezo, BudgetIsNeverExceededByOneImage) {
   Fixture f;
   auto self = comm::make_self_communicator();

@@ -128,6 +128,8 @@ struct GezoOptions {
   double momentum = 0.5;           // GeZO velocity decay m
   double sigma_decay = 0.5;        // GeZO: sigma *= decay when no candidate improves
   double sigma_min = 1e-4;         // GeZO: sigma never decays below this
+  std::string on_reject = "keep";  // GeZO, a rejected iteration: "keep" the velocity (the paper's) | "decay" it by m
+  double sigma_growth = 1.0;       // GeZO: sigma *= growth on an accepted iteration, up to gezo.sigma (1 = never grows)
   std::int64_t budget = 0;         // images the editor may send to the API; 0 = unlimited
   std::string optimizer = "adam";  // RGE/SPSA update: "sgd" | "adam"
   double lr = 0.01;                // RGE/SPSA/NES learning rate
