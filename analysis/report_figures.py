@@ -652,6 +652,9 @@ def convergence_figure(index, files, cells, path, args) -> str:
 # Queries to target: validation measurements against the queries spent (/progress)
 # ---------------------------------------------------------------------------------------------
 
+NOISE_BASIS, NOISE_DIM = "dne.noise_basis", "dne.noise_dim"
+
+
 def count_label(v: float) -> str:
     """A query count for a tick: 0, 500, 2k, 1.5M."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -660,16 +663,126 @@ def count_label(v: float) -> str:
     return f"{v:g}"
 
 
-def _symlog_ticks(linthresh: float, last: float) -> list:
-    """0, the linear threshold, then the powers of ten above it up to `last`."""
-    powers = [10.0 ** e for e in range(math.ceil(math.log10(linthresh)), math.floor(math.log10(max(last, 1))) + 1)]
-    return [0.0, linthresh] + [t for t in powers if t > 1.5 * linthresh]
+def query_axis(positive, last: float) -> tuple:
+    """(linthresh, major ticks, minor ticks, right limit) of the symlog query axis.
+
+    positive: the nonzero query counts measured; last: the largest count to show. The linear
+    range ends at the first nonzero count rounded down to a power of ten; the major ticks are 0,
+    the powers of ten from there up to `last` and, when `last` is at least twice the largest of
+    them, `last` rounded to one significant digit (60k, 500k); the minor ticks are 2..9 times
+    each power of ten."""
+    positive = [float(q) for q in positive if q > 0]
+    if not positive:
+        return 1.0, [0.0], [], 1.0
+    linthresh = 10.0 ** math.floor(math.log10(min(positive)))
+    last = max([last] + positive)
+    top = math.floor(math.log10(last) + 1e-9)
+    e0 = round(math.log10(linthresh))
+    powers = [10.0 ** e for e in range(e0, top + 1)]
+    major = [0.0] + powers
+    end = float(f"{last:.0e}")  # one significant digit
+    if end >= 2 * powers[-1]:
+        major.append(end)
+    right = max(last, major[-1]) * 10 ** 0.06
+    minor = [k * p for p in powers for k in range(2, 10) if k * p < right and k * p not in major]
+    return linthresh, major, minor, right
+
+
+def _noise_token(cell, key):
+    """The display value of `key` for a cell, None where the cell has no such setting: not a cell
+    key, not read by its method, or the noise dimension of the pixel basis (which ignores it)."""
+    if key == "dne.method" or key not in cell.values or not cell.applies(key):
+        return None
+    if key == NOISE_DIM and str(cell.values.get(NOISE_BASIS)) == "pixel":
+        return None
+    return S.fmt_value(cell.values[key])
+
+
+def progress_labels(cells, keys, ns=None) -> list:
+    """Legend labels of queries_to_target.png, one per cell (same order).
+
+    The method, then only the settings that differ between that method's cells (keys: the
+    index's cell keys, in display order): the noise first and compactly, `dct 16`, `lowres 8`,
+    `pixel` (the basis when it differs, and the dimension, with its basis, when it differs between
+    the method's non-pixel cells; pixel has none), then `short_key=value` for the other keys, e.g.
+    `gezo on_reject=decay sigma_growth=1.5`. A method with a single cell is its name alone.
+    `, n=3` follows only when ns (seeds per cell) are not all equal. Labels are unique: cells that
+    the rule leaves alike get every key that tells them apart."""
+    labels = [""] * len(cells)
+    groups = {}
+    for i, c in enumerate(cells):
+        groups.setdefault(c.method, []).append(i)
+    for method, idx in groups.items():
+        group = [cells[i] for i in idx]
+        vary = [k for k in keys if len({_noise_token(c, k) for c in group} - {None}) > 1]
+        for i, c in zip(idx, group):
+            parts = []
+            if NOISE_BASIS in vary or NOISE_DIM in vary:
+                basis = _noise_token(c, NOISE_BASIS)
+                dim = _noise_token(c, NOISE_DIM) if NOISE_DIM in vary else None
+                if dim is not None and basis is None:
+                    dim = f"{S.short_key(NOISE_DIM)}={dim}"
+                noise = " ".join(t for t in (basis, dim) if t is not None)
+                if noise:
+                    parts.append(noise)
+            parts += [f"{S.short_key(k)}={_noise_token(c, k)}" for k in vary
+                      if k not in (NOISE_BASIS, NOISE_DIM) and _noise_token(c, k) is not None]
+            labels[i] = " ".join([method_name(method)] + parts)
+    # cells that the rule leaves alike (e.g. pixel cells that differ only in noise_dim)
+    alike = {}
+    for i, lab in enumerate(labels):
+        alike.setdefault(lab, []).append(i)
+    for lab, idx in alike.items():
+        if len(idx) < 2:
+            continue
+        group = [cells[i] for i in idx]
+        differ = [k for k in keys if k != "dne.method" and k in group[0].values
+                  and len({S.fmt_value(c.values.get(k)) for c in group}) > 1]
+        for j, i in enumerate(idx):
+            extra = " ".join(f"{S.short_key(k)}={S.fmt_value(cells[i].values.get(k))}" for k in differ)
+            labels[i] = f"{lab} {extra}" if extra else f"{lab} #{j + 1}"
+    if ns is not None and len(set(ns)) > 1:
+        labels = [f"{lab}, n={n}" for lab, n in zip(labels, ns)]
+    return labels
+
+
+def _shade(color: str, level: int) -> str:
+    """The colour mixed towards black (odd levels) or white (even levels), more with the level."""
+    rgb = np.array(matplotlib.colors.to_rgb(color))
+    f = min(0.8, 0.25 * ((level + 1) // 2))
+    rgb = rgb * (1 - f) if level % 2 else rgb + (1 - rgb) * f
+    return matplotlib.colors.to_hex(rgb)
+
+
+def cell_styles(methods, cell_methods) -> list:
+    """(colour, line style, marker) per cell: the colour of its method, then line style and marker
+    by its place among the method's cells. No two cells share all three (also not when two methods
+    fall on one colour): a taken style moves on to the next; after the 24 (line style, marker)
+    pairs the colour is shaded."""
+    pairs = len(LINESTYLES) * len(MARKERS)
+    taken, out, count = set(), [], {}
+    for method in cell_methods:
+        base = method_color(methods, method)
+        k = count.get(method, 0)
+        while True:
+            j = k % pairs
+            # line style cycles fastest; the marker moves by j // 4 as well, so the 24 pairs differ
+            style = (_shade(base, k // pairs) if k >= pairs else base, LINESTYLES[j % len(LINESTYLES)],
+                     MARKERS[(j + j // len(LINESTYLES)) % len(MARKERS)])
+            k += 1
+            if style not in taken:
+                break
+        count[method] = k
+        taken.add(style)
+        out.append(style)
+    return out
 
 
 def queries_to_target_figure(index, progress, path, args) -> str:
-    """PROGRESS_PANELS against queries (symlog: linear up to the first measurement after 0), one
-    curve per cell (progress_curves.CellProgress: mean, 95% t-band over seeds), its control at the
-    final budget as an x with its interval, and a dashed line at every white-box cell's final value."""
+    """PROGRESS_PANELS against queries (symlog, query_axis), one curve per cell
+    (progress_curves.CellProgress: mean, 95% t-band over seeds; legend: progress_labels,
+    cell_styles), its control at the final budget as an x with its interval, and a dashed line
+    at every white-box cell's final value, in that cell's colour, with its marker at the right."""
     if not progress:
         return "skipped: no complete experiment has /progress (dne.eval_every = 0)"
     others = S.varying_keys([p.cell for p in progress], index.cell_keys)
@@ -678,23 +791,19 @@ def queries_to_target_figure(index, progress, path, args) -> str:
             print(f"note: {path.name}: {p.cell.method} ({p.cell.label(others) or 'one cell'}): the seeds' "
                   "queries differ; each is interpolated onto their union within the range all cover")
     positive = [q for p in progress for q in p.grid if q > 0]
-    linthresh = min(positive) if positive else 1.0
-    ticks = _symlog_ticks(linthresh, max([linthresh] + positive + [p.final_stat("queries").mean for p in progress]))
+    totals = [p.final_stat("queries").mean for p in progress]
+    linthresh, major, minor, right = query_axis(positive, max([0.0] + [t for t in totals if np.isfinite(t)]))
+    labels_of = progress_labels([p.cell for p in progress], index.cell_keys, [p.n for p in progress])
+    styles = cell_styles(index.methods, [p.cell.method for p in progress])
     whitebox = index.methods.of("whitebox")
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 6.0), sharex=True)
-    count = {}
-    for p in progress:
-        k = count.get(p.cell.method, 0)
-        count[p.cell.method] = k + 1
-        color = method_color(index.methods, p.cell.method)
-        extra = p.cell.label(others)
-        label = method_name(p.cell.method) + (f" ({extra})" if extra else "") + f", n={p.n}"
+    targets = []  # (colour) of the white-box target lines drawn
+    for p, label, (color, ls, marker) in zip(progress, labels_of, styles):
         x_end = p.final_stat("queries").mean  # the seeds' totals: where the control was measured
         for ax, (metric, _, _) in zip(axes.ravel(), PROGRESS_PANELS):
             mean, half = p.curve(metric)
             ok = np.isfinite(mean)
-            ax.plot(p.grid[ok], mean[ok], color=color, ls=LINESTYLES[k % len(LINESTYLES)], lw=1.5,
-                    marker=MARKERS[k % len(MARKERS)], ms=3, label=label)
+            ax.plot(p.grid[ok], mean[ok], color=color, ls=ls, lw=1.5, marker=marker, ms=3.5, label=label)
             band = ok & np.isfinite(half)
             if band.any():
                 ax.fill_between(p.grid, mean - half, mean + half, where=band, color=color, alpha=0.18, lw=0)
@@ -704,30 +813,48 @@ def queries_to_target_figure(index, progress, path, args) -> str:
                             ms=7, mew=1.6, capsize=3, ls="none")
             final = p.final_stat(metric).mean
             if p.cell.method in whitebox and np.isfinite(final):
-                ax.axhline(final, color=color, ls="--", lw=1.0, alpha=0.8)
+                ax.axhline(final, color=color, ls="--", lw=0.9, alpha=0.75, zorder=1)
+                # the cell's marker on the right edge tells the target lines of one method apart
+                edge = mtransforms.blended_transform_factory(ax.transAxes, ax.transData)
+                ax.plot([1.0], [final], transform=edge, color=color, marker=marker, ms=4.5, ls="none",
+                        clip_on=False, zorder=4)
+                targets.append(color)
     for ax, (_, title, ylabel) in zip(axes.ravel(), PROGRESS_PANELS):
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
-        ax.set_xlim(left=-0.2 * linthresh)
-        ax.xaxis.set_major_locator(mticker.FixedLocator(ticks))
+        ax.set_xlim(-0.08 * linthresh, right)
+        ax.xaxis.set_major_locator(mticker.FixedLocator(major))
         ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: count_label(v)))
-        ax.xaxis.set_minor_locator(mticker.NullLocator())
+        ax.xaxis.set_minor_locator(mticker.FixedLocator(minor))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
         ax.axvline(0, color="#555555", lw=0.8, ls=":")
     for ax in axes[-1]:
         ax.set_xlabel(f"queries (symlog scale, linear below {count_label(linthresh)})")
     handles, labels = _collect_legend(axes.ravel())
     handles += [plt.Line2D([], [], color="#555555", lw=0.8, ls=":"),
                 plt.Line2D([], [], color="black", marker="x", ms=7, mew=1.6, ls="none")]
-    labels += ["queries 0: noise = 0 (ERM), every curve's start",
-               "x: the cell's norm-matched random control at its final budget"]
-    if any(p.cell.method in whitebox for p in progress):
-        handles.append(plt.Line2D([], [], color="black", lw=1.0, ls="--"))
-        labels.append("dashed: a white-box cell's final value (the target)")
-    _grow_for_legend(fig, labels, 6.0)
-    bottom = _bottom_legend(fig, handles, labels)
-    fig.suptitle("Queries to target on the validation split (mean, 95% t-band over seeds)\nqueries: API images "
-                 "of zeroth-order editors; white-box: images through the model")
-    fig.tight_layout(rect=(0, bottom, 1, 0.96))
-    _save(fig, path, args.dpi)
+    labels += ["queries 0: no noise (ERM)", "x: random control, final budget"]
+    if targets:
+        handles.append(plt.Line2D([], [], color=targets[0], lw=0.9, ls="--"))
+        labels.append("white-box final value")
+    ns = sorted({p.n for p in progress})
+    if len(ns) > 1:
+        over = "mean, 95% t-band over seeds"
+    elif ns[0] > 1:
+        over = f"mean, 95% t-band over {ns[0]} seeds"
+    else:
+        over = "one seed per cell"
+    fig.suptitle(f"Queries to target on the validation split ({over})\nqueries: API images of zeroth-order "
+                 "editors; white-box: images through the model")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    ncol, rows, _ = _legend_layout(labels, fig.get_figwidth())
+    ncol = min(ncol, 2) if len(labels) > 4 else ncol
+    # below the panels (and their x labels), spanning the width; saved with bbox_inches="tight"
+    bottom = min(ax.get_tightbbox(fig.canvas.get_renderer()).transformed(fig.transFigure.inverted()).y0
+                 for ax in axes[-1])
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, bottom),
+               borderaxespad=0.2, columnspacing=1.5, handlelength=2.4)
+    fig.savefig(path, dpi=args.dpi, bbox_inches="tight", pad_inches=0.1)
+    plt.close(fig)
     return "ok"

@@ -9,6 +9,9 @@
 // rank's GPU at `run.precision` (the GEMM in the same precision: bf16 operands for bf16, TF32
 // for tf32), the FM through fm::on_device as `dne run` uses it; --zo times the editor with its
 // FM there too.
+// --estimator measures what limits a zeroth-order search: the cosine between the true gradient
+// of the DNE loss (autograd through the in-process FM) and the estimates from q random
+// directions, per noise basis (its dimension) and q.
 #include <torch/torch.h>
 
 #include <boost/program_options.hpp>
@@ -31,9 +34,13 @@
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
+#include "dne/core/random.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
+#include "dne/dne/noise_basis.hpp"
 #include "dne/dne/noise_editor.hpp"
+#include "dne/dne/objective.hpp"
+#include "dne/experiment/experiment.hpp"
 #include "dne/fm/device_model.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/pretrain/trainer.hpp"
@@ -145,6 +152,79 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
   return 0;
 }
 
+/// Estimator mode (rank 0 only): on one batch of dne.batch_size training images of the config's
+/// data, at theta = 0, with g fitted on the clean training embeddings, the true gradient of the
+/// DNE loss with respect to theta (autograd) against the two-point estimate (RGE: the loss
+/// differences) and NES's (centred ranks) from q antithetic Gaussian directions of scale
+/// gezo.sigma, for the pixel basis and the lowres and dct bases of dne.noise_dim. `pairs`
+/// directions are drawn once per basis (stream (seed, kPerturbation, 0, c)); every q divides
+/// them into pairs / q disjoint sets and the table gives the mean cosine over those sets.
+int bench_estimator(const config::ExperimentConfig& c, int pairs, const ProcessInfo& process) {
+  if (process.rank != 0) return 0;
+  const auto seed = static_cast<std::uint64_t>(c.sweep.seed);
+  const auto dataset = experiment::load_dataset(c, "");
+  const auto x_all = experiment::to_tensor(dataset.train);  // (N, 1, H, W)
+  const auto a_all = torch::tensor(std::vector<std::int64_t>(dataset.train.sa.begin(), dataset.train.sa.end()));
+  auto model = fm::make_model(c.fm, c.data.image_size, seed);
+  torch::Tensor z;
+  {
+    torch::NoGradGuard ng;
+    std::vector<torch::Tensor> parts;
+    for (std::int64_t b = 0; b < x_all.size(0); b += c.fm.batch_size)
+      parts.push_back(model->forward(x_all.slice(0, b, std::min(x_all.size(0), b + c.fm.batch_size))));
+    z = torch::cat(parts);
+  }
+  const auto g = probe::LinearProbe::fit(z, a_all, c.probes);
+  const std::int64_t batch = std::min<std::int64_t>(c.dne.batch_size, x_all.size(0));
+  const auto x = x_all.slice(0, 0, batch);
+  const auto a = a_all.slice(0, 0, batch).to(torch::kFloat32);
+  const std::int64_t h = x.size(2), w = x.size(3);
+  const auto& o = c.dne;
+  const double sigma = c.gezo.sigma;
+  std::printf("dne bench --estimator: %s, batch %lld, objective %s, sigma %g, %d directions per basis, theta = 0\n",
+              model->describe().c_str(), static_cast<long long>(batch), o.objective.c_str(), sigma, pairs);
+  std::printf("%-10s %8s %6s %14s %14s %14s\n", "basis", "dim", "q", "cos RGE", "cos NES", "sqrt(q/dim)");
+  for (const char* kind : {"pixel", "lowres", "dct"}) {
+    const editing::NoiseBasis basis(kind, o.noise_dim, h, w);
+    const auto loss_at = [&](const torch::Tensor& theta) {  // the DNE loss on the batch at theta
+      const auto eps = basis.noise(theta, o);
+      return editing::dne_objective(g.logits(model->forward(editing::add_noise(x, eps, o))), a, eps, o).loss;
+    };
+    auto theta = torch::zeros(basis.shape(), torch::TensorOptions().requires_grad(true));
+    const auto truth = torch::autograd::grad({loss_at(theta)}, {theta})[0].flatten();
+    std::vector<torch::Tensor> dirs;
+    std::vector<double> losses;
+    {
+      torch::NoGradGuard ng;
+      const auto th = theta.detach();
+      for (int k = 0; k < pairs; ++k) {
+        std::vector<float> v(static_cast<std::size_t>(basis.size()));
+        CounterStream s(seed, StreamPurpose::kPerturbation, 0, static_cast<std::uint32_t>(k));
+        s.fill_normal(v.data(), v.size());
+        dirs.push_back(torch::from_blob(v.data(), basis.shape(), torch::kFloat32).clone());
+        losses.push_back(loss_at(th + sigma * dirs.back()).item<double>());
+        losses.push_back(loss_at(th - sigma * dirs.back()).item<double>());
+      }
+    }
+    const auto cosine = [&](const torch::Tensor& e) {
+      return (e.flatten() * truth).sum().item<double>() / (e.norm().item<double>() * truth.norm().item<double>() + 1e-30);
+    };
+    for (int q = 4; q <= pairs; q *= 4) {
+      double rge = 0.0, nes = 0.0;
+      const int sets = pairs / q;
+      for (int s = 0; s < sets; ++s) {
+        const std::vector<torch::Tensor> d(dirs.begin() + s * q, dirs.begin() + (s + 1) * q);
+        const std::vector<double> l(losses.begin() + 2 * s * q, losses.begin() + 2 * (s + 1) * q);
+        rge += cosine(editing::nes_gradient(l, d, sigma, "none")) / sets;
+        nes += cosine(editing::nes_gradient(l, d, sigma, "rank")) / sets;
+      }
+      std::printf("%-10s %8lld %6d %14.3f %14.3f %14.3f\n", kind, static_cast<long long>(basis.size()), q, rge, nes,
+                  std::sqrt(static_cast<double>(q) / static_cast<double>(basis.size())));
+    }
+  }
+  return 0;
+}
+
 /// Pretraining mode: every rank of the job runs `steps` MAE steps of the configured ViT on
 /// random images (no file is kept); rank 0 prints throughput and where a step's time goes.
 int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const ProcessInfo& process) {
@@ -245,7 +325,11 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
       "threads,t", po::value<long>()->default_value(0), "Torch threads (0 = cores / ranks on node)")(
       "repeats,r", po::value<int>()->default_value(5), "timed repetitions (median reported)")(
       "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, gezo.*, comm.*)")(
-      "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa) on all ranks of the job")(
+      "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa|nes) on all ranks of the job")(
+      "config", po::value<std::string>(), "start from this config file (the first experiment of its sweep) before --set")(
+      "estimator", "estimator mode: cosine of zeroth-order gradient estimates with the true gradient, per noise "
+                   "basis and number of directions q (the config's data, FM, objective, gezo.sigma, dne.noise_dim)")(
+      "pairs", po::value<int>()->default_value(256), "estimator mode: directions drawn per basis (q = 4, 16, 64, ... up to it)")(
       "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
       "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)")(
       "data", po::value<std::string>(), "data mode: decode the images of manifest CSV (data.image_size, data.resize): "
@@ -263,6 +347,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   }
   config::ConfigSource source;
   source.origin = "defaults";
+  if (vm.count("config")) source = config::parse_file(vm["config"].as<std::string>());
   // The zeroth-order keys apply only to zeroth-order methods: name the method before expanding.
   if (vm.count("zo")) config::apply_override(source, "dne.method=" + vm["zo"].as<std::string>());
   if (vm.count("data")) {  // the manifest keys (data.resize, data.sa_column, ...) need the manifest source
@@ -279,6 +364,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   torch::set_num_threads(threads);
   if (vm.count("data")) return process.rank == 0 ? bench_decoding(c, vm["data"].as<std::string>(), repeats) : 0;
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
+  if (vm.count("estimator")) return bench_estimator(c, std::max(4, vm["pairs"].as<int>()), process);
   if (vm.count("zo")) return bench_zeroth_order(c, run, settings, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;
 

@@ -168,6 +168,10 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(phantom(ranged(make_key("data.n_test", Kind::kInt, &C::data, &DataOptions::n_test,
                                         "phantom test images"),
                                20, 1000000)));
+    t.push_back(added_later(phantom(ranged(make_key("data.n_val", Kind::kInt, &C::data, &DataOptions::n_val,
+                                                    "phantom validation images, drawn like the test split (balanced, "
+                                                    "its own random streams; instead of data.val_fraction); 0 = none"),
+                                           0, 1000000))));
     t.push_back(phantom(ranged(make_key("data.bias", Kind::kReal, &C::data, &DataOptions::bias,
                                         "train: P(sa=1 | y=1) = bias, P(sa=1 | y=0) = 1 - bias"),
                                0.0, 1.0)));
@@ -632,6 +636,7 @@ void refresh_axes(ConfigSource& source) {
 
 void validate(const ExperimentConfig& c, const std::string& origin) {
   auto fail = [&](const std::string& why) { throw ConfigError(origin + ": " + why); };
+  const bool phantom_val = c.data.val_fraction > 0.0 || c.data.n_val > 0;  // the phantom has a validation split
   if (c.data.source == "manifest" && c.data.manifest.empty())
     fail("data.manifest must name a CSV file when data.source = \"manifest\"");
   if (c.data.source == "manifest" && c.data.sa_column.empty()) fail("data.sa_column must name a manifest column");
@@ -685,12 +690,11 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (!c.probes.l2_choices.empty()) {
     for (const double v : number_list(c.probes.l2_choices, "probes.l2_choices"))
       if (v < 0.0) fail("probes.l2_choices: \"" + c.probes.l2_choices + "\": every value must be >= 0");
-    if (c.data.val_fraction <= 0.0 && c.data.source == "phantom")
-      fail("probes.l2_choices needs a validation split: set data.val_fraction > 0");
+    if (!phantom_val && c.data.source == "phantom")
+      fail("probes.l2_choices needs a validation split: set data.n_val or data.val_fraction > 0");
   }
-  if (c.dne.keep == "best_val" && learns_noise(c.dne.method) && c.data.val_fraction <= 0.0 &&
-      c.data.source == "phantom")
-    fail("dne.keep = \"best_val\" needs a validation split: set data.val_fraction > 0");
+  if (c.dne.keep == "best_val" && learns_noise(c.dne.method) && !phantom_val && c.data.source == "phantom")
+    fail("dne.keep = \"best_val\" needs a validation split: set data.n_val or data.val_fraction > 0");
   if (c.pretrain.batch_size % c.pretrain.micro_batches != 0)
     fail("pretrain.micro_batches = " + std::to_string(c.pretrain.micro_batches) +
          " must divide pretrain.batch_size = " + std::to_string(c.pretrain.batch_size));
@@ -705,8 +709,10 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.data.image_size % 16 != 0 && c.fm.kind == "cnn")
     fail("data.image_size = " + std::to_string(c.data.image_size) +
          " must be a multiple of 16 for the built-in CNN");
-  if (c.dne.eval_every > 0 && learns_noise(c.dne.method) && c.data.val_fraction <= 0.0 && c.data.source == "phantom")
-    fail("dne.eval_every needs a validation split: set data.val_fraction > 0");
+  if (c.dne.eval_every > 0 && learns_noise(c.dne.method) && !phantom_val && c.data.source == "phantom")
+    fail("dne.eval_every needs a validation split: set data.n_val or data.val_fraction > 0");
+  if (c.data.source == "phantom" && c.data.n_val > 0 && c.data.val_fraction > 0.0)
+    fail("data.n_val and data.val_fraction both make a validation split: set one of them");
   if (c.dne.noise_basis != "pixel" && learns_noise(c.dne.method) && c.data.source != "embeddings" &&
       c.dne.noise_dim > c.data.image_size)
     fail("dne.noise_dim = " + std::to_string(c.dne.noise_dim) + " is larger than data.image_size = " +
@@ -731,7 +737,7 @@ bool rendered(const KeySpec& k, Render mode) {
     case Render::kCanonical: return k.affects_results && !k.pretrain_only;
     case Render::kResolved: return !k.pretrain_only;
     case Render::kPretrain:
-      return k.affects_results && k.name != "data.n_test" && (k.name.rfind("data.", 0) == 0 || k.name.rfind("pretrain.", 0) == 0 ||
+      return k.affects_results && k.name != "data.n_test" && k.name != "data.n_val" && (k.name.rfind("data.", 0) == 0 || k.name.rfind("pretrain.", 0) == 0 ||
                                    is_vit_architecture_key(k.name) || k.name == "sweep.seeds");
   }
   return false;

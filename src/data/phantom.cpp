@@ -542,6 +542,7 @@ void check_options(const PhantomOptions& o) {
           "data.image_size must be in [32, 4096], got " + std::to_string(o.image_size));
   require(o.n_train >= 1, "data.n_train must be >= 1, got " + std::to_string(o.n_train));
   require(o.n_test >= 1, "data.n_test must be >= 1, got " + std::to_string(o.n_test));
+  require(o.n_val >= 0, "data.n_val must be >= 0, got " + std::to_string(o.n_val));
   require_unit(o.prevalence, "prevalence");
   require_unit(o.bias, "bias");
   require(std::isfinite(o.breast_contrast) && o.breast_contrast >= 0.0,
@@ -589,9 +590,9 @@ PhantomTruth render_unchecked(const PhantomOptions& options, int split, std::int
 PhantomTruth render_phantom_image(const PhantomOptions& options, int split, std::int64_t index,
                                   float* out) {
   check_options(options);
-  if (split != kTrainSplit && split != kTestSplit) {
+  if (split != kTrainSplit && split != kTestSplit && split != kValSplit) {
     throw std::out_of_range("render_phantom_image: split " + std::to_string(split) +
-                            " is neither kTrainSplit nor kTestSplit");
+                            " is not kTrainSplit, kTestSplit or kValSplit");
   }
   if (index < 0 || index > std::numeric_limits<std::uint32_t>::max()) {
     throw std::out_of_range("render_phantom_image: index " + std::to_string(index) +
@@ -603,11 +604,12 @@ PhantomTruth render_phantom_image(const PhantomOptions& options, int split, std:
 Dataset make_phantom(const PhantomOptions& options) {
   check_options(options);
   Dataset ds;
-  const char* names[2] = {"train", "test"};
-  ImageSet* sets[2] = {&ds.train, &ds.test};
-  const std::int64_t counts[2] = {options.n_train, options.n_test};
+  // Indexed by split number (kTrainSplit, kTestSplit, kValSplit).
+  const char* names[3] = {"train", "test", "val"};
+  ImageSet* sets[3] = {&ds.train, &ds.test, &ds.val};
+  const std::int64_t counts[3] = {options.n_train, options.n_test, options.n_val};
   const std::int64_t hw = static_cast<std::int64_t>(options.image_size) * options.image_size;
-  for (int split = 0; split < 2; ++split) {
+  for (int split = 0; split < 3; ++split) {
     ImageSet& set = *sets[split];
     const auto n = static_cast<std::size_t>(counts[split]);
     set.height = set.width = options.image_size;
@@ -620,11 +622,11 @@ Dataset make_phantom(const PhantomOptions& options) {
 
   // Images are independent (one stream each), so they are rendered by a few worker threads over
   // disjoint index ranges; the result does not depend on the number of threads.
-  const std::int64_t total = counts[0] + counts[1];
+  const std::int64_t total = counts[0] + counts[1] + counts[2];
   const auto render_range = [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t g = begin; g < end; ++g) {
-      const int split = g < counts[0] ? kTrainSplit : kTestSplit;
-      const std::int64_t i = split == kTrainSplit ? g : g - counts[0];
+      const int split = g < counts[0] ? kTrainSplit : g < counts[0] + counts[1] ? kTestSplit : kValSplit;
+      const std::int64_t i = g - (split == kTrainSplit ? 0 : split == kTestSplit ? counts[0] : counts[0] + counts[1]);
       ImageSet& set = *sets[split];
       const PhantomTruth t = render_unchecked(options, split, i, set.pixels.data() + i * hw);
       const auto k = static_cast<std::size_t>(i);

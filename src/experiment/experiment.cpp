@@ -244,6 +244,7 @@ data::PhantomOptions phantom_options(const config::ExperimentConfig& c) {
   p.image_size = static_cast<int>(c.data.image_size);
   p.n_train = static_cast<int>(c.data.n_train);
   p.n_test = static_cast<int>(c.data.n_test);
+  p.n_val = static_cast<int>(c.data.n_val);
   p.bias = c.data.bias;
   p.prevalence = c.data.prevalence;
   p.breast_contrast = c.data.breast_contrast;

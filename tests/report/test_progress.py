@@ -218,3 +218,73 @@ def test_malformed_progress_exits_2_naming_the_file(tmp_path, report_h5):
     rc, _, err = run_main(run_dir, "--out", tmp_path / "rep", "--no-figures")
     assert rc == 2
     assert str(victim) in err and "/progress/val_eo_n has 2 values" in err
+
+
+def test_legend_labels_name_only_what_differs_within_a_method():
+    from analysis import report_figures as F
+    from analysis import sweep_index as S
+    keys = ["dne.method", "dne.epochs", "dne.noise_basis", "dne.noise_dim", "dne.eval_every", "gezo.candidates",
+            "gezo.sigma", "gezo.on_reject", "gezo.sigma_growth"]
+    zo = {"dne.epochs": 100, "dne.eval_every": 10000, "gezo.candidates": 16, "gezo.sigma": 0.03,
+          "gezo.on_reject": "keep", "gezo.sigma_growth": 1.0}
+
+    def cell(method, basis, dim, **over):
+        values = {"dne.method": method, **zo, "dne.noise_basis": basis, "dne.noise_dim": float(dim)}
+        if method == "whitebox":
+            values.update({"dne.epochs": 1, "dne.eval_every": 1000})
+        values.update({f"gezo.{k}": v for k, v in over.items()})
+        return report.Cell(key=(), values=values, rows=[])
+
+    cells = [cell("whitebox", "dct", 8), cell("whitebox", "dct", 16), cell("whitebox", "lowres", 8),
+             cell("whitebox", "pixel", 8),
+             cell("gezo", "pixel", 8, candidates=4, sigma=0.05, on_reject="decay", sigma_growth=1.5),
+             cell("gezo", "pixel", 8, candidates=4, sigma=0.05, on_reject="keep", sigma_growth=1.0),
+             cell("rge", "dct", 8),
+             cell("nes", "dct", 8), cell("nes", "dct", 16), cell("nes", "pixel", 8)]
+    assert F.progress_labels(cells, keys, [1] * len(cells)) == [
+        "whitebox dct 8", "whitebox dct 16", "whitebox lowres 8", "whitebox pixel",
+        "gezo on_reject=decay sigma_growth=1.5", "gezo on_reject=keep sigma_growth=1",
+        "rge",
+        "nes dct 8", "nes dct 16", "nes pixel"]
+    # n only when the cells differ in it
+    assert F.progress_labels(cells[7:], keys, [3, 3, 2]) == ["nes dct 8, n=3", "nes dct 16, n=3", "nes pixel, n=2"]
+    # the basis alone when the dimension is the same for the method's cells; sigma when it differs
+    two = [cell("nes", "dct", 8), cell("nes", "pixel", 8, sigma=0.05)]
+    assert F.progress_labels(two, keys) == ["nes dct sigma=0.03", "nes pixel sigma=0.05"]
+    # the dimension with its basis when only it differs
+    assert F.progress_labels([cell("spsa", "lowres", 4), cell("spsa", "lowres", 8)], keys) == \
+        ["spsa lowres 4", "spsa lowres 8"]
+    # pixel ignores noise_dim: cells that differ only in it are still told apart
+    assert F.progress_labels([cell("nes", "pixel", 8), cell("nes", "pixel", 16)], keys) == \
+        ["nes noise_dim=8", "nes noise_dim=16"]
+    # a key that the method does not read (index.h5's /key_methods) is never named
+    table = S.MethodTable(key_methods={"gezo.on_reject": ("gezo",)})
+    odd = [cell("nes", "dct", 8, on_reject="decay"), cell("nes", "pixel", 8, on_reject="keep")]
+    for c in odd:
+        c.methods = table
+    assert F.progress_labels(odd, keys) == ["nes dct", "nes pixel"]
+
+
+def test_every_cell_has_its_own_colour_and_style():
+    from analysis import report_figures as F
+    from analysis import sweep_index as S
+    table = S.MethodTable()
+    methods = ["whitebox"] * 4 + ["gezo"] * 30 + ["new_a"] * 5 + ["new_b"] * 5 + ["new_c"] * 5
+    styles = F.cell_styles(table, methods)
+    assert len(set(styles)) == len(styles)
+    assert {s[0] for s in styles[:4]} == {F.method_color(table, "whitebox")}  # a method keeps its colour
+    assert len({s[1:] for s in styles[4:28]}) == 24  # 24 (line style, marker) pairs before shading
+
+
+def test_query_axis_ticks():
+    from analysis import report_figures as F
+    # the pilot: first measurement 2,350, totals up to 60,000
+    lin, major, minor, right = F.query_axis([2350, 4650, 11150, 59850], 60000)
+    assert lin == 1000 and major == [0, 1000, 10000, 60000]
+    assert [F.count_label(t) for t in major] == ["0", "1k", "10k", "60k"]
+    assert 2000 in minor and 50000 in minor and right > 60000
+    lin, major, _, _ = F.query_axis([500, 1000], 480000)
+    assert lin == 100 and major == [0, 100, 1000, 10000, 100000, 500000]
+    lin, major, _, _ = F.query_axis([40, 80, 100, 300], 300)  # the hand-built sweep
+    assert lin == 10 and major == [0, 10, 100, 300]
+    assert F.query_axis([], 0)[:2] == (1.0, [0.0])

@@ -265,6 +265,25 @@ TEST(Phantom, TrainBiasAndBalancedTestRealised) {
   EXPECT_NEAR(prev, 0.5, 0.04);
   EXPECT_NEAR(a_y1, 0.5, 0.05);
   EXPECT_NEAR(a_y0, 0.5, 0.05);
+  EXPECT_EQ(ds.val.size(), 0);  // data.n_val = 0: no validation split
+
+  // data.n_val: a validation split drawn like the test split, from its own streams; train and
+  // test are bit for bit what they were without it.
+  o.n_val = 4000;
+  const dd::Dataset with_val = dd::make_phantom(o);
+  EXPECT_EQ(with_val.train.pixels, ds.train.pixels);
+  EXPECT_EQ(with_val.test.pixels, ds.test.pixels);
+  EXPECT_EQ(with_val.test.label, ds.test.label);
+  ASSERT_EQ(with_val.val.size(), 4000);
+  EXPECT_NE(with_val.val.pixels, with_val.test.pixels);
+  EXPECT_EQ(with_val.val.source[7], "phantom:val:7");
+  rates(with_val.val, &prev, &a_y1, &a_y0);
+  EXPECT_NEAR(prev, 0.5, 0.04);
+  EXPECT_NEAR(a_y1, 0.5, 0.05);
+  EXPECT_NEAR(a_y0, 0.5, 0.05);
+  std::vector<float> one(32 * 32);
+  dd::render_phantom_image(o, dd::kValSplit, 7, one.data());
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), with_val.val.pixels.begin() + 7 * 32 * 32));
 }
 
 TEST(Phantom, ExtremeRatesAreExact) {

@@ -31,6 +31,7 @@ struct DataOptions {
   std::int64_t image_size = 64;    // H = W
   std::int64_t n_train = 2000;
   std::int64_t n_test = 1000;
+  std::int64_t n_val = 0;           // phantom: a validation split drawn like the test split; 0 = none
   double bias = 0.9;               // train: P(a=1 | y=1) = bias, P(a=1 | y=0) = 1 - bias
   double prevalence = 0.5;
   double breast_contrast = 1.0;

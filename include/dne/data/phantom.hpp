@@ -24,6 +24,7 @@ namespace dne::data {
 struct PhantomOptions {
   int image_size = 64;  // H = W, in [32, 4096]
   int n_train = 2000, n_test = 1000;
+  int n_val = 0;                 // a validation split drawn like the test split (balanced); 0 = none
   double prevalence = 0.5;       // P(y = 1) in both splits
   double bias = 0.9;             // train: P(a=1 | y=1) = bias, P(a=1 | y=0) = 1 - bias; test: 0.5
   double breast_contrast = 1.0;  // scale of the breast soft-tissue shadow (a = 1 only); 0 disables
@@ -41,6 +42,7 @@ struct PhantomOptions {
 /// Split numbers used as the `step` of the phantom's random stream.
 constexpr int kTrainSplit = 0;
 constexpr int kTestSplit = 1;
+constexpr int kValSplit = 2;  // drawn like the test split (no bias), from its own streams
 
 /// What was drawn for one phantom image (its ground truth; handy for tests and analysis).
 struct PhantomTruth {
