@@ -94,6 +94,24 @@ bool refit_if_due(ZoContext& ctx, std::int64_t batch, const torch::Tensor& eps, 
   return true;
 }
 
+/// The start of every editor's step on batch `batch`: the progress hand-over (dne.eval_every) and
+/// the adversary's refit, both at the noise of theta; false (status set) when the refit would
+/// exceed the budget.
+bool begin_batch(ZoContext& ctx, std::int64_t batch, const torch::Tensor& theta, EditResult& r, bool& refitted) {
+  const auto eps = ctx.noise(theta.detach());
+  ctx.progress.at(eps, r.queries);
+  return refit_if_due(ctx, batch, eps, r, refitted);
+}
+
+/// The end of every editor: the final noise of theta to the progress hand-over, and the noise and
+/// checkpoints into `r` on the host.
+EditResult finish(ZoContext& ctx, EditResult& r, const torch::Tensor& theta, const std::vector<torch::Tensor>& checkpoints) {
+  const auto noise = ctx.noise(theta.detach());
+  ctx.progress.finish(noise, r.queries);
+  finish_on_host(r, noise, checkpoints);
+  return std::move(r);
+}
+
 /// Losses of E evaluation points on one batch, and g's accuracy at each point, shared by every
 /// rank of the group. `point(e)` gives the (H, W) noise of evaluation e on any rank.
 struct Evaluations {
@@ -166,6 +184,32 @@ void check_finite(double loss, const char* method, std::int64_t step) {
                        std::to_string(step));
 }
 
+/// One update of theta by the estimate `grad` (theta's shape): SGD or Adam (gezo.optimizer),
+/// then the budget (NoiseBasis::project).
+void update_theta(ZoContext& ctx, torch::Tensor& theta, torch::optim::Adam& adam, const torch::Tensor& grad) {
+  const auto& g = ctx.problem.gezo;
+  if (g.optimizer == "sgd") {
+    torch::NoGradGuard ng;
+    theta.sub_(g.lr * grad);
+  } else {
+    theta.mutable_grad() = grad;
+    adam.step();
+  }
+  torch::NoGradGuard ng;
+  theta.copy_(ctx.basis.project(theta.detach(), ctx.problem.options));  // the budget holds after every update
+}
+
+/// The trace columns every estimate-and-update step (RGE, SPSA, NES) ends with.
+void trace_step_end(ZoContext& ctx, EditResult& r, bool refitted, double grad_norm, const torch::Tensor& theta,
+                    Clock::time_point start) {
+  r.trace.add("refit", refitted ? 1.0 : 0.0);
+  r.trace.add("grad_norm", grad_norm);
+  r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(theta.detach()))})[0]);
+  r.trace.add("queries", static_cast<double>(r.queries));
+  r.trace.add("bytes", static_cast<double>(ctx.group.bytes_communicated()));
+  r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
+}
+
 /// RGE and SPSA share everything but the direction distribution.
 EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group,
                           bool rademacher, const char* name) {
@@ -182,9 +226,8 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
-    ctx.progress.at(ctx.noise(theta.detach()), r.queries);
     bool refitted = false;
-    if (!refit_if_due(ctx, batch, ctx.noise(theta.detach()), r, refitted)) return false;
+    if (!begin_batch(ctx, batch, theta, r, refitted)) return false;
     const std::int64_t evaluations = 2 * q + 1, cost = evaluations * x.size(0);
     if (over_budget(g, r.queries, cost, r.status)) return false;
     const auto th = theta.detach();
@@ -249,35 +292,17 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     if (v[2] == 0.0)
       throw NumericError(std::string(name) + ": a candidate loss or the gradient estimate is not finite at step " +
                          std::to_string(t) + " (try a smaller gezo.sigma or gezo.lr)");
-    if (g.optimizer == "sgd") {
-      torch::NoGradGuard ng;
-      theta.sub_(g.lr * grad);
-    } else {
-      theta.mutable_grad() = grad;
-      adam.step();
-    }
-    {
-      torch::NoGradGuard ng;
-      theta.copy_(ctx.basis.project(theta.detach(), p.options));  // the budget holds after every update
-    }
+    update_theta(ctx, theta, adam, grad);
     r.trace.add("step", static_cast<double>(t));
     r.trace.add("batch", static_cast<double>(batch));
     r.trace.add("epoch", static_cast<double>(epoch));
     r.trace.add("loss", ev.loss[0]);
     r.trace.add("sa_accuracy", ev.accuracy[0]);
-    r.trace.add("refit", refitted ? 1.0 : 0.0);
-    r.trace.add("grad_norm", v[3]);
-    r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(theta.detach()))})[0]);
-    r.trace.add("queries", static_cast<double>(r.queries));
-    r.trace.add("bytes", static_cast<double>(group.bytes_communicated()));
-    r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
+    trace_step_end(ctx, r, refitted, v[3], theta, start);
     ++t;
     return true;
   }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta.detach()).clone()); });
-  const auto noise = ctx.noise(theta.detach());
-  ctx.progress.finish(noise, r.queries);
-  finish_on_host(r, noise, checkpoints);
-  return r;
+  return finish(ctx, r, theta, checkpoints);
 }
 
 /// Centred ranks of `losses` in [-1/2, 1/2] (the lowest loss -1/2, ties sharing their mean
@@ -333,9 +358,8 @@ EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communica
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
-    ctx.progress.at(ctx.noise(theta.detach()), r.queries);
     bool refitted = false;
-    if (!refit_if_due(ctx, batch, ctx.noise(theta.detach()), r, refitted)) return false;
+    if (!begin_batch(ctx, batch, theta, r, refitted)) return false;
     const std::int64_t evaluations = 2 * q, cost = images_per_iteration(evaluations, x.size(0));
     if (over_budget(g, r.queries, cost, r.status)) return false;
     const auto th = theta.detach();
@@ -372,36 +396,18 @@ EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communica
     if (v[0] == 0.0)
       throw NumericError("nes: the gradient estimate is not finite at step " + std::to_string(t) +
                          " (a candidate loss is; nes.shaping = \"rank\" is robust to that)");
-    if (g.optimizer == "sgd") {
-      torch::NoGradGuard ng;
-      theta.sub_(g.lr * grad);
-    } else {
-      theta.mutable_grad() = grad;
-      adam.step();
-    }
-    {
-      torch::NoGradGuard ng;
-      theta.copy_(ctx.basis.project(theta.detach(), p.options));  // the budget holds after every update
-    }
+    update_theta(ctx, theta, adam, grad);
     r.trace.add("step", static_cast<double>(t));
     r.trace.add("batch", static_cast<double>(batch));
     r.trace.add("epoch", static_cast<double>(epoch));
     r.trace.add("loss", loss_mean / static_cast<double>(finite));  // the Gaussian-smoothed loss at theta
     r.trace.add("loss_min", loss_min);
     r.trace.add("sa_accuracy", accuracy);
-    r.trace.add("refit", refitted ? 1.0 : 0.0);
-    r.trace.add("grad_norm", v[1]);
-    r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(theta.detach()))})[0]);
-    r.trace.add("queries", static_cast<double>(r.queries));
-    r.trace.add("bytes", static_cast<double>(group.bytes_communicated()));
-    r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
+    trace_step_end(ctx, r, refitted, v[1], theta, start);
     ++t;
     return true;
   }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta.detach()).clone()); });
-  const auto noise = ctx.noise(theta.detach());
-  ctx.progress.finish(noise, r.queries);
-  finish_on_host(r, noise, checkpoints);
-  return r;
+  return finish(ctx, r, theta, checkpoints);
 }
 
 std::int64_t images_per_iteration(std::int64_t evaluations, std::int64_t batch) { return evaluations * batch; }
@@ -425,9 +431,8 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
   const auto start = Clock::now();
   std::int64_t t = 0;
   for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
-    ctx.progress.at(ctx.noise(theta), r.queries);
     bool refitted = false;
-    if (!refit_if_due(ctx, batch, ctx.noise(theta), r, refitted)) return false;
+    if (!begin_batch(ctx, batch, theta, r, refitted)) return false;
     bool have_current = false;  // loss at eps on this batch known?
     double current = 0.0, current_accuracy = 0.0;  // loss and g's accuracy at eps on this batch
     for (std::int64_t local = 0; local < g.local_epochs; ++local) {
@@ -509,10 +514,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
     }
     return true;
   }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta).clone()); });
-  const auto noise = ctx.noise(theta);
-  ctx.progress.finish(noise, r.queries);
-  finish_on_host(r, noise, checkpoints);
-  return r;
+  return finish(ctx, r, theta, checkpoints);
 }
 
 EditResult edit_rge(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group) {
