@@ -156,11 +156,27 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
 /// data, at theta = 0, with g fitted on the clean training embeddings, the true gradient of the
 /// DNE loss with respect to theta (autograd) against the two-point estimate (RGE: the loss
 /// differences) and NES's (centred ranks) from q antithetic Gaussian directions of scale
-/// gezo.sigma, for the pixel basis and the lowres and dct bases of dne.noise_dim. `pairs`
+/// gezo.sigma, for each basis of `bases` ("pixel", "lowres:K", "dct:K", comma-separated). `pairs`
 /// directions are drawn once per basis (stream (seed, kPerturbation, 0, c)); every q divides
 /// them into pairs / q disjoint sets and the table gives the mean cosine over those sets.
-int bench_estimator(const config::ExperimentConfig& c, int pairs, const ProcessInfo& process) {
+int bench_estimator(const config::ExperimentConfig& c, const std::string& bases, int pairs, const ProcessInfo& process) {
   if (process.rank != 0) return 0;
+  std::vector<std::pair<std::string, std::int64_t>> chosen;  // (kind, k)
+  for (std::size_t begin = 0; begin <= bases.size();) {
+    const auto end = std::min(bases.find(',', begin), bases.size());
+    const auto token = bases.substr(begin, end - begin);
+    const auto colon = token.find(':');
+    std::int64_t k = 1;
+    if (colon != std::string::npos) {
+      try {
+        k = std::stoll(token.substr(colon + 1));
+      } catch (const std::exception&) {
+        throw ConfigError("--bases: '" + token + "' is not KIND or KIND:K with a whole number K");
+      }
+    }
+    chosen.emplace_back(token.substr(0, colon), k);
+    begin = end + 1;
+  }
   const auto seed = static_cast<std::uint64_t>(c.sweep.seed);
   const auto dataset = experiment::load_dataset(c, "");
   const auto x_all = experiment::to_tensor(dataset.train);  // (N, 1, H, W)
@@ -183,9 +199,9 @@ int bench_estimator(const config::ExperimentConfig& c, int pairs, const ProcessI
   const double sigma = c.gezo.sigma;
   std::printf("dne bench --estimator: %s, batch %lld, objective %s, sigma %g, %d directions per basis, theta = 0\n",
               model->describe().c_str(), static_cast<long long>(batch), o.objective.c_str(), sigma, pairs);
-  std::printf("%-10s %8s %6s %14s %14s %14s\n", "basis", "dim", "q", "cos RGE", "cos NES", "sqrt(q/dim)");
-  for (const char* kind : {"pixel", "lowres", "dct"}) {
-    const editing::NoiseBasis basis(kind, o.noise_dim, h, w);
+  std::printf("%-10s %8s %6s %14s %14s %14s\n", "basis", "dim", "q", "cos RGE", "cos NES", "sqrt(q/(q+dim))");
+  for (const auto& [kind, k] : chosen) {
+    const editing::NoiseBasis basis(kind, k, h, w);  // a bad kind or k: ConfigError
     const auto loss_at = [&](const torch::Tensor& theta) {  // the DNE loss on the batch at theta
       const auto eps = basis.noise(theta, o);
       return editing::dne_objective(g.logits(model->forward(editing::add_noise(x, eps, o))), a, eps, o).loss;
@@ -218,8 +234,9 @@ int bench_estimator(const config::ExperimentConfig& c, int pairs, const ProcessI
         rge += cosine(editing::nes_gradient(l, d, sigma, "none")) / sets;
         nes += cosine(editing::nes_gradient(l, d, sigma, "rank")) / sets;
       }
-      std::printf("%-10s %8lld %6d %14.3f %14.3f %14.3f\n", kind, static_cast<long long>(basis.size()), q, rge, nes,
-                  std::sqrt(static_cast<double>(q) / static_cast<double>(basis.size())));
+      const auto name = basis.is_pixel() ? kind : kind + " " + std::to_string(k);
+      std::printf("%-10s %8lld %6d %14.3f %14.3f %14.3f\n", name.c_str(), static_cast<long long>(basis.size()), q, rge, nes,
+                  std::sqrt(static_cast<double>(q) / static_cast<double>(q + basis.size())));  // E cos for a random-direction estimate
     }
   }
   return 0;
@@ -330,6 +347,8 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
       "estimator", "estimator mode: cosine of zeroth-order gradient estimates with the true gradient, per noise "
                    "basis and number of directions q (the config's data, FM, objective, gezo.sigma, dne.noise_dim)")(
       "pairs", po::value<int>()->default_value(256), "estimator mode: directions drawn per basis (q = 4, 16, 64, ... up to it)")(
+      "bases", po::value<std::string>()->default_value("pixel,lowres:8,dct:8,dct:16"),
+      "estimator mode: the noise bases, comma-separated KIND or KIND:K (pixel, lowres:K, dct:K)")(
       "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
       "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)")(
       "data", po::value<std::string>(), "data mode: decode the images of manifest CSV (data.image_size, data.resize): "
@@ -364,7 +383,8 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   torch::set_num_threads(threads);
   if (vm.count("data")) return process.rank == 0 ? bench_decoding(c, vm["data"].as<std::string>(), repeats) : 0;
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
-  if (vm.count("estimator")) return bench_estimator(c, std::max(4, vm["pairs"].as<int>()), process);
+  if (vm.count("estimator"))
+    return bench_estimator(c, vm["bases"].as<std::string>(), std::max(4, vm["pairs"].as<int>()), process);
   if (vm.count("zo")) return bench_zeroth_order(c, run, settings, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;
 
