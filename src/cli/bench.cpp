@@ -161,22 +161,29 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
 /// them into pairs / q disjoint sets and the table gives the mean cosine over those sets.
 int bench_estimator(const config::ExperimentConfig& c, const std::string& bases, int pairs, const ProcessInfo& process) {
   if (process.rank != 0) return 0;
-  std::vector<std::pair<std::string, std::int64_t>> chosen;  // (kind, k)
+  // Every basis is parsed and built (so checked) before the data and the model are loaded.
+  std::vector<std::pair<std::string, std::int64_t>> chosen;  // (kind, k); a bare kind takes dne.noise_dim
   for (std::size_t begin = 0; begin <= bases.size();) {
     const auto end = std::min(bases.find(',', begin), bases.size());
     const auto token = bases.substr(begin, end - begin);
     const auto colon = token.find(':');
-    std::int64_t k = 1;
+    std::int64_t k = c.dne.noise_dim;
     if (colon != std::string::npos) {
+      const auto digits = token.substr(colon + 1);
+      std::size_t used = 0;
       try {
-        k = std::stoll(token.substr(colon + 1));
+        k = std::stoll(digits, &used);
       } catch (const std::exception&) {
-        throw ConfigError("--bases: '" + token + "' is not KIND or KIND:K with a whole number K");
+        used = 0;
       }
+      if (digits.empty() || used != digits.size())
+        throw ConfigError("--bases: '" + token + "' is not KIND or KIND:K with a whole number K");
     }
     chosen.emplace_back(token.substr(0, colon), k);
+    (void)editing::NoiseBasis(chosen.back().first, k, c.data.image_size, c.data.image_size);  // ConfigError if bad
     begin = end + 1;
   }
+  if (pairs > (1 << 20)) throw ConfigError("--pairs: at most 1048576 directions");
   const auto seed = static_cast<std::uint64_t>(c.sweep.seed);
   const auto dataset = experiment::load_dataset(c, "");
   const auto x_all = experiment::to_tensor(dataset.train);  // (N, 1, H, W)

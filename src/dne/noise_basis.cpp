@@ -40,9 +40,7 @@ NoiseBasis::NoiseBasis(const std::string& kind, std::int64_t k, std::int64_t hei
                        const torch::Device& device)
     : kind_(kind) {
   if (kind == "pixel") {
-    shape_ = {height, width};
-    left64_ = torch::eye(height, torch::kFloat64);
-    right64_ = torch::eye(width, torch::kFloat64);
+    shape_ = {height, width};  // no matrix: B is the identity
     return;
   }
   if (kind != "lowres" && kind != "dct")
@@ -92,9 +90,9 @@ torch::Tensor NoiseBasis::project(const torch::Tensor& theta, const config::DneO
 torch::Tensor NoiseBasis::noise(const torch::Tensor& theta, const config::DneOptions& o) const {
   if (is_pixel()) return theta;
   auto eps = expand(theta);
-  if (o.max_l2 > 0.0) {
-    const auto norm = eps.pow(2).sum().clamp_min(1e-24).sqrt();
-    eps = torch::where(norm > o.max_l2, eps * (o.max_l2 / norm), eps);
+  if (o.max_l2 > 0.0) {  // the scale in float64, as project_noise's
+    const auto norm = eps.pow(2).sum().clamp_min(1e-24).sqrt().to(torch::kFloat64);
+    eps = torch::where(norm > o.max_l2, eps * (o.max_l2 / norm).to(eps.scalar_type()), eps);
   }
   if (o.max_linf > 0.0) eps = eps.clamp(-o.max_linf, o.max_linf);
   return eps;

@@ -1,4 +1,4 @@
-// GeZO, RGE and SPSA noise editors over an EmbeddingApi, sharded over a rank group
+// GeZO, RGE, SPSA and NES noise editors over an EmbeddingApi, sharded over a rank group
 // (see zeroth_order.hpp and docs/gezo.md).
 #include "dne/dne/zeroth_order.hpp"
 
@@ -255,7 +255,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
                                     ev.loss[static_cast<std::size_t>(2 + 2 * c)]) / (2.0 * mu * static_cast<double>(q))) * dir(c);
     } else {
       // Dense mode: each rank evaluates whole candidates (both signs) and sums their contributions;
-      // the (H, W) estimate is all-reduced. Evaluation 0 is rank 0's.
+      // the estimate (theta's shape) is all-reduced. Evaluation 0 is rank 0's.
       const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(q), group.rank(), group.size());
       const auto n = static_cast<std::size_t>(evaluations);
       auto sums = loss_slots(n, p.device);
@@ -328,7 +328,12 @@ std::vector<double> centred_ranks(const std::vector<double>& losses) {
 }  // namespace
 
 std::vector<double> nes_weights(const std::vector<double>& losses, const std::string& shaping) {
-  if (shaping == "rank") return centred_ranks(losses);
+  if (shaping == "rank") {  // a NaN loss is the worst (+infinity), as evaluate() counts it: a strict order
+    auto ordered = losses;
+    for (auto& l : ordered)
+      if (std::isnan(l)) l = std::numeric_limits<double>::infinity();
+    return centred_ranks(ordered);
+  }
   if (shaping == "none") return losses;
   throw ConfigError("nes.shaping: unknown shaping '" + shaping + "' (one of: rank, none)");
 }

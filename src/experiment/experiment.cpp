@@ -294,7 +294,7 @@ double estimated_memory_bytes(const config::ExperimentConfig& c) {
   if (c.data.source != "phantom" && !manifest_rows) return 0.0;
   const auto n_train = static_cast<double>(manifest_rows ? c.data_rows_train : c.data.n_train);
   const auto n_test = static_cast<double>(manifest_rows ? c.data_rows_test : c.data.n_test);
-  const double images = n_train + n_test;
+  const double images = n_train + n_test + (manifest_rows ? 0.0 : static_cast<double>(c.data.n_val));
   const double pixels = images * static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
   const double float_images = 4.0 * pixels;
   const double noised_copy = 4.0 * std::max(n_train, n_test) *

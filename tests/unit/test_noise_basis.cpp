@@ -150,6 +150,10 @@ TEST(Nes, CentredRanksByHand) {
   EXPECT_DOUBLE_EQ(with_inf[0], 0.5);
   EXPECT_DOUBLE_EQ(with_inf[1], -0.5);
   EXPECT_DOUBLE_EQ(with_inf[2], 0.0);
+  const auto with_nan = editing::nes_weights({0.0, std::nan(""), 5.0}, "rank");  // NaN: the worst, as +infinity
+  EXPECT_DOUBLE_EQ(with_nan[0], -0.5);
+  EXPECT_DOUBLE_EQ(with_nan[1], 0.5);
+  EXPECT_DOUBLE_EQ(with_nan[2], 0.0);
   EXPECT_EQ(editing::nes_weights({1.0, 2.0}, "none"), (std::vector<double>{1.0, 2.0}));
   EXPECT_THROW(editing::nes_weights({1.0, 2.0}, "fitness"), ConfigError);
 }

@@ -11,12 +11,16 @@
 // per-pixel RMS in expectation, so gezo.sigma, gezo.lr and dne.lr keep their per-pixel meaning
 // in every basis (pixel: s = 1).
 //
-// The budget (dne.max_l2, dne.max_linf) holds exactly for eps: `noise` applies it to B(theta)
-// (scaled into the L2 ball, then clipped, differentiably for the white-box editor). `project`
-// keeps theta itself where the budget can be met in coefficient space: B is linear, so scaling
-// theta by max_l2 / ||B(theta)|| is the exact L2 projection in every basis; in the lowres basis
-// clipping theta to +-max_linf / s keeps every pixel inside the box (convex weights); the dct
-// basis leaves the L-infinity clip to `noise`. In the pixel basis both are project_noise, as before.
+// The budget (dne.max_l2, dne.max_linf) holds for eps (to float rounding): in the lowres and dct
+// bases `noise` applies it to B(theta) (scaled into the L2 ball, then clipped, differentiably for
+// the white-box editor), whatever theta is. `project` keeps theta itself where the budget can be
+// met in coefficient space: B is linear, so scaling theta by max_l2 / ||B(theta)|| is the exact
+// L2 projection in every basis; in the lowres basis clipping theta to +-max_linf / s keeps every
+// pixel inside the box (convex weights); the dct basis leaves the L-infinity clip to `noise`.
+// The pixel basis is the editors as they were: `project` is project_noise and `noise` is theta
+// itself, so a pixel theta is inside the budget where an editor projected it (after every
+// update; every GeZO candidate), while the probe points theta +- sigma u of RGE, SPSA and NES
+// are not projected in pixels (they are in the other bases).
 #pragma once
 
 #include <cstdint>
@@ -46,9 +50,10 @@ class NoiseBasis {
   /// Number of coefficients (the dimension a zeroth-order search explores).
   std::int64_t size() const { return shape_[0] * shape_[1]; }
   double scale() const { return scale_; }
-  /// The unscaled factors L (H, k), R (W, k), float64 on the CPU (pixel: identities).
-  torch::Tensor left() const { return left64_; }
-  torch::Tensor right() const { return right64_; }
+  /// The unscaled factors L (H, k), R (W, k), float64 on the CPU (pixel: identities, made on
+  /// request: the pixel basis holds no matrix).
+  torch::Tensor left() const { return is_pixel() ? torch::eye(shape_[0], torch::kFloat64) : left64_; }
+  torch::Tensor right() const { return is_pixel() ? torch::eye(shape_[1], torch::kFloat64) : right64_; }
 
   /// B(theta) (H, W) = s L theta R^T, differentiable; pixel: theta itself.
   torch::Tensor expand(const torch::Tensor& theta) const;

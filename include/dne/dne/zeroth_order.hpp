@@ -34,7 +34,7 @@ EditResult edit_spsa(const EditProblem& problem, fm::EmbeddingApi& api, comm::Co
 EditResult edit_nes(const EditProblem& problem, fm::EmbeddingApi& api, comm::Communicator& group);
 
 /// NES's weights of the 2q losses: "rank": centred ranks in [-1/2, 1/2] (lowest loss -1/2, ties
-/// share their mean rank; an infinite loss is the worst rank); "none": the losses themselves.
+/// share their mean rank; a NaN or +infinite loss is the worst rank); "none": the losses themselves.
 std::vector<double> nes_weights(const std::vector<double>& losses, const std::string& shaping);
 
 /// NES's estimate from the 2q losses (2c: theta + sigma u_c, 2c + 1: theta - sigma u_c) and the
