@@ -81,7 +81,7 @@ def test_index_has_one_row_per_experiment_matching_its_file(six_on_two_ranks):
             assert f["links"][id_].attrs["id"] == id_
     # Which methods read each key, from dne's key table (ERM has no lambda; only GeZO has R).
     with h5py.File(out / "index.h5", "r") as f:
-        assert list(f["key_methods/dne.lambda"].asstr()[:]) == ["whitebox", "gezo", "rge", "spsa"]
+        assert list(f["key_methods/dne.lambda"].asstr()[:]) == ["whitebox", "gezo", "rge", "spsa", "nes"]
         assert list(f["key_methods/gezo.local_epochs"].asstr()[:]) == ["gezo"]
         assert "none" in list(f["key_methods/sweep.seeds"].asstr()[:])
     dump = subprocess.run(["h5dump", "-H", str(out / "index.h5")], capture_output=True, text=True)
