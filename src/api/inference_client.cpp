@@ -22,6 +22,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+std::int64_t batch_of(const Float32Tensor& t) { return t.shape.empty() ? 0 : t.shape[0]; }
+
 bool retryable_status(int status) { return status == 429 || status == 500 || status == 502 || status == 503 || status == 504; }
 
 std::string transport_text(httplib::Error e, double timeout_s) {
@@ -77,6 +79,7 @@ struct InferenceClient::Impl {
     for (int i = 0; i < std::max(1, options.concurrency); ++i) {
       auto c = std::make_unique<httplib::Client>(endpoint.origin);
       c->set_keep_alive(true);
+      c->set_decompress(false);  // no Accept-Encoding, and nothing a server sends is inflated
       c->set_tcp_nodelay(true);
       c->set_connection_timeout(usec / 1000000, usec % 1000000);
       c->set_read_timeout(usec / 1000000, usec % 1000000);
@@ -99,12 +102,22 @@ struct InferenceClient::Impl {
     return std::max(wait, std::min(retry_after, kMaxRetryAfterSeconds));
   }
 
-  /// One request with retries: `send` performs an attempt on `c`. Returns the 2xx response;
-  /// throws RemoteError after a non-retryable status or the last attempt.
-  httplib::Response exchange(httplib::Client& c, const std::string& what, std::int64_t bytes_out,
-                             const std::function<httplib::Result(httplib::Client&)>& send) {
+  /// One HTTP exchange as the client sends it: the response body is collected up to
+  /// `max_response_bytes` (a larger one is an error, not an allocation the server chooses).
+  struct Exchange {
+    std::string method, path;
+    httplib::Headers headers;
+    const Body* body = nullptr;  // POST only
+    std::size_t max_response_bytes = kMaxSmallResponse;
+  };
+  static constexpr std::size_t kMaxSmallResponse = 1 << 20;  // health, metadata, error bodies
+
+  /// One request with retries. Returns the 2xx response (its body collected); throws
+  /// RemoteError after a non-retryable status, an oversized response or the last attempt.
+  httplib::Response exchange(httplib::Client& c, const std::string& what, const Exchange& x) {
     std::string last;
     const int attempts = 1 + std::max(0, options.retries);
+    const std::int64_t bytes_out = x.body ? static_cast<std::int64_t>(x.body->bytes.size()) : 0;
     double retry_after = -1.0;
     for (int attempt = 0; attempt < attempts; ++attempt) {
       if (attempt > 0) {
@@ -117,22 +130,42 @@ struct InferenceClient::Impl {
         ++stats.retries;
       }
       retry_after = -1.0;
-      auto result = send(c);
+      httplib::Request req;
+      req.method = x.method;
+      req.path = x.path;
+      req.headers = x.headers;
+      if (x.body) {
+        req.body = x.body->bytes;
+        req.set_header("Content-Type", x.body->content_type);
+      }
+      std::string received;
+      bool too_large = false;
+      req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+        if (received.size() + n > x.max_response_bytes) return !(too_large = true);
+        received.append(data, n);
+        return true;
+      };
+      auto result = c.send(req);
       {
         std::lock_guard<std::mutex> lock(mutex);
         ++stats.requests;
         stats.bytes_sent += bytes_out;
-        if (result) stats.bytes_received += static_cast<std::int64_t>(result->body.size());
+        stats.bytes_received += static_cast<std::int64_t>(received.size());
       }
+      if (too_large)
+        throw RemoteError(what + ": the response is larger than the " + std::to_string(x.max_response_bytes) +
+                          " bytes this request can need (a broken or hostile server)");
       if (!result) {
         last = transport_text(result.error(), options.timeout_s);
         continue;
       }
-      if (result->status >= 200 && result->status < 300) return *result;
-      last = "HTTP " + std::to_string(result->status) + ": " + error_message(result->body);
-      if (!retryable_status(result->status)) throw RemoteError(what + ": " + last);
+      httplib::Response res = *result;
+      res.body = std::move(received);
+      if (res.status >= 200 && res.status < 300) return res;
+      last = "HTTP " + std::to_string(res.status) + ": " + error_message(res.body);
+      if (!retryable_status(res.status)) throw RemoteError(what + ": " + last);
       const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-      retry_after = parse_retry_after(result->get_header_value("Retry-After"), now);
+      retry_after = parse_retry_after(res.get_header_value("Retry-After"), now);
     }
     throw RemoteError(what + ": gave up after " + std::to_string(attempts) + " attempt" + (attempts > 1 ? "s" : "") +
                       " (api.retries = " + std::to_string(options.retries) + "); the last: " + last);
@@ -150,9 +183,11 @@ struct InferenceClient::Impl {
     httplib::Headers headers;
     if (body.json_length >= 0) headers.emplace("Inference-Header-Content-Length", std::to_string(body.json_length));
     const auto t0 = Clock::now();
-    const auto res = exchange(c, what, static_cast<std::int64_t>(body.bytes.size()), [&](httplib::Client& client) {
-      return client.Post(path.c_str(), headers, body.bytes, body.content_type.c_str());
-    });
+    Exchange x{"POST", path, headers, &body, kMaxSmallResponse};
+    // JSON spells a float in at most 16 bytes ("-1.23456789e-38,"), binary in 4.
+    if (dim > 0) x.max_response_bytes += static_cast<std::size_t>(batch_of(input) * dim) * 16;
+    else x.max_response_bytes = std::size_t{1} << 30;
+    const auto res = exchange(c, what, x);
     std::int64_t json_length = -1;
     if (res.has_header("Inference-Header-Content-Length")) {
       const std::string v = res.get_header_value("Inference-Header-Content-Length");
@@ -186,11 +221,10 @@ InferenceClient::~InferenceClient() = default;
 ModelMetadata InferenceClient::connect() {
   auto& c = *impl_->connections.front();
   const std::string ready = impl_->endpoint.prefix + "/v2/health/ready";
-  impl_->exchange(c, "GET " + impl_->endpoint.origin + ready, 0,
-                  [&](httplib::Client& client) { return client.Get(ready.c_str()); });
+  impl_->exchange(c, "GET " + impl_->endpoint.origin + ready, Impl::Exchange{"GET", ready, {}, nullptr, Impl::kMaxSmallResponse});
   const std::string path = impl_->model_path();
-  const auto res = impl_->exchange(c, "GET " + impl_->endpoint.origin + path + " (model metadata)", 0,
-                                   [&](httplib::Client& client) { return client.Get(path.c_str()); });
+  const auto res = impl_->exchange(c, "GET " + impl_->endpoint.origin + path + " (model metadata)",
+                                   Impl::Exchange{"GET", path, {}, nullptr, Impl::kMaxSmallResponse});
   try {
     auto metadata = decode_metadata(res.body);
     if (!metadata.outputs.empty()) impl_->output_name = metadata.outputs.front().name;

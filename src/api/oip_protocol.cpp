@@ -2,6 +2,10 @@
 // interface: the document outside the tensors' "data" arrays becomes a small DOM, and each
 // "data" array is streamed straight into a float vector from the numbers' own text, so a
 // float32 survives the round trip bit for bit and no DOM node is built per element.
+// The bodies come from untrusted peers (a client of `dne serve`, or the server behind
+// fm.kind = "remote"): nesting is refused beyond kMaxDepth while parsing (the SAX parser itself
+// is iterative; what would recurse is the DOM's printing and destruction), and an error message
+// repeats at most kQuoted bytes of what was sent.
 #include "dne/api/oip_protocol.hpp"
 
 #include <charconv>
@@ -19,6 +23,14 @@ namespace dne::api {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr int kMaxDepth = 32;          // objects and arrays inside each other; OIP needs 5
+constexpr std::size_t kQuoted = 64;    // bytes of peer text an error message repeats
+
+/// At most `limit` bytes of peer text, "..." when cut.
+std::string brief(const std::string& text, std::size_t limit = kQuoted) {
+  return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
 
 /// SAX handler: a DOM for everything but arrays under a "data" key, whose numbers go to
 /// `tensors` (the DOM keeps the tensor's index in their place).
@@ -41,12 +53,13 @@ class TensorSax : public nlohmann::json_sax<json> {
     float f = 0.0f;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), f);
     if (ec != std::errc() || end != text.data() + text.size())
-      return fail("the number " + text + " inside \"data\" is not a float32 (out of range)");
+      return fail("the number " + brief(text) + " inside \"data\" is not a float32 (out of range)");
     return append(f);
   }
   bool string(string_t& v) override { return diverting() ? fail("a string inside \"data\"") : value(json(v)); }
   bool binary(binary_t&) override { return fail("binary JSON values are not supported"); }
   bool start_object(std::size_t) override {
+    if (!deeper()) return false;
     if (diverting()) return fail("an object inside \"data\"");
     return open(json::object());
   }
@@ -55,10 +68,12 @@ class TensorSax : public nlohmann::json_sax<json> {
     return true;
   }
   bool end_object() override {
+    --depth_;
     stack_.pop_back();
     return true;
   }
   bool start_array(std::size_t) override {
+    if (!deeper()) return false;
     if (diverting()) {
       ++data_depth_;
       return true;
@@ -71,6 +86,7 @@ class TensorSax : public nlohmann::json_sax<json> {
     return open(json::array());
   }
   bool end_array() override {
+    --depth_;
     if (diverting()) {
       --data_depth_;
       return true;
@@ -81,7 +97,7 @@ class TensorSax : public nlohmann::json_sax<json> {
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
     std::string what = e.what();
     const auto colon = what.rfind(": ");
-    error = "not valid JSON at byte " + std::to_string(position) + (colon == std::string::npos ? "" : ": " + what.substr(colon + 2));
+    error = "not valid JSON at byte " + std::to_string(position) + (colon == std::string::npos ? "" : ": " + brief(what.substr(colon + 2)));
     return false;
   }
 
@@ -89,8 +105,13 @@ class TensorSax : public nlohmann::json_sax<json> {
   std::vector<json*> stack_;  // the open objects and arrays, innermost last
   std::string key_;
   int data_depth_ = 0;
+  int depth_ = 0;  // open objects and arrays, "data" arrays included
 
   bool diverting() const { return data_depth_ > 0; }
+  bool deeper() {
+    if (++depth_ <= kMaxDepth) return true;
+    return fail("JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   bool fail(const std::string& why) {
     error = why;
     return false;
@@ -159,7 +180,7 @@ std::vector<std::int64_t> shape_member(const json& object, const std::string& wh
   std::vector<std::int64_t> shape;
   for (const auto& d : v) {
     if (!d.is_number_integer() || d.get<std::int64_t>() < (allow_variable ? -1 : 0))
-      throw ProtocolError(where + ": \"shape\" " + v.dump() + " holds something other than " +
+      throw ProtocolError(where + ": \"shape\" " + brief(v.dump(-1, ' ', false, json::error_handler_t::replace)) + " holds something other than " +
                           (allow_variable ? "integers >= -1" : "integers >= 0"));
     shape.push_back(d.get<std::int64_t>());
   }
@@ -179,7 +200,8 @@ Float32Tensor read_tensor(Parsed& parsed, const char* array, const std::string& 
   out.name = string_member(t, "name", where);
   out.shape = shape_member(t, where, false);
   const std::string datatype = string_member(t, "datatype", where);
-  if (datatype != "FP32") throw ProtocolError(where + " (\"" + out.name + "\"): datatype " + datatype + ", expected FP32");
+  if (datatype != "FP32")
+    throw ProtocolError(where + " (\"" + brief(out.name) + "\"): datatype " + brief(datatype) + ", expected FP32");
   const std::int64_t count = element_count(out.shape);
   std::int64_t binary_size = -1;
   if (const auto p = t.find("parameters"); p != t.end() && p->is_object())
@@ -383,9 +405,11 @@ std::string error_body(const std::string& message) {
 }
 
 std::string error_message(const std::string& body) {
-  const json j = json::parse(body, nullptr, false);
-  if (j.is_object())
-    if (const auto e = j.find("error"); e != j.end() && e->is_string()) return e->get<std::string>();
+  try {
+    const Parsed parsed = parse(body, -1);  // depth-limited, like every peer body
+    if (const auto e = parsed.root.find("error"); e != parsed.root.end() && e->is_string()) return brief(e->get<std::string>(), 400);
+  } catch (const ProtocolError&) {
+  }
   std::string shown;
   for (const unsigned char c : body.substr(0, 200)) {
     if (c >= 0x20 && c < 0x7f) {

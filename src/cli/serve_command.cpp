@@ -63,7 +63,23 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
       "rate-limit", po::value<double>(&o.rate_limit)->default_value(0.0), "requests per second per client address (429 + Retry-After above); 0 = off")(
       "latency-ms", po::value<double>(&o.latency_ms)->default_value(0.0), "experiments: added to every inference")(
       "failure-rate", po::value<double>(&o.failure_rate)->default_value(0.0), "experiments: share of inferences answered with 500")(
-      "threads", po::value<int>(&o.threads)->default_value(o.threads), "HTTP worker threads (requests served at once)")(
+      "max-connections", po::value<std::int64_t>(&o.max_connections)->default_value(o.max_connections),
+      "open connections at most (a fast 503 + Retry-After above)")(
+      "max-inflight-mb", po::value<double>()->default_value(256.0),
+      "request bodies being read or processed at once, in MiB (503 + Retry-After above)")(
+      "header-timeout", po::value<double>(&o.header_timeout_s)->default_value(o.header_timeout_s),
+      "seconds a new connection has to send its request header")(
+      "idle-timeout", po::value<double>(&o.idle_timeout_s)->default_value(o.idle_timeout_s),
+      "seconds a kept-alive connection may wait for its next request")(
+      "body-stall", po::value<double>(&o.body_stall_s)->default_value(o.body_stall_s),
+      "seconds of silence allowed while a body is sent")(
+      "min-body-kbps", po::value<double>()->default_value(64.0),
+      "KiB/s a body must average after its first --body-stall seconds (408 below)")(
+      "max-abs-input", po::value<double>(&o.max_abs_input)->default_value(o.max_abs_input),
+      "largest |pixel| accepted (NaN, Inf or larger: 400)")(
+      "drain-timeout", po::value<double>(&o.drain_timeout_s)->default_value(o.drain_timeout_s),
+      "after SIGTERM, seconds before connections still open are closed")(
+      "threads", po::value<int>(&o.threads)->default_value(o.threads), "request workers (requests decoded and answered at once)")(
       "model-workers", po::value<int>(&o.model_workers)->default_value(o.model_workers),
       "forward passes at once (1: one at a time; each uses run.threads Torch threads; same bits either way)")(
       "access-log", po::value<std::string>(&o.access_log), "append one line per request to this file");
@@ -83,6 +99,16 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
   const double mb = vm["max-request-mb"].as<double>();
   if (!(mb > 0.0)) throw ConfigError("--max-request-mb must be positive");
   o.max_request_bytes = static_cast<std::int64_t>(mb * 1024.0 * 1024.0);
+  const double inflight = vm["max-inflight-mb"].as<double>();
+  if (!(inflight >= mb)) throw ConfigError("--max-inflight-mb must be at least --max-request-mb (" + std::to_string(mb) + ")");
+  o.max_body_bytes_total = static_cast<std::int64_t>(inflight * 1024.0 * 1024.0);
+  o.min_body_rate = vm["min-body-kbps"].as<double>() * 1024.0;
+  if (o.max_connections < 1) throw ConfigError("--max-connections must be at least 1");
+  for (const auto& [name, value] : {std::pair<const char*, double>{"--header-timeout", o.header_timeout_s},
+                                    {"--idle-timeout", o.idle_timeout_s}, {"--body-stall", o.body_stall_s},
+                                    {"--drain-timeout", o.drain_timeout_s}, {"--max-abs-input", o.max_abs_input}})
+    if (!(value > 0.0 && value < 1e9)) throw ConfigError(std::string(name) + " must be a positive number");
+  if (!(o.min_body_rate >= 0.0)) throw ConfigError("--min-body-kbps must be >= 0");
   if (!(o.failure_rate >= 0.0 && o.failure_rate <= 1.0)) throw ConfigError("--failure-rate must be in [0, 1]");
   if (!(o.latency_ms >= 0.0) || !(o.rate_limit >= 0.0)) throw ConfigError("--latency-ms and --rate-limit must be >= 0");
   if (o.threads < 1) throw ConfigError("--threads must be at least 1");

@@ -7,7 +7,9 @@
 // and full jitter (a wait is uniform in [0, min(cap, base * 2^attempt)]), and never shorter
 // than the server's Retry-After (seconds or an HTTP date; capped at kMaxRetryAfterSeconds). Every
 // other status, a body that breaks the protocol, a wrong shape or a non-finite value is a
-// RemoteError at once. Each attempt is bounded by `timeout_s` per socket operation, so a request
+// RemoteError at once, and so is a response larger than the request can need (the body is
+// collected up to that bound, never inflated: the client asks for no compression and inflates
+// none). Each attempt is bounded by `timeout_s` per socket operation, so a request
 // ends within (1 + retries) attempts and waits. The bearer token goes into the Authorization
 // header only: no message or statistic contains it. Torch-free; httplib stays in the .cpp.
 #pragma once
