@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from dne_testing import run_dne
+
 from oip_reference_server import ServerProcess, infer_body, oip_request
 
 H, D = 32, 8
@@ -475,6 +475,9 @@ def test_fuzz_2000_requests_no_crash_no_hang_bounded_memory(serve):
 
 # --- a hostile server against the client -------------------------------------------------------------
 
+BOMB = gzip.compress(b"\0" * (600 << 20), compresslevel=9)
+
+
 class Hostile(BaseHTTPRequestHandler):
     """Health and metadata as expected, except as `mode` says; every infer answer is hostile."""
     mode = "deep_metadata"
@@ -505,8 +508,8 @@ class Hostile(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.mode == "gzip":  # 200 MB of zeros, 200 KB on the wire
-            return self.send(200, gzip.compress(b"\0" * (200 << 20), compresslevel=9),
+        if self.mode == "gzip":  # 600 MB of zeros, 600 KB on the wire
+            return self.send(200, BOMB,
                              [("Content-Encoding", "gzip"), ("Content-Type", "application/json")])
         if self.mode == "huge":  # announces 4 GB and streams until the client hangs up
             self.send_response(200)
@@ -542,7 +545,7 @@ def test_the_client_survives_a_hostile_server(dne_bin, tmp_path, mode, keyword):
             f'url = "http://127.0.0.1:{server.server_address[1]}"', 'model = "m"', "retries = 0", "timeout_s = 10",
             "[dne]", 'method = "none"', "[sweep]", "seeds = [0]", "[output]", f'dir = "{out}"']) + "\n")
         start = time.monotonic()
-        proc = run_dne(dne_bin, "run", "--config", config, timeout=120)
+        proc, peak_mb = run_measured(dne_bin, "run", "--config", config)
         took = time.monotonic() - start
     finally:
         server.shutdown()
@@ -551,3 +554,17 @@ def test_the_client_survives_a_hostile_server(dne_bin, tmp_path, mode, keyword):
     assert proc.returncode not in (0, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGKILL), text[-2000:]
     assert keyword in text, text[-2000:]
     assert took < 60
+    print(f"{mode}: dne run failed cleanly in {took:.1f} s, peak RSS {peak_mb:.0f} MiB", file=sys.stderr)
+    assert peak_mb < 400, f"dne run peaked at {peak_mb:.0f} MiB: the answer was inflated or buffered"
+
+
+def run_measured(dne_bin, *args):
+    """`dne ARGS` as the only child of a fresh Python process: (CompletedProcess, its peak RSS in MiB)."""
+    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]);"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    proc = subprocess.run([sys.executable, "-c", probe, str(dne_bin), *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    *rest, peak_kb = proc.stderr.rstrip("\n").split("\n")
+    proc.stderr = "\n".join(rest)
+    return proc, int(peak_kb) / 1024
