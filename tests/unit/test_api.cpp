@@ -108,6 +108,48 @@ TEST(OipProtocol, BrokenBodiesAreNamed) {
   expect_protocol_error(header, "larger than the body", static_cast<std::int64_t>(header.size()) + 1);
 }
 
+TEST(OipProtocol, NestingIsBoundedAt32Levels) {
+  // {"inputs":[{... "data": k arrays}]}: the object, the inputs array and the tensor object are
+  // 3 levels, so k = 29 nested data arrays make 32 (accepted) and k = 30 make 33 (refused).
+  const auto body = [](int k) {
+    return R"({"inputs":[{"name":"images","datatype":"FP32","shape":[1],"data":)" + std::string(k, '[') + "0.5" +
+           std::string(k, ']') + "}]}";
+  };
+  EXPECT_EQ(decode_request(body(29), -1).input.data, std::vector<float>{0.5f});
+  try {
+    decode_request(body(30), -1);
+    FAIL() << "33 levels were accepted";
+  } catch (const ProtocolError& e) {
+    EXPECT_STREQ(e.what(), "JSON nested deeper than 32 levels");
+  }
+  // 100,000 levels around the shape (a 200 KB body): refused while parsing, no recursion.
+  const std::string deep = R"({"inputs":[{"name":"images","datatype":"FP32","shape":)" + std::string(100000, '[') +
+                           std::string(100000, ']') + R"(,"data":[0]}]})";
+  EXPECT_THROW(decode_request(deep, -1), ProtocolError);
+  EXPECT_THROW(decode_metadata(R"({"name":"m","inputs":)" + std::string(100000, '[') + std::string(100000, ']') + "}"),
+               ProtocolError);
+  // The client's reading of an error body is depth-limited too (and falls back to a prefix).
+  EXPECT_EQ(error_message(std::string(100000, '[')).size(), 203u);
+}
+
+TEST(OipProtocol, ErrorMessagesQuoteAShortPrefixOfWhatWasSent) {
+  const std::string name(100000, 'n');
+  const std::string body = R"({"inputs":[{"name":")" + name + R"(","datatype":"FP64","shape":[1],"data":[0]}]})";
+  try {
+    decode_request(body, -1);
+    FAIL();
+  } catch (const ProtocolError& e) {
+    EXPECT_EQ(std::string(e.what()), "inputs[0] (\"" + std::string(64, 'n') + "...\"): datatype FP64, expected FP32");
+  }
+  const std::string shape = R"({"inputs":[{"name":"images","datatype":"FP32","shape":[")" + name + R"("],"data":[0]}]})";
+  try {
+    decode_request(shape, -1);
+    FAIL();
+  } catch (const ProtocolError& e) {
+    EXPECT_LT(std::strlen(e.what()), 200u) << e.what();
+  }
+}
+
 TEST(OipProtocol, NonFiniteValuesCannotBeWrittenAsJson) {
   InferResponse out;
   out.output = Float32Tensor{"e", {1, 1}, {std::nanf("")}};
