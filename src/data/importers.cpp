@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -55,6 +56,7 @@ struct Candidate {
   std::string patient;
   int sex = -1;
   std::optional<std::int64_t> age;
+  bool implausible_age = false;  // the table's age was above kMaxAgeYears: unknown
   std::string view;
   Finding finding = Finding::kBlank;
   std::string official_split;         // "train" / "val" / "test"; empty: in no official split
@@ -118,8 +120,14 @@ int parse_sex(const std::string& text, const std::string& column, const std::str
   throw DataError(where + ": " + column + " is '" + text + "' (expected Female/F, Male/M, Unknown or blank)");
 }
 
+constexpr double kMaxAgeYears = 150.0;  // above: a data-entry error, not an age (NIH's table has a few, up to 414)
+
 /// Whole years from "58", "58.0" or the old NIH form "058Y" (also "011M" months, "005D" days).
-std::optional<std::int64_t> parse_age(const std::string& text, const std::string& column, const std::string& where) {
+/// An age above kMaxAgeYears (or one too large for an integer, such as 1e300) is unknown, and
+/// `implausible` is set so that the summary can count it.
+std::optional<std::int64_t> parse_age(const std::string& text, const std::string& column, const std::string& where,
+                                      bool& implausible) {
+  implausible = false;
   if (text.empty()) return std::nullopt;
   std::string number = text;
   double years_per_unit = 1.0;
@@ -130,6 +138,10 @@ std::optional<std::int64_t> parse_age(const std::string& text, const std::string
   }
   const auto value = parse_number(number);
   if (!value || *value < 0.0) throw DataError(where + ": " + column + " is '" + text + "' (expected an age in years)");
+  if (*value * years_per_unit > kMaxAgeYears) {
+    implausible = true;
+    return std::nullopt;
+  }
   return static_cast<std::int64_t>(std::floor(*value * years_per_unit + 1e-9));
 }
 
@@ -218,9 +230,12 @@ SourceRows read_chexpert(const ImportOptions& options, const fs::path& root) {
       c.where = table.where(row);
       const std::string& path = f[static_cast<std::size_t>(path_col)];
       if (path.empty()) throw DataError(c.where + ": empty Path");
+      const fs::path relative(path);
+      if (relative.is_absolute() || std::any_of(relative.begin(), relative.end(), [](const fs::path& part) { return part == ".."; }))
+        throw DataError(c.where + ": Path '" + path + "' is absolute or climbs with '..': images must lie under --root");
       c.patient = chexpert_patient(path, c.where);
       c.sex = parse_sex(f[static_cast<std::size_t>(sex_col)], "Sex", c.where);
-      c.age = parse_age(f[static_cast<std::size_t>(age_col)], "Age", c.where);
+      c.age = parse_age(f[static_cast<std::size_t>(age_col)], "Age", c.where, c.implausible_age);
       const std::string frontal = f[static_cast<std::size_t>(frontal_col)];
       if (frontal == "Frontal") {
         c.view = f[static_cast<std::size_t>(view_col)];
@@ -234,7 +249,6 @@ SourceRows read_chexpert(const ImportOptions& options, const fs::path& root) {
       if (sa_col >= 0) c.sa_field = f[static_cast<std::size_t>(sa_col)];
       // Path starts with the dataset's folder name (CheXpert-v1.0-small/train/...): look beside
       // --root first, then inside it, then inside it without that first component.
-      const fs::path relative(path);
       c.image_paths = {parent / relative, root / relative};
       if (std::distance(relative.begin(), relative.end()) > 1) {
         fs::path rest;
@@ -315,7 +329,16 @@ SourceRows read_mimic(const ImportOptions& options, const fs::path& root) {
   const int patient_subject_col = patients.require("subject_id"), gender_col = patients.require("gender");
   const int anchor_age_col = patients.require("anchor_age");
   std::unordered_map<std::string, const CsvTable::Row*> patient_row;
-  for (const auto& row : patients.rows) patient_row.emplace(row.fields[static_cast<std::size_t>(patient_subject_col)], &row);
+  for (const auto& row : patients.rows) {
+    const auto [it, fresh] = patient_row.emplace(row.fields[static_cast<std::size_t>(patient_subject_col)], &row);
+    const auto& a = it->second->fields;
+    const auto& b = row.fields;
+    for (const int col : {gender_col, anchor_age_col})
+      if (!fresh && a[static_cast<std::size_t>(col)] != b[static_cast<std::size_t>(col)])
+        throw DataError(patients.where(row) + ": subject_id " + it->first + " has " + patients.header[static_cast<std::size_t>(col)] +
+                        " '" + b[static_cast<std::size_t>(col)] + "', but " + patients.where(*it->second) + " says '" +
+                        a[static_cast<std::size_t>(col)] + "': conflicting rows for one patient");
+  }
 
   // The official split per image.
   std::unordered_map<std::string, std::string> split_of_dicom;
@@ -361,7 +384,7 @@ SourceRows read_mimic(const ImportOptions& options, const fs::path& root) {
       const auto& pf = patient->second->fields;
       const std::string where = patients.where(*patient->second);
       c.sex = parse_sex(pf[static_cast<std::size_t>(gender_col)], "gender", where);
-      c.age = parse_age(pf[static_cast<std::size_t>(anchor_age_col)], "anchor_age", where);
+      c.age = parse_age(pf[static_cast<std::size_t>(anchor_age_col)], "anchor_age", where, c.implausible_age);
       if (sa_patients_col >= 0) c.sa_field = pf[static_cast<std::size_t>(sa_patients_col)];
     }
     if (sa_metadata_col >= 0) c.sa_field = f[static_cast<std::size_t>(sa_metadata_col)];
@@ -399,20 +422,20 @@ std::vector<std::string> split_labels(const std::string& labels) {
   }
 }
 
-/// file name -> path of every .png below `root` (one walk; on duplicate names the smaller path).
-std::unordered_map<std::string, fs::path> index_png_files(const fs::path& root) {
-  std::unordered_map<std::string, fs::path> by_name;
+/// file name -> every path of a .png of that name below `root` (one walk; sorted).
+std::unordered_map<std::string, std::vector<fs::path>> index_png_files(const fs::path& root) {
+  std::unordered_map<std::string, std::vector<fs::path>> by_name;
   try {
     for (const auto& entry : fs::recursive_directory_iterator(
              root, fs::directory_options::skip_permission_denied | fs::directory_options::follow_directory_symlink)) {
       const auto& path = entry.path();
       if (path.extension() != ".png" || !entry.is_regular_file()) continue;
-      const auto [it, inserted] = by_name.emplace(path.filename().string(), path);
-      if (!inserted && path < it->second) it->second = path;
+      by_name[path.filename().string()].push_back(path);
     }
   } catch (const fs::filesystem_error& e) {
     throw DataError(root.string() + ": cannot list the images: " + e.what());
   }
+  for (auto& [name, paths] : by_name) std::sort(paths.begin(), paths.end());
   return by_name;
 }
 
@@ -456,6 +479,12 @@ SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
       *list = read_name_list(root / name);
       source.tables_read.push_back((root / name).string());
     }
+    std::vector<std::string> both;
+    std::set_intersection(train_list.begin(), train_list.end(), test_list.begin(), test_list.end(), std::back_inserter(both));
+    if (!both.empty())
+      throw DataError((root / "test_list.txt").string() + ": " + std::to_string(both.size()) + " image(s) also in " +
+                      (root / "train_val_list.txt").string() + ", the first " + both.front() +
+                      ": an image in both official lists would be trained and tested on");
   }
 
   const auto images = index_png_files(root);
@@ -468,7 +497,7 @@ SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
     c.patient = f[static_cast<std::size_t>(patient_col)];
     if (c.patient.empty()) throw DataError(c.where + ": empty Patient ID");
     c.sex = parse_sex(f[static_cast<std::size_t>(sex_col)], "Patient Gender", c.where);
-    c.age = parse_age(f[static_cast<std::size_t>(age_col)], "Patient Age", c.where);
+    c.age = parse_age(f[static_cast<std::size_t>(age_col)], "Patient Age", c.where, c.implausible_age);
     c.view = f[static_cast<std::size_t>(view_col)];
     const auto labels = split_labels(f[static_cast<std::size_t>(labels_col)]);
     c.finding = std::find(labels.begin(), labels.end(), finding) != labels.end() ? Finding::kPositive : Finding::kNegative;
@@ -476,7 +505,13 @@ SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
       c.official_split = test_list.count(c.image_name) ? "test" : train_list.count(c.image_name) ? "train" : "";
     if (sa_col >= 0) c.sa_field = f[static_cast<std::size_t>(sa_col)];
     const auto image = images.find(c.image_name);
-    if (image != images.end()) c.image_paths = {image->second};
+    if (image != images.end()) {
+      if (image->second.size() > 1)
+        throw DataError(c.where + ": " + std::to_string(image->second.size()) + " files named " + c.image_name + " under " +
+                        root.string() + " (" + image->second[0].string() + ", " + image->second[1].string() +
+                        "): which one is the image is ambiguous; remove the others");
+      c.image_paths = image->second;
+    }
     source.candidates.push_back(std::move(c));
   }
   return source;
@@ -484,6 +519,16 @@ SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
 
 // ------------------------------------------------------------------------------------------------
 // The shared pipeline.
+
+/// Whether `path`, with every symlink and ".." resolved, lies under `canonical_root`.
+bool inside(const fs::path& canonical_root, const fs::path& path) {
+  const fs::path resolved = fs::weakly_canonical(path);
+  auto r = canonical_root.begin();
+  auto p = resolved.begin();
+  for (; r != canonical_root.end() && !r->empty(); ++r, ++p)
+    if (p == resolved.end() || *p != *r) return false;
+  return true;
+}
 
 /// Buckets of `sorted_ids` (sorted, unique): permuted by CounterStream(seed, kSplit, step, 0); the
 /// first round(first_fraction * P) go to bucket 0, the next round(second_fraction * P) to 1, the
@@ -639,6 +684,8 @@ ImportResult import_dataset(const ImportOptions& options) {
   summary.tables_read = source.tables_read;
   std::array<std::int64_t, kDropReasonCount> dropped{};
   std::array<std::set<std::string>, 3> patients;
+  std::unordered_map<std::string, std::pair<std::string, std::string>> split_of_patient;  // -> (split, where)
+  const fs::path canonical_root = fs::weakly_canonical(root);
   for (std::size_t i = 0; i < source.candidates.size(); ++i) {
     const Candidate& c = source.candidates[i];
     auto drop = [&](DropReason reason) { ++dropped[reason]; };
@@ -669,7 +716,12 @@ ImportResult import_dataset(const ImportOptions& options) {
         break;
     }
     const auto image = std::find_if(c.image_paths.begin(), c.image_paths.end(),
-                                    [](const fs::path& p) { return is_file(p); });
+                                    [&](const fs::path& p) { return is_file(p) && inside(canonical_root, p); });
+    if (image == c.image_paths.end())
+      for (const auto& p : c.image_paths)
+        if (is_file(p))
+          throw DataError(c.where + ": image " + c.image_name + " resolves to " + fs::weakly_canonical(p).string() +
+                          ", outside --root " + canonical_root.string() + " (a symlink, or a folder beside --root): refused");
     if (image == c.image_paths.end()) {
       if (options.skip_missing) { drop(kMissingImage); continue; }
       std::string looked = c.image_paths.empty() ? "no file of that name under " + root.string() : "";
@@ -688,10 +740,16 @@ ImportResult import_dataset(const ImportOptions& options) {
     entry.age = c.age;
     entry.view = c.view;
     entry.sa = sa;
+    if (const auto [first, fresh] = split_of_patient.try_emplace(c.patient, split[i], c.where);
+        !fresh && first->second.first != split[i])
+      throw DataError("patient " + c.patient + " is in " + first->second.first + " (" + first->second.second + ") and in " +
+                      split[i] + " (" + c.where + "): one patient in two splits leaks into the test; remove one of the "
+                      "rows, or use --split patient");
     ++summary.rows[split_index];
     summary.positives[split_index] += label;
     patients[split_index].insert(c.patient);
     if (c.sex >= 0) ++summary.known_sex;
+    if (c.implausible_age) ++summary.implausible_age;
     if (c.sex == 1) ++summary.female;
     result.entries.push_back(std::move(entry));
   }
@@ -747,6 +805,9 @@ std::string describe_import(const ImportSummary& summary, const std::string& out
     reasons.push_back(reason + " " + std::to_string(rows));
   }
   text << "  dropped " << dropped << " rows" << (reasons.empty() ? "" : ": " + join(reasons, ", ")) << "\n";
+  if (summary.implausible_age > 0)
+    text << "  " << summary.implausible_age << " rows with an age above " << static_cast<int>(kMaxAgeYears)
+         << " years (data errors): age written as unknown\n";
   return text.str();
 }
 

@@ -763,3 +763,105 @@ TEST_F(ImportMimic, TableContentHashIsOfTheBytesParsed) {
   EXPECT_EQ(dne::data::read_csv(path("t.csv")).content_hash, "85944171f73967e8");
   EXPECT_EQ(dne::data::read_csv(path("t.csv.gz")).content_hash, "85944171f73967e8");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Hostile or broken tables (issue 25): the importers keep their promise that a patient lives in
+// one split, and never reach outside --root.
+
+TEST_F(ImportChexpert, APatientInTrainAndValidIsAnErrorNamingBothRows) {
+  write_small();
+  // patient00004 also appears in valid.csv (line 5): official split would put them in train and test.
+  std::ofstream(path("CheXpert-v1.0-small/valid.csv"), std::ios::app)
+      << "CheXpert-v1.0-small/train/patient00004/study1/view1_frontal.jpg,Female,41,Frontal,AP,0.0,0.0,0.0,0.0,0.0,0.0,"
+         "0.0,0.0,0.0,0.0,1.0,0.0,0.0,0.0\n";
+  auto o = options();
+  o.split = dd::SplitMethod::kOfficial;
+  o.val_fraction = 0.0;
+  expect_error<dne::DataError>([&] { dd::run_import(o); },
+                               {"patient patient00004 is in train (", "train.csv:7", "and in test (", "valid.csv:5"});
+  EXPECT_FALSE(fs::exists(path("out/manifest.csv")));
+  o.split = dd::SplitMethod::kPatient;  // the patient split keeps them together
+  EXPECT_NO_THROW(dd::run_import(o));
+}
+
+TEST_F(ImportChexpert, PathsLeavingTheRootAreRefused) {
+  for (const std::string bad : {"CheXpert-v1.0-small/../secret/patient00009/study1/view1_frontal.jpg",
+                                "/etc/patient00009/study1/view1_frontal.jpg"}) {
+    write_small();
+    std::ofstream(path("CheXpert-v1.0-small/train.csv"), std::ios::app)
+        << bad << ",Female,41,Frontal,AP,,,,,,1.0,,,,,0.0,,,\n";
+    auto o = options();
+    expect_error<dne::DataError>([&] { dd::run_import(o); }, {"train.csv:8", "Path '" + bad + "'", "under --root"});
+  }
+  // A symlink inside the dataset that points outside it.
+  write_small();
+  write_image("elsewhere/view1_frontal.jpg");
+  const auto link = path("CheXpert-v1.0-small/train/patient00004/study1/view1_frontal.jpg");
+  fs::remove(link);
+  fs::create_symlink(path("elsewhere/view1_frontal.jpg"), link);
+  expect_error<dne::DataError>([&] { dd::run_import(options()); },
+                               {"train.csv:7", "resolves to", "elsewhere/view1_frontal.jpg", "outside --root"});
+}
+
+TEST_F(ImportChexpert, AnAgeNoPatientHasIsUnknownAndCounted) {
+  // Before: 1e300 became -9223372036854775808. NIH's real table has ages up to 414 (data errors),
+  // so an implausible age is unknown (blank) and counted, not an error.
+  write_small();
+  std::ofstream(path("CheXpert-v1.0-small/train.csv"), std::ios::app)
+      << "CheXpert-v1.0-small/train/patient00005/study1/view1_frontal.jpg,Female,1e300,Frontal,AP,,,,,,1.0,,,,,0.0,,,\n"
+      << "CheXpert-v1.0-small/train/patient00006/study1/view1_frontal.jpg,Male,151,Frontal,AP,,,,,,1.0,,,,,0.0,,,\n"
+      << "CheXpert-v1.0-small/train/patient00007/study1/view1_frontal.jpg,Male,150,Frontal,AP,,,,,,1.0,,,,,0.0,,,\n";
+  for (const char* image : {"patient00005", "patient00006", "patient00007"})
+    write_image(std::string("CheXpert-v1.0-small/train/") + image + "/study1/view1_frontal.jpg");
+  auto o = options();
+  o.split = dd::SplitMethod::kOfficial;
+  o.val_fraction = 0.0;
+  const auto summary = dd::run_import(o);
+  EXPECT_EQ(summary.implausible_age, 2);
+  const auto ages = manifest_column("out/manifest.csv", "age");
+  const auto patients = manifest_column("out/manifest.csv", "patient");
+  std::map<std::string, std::string> age_of;
+  for (std::size_t i = 0; i < ages.size(); ++i) age_of[patients[i]] = ages[i];
+  EXPECT_EQ(age_of.at("patient00005"), "");
+  EXPECT_EQ(age_of.at("patient00006"), "");
+  EXPECT_EQ(age_of.at("patient00007"), "150");
+  EXPECT_NE(dd::describe_import(summary, o.out).find("2 rows with an age above 150 years"), std::string::npos);
+}
+
+TEST_F(ImportNih, AnImageInBothListsOrTwoFilesOfOneNameAreErrors) {
+  write_small();
+  write_text("nih/test_list.txt", "00000003_000.png\n00000003_001.png\n00000004_000.png\n");
+  auto o = options();
+  o.split = dd::SplitMethod::kOfficial;
+  expect_error<dne::DataError>([&] { dd::run_import(o); },
+                               {"test_list.txt: 1 image(s) also in", "train_val_list.txt", "00000004_000.png"});
+  write_small();
+  write_text("nih/test_list.txt", "00000003_000.png\n00000003_001.png\n");
+  write_image("nih/planted/00000002_000.png");
+  expect_error<dne::DataError>([&] { dd::run_import(o); },
+                               {"Data_Entry_2017.csv:4", "2 files named 00000002_000.png", "images_001/images/00000002_000.png",
+                                "planted/00000002_000.png", "ambiguous"});
+}
+
+TEST_F(ImportNih, APatientInBothListsIsAnError) {
+  write_small();
+  // Patient 3's second image moves to the training list: patient 3 would be trained and tested on.
+  write_text("nih/train_val_list.txt",
+             "00000001_000.png\n00000001_001.png\n00000002_000.png\n00000003_001.png\n00000004_000.png\n00000005_000.png\n");
+  write_text("nih/test_list.txt", "00000003_000.png\n");
+  auto o = options();
+  o.split = dd::SplitMethod::kOfficial;
+  o.val_fraction = 0.0;
+  expect_error<dne::DataError>([&] { dd::run_import(o); },
+                               {"patient 3 is in test (", "Data_Entry_2017.csv:5) and in train (", "Data_Entry_2017.csv:6)"});
+}
+
+TEST_F(ImportMimic, ConflictingPatientRowsAreAnError) {
+  write_small(false, "mimic/patients.csv");
+  std::ofstream(path("mimic/patients.csv"), std::ios::app) << "10000764,M,86,2132,2014 - 2016,\n";  // a repeat: fine
+  auto o = options();
+  EXPECT_NO_THROW(dd::run_import(o));
+  std::ofstream(path("mimic/patients.csv"), std::ios::app) << "10000032,M,52,2180,2014 - 2016,\n";
+  expect_error<dne::DataError>([&] { dd::run_import(o); },
+                               {"patients.csv:6", "subject_id 10000032 has gender 'M'", "patients.csv:2", "'F'", "conflicting"});
+}

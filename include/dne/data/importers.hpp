@@ -83,6 +83,7 @@ struct ImportSummary {
   std::array<std::int64_t, 3> patients{};
   std::int64_t female = 0;     // rows with sex 1
   std::int64_t known_sex = 0;  // rows with sex 0 or 1
+  std::int64_t implausible_age = 0;  // rows kept whose table age was above 150 years: written as unknown
   /// (reason, rows) for every reason that dropped at least one row, in the order the rules are
   /// applied: not in the official split, view not PA/AP, uncertain label, blank label, unknown sex,
   /// unknown age, missing image. A row is counted under the first rule that drops it.
