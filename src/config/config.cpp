@@ -158,6 +158,10 @@ const std::vector<KeySpec>& key_table() {
                                                    "what of every image enters the id: its bytes (content) or its "
                                                    "size and modification time (stat, for very large data sets)"),
                                           {"content", "stat"}))));
+    t.push_back(manifest(not_in_id(ranged(make_key("data.max_pixels", Kind::kInt, &C::data, &DataOptions::max_pixels,
+                                                   "refuse an image whose header claims more pixels than this, "
+                                                   "before decoding it (a small file can claim 20000 x 20000)"),
+                                          1024, 1000000000))));
     t.push_back(ranged(make_key("data.image_size", Kind::kInt, &C::data, &DataOptions::image_size,
                                 "image height = width in pixels (the phantom needs >= 32; the CNN a multiple of 16, "
                                 "the ViT of fm.patch_size)"),

@@ -329,7 +329,7 @@ bool is_dicom(const std::string& path) {
 }
 
 std::vector<float> read_dicom(const std::string& path, std::int64_t& height,
-                              std::int64_t& width) {
+                              std::int64_t& width, std::int64_t max_pixels) {
   std::string ts_uid;
   {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
@@ -367,6 +367,10 @@ std::vector<float> read_dicom(const std::string& path, std::int64_t& height,
       fail(path, "image size " + std::to_string(rows) + "x" + std::to_string(cols) +
                      " must be in [1, " + std::to_string(kMaxSide) + "]");
     }
+    if (rows * cols > max_pixels)
+      fail(path, "Rows x Columns " + std::to_string(rows) + "x" + std::to_string(cols) + " = " +
+                     std::to_string(rows * cols) + " pixels, over data.max_pixels = " + std::to_string(max_pixels) +
+                     " (not decoded)");
 
     std::vector<char> buf(image.GetBufferLength());
     if (!image.GetTransferSyntax().IsEncapsulated()) {  // native: GDCM pads short data with zeros

@@ -35,8 +35,12 @@ std::vector<int> read_binary(const store::H5Reader& file, const std::string& nam
 
 ImageSet read_split(const store::H5Reader& file, const std::string& group, const std::string& split) {
   const std::string g = join(group, split);
-  for (const char* part : {"x", "label", "sa"})
+  for (const char* part : {"x", "label", "sa"}) {
     if (!file.exists(g + "/" + part)) throw DataError(file.path() + ": " + g + "/" + part + " is missing; " + kLayout);
+    if (!file.has_stored_data(g + "/" + part))
+      throw DataError(file.path() + ": " + g + "/" + part + " was declared but its values were never written: reading it "
+                      "would give HDF5's fill values (an interrupted export?)");
+  }
   ImageSet set;
   std::vector<std::uint64_t> dims;
   set.pixels = file.floats(g + "/x", dims);

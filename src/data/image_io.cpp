@@ -112,8 +112,8 @@ Taps make_taps(std::int64_t in, std::int64_t out) {
 }  // namespace
 
 std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height,
-                                        std::int64_t& width) {
-  if (is_dicom(path)) return read_dicom(path, height, width);
+                                        std::int64_t& width, std::int64_t max_pixels) {
+  if (is_dicom(path)) return read_dicom(path, height, width, max_pixels);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot open image '" + path + "'");
   const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
@@ -125,6 +125,11 @@ std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& h
   }
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, channels = 0;
+  if (stbi_info_from_memory(bytes.data(), len, &w, &h, &channels) != 0 &&
+      static_cast<std::int64_t>(w) * h > max_pixels)
+    throw DataError("image '" + path + "' is " + std::to_string(w) + "x" + std::to_string(h) + " = " +
+                    std::to_string(static_cast<std::int64_t>(w) * h) + " pixels by its header, over data.max_pixels = " +
+                    std::to_string(max_pixels) + " (not decoded)");
   std::vector<float> out;
   if (stbi_is_16_bit_from_memory(bytes.data(), len) != 0) {
     stbi_us* data = stbi_load_16_from_memory(bytes.data(), len, &w, &h, &channels, 1);

@@ -8,11 +8,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "dne/core/errors.hpp"
@@ -118,6 +120,21 @@ void parallel_rows(std::size_t n, int threads, Body body) {
     if (e) std::rethrow_exception(e);
 }
 
+const char* split_name(Split s) { return s == Split::kTrain ? "train" : s == Split::kVal ? "val" : "test"; }
+
+/// Whether two files hold the same bytes (read in blocks; false if either cannot be read).
+bool same_bytes(const std::string& a, const std::string& b) {
+  std::ifstream fa(a, std::ios::binary), fb(b, std::ios::binary);
+  if (!fa || !fb) return false;
+  std::array<char, 1 << 16> ba{}, bb{};
+  while (fa && fb) {
+    fa.read(ba.data(), ba.size());
+    fb.read(bb.data(), bb.size());
+    if (fa.gcount() != fb.gcount() || std::memcmp(ba.data(), bb.data(), static_cast<std::size_t>(fa.gcount())) != 0) return false;
+  }
+  return !fa.bad() && !fb.bad() && fa.eof() && fb.eof();
+}
+
 int parse_attribute(const std::string& v, const std::string& column, const std::string& where) {
   if (v == "0" || v == "M" || v == "m") return 0;
   if (v == "1" || v == "F" || v == "f") return 1;
@@ -175,6 +192,15 @@ Manifest read_manifest(const std::string& csv_path, const ManifestOptions& optio
     rows.push_back(std::move(row));
   }
   manifest.rows_in_file = static_cast<std::int64_t>(rows.size());
+  // One file in two splits is train/test leakage (checked on every row, before any limit).
+  std::unordered_map<std::string, std::size_t> row_of_file;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto [first, fresh] = row_of_file.emplace(fs::absolute(rows[i].path).lexically_normal().string(), i);
+    if (!fresh && rows[first->second].split != rows[i].split)
+      throw DataError(csv_path + ":" + std::to_string(rows[i].line) + ": '" + rows[i].path + "' is in " +
+                      split_name(rows[i].split) + " and, on line " + std::to_string(rows[first->second].line) + ", in " +
+                      split_name(rows[first->second].split) + ": one image in two splits leaks into the evaluation");
+  }
 
   std::vector<std::size_t> by_split[3];
   for (std::size_t i = 0; i < rows.size(); ++i) by_split[static_cast<int>(rows[i].split)].push_back(i);
@@ -223,6 +249,20 @@ std::string data_content_hash(const Manifest& manifest, const ManifestOptions& o
   });
   std::string text = "manifest " + manifest.csv_hash + "\nsa_column " + options.sa_column + "\nlimit_train " +
                      std::to_string(options.limit_train) + "\nlimit_test " + std::to_string(options.limit_test) + "\n";
+  if (how == FileFingerprint::kContent) {
+    // The same bytes under two names in two splits is leakage too. A CRC-32 match is confirmed
+    // byte for byte (among 10^5 images some CRCs collide).
+    std::unordered_map<std::string, std::size_t> row_of_print;
+    for (std::size_t i = 0; i < prints.size(); ++i) {
+      const auto [first, fresh] = row_of_print.emplace(prints[i], i);
+      const auto& a = manifest.rows[first->second];
+      const auto& b = manifest.rows[i];
+      if (!fresh && a.split != b.split && same_bytes(a.path, b.path))
+        throw DataError(manifest.csv_path + ":" + std::to_string(b.line) + ": '" + b.path + "' (" + split_name(b.split) +
+                        ") has the same bytes as '" + a.path + "' on line " + std::to_string(a.line) + " (" +
+                        split_name(a.split) + "): one image in two splits leaks into the evaluation");
+    }
+  }
   std::uint64_t h = fnv1a64(text);
   for (std::size_t i = 0; i < prints.size(); ++i) {
     const std::string line = manifest.rows[i].path + " " + prints[i] + "\n";
@@ -254,7 +294,13 @@ Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options) 
     const auto& row = manifest.rows[i];
     try {
       std::int64_t h = 0, w = 0;
-      const auto px = read_grayscale_image(row.path, h, w);
+      const auto px = read_grayscale_image(row.path, h, w, options.max_pixels);
+      if (h < kMinImageSide || w < kMinImageSide)
+        throw DataError("image '" + row.path + "' is " + std::to_string(w) + "x" + std::to_string(h) + ", smaller than " +
+                        std::to_string(kMinImageSide) + "x" + std::to_string(kMinImageSide) + " (no X-ray; stretched it would be a blur)");
+      if (std::all_of(px.begin(), px.end(), [&](float v) { return v == px.front(); }))
+        throw DataError("image '" + row.path + "' is constant (every pixel " + std::to_string(px.front()) +
+                        "): an empty or broken image");
       const auto fitted = fit_square(px.data(), h, w, options.image_size, options.resize);
       std::copy(fitted.begin(), fitted.end(), slot[i].first->pixels.begin() + static_cast<std::ptrdiff_t>(slot[i].second * hw));
     } catch (const DataError& e) {

@@ -226,6 +226,7 @@ data::DecodeOptions decode_options(const config::ExperimentConfig& c, int thread
   d.image_size = c.data.image_size;
   d.resize = data::parse_resize_mode(c.data.resize);
   d.threads = threads;
+  d.max_pixels = c.data.max_pixels;
   return d;
 }
 

@@ -740,6 +740,15 @@ std::vector<float> H5Reader::floats(const std::string& dataset, std::vector<std:
   return read_numeric<float>(file_, path_, dataset, H5T_NATIVE_FLOAT, dims);
 }
 
+bool H5Reader::has_stored_data(const std::string& dataset) const {
+  const Hdf5Lock lock;
+  if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");
+  H5Handle d(DNE_H5_CHECK(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), path_ + ": " + dataset));
+  H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+  DNE_H5_CHECK(H5Dget_space_status(d.id, &status), path_ + ": " + dataset);
+  return status != H5D_SPACE_STATUS_NOT_ALLOCATED && H5Dget_storage_size(d.id) > 0;
+}
+
 std::vector<double> H5Reader::doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const {
   const Hdf5Lock lock;
   if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");

@@ -833,10 +833,13 @@ TEST_F(ImageIo, MontageLayoutByHand) {
 
 class Manifest : public TempDir {
  protected:
-  // A valid 4 x 4 PNG at `rel` (relative to the test directory).
+  // A valid 16 x 16 PNG at `rel` (relative to the test directory): `value` everywhere but the
+  // bottom-right pixel, 2/255 brighter (manifests refuse images below 16 x 16 and constant ones;
+  // that pixel is outside the taps of the top-left pixel at every size the tests resize to).
   void good_png(const std::string& rel, float value = 0.5f) {
-    const std::vector<float> im(16, value);
-    dd::write_grayscale_png(path(rel), im.data(), 4, 4);
+    std::vector<float> im(256, value);
+    im.back() = value < 0.9f ? value + 2.0f / 255 : value - 2.0f / 255;
+    dd::write_grayscale_png(path(rel), im.data(), 16, 16);
   }
 };
 
@@ -909,6 +912,7 @@ TEST_F(Manifest, AnyColumnOrderExtraColumnsValRowsAndAnotherAttributeColumn) {
   good_png("a.png", 0.2f);
   good_png("b.png", 0.4f);
   good_png("c.png", 0.6f);
+  good_png("d.png", 0.8f);
   // the importer's layout, columns shuffled, plus an extra attribute column
   write_text("m.csv",
              "label,view,path,patient,sex,age,split,old\n"
@@ -916,7 +920,7 @@ TEST_F(Manifest, AnyColumnOrderExtraColumnsValRowsAndAnotherAttributeColumn) {
              "0,AP,b.png,p2,,35,train,0\n"
              "1,PA,c.png,p3,0,64,val,1\n"
              "0,PA,a.png,p4,1,50,train,1\n"
-             "1,AP,b.png,p5,0,20,test,0\n");
+             "1,AP,d.png,p5,0,20,test,0\n");
   dd::ManifestOptions o;
   o.sa_column = "old";
   const auto m = dd::read_manifest(path("m.csv"), o);
@@ -946,9 +950,9 @@ TEST_F(Manifest, DecodingDoesNotDependOnTheThreadCountAndTheFirstBadRowIsReporte
   std::string csv = "path,split,sex,label\n";
   for (int i = 0; i < 24; ++i) {
     const std::string name = "i" + std::to_string(i) + ".png";
-    std::vector<float> im(6 * 10);
+    std::vector<float> im(18 * 30);
     for (std::size_t k = 0; k < im.size(); ++k) im[k] = static_cast<float>((k * 7 + static_cast<std::size_t>(i) * 3) % 11) / 10.f;
-    dd::write_grayscale_png(path(name), im.data(), 6, 10);
+    dd::write_grayscale_png(path(name), im.data(), 18, 30);
     csv += name + "," + (i % 4 == 3 ? "test" : "train") + "," + std::to_string(i % 2) + "," + std::to_string((i / 2) % 2) + "\n";
   }
   write_text("m.csv", csv);
@@ -997,7 +1001,9 @@ TEST(Stratified, ProportionalCountsByHand) {
 TEST_F(Manifest, ImageCacheRoundTripIsExactAndKeyedByHashAndPreprocessing) {
   good_png("a.png", 0.2f);
   good_png("b.png", 0.4f);
-  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nb.png,test,0,1\na.png,val,1,0\n");
+  good_png("c.png", 0.6f);
+  good_png("d.png", 0.8f);
+  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nc.png,test,0,1\nd.png,val,1,0\n");
   dd::DecodeOptions d;
   d.image_size = 4;
   const auto ds = dd::decode_manifest(dd::read_manifest(path("m.csv"), dd::ManifestOptions{}), d);
@@ -1019,9 +1025,10 @@ TEST_F(Manifest, ImageCacheRoundTripIsExactAndKeyedByHashAndPreprocessing) {
 TEST_F(Manifest, BadManifestsNameFileAndLine) {
   good_png("a.png");
   good_png("b.png");
+  good_png("c.png", 0.7f);
   write_text("garbage.png", "\x89PNG but then nothing sensible follows");
-  const std::string ok_rows = "a.png,train,0,1\nb.png,test,1,0\nb.png,train,1,0\n";
-  const std::string more = "b.png,train,1,0\n";  // train needs both labels and both attribute values
+  const std::string ok_rows = "a.png,train,0,1\nb.png,test,1,0\nc.png,train,1,0\n";
+  const std::string more = "c.png,train,1,0\n";  // train needs both labels and both attribute values
   struct Case {
     std::string text, needle;
   };
@@ -1093,4 +1100,63 @@ TEST(Poison, FlipsTheGroupsShareOfTrainingLabelsByTheDocumentedStream) {
   EXPECT_EQ(untouched.label, before);
   EXPECT_THROW(dd::poison_labels(untouched, 1.5, 1, 9), dne::ConfigError);
   EXPECT_THROW(dd::poison_labels(untouched, 0.5, 2, 9), dne::ConfigError);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Hostile or broken manifests (issue 25).
+
+TEST_F(Manifest, OneImageInTwoSplitsIsADataError) {
+  good_png("a.png", 0.2f);
+  good_png("b.png", 0.4f);
+  good_png("c.png", 0.6f);
+  // The same path, spelled differently, as train (line 2) and test (line 5).
+  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nc.png,train,0,1\n./x/../a.png,test,1,0\n");
+  expect_error<dne::DataError>([&] { dd::read_manifest(path("m.csv"), dd::ManifestOptions{}); },
+                               {"m.csv:5:", "a.png' is in test and, on line 2, in train"});
+  // The same bytes under another name: found by the content fingerprint, confirmed byte for byte.
+  fs::copy_file(path("a.png"), path("a_copy.png"));
+  good_png("d.png", 0.8f);
+  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nc.png,train,0,1\na_copy.png,test,1,0\nd.png,test,0,1\n");
+  const auto m = dd::read_manifest(path("m.csv"), dd::ManifestOptions{});
+  expect_error<dne::DataError>([&] { dd::data_content_hash(m, dd::ManifestOptions{}, dne::FileFingerprint::kContent, 1); },
+                               {"m.csv:5:", "a_copy.png' (test) has the same bytes as", "a.png' on line 2 (train)"});
+  // Within one split a repeat is no leak (and stat fingerprints do not read the bytes).
+  EXPECT_NO_THROW(dd::data_content_hash(m, dd::ManifestOptions{}, dne::FileFingerprint::kStat, 1));
+  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nc.png,train,0,1\na_copy.png,train,1,0\nd.png,test,0,1\n");
+  EXPECT_NO_THROW(dd::data_content_hash(dd::read_manifest(path("m.csv"), dd::ManifestOptions{}), dd::ManifestOptions{},
+                                        dne::FileFingerprint::kContent, 1));
+}
+
+TEST_F(Manifest, TinyConstantAndOversizedImagesAreRefusedNamingTheRow) {
+  good_png("a.png", 0.2f);
+  good_png("b.png", 0.4f);
+  good_png("c.png", 0.6f);
+  const auto manifest_with = [&](const std::string& name) {
+    write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nc.png,test,0,1\n" + name + ",train,0,1\n");
+    return dd::read_manifest(path("m.csv"), dd::ManifestOptions{});
+  };
+  dd::DecodeOptions d;
+  d.image_size = 16;
+  const std::vector<float> one(1, 0.5f);
+  dd::write_grayscale_png(path("tiny.png"), one.data(), 1, 1);  // before: stretched to a constant image and trained on
+  expect_error<dne::DataError>([&] { dd::decode_manifest(manifest_with("tiny.png"), d); }, {"m.csv:5:", "1x1, smaller than 16x16"});
+  const std::vector<float> flat(32 * 32, 0.3f);
+  dd::write_grayscale_png(path("flat.png"), flat.data(), 32, 32);
+  expect_error<dne::DataError>([&] { dd::decode_manifest(manifest_with("flat.png"), d); }, {"m.csv:5:", "flat.png' is constant"});
+  // A 57-byte PNG whose header claims 20000 x 20000 (before: decoded, RSS 2.1 GB): refused from
+  // the header. Signature, then an IHDR chunk (length 13, width, height, 8-bit grey).
+  std::string png = "\x89PNG\r\n\x1a\n";
+  png += std::string("\0\0\0\x0dIHDR", 8);
+  for (const std::uint32_t v : {20000u, 20000u}) {
+    for (int shift = 24; shift >= 0; shift -= 8) png += static_cast<char>((v >> shift) & 0xff);
+  }
+  png += std::string("\x08\x00\x00\x00\x00", 5) + std::string(4, '\0');  // depth, colour, methods, CRC
+  png += std::string("\0\0\0\0IEND\xae\x42\x60\x82", 12);
+  write_text("huge.png", png);
+  expect_error<dne::DataError>([&] { dd::decode_manifest(manifest_with("huge.png"), d); },
+                               {"m.csv:5:", "20000x20000 = 400000000 pixels by its header, over data.max_pixels = 50000000",
+                                "not decoded"});
+  d.max_pixels = 255;  // a 16 x 16 image is 256 pixels
+  expect_error<dne::DataError>([&] { dd::decode_manifest(manifest_with("a.png"), d); },
+                               {"m.csv:2:", "over data.max_pixels = 255"});
 }

@@ -2,6 +2,7 @@
 // in a result file's /embeddings group, and one DataError naming the file and the dataset for
 // every malformed input.
 #include <gtest/gtest.h>
+#include <hdf5.h>
 
 #include <cmath>
 #include <vector>
@@ -113,6 +114,27 @@ TEST_F(EmbeddingFileTest, MalformedFilesAreOneDataErrorNamingTheDataset) {
   expect_error<DataError>([&] { dne::data::read_embeddings(path("absent.h5"), ""); }, {"absent.h5"});
   write_text("text.h5", "not hdf5");
   expect_error<DataError>([&] { dne::data::read_embeddings(path("text.h5"), ""); }, {"text.h5"});
+}
+
+// An export interrupted after /train/x was declared (before: HDF5's fill values, all zeros, were
+// read as embeddings and trained on).
+TEST_F(EmbeddingFileTest, ADatasetDeclaredButNeverWrittenIsADataError) {
+  const auto file = write("e.h5", "/", false);
+  {  // declare /train/x2 with the HDF5 C API and write nothing, then swap it in for /train/x
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hsize_t dims[2] = {3, 2};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t d = H5Dcreate2(f, "/train/x_unwritten", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Sclose(space);
+    ASSERT_GE(H5Ldelete(f, "/train/x", H5P_DEFAULT), 0);
+    ASSERT_GE(H5Lmove(f, "/train/x_unwritten", f, "/train/x", H5P_DEFAULT, H5P_DEFAULT), 0);
+    H5Fclose(f);
+  }
+  expect_error<DataError>([&] { dne::data::read_embeddings(file, ""); },
+                          {file, "/train/x was declared but its values were never written"});
 }
 
 }  // namespace

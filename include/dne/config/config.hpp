@@ -28,6 +28,7 @@ struct DataOptions {
   std::int64_t limit_train = 0;    // manifest: at most this many train (+ val) rows; 0 = all
   std::int64_t limit_test = 0;     // manifest: at most this many test rows; 0 = all
   std::string image_hash = "content";  // manifest: "content" | "stat" (size + mtime) in the id
+  std::int64_t max_pixels = 50000000;  // manifest: larger images (by their header) are refused undecoded
   std::int64_t image_size = 64;    // H = W
   std::int64_t n_train = 2000;
   std::int64_t n_test = 1000;

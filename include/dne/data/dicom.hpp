@@ -44,7 +44,9 @@ bool is_dicom(const std::string& path);
 /// image is multi-frame, colour (SamplesPerPixel != 1 or a photometric interpretation other than
 /// MONOCHROME1/2), has BitsAllocated other than 8, 16, 32, or a size outside [1, 32768] per side.
 /// Not applied: VOI LUT sequences (0028,3010), VOI LUT Function SIGMOID, Presentation LUT Shape.
-std::vector<float> read_dicom(const std::string& path, std::int64_t& height, std::int64_t& width);
+/// `max_pixels`: a larger Rows x Columns is refused before the pixel data is decoded.
+std::vector<float> read_dicom(const std::string& path, std::int64_t& height, std::int64_t& width,
+                              std::int64_t max_pixels = 50'000'000);
 
 /// Silences GDCM's warning and debug messages on stderr (a process-wide GDCM setting, made once
 /// at start-up by `main`): problems reach the user as one dne::DataError line instead.

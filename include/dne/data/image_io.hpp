@@ -20,13 +20,18 @@
 
 namespace dne::data {
 
+/// Default of data.max_pixels: 50 M pixels (7071 x 7071), above every chest X-ray (about
+/// 4300 x 3500) and mammogram (4096 x 5120) format.
+constexpr std::int64_t kDefaultMaxPixels = 50'000'000;
+
 /// Decodes the image at `path` to luminance in [0, 1]: returns (height, width) row-major pixels and
 /// sets `height` / `width`. A file with the DICOM magic (`is_dicom`) goes to `read_dicom` (GDCM:
 /// rescale, window or min-max, MONOCHROME1 flipped; see dicom.hpp) whatever its extension;
 /// anything else to stb_image (PNG 8/16-bit, JPEG, BMP, ...). Throws dne::DataError naming the path
-/// if the file is missing, unreadable, empty or not decodable.
+/// if the file is missing, unreadable, empty or not decodable, and without decoding it if its
+/// header claims more than `max_pixels` pixels (a small file can claim 20000 x 20000).
 std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height,
-                                        std::int64_t& width);
+                                        std::int64_t& width, std::int64_t max_pixels = kDefaultMaxPixels);
 
 /// Writes (height, width) row-major `pixels` as an 8-bit grayscale PNG: each value clamped to
 /// [0, 1] (NaN -> 0) and rounded to the nearest of 0..255. Throws dne::StoreError naming the path

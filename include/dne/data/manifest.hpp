@@ -68,7 +68,11 @@ struct DecodeOptions {
   std::int64_t image_size = 64;
   ResizeMode resize = ResizeMode::kStretch;
   int threads = 1;
+  std::int64_t max_pixels = kDefaultMaxPixels;  // data.max_pixels: checked from the header, before decoding
 };
+
+/// The smallest image side a manifest row may have (a 1x1 image stretched to S x S is no X-ray).
+constexpr std::int64_t kMinImageSide = 16;
 
 /// Decodes every row of `manifest` (read_grayscale_image) and brings it to (S, S) with
 /// fit_square: train, val and test ImageSets in file order, sources the image paths. The result

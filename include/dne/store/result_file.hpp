@@ -82,6 +82,10 @@ class H5Reader {
   double double_attribute(const std::string& object, const std::string& name) const;
   /// A numeric dataset converted to float32 / float64; `dims` receives its shape.
   std::vector<float> floats(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
+  /// Whether `dataset` has stored values: false for one declared but never written, whose reads
+  /// would return HDF5's fill value. (HDF5 cannot tell a partly written chunked dataset apart:
+  /// with a filter, a fully written one also reports "partly allocated".)
+  bool has_stored_data(const std::string& dataset) const;
   std::vector<double> doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
   /// A 1-D dataset of variable-length strings (as ResultWriter writes them).
   std::vector<std::string> strings(const std::string& dataset) const;
