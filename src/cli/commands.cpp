@@ -573,6 +573,9 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
     throw ConfigError("dne pretrain starts from random weights: leave fm.weights empty (it is \"" + c.fm.weights + "\")");
   const std::string out = vm["out"].as<std::string>();
   const bool quiet = vm.count("quiet") > 0;
+  // SIGTERM / SIGINT stop pretraining at the next step on every rank, with a checkpoint of that
+  // step, one line and exit 128 + signal (pretrain/trainer.hpp); a second signal exits at once.
+  const StopOnSignal stop_on_signal;
   // One Torch thread per rank unless run.threads says otherwise: the bits of a micro-batch's
   // gradient depend on the thread count (per-thread partial sums), and must not depend on how
   // many ranks share the node.
@@ -613,6 +616,12 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
   else
     data << "manifest " << c.data.manifest << " (" << images.size(0) << " training images, " << c.data.image_size << "x"
          << c.data.image_size << "); labels and sensitive attributes not read";
+  // One writer per output file: world rank 0 locks "<out>.lock" until the process ends.
+  std::optional<sweep::OutputFileLock> lock;
+  on_rank0_shared(process, "while locking --out", [&] {
+    lock.emplace(out);
+    return std::string();
+  });
   auto group = comm::make_mpi_communicator(MPI_COMM_WORLD);
   if (process.rank == 0 && !quiet)
     std::cout << "# dne pretrain: " << process.world_size << " rank(s), " << threads << " Torch thread(s) per rank, "
@@ -622,7 +631,13 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
   io.data_description = data.str();
   io.log = quiet || process.rank != 0 ? nullptr : &std::cout;
   if (vm.count("inject-kill-after")) io.kill_after_step = vm["inject-kill-after"].as<long>();
-  const auto summary = pretrain::run_pretraining(c, images, *group, io);
+  pretrain::PretrainSummary summary;
+  try {
+    summary = pretrain::run_pretraining(c, images, *group, io);
+  } catch (const Interrupted& e) {  // met by every rank at the same step: one line, the same exit everywhere
+    if (process.rank == 0) std::cerr << "dne pretrain: " << e.what() << std::endl;
+    return e.exit_code();
+  }
   if (process.rank == 0) {
     if (summary.up_to_date)
       std::cout << "dne pretrain: " << out << " is up to date (same pretraining config, " << summary.steps

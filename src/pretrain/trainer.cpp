@@ -12,6 +12,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/core/random.hpp"
+#include "dne/core/stop_signal.hpp"
 #include "dne/fm/fm_file.hpp"
 #include "dne/pretrain/adamw.hpp"
 #include "dne/pretrain/mae.hpp"
@@ -259,6 +260,19 @@ PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::
     state.loss.push_back(step_loss);
     state.step = step + 1;
 
+    // SIGTERM / SIGINT (core/stop_signal.hpp): every rank learns of a signal any rank received
+    // at the same step, the leader checkpoints that step, and all stop together.
+    double stop = stop_signal() != 0 ? 1.0 : 0.0;
+    group.allreduce_sum(&stop, 1);
+    if (stop > 0.0 && state.step < o.steps) {
+      if (leader) write_checkpoint(ckpt, hash, *mae, adam, names, state);
+      group.barrier();
+      const int s = stop_signal() != 0 ? stop_signal() : SIGTERM;  // a peer's signal: stop as it asked
+      throw Interrupted(signal_name(s) + " received: pretraining stopped after step " + std::to_string(state.step) + " of " +
+                            std::to_string(o.steps) + "; checkpoint " + ckpt +
+                            " written (the same command resumes from it)",
+                        s);
+    }
     const bool checkpoint = o.checkpoint_every > 0 && state.step % o.checkpoint_every == 0 && state.step < o.steps;
     if (checkpoint && leader) write_checkpoint(ckpt, hash, *mae, adam, names, state);
     if (checkpoint && leader && io.kill_after_step == state.step) std::raise(SIGKILL);

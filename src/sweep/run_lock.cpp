@@ -31,35 +31,35 @@ std::string holder_of(int fd) {
   return s.empty() ? "another process" : s;
 }
 
-}  // namespace
-
-RunDirectoryLock::RunDirectoryLock(const std::string& dir, bool wait, void (*on_wait)(const std::string&)) {
-  const std::string path = lock_path(dir);
-  fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw StoreError("output directory '" + dir + "': cannot open its lock file " + path + ": " + std::strerror(errno));
-  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+/// An exclusive flock on `path` (created), with this process's note written into it; `what`
+/// names what it guards in messages ("output directory 'D'", "--out 'F'"), `who` the kind of
+/// process that holds it, `advice` what a refused user can do. Returns the descriptor.
+int acquire_lock(const std::string& path, const std::string& what, const std::string& who, const std::string& advice,
+                 bool wait, void (*on_wait)(const std::string&)) {
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw StoreError(what + ": cannot open its lock file " + path + ": " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int error = errno;
     if (error != EWOULDBLOCK) {
-      close(fd_);
-      throw StoreError("output directory '" + dir + "': cannot lock " + path + ": " + std::strerror(error));
+      close(fd);
+      throw StoreError(what + ": cannot lock " + path + ": " + std::strerror(error));
     }
-    const std::string holder = holder_of(fd_);
+    const std::string holder = holder_of(fd);
     if (!wait) {
-      close(fd_);
-      throw StoreError("output directory '" + dir + "' is in use by another dne run (" + holder +
-                       "); wait for it to finish, or pass --wait to queue behind it");
+      close(fd);
+      throw StoreError(what + " is in use by another " + who + " (" + holder + "); " + advice);
     }
     if (on_wait != nullptr) on_wait(holder);
     // Polled, not a blocking flock: the wait is a cancellation point (SIGTERM / SIGINT).
-    while (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int again = errno;
       if (again != EWOULDBLOCK && again != EINTR) {
-        close(fd_);
-        throw StoreError("output directory '" + dir + "': cannot lock " + path + ": " + std::strerror(again));
+        close(fd);
+        throw StoreError(what + ": cannot lock " + path + ": " + std::strerror(again));
       }
       if (const int s = stop_signal(); s != 0) {
-        close(fd_);
-        throw Interrupted(signal_name(s) + " received while waiting for the output directory '" + dir + "' (--wait)", s);
+        close(fd);
+        throw Interrupted(signal_name(s) + " received while waiting for the " + what + " (--wait)", s);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -70,9 +70,24 @@ RunDirectoryLock::RunDirectoryLock(const std::string& dir, bool wait, void (*on_
   char when[32] = "";
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   const std::string me = "pid " + std::to_string(getpid()) + " on host " + host + " since " + when + "\n";
-  if (ftruncate(fd_, 0) != 0 || pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
-    // The lock holds without the note; a second run then names "another process".
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    // The lock holds without the note; a second process then names "another process".
   }
+  return fd;
+}
+
+}  // namespace
+
+RunDirectoryLock::RunDirectoryLock(const std::string& dir, bool wait, void (*on_wait)(const std::string&))
+    : fd_(acquire_lock(lock_path(dir), "output directory '" + dir + "'",
+                       "dne run", "wait for it to finish, or pass --wait to queue behind it", wait, on_wait)) {}
+
+OutputFileLock::OutputFileLock(const std::string& file)
+    : fd_(acquire_lock(file + ".lock", "--out '" + file + "'", "dne pretrain",
+                       "wait for it to finish, or write elsewhere", false, nullptr)) {}
+
+OutputFileLock::~OutputFileLock() {
+  if (fd_ >= 0) close(fd_);  // releases the lock
 }
 
 RunDirectoryLock::~RunDirectoryLock() {

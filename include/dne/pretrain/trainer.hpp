@@ -7,7 +7,9 @@
 // is therefore the same for 1, 2 or 3 ranks. The trainer sees images only: labels and sensitive
 // attributes are never passed to it. Rank 0 writes a checkpoint (weights, AdamW moments, step,
 // loss curve) every `checkpoint_every` steps to "<out>.ckpt" (temporary name, then rename); a
-// rerun of the same config resumes from it and continues bit for bit. The result is an FM file
+// rerun of the same config resumes from it and continues bit for bit. A SIGTERM / SIGINT
+// (StopOnSignal installed by the caller) received by any rank stops every rank after the same
+// step, with a checkpoint of that step, by throwing dne::Interrupted. The result is an FM file
 // (docs/fm-file.md) whose provenance holds the data description, steps, loss curve, config
 // text, its hash and the git commit.
 #pragma once

@@ -28,6 +28,20 @@ class RunDirectoryLock {
   int fd_ = -1;
 };
 
+/// The same lock for one output file (`dne pretrain --out F`): an exclusive flock on "F.lock",
+/// held while the file and its checkpoint "F.ckpt" are written; a second writer gets a
+/// StoreError naming the holder.
+class OutputFileLock {
+ public:
+  explicit OutputFileLock(const std::string& file);
+  ~OutputFileLock();
+  OutputFileLock(const OutputFileLock&) = delete;
+  OutputFileLock& operator=(const OutputFileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 /// Remove the temporary files (`*.tmp.<host>.<pid>`) in `dir`, `dir`/experiments and `dir`/cache; returns
 /// their paths. Call only while holding the directory's lock.
 std::vector<std::string> remove_stale_temporaries(const std::string& dir);
