@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <random>
 #include <thread>
 
 #include "dne/api/inference_client.hpp"
@@ -148,6 +149,53 @@ TEST(OipProtocol, ErrorMessagesQuoteAShortPrefixOfWhatWasSent) {
   } catch (const ProtocolError& e) {
     EXPECT_LT(std::strlen(e.what()), 200u) << e.what();
   }
+}
+
+TEST(OipProtocol, TwoThousandMutatedServerAnswersAreDecodedOrRefusedNeverCrash) {
+  // What a hostile server can send the client: a valid JSON and a valid binary answer, and a
+  // valid metadata body, mutated by truncation, byte flips, nesting wraps and type swaps.
+  InferResponse r;
+  r.model_name = "m";
+  r.output = Float32Tensor{"embeddings", {2, 3}, {0.5f, -1.0f, 2.0f, 0.0f, 1e-3f, 7.0f}};
+  const Body json_body = encode_response(r, false), binary_body = encode_response(r, true);
+  ModelMetadata meta;
+  meta.name = "m";
+  meta.inputs = {TensorSpec{"images", "FP32", {-1, 1, 8, 8}}};
+  meta.outputs = {TensorSpec{"embeddings", "FP32", {-1, 3}}};
+  const std::string meta_body = encode_metadata(meta);
+  std::mt19937_64 rng(25);
+  const auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % std::max<std::size_t>(1, n)); };
+  const std::vector<std::string> values = {"null", "true", "\"s\"", "{}", "[]", "-1", "1e400", "3e38", "[[[[1]]]]"};
+  int decoded = 0, refused = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const int kind = static_cast<int>(rng() % 5);
+    const Body& base = i % 3 == 0 ? binary_body : json_body;
+    std::string body = i % 4 == 3 ? meta_body : base.bytes;
+    std::int64_t json_length = i % 4 == 3 ? -1 : base.json_length;
+    if (kind == 0) body = body.substr(0, pick(body.size()));
+    if (kind == 1)
+      for (int k = 0, n = 1 + static_cast<int>(pick(10)); k < n; ++k) body[pick(body.size())] = static_cast<char>(rng());
+    if (kind == 2) {  // wrap a random '[' ... in more nesting
+      const std::size_t at = body.find('[', pick(body.size()));
+      const std::size_t depth = std::vector<std::size_t>{1, 30, 40, 5000}[pick(4)];
+      if (at != std::string::npos) body = body.substr(0, at) + std::string(depth, '[') + body.substr(at);
+    }
+    if (kind == 3) {  // a value of another type after a random colon
+      const std::size_t at = body.find(':', pick(body.size()));
+      if (at != std::string::npos) body.insert(at + 1, values[pick(values.size())] + ",\"x\":");
+    }
+    if (kind == 4) json_length = static_cast<std::int64_t>(pick(body.size() + 20)) - 5;
+    try {
+      if (i % 4 == 3) decode_metadata(body);
+      else decode_response(body, json_length);
+      ++decoded;
+    } catch (const ProtocolError&) {
+      ++refused;
+    }
+    (void)error_message(body);  // the client's reading of an error body never throws
+  }
+  EXPECT_EQ(decoded + refused, 2000);
+  EXPECT_GT(refused, 1000);
 }
 
 TEST(OipProtocol, NonFiniteValuesCannotBeWrittenAsJson) {
