@@ -26,6 +26,7 @@
 #include <mpi.h>
 
 #include "dne/cli/commands.hpp"
+#include "dne/core/files.hpp"
 #include "dne/cli/run_device.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/comm/nccl_communicator.hpp"
@@ -270,7 +271,7 @@ int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const 
   io.data_description = "bench: random images";
   const auto r = pretrain::run_pretraining(c, images, *group, io);
   group->barrier();
-  if (process.rank == 0) std::filesystem::remove_all(dir);
+  if (process.rank == 0) remove_tree(dir.string());  // not std::filesystem::remove_all (core/files.hpp)
   if (process.rank != 0) return 0;
   const double run_s = r.compute_s + r.exchange_s + r.update_s;
   std::printf("dne bench --pretrain: %d rank(s) x %d Torch thread(s), batch %lld in %lld micro-batches, %d steps, "

@@ -27,6 +27,7 @@ import torch
 
 
 from oip_reference_server import ServerProcess, infer_body, oip_request
+from served_models import Lin
 
 H, D = 32, 8
 TOKEN = "tok-HOSTILE-4321"
@@ -34,22 +35,10 @@ SERVE_URL = r"listening on (http://[0-9.]+:\d+)"
 INFER = "/v2/models/dne/infer"
 
 
-class Lin(torch.nn.Module):
-    """(B, 1, H, W) -> (B, D): tanh of a fixed seeded projection of the flattened image."""
-
-    def __init__(self):
-        super().__init__()
-        g = torch.Generator().manual_seed(5)
-        self.w = torch.nn.Parameter(torch.randn(H * H, D, generator=g) / H, requires_grad=False)
-
-    def forward(self, x):
-        return torch.tanh(x.flatten(1) @ self.w)
-
-
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     where = tmp_path_factory.mktemp("hostile_model")
-    torch.jit.script(Lin().eval()).save(str(where / "lin.pt"))
+    torch.jit.script(Lin(H, D, seed=5).eval()).save(str(where / "lin.pt"))
     path = where / "serve.toml"
     path.write_text(f'[data]\nimage_size = {H}\n[fm]\nkind = "torchscript"\ntorchscript = "{where / "lin.pt"}"\n')
     return path

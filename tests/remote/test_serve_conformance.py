@@ -19,21 +19,10 @@ import pytest
 import torch
 
 from oip_reference_server import infer_body, infer_result, oip_request
+from served_models import Lin
 
 H, D = 32, 8
 TOKEN = "tok-SERVE-5678"
-
-
-class Lin(torch.nn.Module):
-    """(B, 1, H, W) -> (B, D): tanh of a fixed seeded projection of the flattened image."""
-
-    def __init__(self, side: int, dim: int, seed: int):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.w = torch.nn.Parameter(torch.randn(side * side, dim, generator=g) / side, requires_grad=False)
-
-    def forward(self, x):
-        return torch.tanh(x.flatten(1) @ self.w)
 
 
 @pytest.fixture(scope="module")

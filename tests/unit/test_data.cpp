@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/files.hpp"
 #include "dne/core/random.hpp"
 #include "test_support.hpp"
 #include "dne/data/dataset.hpp"
@@ -1159,4 +1160,20 @@ TEST_F(Manifest, TinyConstantAndOversizedImagesAreRefusedNamingTheRow) {
   d.max_pixels = 255;  // a 16 x 16 image is 256 pixels
   expect_error<dne::DataError>([&] { dd::decode_manifest(manifest_with("a.png"), d); },
                                {"m.csv:2:", "over data.max_pixels = 255"});
+}
+
+// core/files.hpp: remove_tree removes a tree (files, folders, a symlink without following it).
+TEST(RemoveTree, RemovesEverythingBelowAndNeverFollowsASymlink) {
+  const auto base = std::filesystem::temp_directory_path() / ("dne_rmtree_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(base / "tree" / "a" / "b");
+  std::filesystem::create_directories(base / "kept");
+  std::ofstream(base / "tree" / "a" / "b" / "f.txt") << "x";
+  std::ofstream(base / "kept" / "g.txt") << "y";
+  std::filesystem::create_directory_symlink(base / "kept", base / "tree" / "link");
+  EXPECT_TRUE(dne::remove_tree((base / "tree").string()));
+  EXPECT_FALSE(std::filesystem::exists(base / "tree"));
+  EXPECT_TRUE(std::filesystem::exists(base / "kept" / "g.txt"));  // the link's target survives
+  EXPECT_TRUE(dne::remove_tree((base / "tree").string()));         // a missing path is no error
+  EXPECT_TRUE(dne::remove_tree(base.string()));
+  EXPECT_FALSE(std::filesystem::exists(base));
 }

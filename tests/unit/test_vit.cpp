@@ -13,6 +13,7 @@
 #include <set>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/files.hpp"
 #include "dne/fm/fm_file.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/fm/vit_encoder.hpp"
@@ -268,7 +269,7 @@ TEST(FmFile, RoundTripKeepsWeightsAndHash) {
     enc.module()->named_parameters()["norm.bias"].add_(1e-3);
   }
   EXPECT_NE(dne::fm::content_hash(*enc.module()), file.hash);
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(dne::remove_tree(dir.string()));  // not std::filesystem::remove_all (core/files.hpp)
 }
 
 TEST(FmFile, BrokenFilesAreModelErrorsNamingTheFile) {
@@ -298,7 +299,7 @@ TEST(FmFile, BrokenFilesAreModelErrorsNamingTheFile) {
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     }
   }
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(dne::remove_tree(dir.string()));  // not std::filesystem::remove_all (core/files.hpp)
 }
 
 TEST(Mae, VisiblePatchesAreASeededSortedSubset) {
