@@ -17,6 +17,7 @@
 #include "dne/data/dicom.hpp"
 #include "dne/cli/data_command.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/host.hpp"
 #include "dne/core/text.hpp"
 #include "dne/store/result_file.hpp"
 
@@ -57,12 +58,6 @@ void pin_blas_to_one_thread() {
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
 }
 
-std::string host_name() {
-  char host[256] = "?";
-  gethostname(host, sizeof host - 1);
-  return host;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,7 +95,7 @@ int main(int argc, char** argv) {
   }
   const std::vector<std::string> args(argv + 2, argv + argc);
   const std::string where = process.world_size > 1
-                                ? " [rank " + std::to_string(process.rank) + " on " + host_name() + "]"
+                                ? " [rank " + std::to_string(process.rank) + " on " + dne::host_name() + "]"
                                 : "";
   try {
     return it->second(args, process);

@@ -2,11 +2,16 @@
 #include "dne/cli/run_device.hpp"
 
 #include <mpi.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
 #include <torch/torch.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "dne/comm/nccl_communicator.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/host.hpp"
 #include "dne/sweep/scheduler.hpp"
 
 namespace dne::cli {
@@ -26,16 +31,26 @@ config::RunSettings agreed_run_settings(const config::RunConfig& run, const std:
   facts.libtorch_cuda = libtorch_cuda_version() != "none";
   facts.cuda_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   facts.nccl_built = comm::nccl_built();
-  facts.local_ranks = process.local_size;
-  // [libtorch_cuda, devices, nccl_built, -local_ranks]: the job's minimum of each.
-  int agreed[4] = {facts.libtorch_cuda ? 1 : 0, facts.cuda_devices, facts.nccl_built ? 1 : 0, -facts.local_ranks};
-  MPI_Allreduce(MPI_IN_PLACE, agreed, 4, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  // [libtorch_cuda, devices, nccl_built]: the job's minimum of each.
+  int agreed[3] = {facts.libtorch_cuda ? 1 : 0, facts.cuda_devices, facts.nccl_built ? 1 : 0};
+  MPI_Allreduce(MPI_IN_PLACE, agreed, 3, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   if (run.device != "cuda") {  // "cuda" is checked per rank: the lacking rank names itself
     facts.libtorch_cuda = agreed[0] == 1;
     facts.cuda_devices = agreed[1];
   }
   facts.nccl_built = agreed[2] == 1;
-  facts.local_ranks = -agreed[3];
+  // Where each rank's GPU is (host, PCI bus id of device local_rank % devices, the rule
+  // resolve_run_settings applies): NCCL pays only when a group's ranks sit on distinct GPUs.
+  constexpr int kPlace = 160;
+  std::array<char, kPlace> mine{};
+  const int local_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+  const std::string bus = local_devices > 0 ? comm::cuda_pci_bus_id(process.local_rank % local_devices) : "";
+  if (!bus.empty()) std::snprintf(mine.data(), kPlace, "%.120s/%s", dne::host_name().c_str(), bus.c_str());
+  std::vector<char> all(static_cast<std::size_t>(process.world_size) * kPlace);
+  MPI_Allgather(mine.data(), kPlace, MPI_CHAR, all.data(), kPlace, MPI_CHAR, MPI_COMM_WORLD);
+  std::vector<std::string> placement;
+  for (int r = 0; r < process.world_size; ++r) placement.emplace_back(all.data() + static_cast<std::size_t>(r) * kPlace);
+  facts.group_gpus_distinct = config::gpus_distinct_within_groups(placement, static_cast<int>(run.ranks_per_experiment));
   config::RunSettings settings;
   std::string error;
   try {

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,7 +93,13 @@ struct NcclHandles {
   ~NcclHandles() {
     if (device < 0) return;
     cudaSetDevice(device);
-    if (stream != nullptr) cudaStreamSynchronize(stream);
+    // On an error path the peers may never reach ncclCommDestroy (a collective within a node):
+    // abort locally, without waiting for the stream, so that no rank waits comm.timeout_s.
+    if (nccl_teardown(std::uncaught_exceptions()) == NcclTeardown::kAbort) {
+      if (comm != nullptr) ncclCommAbort(comm);
+      comm = nullptr;
+    }
+    if (stream != nullptr && comm != nullptr) cudaStreamSynchronize(stream);
     if (comm != nullptr) ncclCommDestroy(comm);
     if (buffer != nullptr) cudaFree(buffer);
     if (pinned != nullptr) cudaFreeHost(pinned);
@@ -316,6 +323,15 @@ std::string cuda_device_name(int index) {
   cudaDeviceProp properties{};
   if (index < 0 || cudaGetDeviceProperties(&properties, index) != cudaSuccess) return "";
   return properties.name;
+}
+
+std::string cuda_pci_bus_id(int index) {
+  std::array<char, 32> id{};
+  if (index < 0 || cudaDeviceGetPCIBusId(id.data(), static_cast<int>(id.size()), index) != cudaSuccess) {
+    cudaGetLastError();
+    return "";
+  }
+  return id.data();
 }
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s, int device) {

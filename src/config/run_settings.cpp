@@ -1,9 +1,22 @@
 // Run-wide settings and the device / precision / backend rule (see run_settings.hpp).
 #include "dne/config/run_settings.hpp"
 
+#include <set>
+
 #include "dne/core/errors.hpp"
 
 namespace dne::config {
+
+bool gpus_distinct_within_groups(const std::vector<std::string>& placement, int ranks_per_group) {
+  if (ranks_per_group < 1) return false;
+  const std::size_t k = static_cast<std::size_t>(ranks_per_group);
+  for (std::size_t first = 0; first + k <= placement.size(); first += k) {
+    std::set<std::string> seen;
+    for (std::size_t r = first; r < first + k; ++r)
+      if (placement[r].empty() || !seen.insert(placement[r]).second) return false;
+  }
+  return true;
+}
 
 RunSettings resolve_run_settings(const RunConfig& run, const std::vector<ExperimentConfig>& experiments, int local_rank,
                                  const DeviceFacts& facts) {
@@ -32,7 +45,7 @@ RunSettings resolve_run_settings(const RunConfig& run, const std::vector<Experim
     throw ConfigError("comm.backend = \"nccl\": this build has no NCCL communicator (configure with CUDA and NCCL, "
                       "DNE_WITH_NCCL)");
   const bool nccl_gains = s.device == "cuda" && facts.nccl_built && run.ranks_per_experiment > 1 &&
-                          facts.local_ranks <= facts.cuda_devices;
+                          facts.group_gpus_distinct;
   s.backend = backend == "nccl" || (backend == "auto" && nccl_gains) ? "nccl" : "mpi";
   return s;
 }

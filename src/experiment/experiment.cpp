@@ -14,6 +14,7 @@
 #include "dne/core/build_info.hpp"
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
+#include "dne/core/host.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/embedding_file.hpp"
 #include "dne/data/image_cache.hpp"
@@ -51,12 +52,6 @@ std::vector<double> to_doubles(const torch::Tensor& t) {
 std::vector<float> to_floats(const torch::Tensor& t) {
   auto c = t.to(torch::kFloat32).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-std::string hostname() {
-  char host[256] = "unknown";
-  gethostname(host, sizeof host - 1);
-  return host;
 }
 
 /// The (N, D) embeddings of the three splits that a method hands to the probes (val undefined
@@ -553,7 +548,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   w.attribute("/", "git_commit", std::string(build_git_commit()));
   w.attribute("/", "created", store::now_iso8601());
   w.attribute("/", "schema_version", static_cast<std::int64_t>(store::kSchemaVersion));
-  w.attribute("/provenance", "hostname", hostname());
+  w.attribute("/provenance", "hostname", host_name());
   w.attribute("/provenance", "world_size", static_cast<std::int64_t>(ctx.world_size));
   w.attribute("/provenance", "group_size", static_cast<std::int64_t>(group->size()));
   w.attribute("/provenance", "communicator", group->name());

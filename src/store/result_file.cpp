@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/host.hpp"
 #include "dne/core/system_memory.hpp"
 
 namespace dne::store {
@@ -176,9 +177,7 @@ void require_plausible_size(hid_t dset, double count, double memory_bytes_each, 
 
 ResultWriter::ResultWriter(std::string final_path) : final_path_(std::move(final_path)) {
   const Hdf5Lock lock;
-  char host[256] = "host";
-  gethostname(host, sizeof host - 1);
-  temp_path_ = final_path_ + ".tmp." + host + "." + std::to_string(getpid());
+  temp_path_ = final_path_ + ".tmp." + host_name() + "." + std::to_string(getpid());
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported through exceptions
   file_ = DNE_H5_CHECK(H5Fcreate(temp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
                        "cannot create '" + temp_path_ + "'");

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "dne/core/errors.hpp"
+#include "dne/core/host.hpp"
 #include "dne/core/stop_signal.hpp"
 
 namespace fs = std::filesystem;
@@ -64,8 +65,7 @@ int acquire_lock(const std::string& path, const std::string& what, const std::st
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
-  char host[256] = "?";
-  gethostname(host, sizeof host - 1);
+  const std::string host = host_name();
   const std::time_t now = std::time(nullptr);
   char when[32] = "";
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

@@ -7,6 +7,9 @@
 // others waiting. NcclCommunicator.* skip (on all ranks together) unless every rank has its own
 // CUDA device; ctest runs them as the gpu-labelled comm_nccl_N entries.
 #include <gtest/gtest.h>
+
+#include <exception>
+#include <stdexcept>
 #include <mpi.h>
 
 #include <chrono>
@@ -286,6 +289,27 @@ TEST(MpiCheck, ThrowsCommErrorWithLocationAndMpiMessage) {
     EXPECT_NE(what.find(mpi_message), std::string::npos) << what;
   }
   EXPECT_NO_THROW(DNE_MPI_CHECK(MPI_SUCCESS));
+}
+
+// The teardown rule (issue 26): while an exception unwinds, the NCCL handle is aborted (local),
+// never destroyed (collective within a node: the peers would wait comm.timeout_s for it).
+TEST(NcclTeardown, AbortWhileAnExceptionUnwindsDestroyOtherwise) {
+  using dne::comm::NcclTeardown;
+  EXPECT_EQ(dne::comm::nccl_teardown(0), NcclTeardown::kDestroy);
+  EXPECT_EQ(dne::comm::nccl_teardown(1), NcclTeardown::kAbort);
+  struct Probe {
+    NcclTeardown* seen;
+    ~Probe() { *seen = dne::comm::nccl_teardown(std::uncaught_exceptions()); }
+  };
+  NcclTeardown seen = NcclTeardown::kDestroy;
+  try {
+    Probe probe{&seen};
+    throw std::runtime_error("a failing experiment");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(seen, NcclTeardown::kAbort);  // what ~NcclHandles sees on the error path
+  { Probe probe{&seen}; }
+  EXPECT_EQ(seen, NcclTeardown::kDestroy);
 }
 
 TEST(NcclSetup, FailsOnEveryRankWithoutDevice) {

@@ -523,8 +523,10 @@ std::string settings_error(const RunAndExperiment& r, const dne::config::DeviceF
 
 TEST(RunSettings, DeviceBackendAndPrecisionRule) {
   using dne::config::DeviceFacts;
-  const DeviceFacts cpu_only{false, 0, false, 1}, cuda_lib_no_device{true, 0, true, 1}, two_gpus{true, 2, true, 2},
-      two_gpus_no_nccl{true, 2, false, 2}, two_gpus_four_ranks{true, 2, true, 4};
+  // {libtorch_cuda, cuda_devices, nccl_built, group_gpus_distinct}
+  const DeviceFacts cpu_only{false, 0, false, false}, cuda_lib_no_device{true, 0, true, false},
+      two_gpus{true, 2, true, true}, two_gpus_no_nccl{true, 2, false, true}, two_gpus_four_ranks{true, 2, true, false},
+      one_gpu_each{true, 1, true, true};
   // auto on a CPU machine: cpu and MPI, and the line says why.
   auto s = resolve(run_config("auto"), 0, cpu_only);
   EXPECT_EQ(s.device, "cpu");
@@ -546,6 +548,11 @@ TEST(RunSettings, DeviceBackendAndPrecisionRule) {
   s = resolve(pairs, 3, two_gpus_four_ranks);
   EXPECT_EQ(s.cuda_index, 1);  // 3 % 2
   EXPECT_EQ(s.backend, "mpi");
+  // The documented launchers (launch/rank-env.sh, Slurm --gpus-per-task=1) show each rank one
+  // device, its device 0: distinct GPUs by bus id, so NCCL (before: local ranks > 1 device: MPI).
+  s = resolve(pairs, 3, one_gpu_each);
+  EXPECT_EQ(s.cuda_index, 0);
+  EXPECT_EQ(s.backend, "nccl");
   EXPECT_EQ(resolve(run_config("cuda", "bf16", "mpi"), 0, two_gpus).backend, "mpi");
   EXPECT_EQ(resolve(run_config("cpu"), 0, two_gpus).device, "cpu");  // asked for
   // What the machine does not have: one ConfigError naming the key.
@@ -559,6 +566,22 @@ TEST(RunSettings, DeviceBackendAndPrecisionRule) {
   EXPECT_NE(settings_error(run_config("cuda", "fp32", "nccl"), two_gpus_no_nccl).find("no NCCL communicator"),
             std::string::npos);
   EXPECT_EQ(settings_error(run_config("cuda", "tf32", "nccl"), two_gpus), "");
+}
+
+TEST(RunSettings, GpusAreDistinctWithinGroupsByHostAndBusId) {
+  using dne::config::gpus_distinct_within_groups;
+  // Two ranks per node, one visible device each (both "device 0"), different physical GPUs.
+  EXPECT_TRUE(gpus_distinct_within_groups({"n1/0000:3B:00.0", "n1/0000:5E:00.0", "n2/0000:3B:00.0", "n2/0000:5E:00.0"}, 2));
+  // Groups of 4 across the two nodes: the same bus id on two hosts is two GPUs.
+  EXPECT_TRUE(gpus_distinct_within_groups({"n1/0000:3B:00.0", "n1/0000:5E:00.0", "n2/0000:3B:00.0", "n2/0000:5E:00.0"}, 4));
+  // Two ranks of one group on one GPU (one H100, two ranks): NCCL would refuse.
+  EXPECT_FALSE(gpus_distinct_within_groups({"n1/0000:3B:00.0", "n1/0000:3B:00.0"}, 2));
+  // Sharing across groups is fine (each group is its own communicator).
+  EXPECT_TRUE(gpus_distinct_within_groups({"n1/0000:3B:00.0", "n1/0000:5E:00.0", "n1/0000:3B:00.0", "n1/0000:5E:00.0"}, 2));
+  // A rank without a device, and leftover ranks (5 ranks in groups of 2: rank 4 takes no experiment).
+  EXPECT_FALSE(gpus_distinct_within_groups({"n1/0000:3B:00.0", ""}, 2));
+  EXPECT_TRUE(gpus_distinct_within_groups({"a/1", "a/2", "a/3", "a/4", ""}, 2));
+  EXPECT_FALSE(gpus_distinct_within_groups({"a/1"}, 0));
 }
 
 TEST(RunSettings, PrecisionEntersTheIdOnlyWhenNotFp32AndDeviceNever) {

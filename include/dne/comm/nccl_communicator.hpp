@@ -18,6 +18,13 @@
 
 namespace dne::comm {
 
+/// How a communicator's NCCL handle is released. ncclCommDestroy is collective within a node:
+/// on an error path (an exception unwinding on this rank while its peers carry on or wait) it
+/// would make them wait comm.timeout_s; ncclCommAbort is local.
+enum class NcclTeardown { kDestroy, kAbort };
+/// kAbort while exceptions are in flight (`uncaught` = std::uncaught_exceptions()), else kDestroy.
+constexpr NcclTeardown nccl_teardown(int uncaught) { return uncaught > 0 ? NcclTeardown::kAbort : NcclTeardown::kDestroy; }
+
 #if defined(DNE_WITH_NCCL) && DNE_WITH_NCCL
 
 /// True: this build has the NCCL communicator.
@@ -28,6 +35,10 @@ int cuda_device_count();
 bool nccl_available();
 /// The CUDA device's name ("NVIDIA H200"), "" when it cannot be asked (never throws).
 std::string cuda_device_name(int index);
+/// The PCI bus id ("0000:3B:00.0") of a CUDA device, "" when it cannot be asked (never throws).
+/// Physical GPUs are compared by it: with CUDA_VISIBLE_DEVICES set per rank, every rank's GPU is
+/// its device 0.
+std::string cuda_pci_bus_id(int index);
 /// Collective over `comm` (caller-owned, not freed). Each rank takes CUDA device
 /// (node-local rank % device count). All ranks of the group throw CommError together when a rank
 /// sees no device or two ranks of the group on one node would share a device (NCCL forbids it).
@@ -42,6 +53,7 @@ constexpr bool nccl_built() { return false; }
 inline int cuda_device_count() { return 0; }
 inline bool nccl_available() { return false; }
 inline std::string cuda_device_name(int) { return ""; }
+inline std::string cuda_pci_bus_id(int) { return ""; }
 inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, double = 600.0, int = -1) {
   throw CommError("NCCL communicator: this build has no NCCL (configure with CUDA and NCCL, DNE_WITH_NCCL)");
 }

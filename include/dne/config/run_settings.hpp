@@ -30,8 +30,16 @@ struct DeviceFacts {
   bool libtorch_cuda = false;   // LibTorch built with CUDA (torch::cuda::is_available() needs a device too)
   int cuda_devices = 0;         // devices visible to this rank
   bool nccl_built = false;      // the NCCL communicator is compiled in
-  int local_ranks = 1;          // ranks of the job on this node
+  /// Every rank group's ranks would use distinct physical GPUs (gpus_distinct_within_groups over
+  /// the job's (host, PCI bus id) placement): what NCCL needs, whatever each rank sees.
+  bool group_gpus_distinct = false;
 };
+
+/// Whether, for every group of `ranks_per_group` consecutive world ranks (leftover ranks take no
+/// experiment and are ignored), no two ranks use the same GPU: `placement[r]` is world rank r's
+/// "host/PCI bus id", "" when it has no device (then false). One visible device per rank
+/// (CUDA_VISIBLE_DEVICES, Slurm --gpus-per-task=1) is distinct as long as the bus ids differ.
+bool gpus_distinct_within_groups(const std::vector<std::string>& placement, int ranks_per_group);
 
 /// What the machine makes of a run's RunConfig on one rank (the rest of the RunConfig is used
 /// as configured): what `dne run` and `dne bench` use.
