@@ -11,7 +11,15 @@
 #      tensor-sum case must run, not skip, with a GPU) and `dne bench`: the default FM, ViT-B/16
 #      at 224 x 224 in fp32 and bf16, and a GeZO step (--zo) against its forward floor.
 #
-# usage: scripts/gpu-check.sh [--src DIR] [--build DIR] [--deps PREFIX] [--bench] [--full]
+#   0. before anything: every dependency is checked, and each missing one is named with the one
+#      command that installs it (or the variable that points at it); the check fails before
+#      configuring. With a GPU visible, a GPU test that skipped or did not run is a failure.
+#   --host-only: the rehearsal CI runs on a machine without a GPU (scripts/test.sh): the dependency
+#      check (CUDA and NCCL reported, not required), the existing build directory (configured if
+#      it is not), `ctest -L gpu` (must skip, never fail), and the host-side rules of the GPU code
+#      (RunSettings.*, NcclTeardown.*, the verdict of GPU gtests). It ends with the same table.
+#
+# usage: scripts/gpu-check.sh [--src DIR] [--build DIR] [--deps PREFIX] [--bench] [--full] [--host-only]
 #                             [-- extra cmake -D options]
 #   --src DIR      source tree (default: the repository holding this script)
 #   --build DIR    build directory (default: <src>/build-gpu)
@@ -36,6 +44,7 @@ build=""
 deps=""
 do_bench=0
 do_full=0
+host_only=0
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,6 +53,7 @@ while [ $# -gt 0 ]; do
     --deps) deps="$(cd "$2" && pwd)"; shift 2 ;;
     --bench) do_bench=1; shift ;;
     --full) do_full=1; shift ;;
+    --host-only) host_only=1; shift ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -56,8 +66,24 @@ logs="$build/gpu-check"
 jobs="${DNE_JOBS:-$(nproc)}"
 status=0
 summary=()
+rows=()  # the closing table: "step|result|detail"
 note() { summary+=("$*"); echo "gpu-check: $*"; }
 fail() { status=1; note "FAIL: $*"; }
+row() { rows+=("$1|$2|$3"); [ "$2" = failed ] && status=1; return 0; }
+# The 64 KiB row of `mpirun -n NP comm_bench` in bench.log: "mpi / nccl" microseconds per call.
+bench_64k() {
+  awk -v np="$1" '/^== mpirun/ { on = ($4 == np) } on && $1 == 65536 { print $2 " / " $3; exit }' "$logs/bench.log"
+}
+table() {
+  echo "== gpu-check result"
+  printf '| %-34s | %-7s | %s\n' "step" "result" "detail"
+  printf '|%s|%s|%s\n' "------------------------------------" "---------" "------------------------------"
+  local r
+  for r in "${rows[@]}"; do
+    IFS='|' read -r step result detail <<<"$r"
+    printf '| %-34s | %-7s | %s\n' "$step" "$result" "$detail"
+  done
+}
 
 # Open MPI as root (containers), more ranks than cores.
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
@@ -101,6 +127,64 @@ fi
 torch_args=()
 [ -n "${Torch_DIR:-}" ] && torch_args=(-DTorch_DIR="$Torch_DIR")
 
+# ---- 0. every dependency, before configuring ----------------------------------------------------
+# A header is looked for under the usual include roots, --deps and CPATH (3 levels deep: the
+# Debian layouts hdf5/serial, gdcm-3.0, stb, toml++).
+include_roots=(/usr/include /usr/local/include)
+[ -n "$deps" ] && include_roots+=("$deps/usr/include")
+IFS=':' read -r -a cpath_dirs <<<"${CPATH:-}"
+for d in "${cpath_dirs[@]}"; do [ -n "$d" ] && include_roots+=("$d"); done
+have_header() {
+  local root
+  for root in "${include_roots[@]}"; do
+    [ -d "$root" ] && [ -n "$(find "$root" -maxdepth 3 -path "*/$1" -print -quit 2>/dev/null)" ] && return 0
+  done
+  return 1
+}
+missing=()
+need() {  # need NAME INSTALL-HINT TEST...
+  local name="$1" hint="$2"
+  shift 2
+  if "$@" >/dev/null 2>&1; then return 0; fi
+  missing+=("$name|$hint")
+}
+apt="apt-get install -y"
+need "cmake" "$apt cmake" command -v cmake
+need "C++ compiler" "$apt g++" command -v c++
+need "Open MPI (mpicxx, mpirun)" "$apt libopenmpi-dev openmpi-bin" bash -c 'command -v mpicxx && command -v mpirun'
+need "HDF5" "$apt libhdf5-dev" have_header hdf5.h
+need "Boost.Program_options" "$apt libboost-program-options-dev" have_header boost/program_options.hpp
+need "Boost.Beast (dne serve)" "$apt libboost-dev" have_header boost/beast.hpp
+need "GoogleTest" "$apt libgtest-dev" have_header gtest/gtest.h
+need "GDCM (DICOM)" "$apt libgdcm-dev" have_header gdcmImageReader.h
+need "cpp-httplib" "$apt libcpp-httplib-dev" have_header httplib.h
+need "nlohmann-json" "$apt nlohmann-json3-dev" have_header nlohmann/json.hpp
+need "zlib" "$apt zlib1g-dev" have_header zlib.h
+need "toml++" "$apt libtomlplusplus-dev" have_header toml++/toml.h
+need "stb" "$apt libstb-dev" have_header stb/stb_image.h
+need "LibTorch" "$apt libtorch-dev (CPU), or Torch_DIR=<a CUDA LibTorch>/share/cmake/Torch" \
+  bash -c '[ -n "${Torch_DIR:-}" ] || [ -n "'"${prefix_path[*]:-}"'" ] || ls /usr/lib/*/cmake/Torch/TorchConfig.cmake /usr/share/cmake/Torch/TorchConfig.cmake 2>/dev/null | grep -q .'
+need "Python with h5py, numpy, pytest" "$apt python3-h5py python3-numpy python3-pytest" "$src/scripts/find-python"
+if [ $host_only -eq 0 ]; then
+  need "CUDA toolkit (nvcc)" "CUDAToolkit_ROOT=<CUDA> (or $apt nvidia-cuda-toolkit)" test -x "${cuda:-/nonexistent}/bin/nvcc"
+  need "NCCL" "NCCL_HOME=<dir with include/nccl.h> (or pip install nvidia-nccl-cu12, or $apt libnccl-dev)" \
+    test -f "${nccl_home:-/nonexistent}/include/nccl.h"
+else
+  row "GPU dependencies" "info" "nvcc: ${cuda:-none}; nccl.h: ${nccl_home:-none} (not needed for --host-only)"
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "gpu-check: missing dependencies (each with the command that installs it, or what to set):"
+  for m in "${missing[@]}"; do
+    IFS='|' read -r name hint <<<"$m"
+    printf '  %-34s %s\n' "$name" "$hint"
+    row "dependency: $name" failed "$hint"
+  done
+  echo "  (a node without root: unpack the .debs with dpkg -x into a prefix and pass --deps PREFIX)"
+  table
+  exit 1
+fi
+row "dependencies" passed "all found (LibTorch: ${Torch_DIR:-${prefix_path[*]:-system}})"
+
 # ---- what this node is ------------------------------------------------------------------------
 {
   echo "== node"; uname -srm; (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"); ldd --version | head -1
@@ -112,6 +196,37 @@ torch_args=()
   echo "== compiler"; c++ --version | head -1; cmake --version | head -1
   echo "== Torch"; python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>&1 || echo "${Torch_DIR:-}"
 } 2>&1 | tee "$logs/node.log"
+
+# ---- --host-only: the rehearsal without a GPU --------------------------------------------------
+if [ $host_only -eq 1 ]; then
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    if cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release "${torch_args[@]}" "${extra[@]}" >"$logs/configure.log" 2>&1; then
+      row "configure" passed "$build"
+    else
+      tail -20 "$logs/configure.log"; row "configure" failed "log: $logs/configure.log"; table; exit 1
+    fi
+  else
+    row "configure" passed "reused $build"
+  fi
+  if cmake --build "$build" -j"$jobs" --target test_comm test_base verdict_fixture >"$logs/build-host.log" 2>&1; then
+    row "build test_comm test_base verdict_fixture" passed "ok"
+  else
+    grep -E 'error' "$logs/build-host.log" | head -20; row "build test_comm test_base verdict_fixture" failed "log: $logs/build-host.log"
+  fi
+  (cd "$build" && ctest -L gpu --timeout 300) >"$logs/ctest-gpu.log" 2>&1
+  rc=$?
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  skipped=$(grep -cE '^ *[0-9]+/[0-9]+ Test .*Skipped' "$logs/ctest-gpu.log" || true)
+  if [ $rc -ne 0 ]; then row "ctest -L gpu" failed "log: $logs/ctest-gpu.log"
+  elif [ "${gpus:-0}" -eq 0 ]; then row "ctest -L gpu" passed "no GPU: $skipped skipped, none failed"
+  else row "ctest -L gpu" passed "$(grep -E 'tests passed' "$logs/ctest-gpu.log")"; fi
+  # The host-side rules of the GPU code: the backend rule, the NCCL teardown, the verdict of GPU gtests.
+  (cd "$build" && ctest -R '^(comm_mpi_1|python_metrics)$|RunSettings' --output-on-failure) >"$logs/ctest-host.log" 2>&1
+  if [ $? -eq 0 ]; then row "host-side GPU rules" passed "$(grep -E 'tests passed' "$logs/ctest-host.log")"
+  else row "host-side GPU rules" failed "log: $logs/ctest-host.log"; fi
+  table
+  exit $status
+fi
 
 # ---- 1. configure, build the comm tests, ctest -L gpu -----------------------------------------
 IFS=';'; cmake_prefix="${prefix_path[*]:-}"; unset IFS
@@ -127,17 +242,23 @@ grep -E '^-- dne:|Found (MPI|HDF5|Boost|Torch|CUDAToolkit|GTest)|CMake (Error|Wa
 if [ $rc -ne 0 ]; then
   tail -40 "$logs/configure.log"
   fail "configure (log: $logs/configure.log)"
+  row "configure" failed "log: $logs/configure.log"
+  table
   exit 1
 fi
 note "configure: $(grep -m1 -- '-- dne: NCCL communicator' "$logs/configure.log" | sed 's/^-- //')"
+row "configure" passed "$(grep -m1 -- '-- dne: NCCL communicator' "$logs/configure.log" | sed 's/^-- //')"
 
 t0=$(date +%s)
 # dne too: the gpu_run ctest (tests/gpu) runs a small sweep on cuda against the CPU.
 if cmake --build "$build" -j"$jobs" --target test_comm test_comm_self dne >"$logs/build-comm.log" 2>&1; then
   note "build test_comm test_comm_self dne: ok ($(( $(date +%s) - t0 )) s)"
+  row "build test_comm test_comm_self dne" passed "$(( $(date +%s) - t0 )) s"
 else
   grep -E 'error|Error' "$logs/build-comm.log" | head -30
   fail "build test_comm (log: $logs/build-comm.log)"
+  row "build test_comm test_comm_self dne" failed "log: $logs/build-comm.log"
+  table
   exit 1
 fi
 
@@ -145,6 +266,14 @@ gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 (cd "$build" && ctest -L gpu -V --timeout 300) >"$logs/ctest-gpu.log" 2>&1
 rc=$?
 grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|Skipped|NCCL needs|\[  (PASSED|SKIPPED|FAILED|  OK) \]' "$logs/ctest-gpu.log"
+# One row per GPU test: with a GPU visible, a test that skipped or did not run fails the check
+# (comm_nccl_2 excepted on a one-GPU node: NCCL needs a device per rank).
+while read -r name verdict; do
+  if [ "$verdict" = Passed ]; then row "ctest $name" passed "$gpus GPU(s) visible"
+  elif [ "${gpus:-0}" -ge 1 ] && ! { [ "$name" = comm_nccl_2 ] && [ "${gpus:-0}" -lt 2 ]; }; then
+    row "ctest $name" failed "$verdict with $gpus GPU(s) visible (log: $logs/ctest-gpu.log)"
+  else row "ctest $name" skipped "$verdict ($gpus GPU(s) visible)"; fi
+done < <(sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: ([A-Za-z0-9_.]+) \.+ *\**([A-Za-z]+( [A-Za-z]+)?).*/\1 \2/p' "$logs/ctest-gpu.log")
 if [ $rc -ne 0 ]; then
   fail "ctest -L gpu (log: $logs/ctest-gpu.log)"
 elif [ "${gpus:-0}" -ge 1 ] && ! grep -Eq 'comm_nccl_1 \.+ +Passed' "$logs/ctest-gpu.log"; then
@@ -158,8 +287,9 @@ fi
 (cd "$build" && ctest -R '^comm_' -LE gpu --output-on-failure) >"$logs/ctest-comm.log" 2>&1
 rc=$?
 grep -E 'tests passed' "$logs/ctest-comm.log"
-if [ $rc -ne 0 ]; then fail "ctest -R ^comm_ -LE gpu (log: $logs/ctest-comm.log)"; else
-  note "ctest comm_mpi_1..3 + comm_self.*: $(grep -E 'tests passed' "$logs/ctest-comm.log")"; fi
+if [ $rc -ne 0 ]; then fail "ctest -R ^comm_ -LE gpu (log: $logs/ctest-comm.log)"; row "ctest comm_mpi_1..3 + comm_self.*" failed "log: $logs/ctest-comm.log"; else
+  note "ctest comm_mpi_1..3 + comm_self.*: $(grep -E 'tests passed' "$logs/ctest-comm.log")"
+  row "ctest comm_mpi_1..3 + comm_self.*" passed "$(grep -E 'tests passed' "$logs/ctest-comm.log")"; fi
 
 # ---- 2. MPI vs NCCL all-reduce latency ---------------------------------------------------------
 if [ $do_bench -eq 1 ]; then
@@ -280,7 +410,9 @@ EOF
     for np in 1 2; do
       echo "== mpirun -n $np comm_bench" | tee -a "$logs/bench.log"
       mpirun -n $np "$logs/comm_bench" 2>&1 | tee -a "$logs/bench.log"
-      [ "${PIPESTATUS[0]}" -eq 0 ] || fail "comm_bench -n $np (log: $logs/bench.log)"
+      if [ "${PIPESTATUS[0]}" -eq 0 ]; then
+        row "comm_bench -n $np (64 KiB: mpi / nccl us)" passed "$(bench_64k "$np")"
+      else fail "comm_bench -n $np (log: $logs/bench.log)"; row "comm_bench -n $np" failed "log: $logs/bench.log"; fi
     done
     note "bench: $logs/bench.log"
   else
@@ -297,8 +429,8 @@ if [ $do_full -eq 1 ]; then
     (cd "$build" && ctest -L unit -j"$jobs" --output-on-failure) >"$logs/ctest-unit.log" 2>&1
     rc=$?
     grep -E 'tests passed|Failed|\*\*\*' "$logs/ctest-unit.log" | head -40
-    if [ $rc -ne 0 ]; then fail "ctest -L unit (log: $logs/ctest-unit.log)"; else
-      note "ctest -L unit: $(grep -E 'tests passed' "$logs/ctest-unit.log")"; fi
+    if [ $rc -ne 0 ]; then fail "ctest -L unit (log: $logs/ctest-unit.log)"; row "ctest -L unit" failed "log: $logs/ctest-unit.log"; else
+      note "ctest -L unit: $(grep -E 'tests passed' "$logs/ctest-unit.log")"; row "ctest -L unit" passed "$(grep -E 'tests passed' "$logs/ctest-unit.log")"; fi
     if [ "${gpus:-0}" -ge 1 ] && grep -q 'TensorSum.CudaTensorsUseTheDeviceSumOrAreStagedThroughTheHost .*Skipped' "$logs/ctest-unit.log"; then
       fail "a GPU is visible but the CUDA tensor-sum test skipped (a CPU LibTorch?) (log: $logs/ctest-unit.log)"
     fi
@@ -310,8 +442,11 @@ if [ $do_full -eq 1 ]; then
                 "--zo gezo ${vit_b16[*]} --set run.precision=bf16 --set dne.batch_size=32 --steps 5"; do
       echo "== dne bench $args" | tee -a "$logs/dne-bench.log"
       # shellcheck disable=SC2086  # word splitting of the argument set is intended
-      if "$build/dne" bench $args 2>&1 | tee -a "$logs/dne-bench.log"; then note "dne bench $args: ok"; else
-        fail "dne bench $args (log: $logs/dne-bench.log)"; fi
+      if "$build/dne" bench $args 2>&1 | tee -a "$logs/dne-bench.log"; then
+        note "dne bench $args: ok"
+        row "dne bench ${args:0:30}" passed "$(tail -1 "$logs/dne-bench.log" | cut -c1-80)"
+      else
+        fail "dne bench $args (log: $logs/dne-bench.log)"; row "dne bench ${args:0:30}" failed "log: $logs/dne-bench.log"; fi
     done
   else
     grep -E 'error' "$logs/build-all.log" | head -40
@@ -328,4 +463,5 @@ fi
 
 echo "== gpu-check summary"
 printf '  %s\n' "${summary[@]}"
+table
 exit $status

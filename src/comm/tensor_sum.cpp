@@ -26,6 +26,7 @@ void sum_tensor(Communicator& group, torch::Tensor& t) {
   if (c10::impl::getDeviceGuardImpl(c10::kCUDA)->getStream(t.device()).id() != 0)
     throw CommError("group sum: the tensor's work is queued on a non-default CUDA stream");
   if (group.sums_device_memory()) return sum_values(group, t.data_ptr<T>(), n, true);
+  if (group.size() == 1) return;  // the sum over one rank is the tensor: no round trip through the host
   auto host = t.to(torch::kCPU);  // staged: MPI takes host buffers
   sum_values(group, host.data_ptr<T>(), n, false);
   t.copy_(host);

@@ -121,7 +121,17 @@ VisionTransformerImpl::VisionTransformerImpl(ViTArchitecture arch) : arch_(std::
 
 torch::Tensor VisionTransformerImpl::normalise(const torch::Tensor& images) const {
   const auto x = arch_.in_chans == 1 ? images : images.expand({images.size(0), arch_.in_chans, images.size(2), images.size(3)});
-  return (x - mean_.to(x.device())) / std_.to(x.device());  // plain members: to(device) does not move them
+  torch::Tensor mean, std;
+  {
+    std::lock_guard<std::mutex> lock(normalisation_mutex_);  // `dne serve --model-workers N` forwards concurrently
+    if (!mean_on_device_.defined() || mean_on_device_.device() != x.device()) {
+      mean_on_device_ = mean_.to(x.device());
+      std_on_device_ = std_.to(x.device());
+    }
+    mean = mean_on_device_;
+    std = std_on_device_;
+  }
+  return (x - mean) / std;
 }
 
 torch::Tensor VisionTransformerImpl::patch_tokens(const torch::Tensor& x) {

@@ -114,8 +114,10 @@ def test_whitebox_editing_on_the_gpu_follows_the_cpu_within_tolerance(dne_bin, g
 
 def test_dne_run_builds_the_nccl_communicator_on_gpus(dne_bin, gpu, tmp_path):
     out = tmp_path / "out"
+    # comm.backend named: with auto, two ranks on one GPU take MPI, the run succeeds, and the
+    # skip below never fires (issue 26).
     proc = run_dne(dne_bin, "run", "--config", config(tmp_path / "n.toml", out, "gezo"), "--set", "run.device=cuda",
-                   "--set", "sweep.ranks_per_experiment=2", *SMALL, mpi_ranks=2)
+                   "--set", "comm.backend=nccl", "--set", "sweep.ranks_per_experiment=2", *SMALL, mpi_ranks=2)
     if proc.returncode != 0 and "share a node with 1 visible CUDA device" in proc.stderr:
         pytest.skip("one GPU: NCCL needs a device per rank of the group")
     assert proc.returncode == 0, proc.stderr

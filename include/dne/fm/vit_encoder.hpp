@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -104,7 +105,11 @@ class VisionTransformerImpl : public torch::nn::Module {
 
  private:
   ViTArchitecture arch_;
-  torch::Tensor mean_, std_;  // (1, C, 1, 1) buffers
+  torch::Tensor mean_, std_;  // (1, C, 1, 1), on the CPU; not registered buffers (the FM hash covers parameters only)
+  /// mean_ and std_ on the device of the last forward: copied once per device, not once per
+  /// forward (a pageable host-to-device copy synchronises the stream: once per GeZO candidate).
+  mutable std::mutex normalisation_mutex_;
+  mutable torch::Tensor mean_on_device_, std_on_device_;
   PatchEmbed patch_embed_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
