@@ -194,7 +194,7 @@ row "dependencies" passed "all found (LibTorch: ${Torch_DIR:-${prefix_path[*]:-s
   [ -n "$nccl_home" ] && grep -E '^#define NCCL_(MAJOR|MINOR|PATCH|SUFFIX)\b' "$nccl_home/include/nccl.h"
   echo "== MPI"; (mpirun --version 2>&1 | head -1) || echo "no mpirun on PATH"
   echo "== compiler"; c++ --version | head -1; cmake --version | head -1
-  echo "== Torch"; python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>&1 || echo "${Torch_DIR:-}"
+  echo "== Torch"; python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo "python3 has no torch; Torch_DIR=${Torch_DIR:-unset}"
 } 2>&1 | tee "$logs/node.log"
 
 # ---- --host-only: the rehearsal without a GPU --------------------------------------------------
