@@ -52,7 +52,7 @@ def verdict(reports, returncode):
                 lines.append(f"rank {rank}: {name} {outcome}")
     summary = (f"verdict: {counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} failed "
                f"over {len(reports)} rank(s); command exit {returncode}")
-    if counts["failed"] or (returncode != 0 and returncode is not None):
+    if counts["failed"] or returncode != 0:
         return 1, lines + [summary + " -> FAILED"]
     if counts["passed"] == 0 and counts["skipped"] == 0:
         return 1, lines + [summary + " -> FAILED (no case ran)"]

@@ -10,6 +10,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -410,17 +411,23 @@ std::string error_message(const std::string& body) {
     if (const auto e = parsed.root.find("error"); e != parsed.root.end() && e->is_string()) return brief(e->get<std::string>(), 400);
   } catch (const ProtocolError&) {
   }
-  std::string shown;
-  for (const unsigned char c : body.substr(0, 200)) {
-    if (c >= 0x20 && c < 0x7f) {
-      shown += static_cast<char>(c);
+  return body.empty() ? "(empty body)" : printable_prefix(body, 200);
+}
+
+std::string printable_prefix(std::string_view text, std::size_t limit, bool escape_space) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < limit; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && !(escape_space && c == ' ')) {
+      out += static_cast<char>(c);
     } else {
       char hex[8];
       std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      shown += hex;
+      out += hex;
     }
   }
-  return body.empty() ? "(empty body)" : shown + (body.size() > 200 ? "..." : "");
+  if (text.size() > limit) out += "...";
+  return out;
 }
 
 }  // namespace dne::api

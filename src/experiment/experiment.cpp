@@ -79,9 +79,33 @@ struct Downstream {
   std::vector<double> val_auc;      // validation disease AUC of every probes.l2_choices value
 };
 
+/// One scored split: the disease probe and the fresh SA (leakage) probe fitted on the training
+/// embeddings (N, D), scored on `z` (M, D), the embeddings of `split`'s rows, with their metrics
+/// (docs/metrics.md): classification_metrics, sa_leakage_*, and frozen_sa_* when g is given.
+struct ScoredSplit {
+  std::vector<double> score, leak_score, frozen_score;  // per row of the split (frozen: empty without g)
+  std::map<std::string, double> metrics;
+};
+
+ScoredSplit score_split(const torch::Tensor& z_train, const torch::Tensor& z, const data::ImageSet& split, const EvalContext& e,
+                        const config::ProbeOptions& disease_options) {
+  ScoredSplit s;
+  s.score = to_doubles(probe::LinearProbe::fit(z_train, e.y_train, disease_options).probability(z));
+  s.leak_score = to_doubles(probe::LinearProbe::fit(z_train, e.a_train, e.probes).probability(z));
+  s.metrics = metrics::classification_metrics(s.score, split.label, split.sa);
+  if (e.frozen != nullptr) {
+    s.frozen_score = to_doubles(e.frozen->probability(z));
+    s.metrics["frozen_sa_accuracy"] = metrics::accuracy(s.frozen_score, split.sa);
+    s.metrics["frozen_sa_auc"] = metrics::roc_auc(s.frozen_score, split.sa);
+  }
+  s.metrics["sa_leakage_auc"] = metrics::roc_auc(s.leak_score, split.sa);
+  s.metrics["sa_leakage_accuracy"] = metrics::accuracy(s.leak_score, split.sa);
+  return s;
+}
+
 /// The disease probe (its L2 chosen on validation with probes.l2_choices), the fresh attack
 /// probes (sex: logistic; age, when the data have one: ridge regression), the frozen g's view,
-/// and every metric of docs/metrics.md.
+/// and every metric of docs/metrics.md, on the test split.
 Downstream evaluate(Splits z, const EvalContext& e) {
   Downstream d;
   d.z = std::move(z);
@@ -101,17 +125,12 @@ Downstream evaluate(Splits z, const EvalContext& e) {
     }
   }
   d.disease_l2 = disease_options.l2;
-  d.score = to_doubles(probe::LinearProbe::fit(d.z.train, e.y_train, disease_options).probability(d.z.test));
-  d.leak_score = to_doubles(probe::LinearProbe::fit(d.z.train, e.a_train, e.probes).probability(d.z.test));
+  ScoredSplit scored = score_split(d.z.train, d.z.test, test, e, disease_options);
+  d.score = std::move(scored.score);
+  d.leak_score = std::move(scored.leak_score);
+  d.frozen_score = std::move(scored.frozen_score);
   auto& m = d.metrics;
-  m = metrics::classification_metrics(d.score, test.label, test.sa);
-  if (e.frozen != nullptr) {
-    d.frozen_score = to_doubles(e.frozen->probability(d.z.test));
-    m["frozen_sa_accuracy"] = metrics::accuracy(d.frozen_score, test.sa);
-    m["frozen_sa_auc"] = metrics::roc_auc(d.frozen_score, test.sa);
-  }
-  m["sa_leakage_auc"] = metrics::roc_auc(d.leak_score, test.sa);
-  m["sa_leakage_accuracy"] = metrics::accuracy(d.leak_score, test.sa);
+  m = std::move(scored.metrics);
   m["sa_probe_clean_accuracy"] = metrics::accuracy(e.g_clean_test, test.sa);
   m["sa_probe_clean_auc"] = metrics::roc_auc(e.g_clean_test, test.sa);
   if (!e.dataset.train.age.empty()) {  // the attack on the continuous attribute
@@ -415,20 +434,15 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   } else if (!images) {
     result = evaluate(clean, eval);  // ERM on the embeddings as given
   } else {
-    // A noise's effect on the validation split (dne.eval_every): disease and fresh SA probes fitted
+    // A noise's effect on the validation split (dne.eval_every): the probes of score_split fitted
     // on the noised training split with probes.* (no L2 choice), scored on the noised validation split.
     const auto effect_on_validation = [&](const torch::Tensor& eps) {  // eps (H, W) on the host
       torch::NoGradGuard no_grad;
-      const auto z_train = embed_split(editing::add_noise(x_train, eps, c.dne));
-      const auto z_val = embed_split(editing::add_noise(x_val, eps, c.dne));
-      const auto& val = dataset.val;
-      const auto disease = to_doubles(probe::LinearProbe::fit(z_train, y_train, c.probes).probability(z_val));
-      const auto leak = to_doubles(probe::LinearProbe::fit(z_train, a_train, c.probes).probability(z_val));
-      const auto m = metrics::classification_metrics(disease, val.label, val.sa);
-      std::map<std::string, double> out{{"val_sa_leakage_auc", metrics::roc_auc(leak, val.sa)},
-                                        {"val_frozen_sa_accuracy", metrics::accuracy(to_doubles(g.probability(z_val)), val.sa)},
-                                        {"noise_l2", eps.pow(2).sum().sqrt().item<double>()}};
-      for (const char* name : {"accuracy", "auc", "eo_n", "eo_p"}) out[std::string("val_") + name] = m.at(name);
+      const auto scored = score_split(embed_split(editing::add_noise(x_train, eps, c.dne)),
+                                      embed_split(editing::add_noise(x_val, eps, c.dne)), dataset.val, eval, c.probes);
+      std::map<std::string, double> out{{"noise_l2", eps.pow(2).sum().sqrt().item<double>()}};
+      for (const char* name : {"accuracy", "auc", "eo_n", "eo_p", "sa_leakage_auc", "frozen_sa_accuracy"})
+        out[std::string("val_") + name] = scored.metrics.at(name);
       return out;
     };
     // 4. Noise editor. Black-box editors see only the API; the group shares their queries.
@@ -444,7 +458,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     // dne.eval_every: the noise's effect on the validation split as queries are spent (/progress).
     if (c.dne.eval_every > 0 && !has_val)
       throw ConfigError("dne.eval_every = " + std::to_string(c.dne.eval_every) +
-                        " needs a validation split: set data.val_fraction > 0 (or give the manifest val rows)");
+                        " needs a validation split: set data.n_val > 0 (phantom) or data.val_fraction > 0 (or give the manifest val rows)");
     const auto progress_start = Clock::now();
     problem.progress = [&](const torch::Tensor& eps, std::int64_t queries) {
       progress.add("queries", static_cast<double>(queries));

@@ -71,22 +71,8 @@ std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-/// At most kQuoted bytes of client text, non-printable bytes as \xNN (for messages and logs).
-std::string printable(std::string_view text, std::size_t limit = kQuoted) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < limit; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c > 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    }
-  }
-  if (text.size() > limit) out += "...";
-  return out;
-}
+/// At most `limit` bytes of client text, escaped for a message or a log field.
+std::string printable(std::string_view text, std::size_t limit = kQuoted) { return api::printable_prefix(text, limit, true); }
 
 /// Equal strings, in a time that depends only on the length of `given` (the client's).
 bool same_secret(std::string_view given, std::string_view expected) {

@@ -328,7 +328,7 @@ class ServerProcess:
     """A server subprocess whose URL is read from its first stdout line (regex `pattern`, group 1);
     all its output is kept in .stdout / .stderr (lists of lines). Unpacks as (proc, url)."""
 
-    def __init__(self, cmd, pattern, env=None, timeout=30.0):
+    def __init__(self, cmd, pattern, env=None, timeout=90.0):
         self.cmd = [str(c) for c in cmd]
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      errors="replace", env=env)

@@ -217,6 +217,17 @@ TEST(OipProtocol, MetadataRoundTripAndErrors) {
   EXPECT_EQ(error_message(std::string("oops\x01\xff", 6)), "oops\\x01\\xff");
 }
 
+TEST(PrintablePrefix, EscapesWhatCouldForgeALineAndCutsAtTheLimit) {
+  // Hand-computed: '\n' is 0x0a, '\\' is 0x5c, 0x7f (DEL) and 0xe9 are outside 0x20..0x7e.
+  EXPECT_EQ(printable_prefix("a\nb", 8), "a\\x0ab");
+  EXPECT_EQ(printable_prefix("c:\\x y", 8), "c:\\x5cx y");
+  EXPECT_EQ(printable_prefix("c:\\x y", 8, true), "c:\\x5cx\\x20y");
+  EXPECT_EQ(printable_prefix(std::string("\x7f\xe9", 2), 8), "\\x7f\\xe9");
+  EXPECT_EQ(printable_prefix("abcdef", 3), "abc...");
+  EXPECT_EQ(printable_prefix("abc", 3), "abc");
+  EXPECT_EQ(printable_prefix("", 3), "");
+}
+
 TEST(RetryAfter, SecondsAndTheThreeHttpDateForms) {
   // Sun, 06 Nov 1994 08:49:37 GMT is 784111777 s after the epoch (RFC 9110's example date:
   // 9075 days = 24 years incl. 6 leap days + 309 days of 1994, then 8:49:37); t is 12 s before it.

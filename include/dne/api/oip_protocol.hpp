@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dne::api {
@@ -87,5 +88,10 @@ std::string error_body(const std::string& message);
 /// The message of an {"error": ...} body, or the body's first 200 bytes with non-printable
 /// bytes escaped when it is not one.
 std::string error_message(const std::string& body);
+
+/// At most `limit` bytes of peer text fit for a message or a log line: control bytes, bytes
+/// above 0x7e and the backslash become \xNN (spaces too when `escape_space`, for a log field),
+/// and "..." marks a cut. Example: printable_prefix("a\nb", 8) == "a\\x0ab".
+std::string printable_prefix(std::string_view text, std::size_t limit, bool escape_space = false);
 
 }  // namespace dne::api
