@@ -19,6 +19,7 @@ PACKAGES=(
   libgdcm-dev                       # DICOM (GDCM: decodes JPEG lossless/baseline, JPEG 2000, JPEG-LS, RLE; DCMTK lacks JPEG 2000)
   python3-torch                     # scripts/import_vit.py (timm/MAE checkpoints) and its tests; no timm needed
   python3 python3-h5py python3-numpy python3-matplotlib python3-pytest  # analysis/ and its tests
+  python3-pil                       # an independent JPEG/PNG decoder for the image-cache tests; scripts/make_jpeg_set.py
 )
 
 SUDO=""

@@ -36,6 +36,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/core/random.hpp"
+#include "dne/core/system_memory.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/dne/noise_basis.hpp"
@@ -46,6 +47,7 @@
 #include "dne/fm/foundation_model.hpp"
 #include "dne/pretrain/trainer.hpp"
 #include "dne/probe/linear_probe.hpp"
+#include "dne/sweep/scheduler.hpp"
 
 namespace po = boost::program_options;
 
@@ -289,55 +291,113 @@ int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const 
   return 0;
 }
 
-/// Data mode: how fast one rank turns a manifest's image files into the (N, S, S) arrays an
-/// experiment needs, against the floor of reading the same files' bytes (with their CRC, which
-/// the content hash computes anyway); decoding on 1 thread and on every core; the image cache
-/// written once and read back (what every experiment does instead of decoding); and the memory
-/// a decoded image takes, extrapolated to 10^5 images of 224x224. Prints a table.
-int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, int repeats) {
+/// Data mode: how fast a manifest's image files become the run's image cache, against the floor
+/// of reading the same files' bytes (with their CRC, which the content hash computes anyway):
+/// decoding in one process on 1 thread and on every core; the job's path (build_image_caches:
+/// every rank decodes every world_size-th row on one thread and writes it into one cache file),
+/// timed on 1 rank and on all ranks of the job in the same run; the cache written once and read
+/// back; and the bytes an image takes. Collective: run it under mpirun to see the rank scaling.
+int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, int repeats, const ProcessInfo& process) {
   data::ManifestOptions mo;
   mo.sa_column = c.data.sa_column;
   const auto manifest = data::read_manifest(csv, mo);
   const auto n = static_cast<double>(manifest.rows.size());
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::uintmax_t bytes = 0;
-  for (const auto& r : manifest.rows) bytes += std::filesystem::file_size(r.path);
-  const double read_s = median_seconds(repeats, [&] { (void)data::data_content_hash(manifest, mo, FileFingerprint::kContent, 1); });
   data::DecodeOptions d;
   d.image_size = c.data.image_size;
   d.resize = data::parse_resize_mode(c.data.resize);
   d.threads = 1;
-  const double decode1_s = median_seconds(repeats, [&] { (void)data::decode_manifest(manifest, d); });
-  d.threads = cores;
-  data::Dataset decoded;
-  const double decode_n_s = median_seconds(repeats, [&] { decoded = data::decode_manifest(manifest, d); });
-  const auto cache = (std::filesystem::temp_directory_path() / ("dne-bench-cache-" + std::to_string(::getpid()) + ".h5")).string();
-  const double write_s = median_seconds(repeats, [&] { data::write_image_cache(cache, decoded, "bench", d.image_size, c.data.resize); });
-  const double cache_mb = static_cast<double>(std::filesystem::file_size(cache)) / 1e6;
-  const double read_cache_s = median_seconds(repeats, [&] { (void)data::read_image_cache(cache, "bench", d.image_size, c.data.resize); });
-  std::filesystem::remove(cache);
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
+  std::vector<std::size_t> all(manifest.rows.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const auto barrier = [] { (void)sweep::min_location_politely(MPI_COMM_WORLD, 0); };
+  const auto dir = std::filesystem::temp_directory_path() / ("dne-bench-cache-" + std::to_string(::getpid()));
+  std::string dir_text = dir.string();
+  sweep::broadcast_politely(MPI_COMM_WORLD, dir_text, 0);  // rank 0's folder, for everyone
+  const auto cache = (std::filesystem::path(dir_text) / "cache.h5").string();
+
+  // Rank 0 alone: the floor, one-process decoding, the cache written and read.
+  double read_s = 0, decode1_s = 0, decode_n_s = 0, write_s = 0, read_cache_s = 0, cache_mb = 0;
+  int bits = 8;
+  std::uintmax_t bytes = 0;
+  if (process.rank == 0) {
+    for (const auto& r : manifest.rows) bytes += std::filesystem::file_size(r.path);
+    read_s = median_seconds(repeats, [&] { (void)data::data_content_hash(manifest, mo, FileFingerprint::kContent, 1); });
+    decode1_s = median_seconds(repeats, [&] { (void)data::decode_manifest(manifest, d); });
+    auto dn = d;
+    dn.threads = cores;
+    data::Dataset decoded;
+    decode_n_s = median_seconds(repeats, [&] { decoded = data::decode_manifest(manifest, dn); });
+    bits = data::manifest_sample_bits(manifest, all, cores);
+    std::filesystem::create_directories(dir);
+    write_s = median_seconds(repeats, [&] { data::write_image_cache(cache, decoded, "bench", d.image_size, c.data.resize, bits); });
+    cache_mb = static_cast<double>(std::filesystem::file_size(cache)) / 1e6;
+    read_cache_s = median_seconds(repeats, [&] { (void)data::read_image_cache(cache, "bench", d.image_size, c.data.resize); });
+    std::filesystem::remove(cache);
+  }
+  barrier();
+
+  // The job's path on p ranks (p = 1, then every rank), one thread each, into one cache file.
+  const auto job_decode = [&](int p) {
+    std::unique_ptr<data::ImageCacheFile> file;
+    std::string layout;
+    if (process.rank == 0) {
+      std::vector<data::RowSlot> slots;
+      file = std::make_unique<data::ImageCacheFile>(cache, data::split_rows(manifest, d.image_size, slots), "bench",
+                                                    d.image_size, c.data.resize, 8);
+      layout = file->layout().to_text();
+    }
+    sweep::broadcast_politely(MPI_COMM_WORLD, layout, 0);
+    barrier();
+    const auto t = Clock::now();
+    if (process.rank < p) {
+      std::vector<std::size_t> mine;
+      for (std::size_t i = static_cast<std::size_t>(process.rank); i < all.size(); i += static_cast<std::size_t>(p)) mine.push_back(i);
+      data::fill_image_cache(manifest, mine, d, data::ImageCacheLayout::from_text(layout));
+    }
+    barrier();
+    const double seconds = std::chrono::duration<double>(Clock::now() - t).count();
+    if (file) {
+      file->commit();
+      std::filesystem::remove(cache);
+    }
+    return seconds;
+  };
+  std::vector<double> job1, job_all;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    job1.push_back(job_decode(1));
+    job_all.push_back(job_decode(process.world_size));
+  }
+  std::sort(job1.begin(), job1.end());
+  std::sort(job_all.begin(), job_all.end());
+  const double job1_s = job1[job1.size() / 2], job_all_s = job_all[job_all.size() / 2];
+  double peak_mb = peak_resident_bytes() / 1e6;
+  double peak_max = peak_mb;
+  MPI_Allreduce(&peak_mb, &peak_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  if (process.rank == 0) std::filesystem::remove_all(dir);
+  if (process.rank != 0) return 0;
+
   const double s2 = static_cast<double>(d.image_size * d.image_size);
   std::printf("dne bench --data %s: %.0f images, %.1f MB of files (%.0f kB each), decoded to %lldx%lld (%s), "
-              "median of %d\n", csv.c_str(), n, static_cast<double>(bytes) / 1e6, static_cast<double>(bytes) / n / 1e3,
-              static_cast<long long>(d.image_size), static_cast<long long>(d.image_size), c.data.resize.c_str(), repeats);
-  std::printf("%-44s %12s %10s\n", "stage", "images/s", "x floor");
-  const auto row = [&](const char* name, double seconds) {
-    std::printf("%-44s %12.0f %10.2f\n", name, n / seconds, read_s / seconds);
+              "median of %d, %d rank(s) in the job\n", csv.c_str(), n, static_cast<double>(bytes) / 1e6,
+              static_cast<double>(bytes) / n / 1e3, static_cast<long long>(d.image_size), static_cast<long long>(d.image_size),
+              c.data.resize.c_str(), repeats, process.world_size);
+  std::printf("%-52s %12s %10s\n", "stage", "images/s", "x floor");
+  const auto row = [&](const std::string& name, double seconds) {
+    std::printf("%-52s %12.0f %10.2f\n", name.c_str(), n / seconds, read_s / seconds);
   };
   row("floor: read file bytes + CRC-32 (1 thread)", read_s);
-  row("decode + resize, 1 thread", decode1_s);
-  const std::string threaded = "decode + resize, " + std::to_string(cores) + " threads";
-  row(threaded.c_str(), decode_n_s);
+  row("decode + resize, 1 process x 1 thread", decode1_s);
+  row("decode + resize, 1 process x " + std::to_string(cores) + " threads", decode_n_s);
+  row("job: decode into the cache, 1 rank x 1 thread", job1_s);
+  row("job: decode into the cache, " + std::to_string(process.world_size) + " rank(s) x 1 thread", job_all_s);
   row("image cache: write (once per run)", write_s);
   row("image cache: read (once per experiment)", read_cache_s);
-  std::printf("decode speed-up on %d threads: %.2fx; cache file %.1f MB (%.0f bytes per image = 4 S^2)\n", cores,
-              decode1_s / decode_n_s, cache_mb, cache_mb * 1e6 / n);
-  std::printf("memory: a decoded image is 4 x %lld^2 = %.0f bytes; 10^5 images of 224x224 = %.1f GB per copy "
-              "(cache file, rank 0 while decoding, and every rank that runs an experiment); peak RSS here %.0f MB\n",
-              static_cast<long long>(d.image_size), 4.0 * s2, 4.0 * 224.0 * 224.0 * 1e5 / 1e9,
-              static_cast<double>(usage.ru_maxrss) / 1024.0);
+  std::printf("decode speed-up: %d threads in one process %.2fx; %d ranks of the job %.2fx (1 thread each)\n", cores,
+              decode1_s / decode_n_s, process.world_size, job1_s / job_all_s);
+  std::printf("cache file %.1f MB: %.0f bytes per image = %d-bit samples x %lld^2 (format 1 stored 4 S^2 = %.0f)\n",
+              cache_mb, cache_mb * 1e6 / n, bits, static_cast<long long>(d.image_size), 4.0 * s2);
+  std::printf("10^5 images of 224x224: %.1f GB of 8-bit samples (float32: %.1f GB); peak RSS of the largest rank here %.0f MB\n",
+              224.0 * 224.0 * 1e5 / 1e9, 4.0 * 224.0 * 224.0 * 1e5 / 1e9, peak_max);
   return 0;
 }
 
@@ -389,7 +449,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   const int threads = choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
-  if (vm.count("data")) return process.rank == 0 ? bench_decoding(c, vm["data"].as<std::string>(), repeats) : 0;
+  if (vm.count("data")) return bench_decoding(c, vm["data"].as<std::string>(), repeats, process);
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
   if (vm.count("estimator"))
     return bench_estimator(c, vm["bases"].as<std::string>(), std::max(4, vm["pairs"].as<int>()), process);

@@ -28,6 +28,7 @@
 
 #include "dne/api/inference_client.hpp"
 #include "dne/cli/commands.hpp"
+#include "dne/cli/image_cache_build.hpp"
 #include "dne/cli/options.hpp"
 #include "dne/cli/run_device.hpp"
 #include "dne/comm/mpi_communicator.hpp"
@@ -236,12 +237,9 @@ CheckedEmbeddings check_embeddings(const config::ExperimentConfig& c) {
 }
 
 /// World rank 0's share of prepare_data: every distinct manifest selection read, checked and
-/// hashed once; with `decode`, every distinct (data, image_size, resize) decoded once into the
-/// run's image cache (skipped when the cache file is there); every embeddings file read and
-/// hashed. Returns one line per experiment: its data hash and its train (+ val) and test rows,
-/// empty for the phantom.
-std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& experiments, const std::string& out_dir, bool decode,
-                                 bool quiet) {
+/// hashed once; every embeddings file read and hashed. Returns one line per experiment: its data
+/// hash and its train (+ val) and test rows, empty for the phantom.
+std::string check_data(const std::vector<config::ExperimentConfig>& experiments) {
   struct Checked {
     data::Manifest manifest;
     std::string hash;
@@ -278,73 +276,32 @@ std::string check_and_cache_data(const std::vector<config::ExperimentConfig>& ex
     const auto test_rows = std::count_if(rows.begin(), rows.end(), [](const data::ManifestRow& r) { return r.split == data::Split::kTest; });
     lines += it->second.hash + " " + std::to_string(static_cast<std::int64_t>(rows.size()) - test_rows) + " " +
              std::to_string(test_rows) + "\n";
-    if (!decode) continue;
-    const auto cache = data::image_cache_path(out_dir, it->second.hash, c.data.image_size, c.data.resize);
-    std::error_code ec;
-    if (fs::is_regular_file(cache, ec)) continue;
-    // Decoding holds every image of the selection: it must fit in what the node has now.
-    auto sized = c;
-    sized.data_rows_train = static_cast<std::int64_t>(rows.size()) - test_rows;
-    sized.data_rows_test = test_rows;
-    require_fits(sized, available_memory_bytes(), 1);
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto dataset = data::decode_manifest(it->second.manifest, experiment::decode_options(c, threads));
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    data::write_image_cache(cache, dataset, it->second.hash, c.data.image_size, c.data.resize);
-    if (!quiet)
-      std::cout << "# data: " << c.data.manifest << ": " << rows.size() << " images (train " << dataset.train.size()
-                << ", val " << dataset.val.size() << ", test " << dataset.test.size() << ") decoded to "
-                << c.data.image_size << "x" << c.data.image_size << " (" << c.data.resize << ") in " << std::fixed
-                << std::setprecision(1) << seconds << " s on " << threads << " threads -> " << cache << "\n"
-                << std::defaultfloat << std::flush;
   }
   return lines;
-}
-
-/// Runs `work` on world rank 0 only and shares its text with every rank. An error it throws
-/// reaches every rank as a PreflightError with the error's kind and exit code, so that the job
-/// ends with one line from rank 0 and the same exit code everywhere (`context` prefixes the
-/// message of an exception that is not a dne::Error, e.g. std::bad_alloc).
-std::string on_rank0_shared(const ProcessInfo& process, const std::string& context, const std::function<std::string()>& work) {
-  std::string payload;
-  if (process.rank == 0) {
-    try {
-      payload = "ok\n" + work();
-    } catch (const Error& e) {
-      payload = "error\n" + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
-    } catch (const std::exception& e) {
-      payload = "error\n1\nerror\n" + context + ": " + e.what();
-    }
-  }
-  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, payload, 0);
-  std::istringstream in(payload);
-  std::string status, code, kind;
-  std::getline(in, status);
-  if (status == "ok") return payload.substr(3);
-  std::getline(in, code);
-  std::getline(in, kind);
-  throw PreflightError(payload.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
 }
 
 /// Manifests and embeddings files are checked once, on world rank 0, before any experiment
 /// starts: a manifest's header, every row and every image file (read_manifest), an embeddings
 /// file's layout and values, the validation split against the config, and the content hash of
-/// what is read, which enters the experiments' ids (a changed input is a new experiment). With
-/// `decode`, rank 0 also decodes a manifest's images once into the run's image cache (the other
-/// ranks wait without spinning). Bad data ends the job on every rank with one line from rank 0
-/// (PreflightError) and no experiment file.
+/// what is read, which enters the experiments' ids (a changed input is a new experiment). The
+/// memory check then sees the manifests' row counts (require_memory). With `decode`, every rank
+/// then decodes its share of each manifest's images into the run's image
+/// cache (build_image_caches). Bad data ends the job on every rank with one line and no
+/// experiment file (PreflightError).
 void prepare_data(std::vector<config::ExperimentConfig>& experiments, const std::string& out_dir, const ProcessInfo& process,
                   bool decode, bool quiet) {
   const bool any = std::any_of(experiments.begin(), experiments.end(),
                                [](const config::ExperimentConfig& c) { return c.data.source != "phantom"; });
   if (!any) return;
-  std::istringstream in(on_rank0_shared(process, "while preparing the data", [&] { return check_and_cache_data(experiments, out_dir, decode, quiet); }));
+  std::istringstream in(on_rank0_shared(process, "while preparing the data", [&] { return check_data(experiments); }));
   std::string line;
   for (auto& c : experiments) {  // "<hash> <train rows> <test rows>", or empty for the phantom
     std::getline(in, line);
     std::istringstream fields(line);
     fields >> c.data_hash >> c.data_rows_train >> c.data_rows_test;
   }
+  require_memory(experiments, process);  // now with the manifests' rows, before anything is decoded
+  if (decode) build_image_caches(experiments, out_dir, process, quiet);
 }
 
 /// `dne run --dry-run`: one line per experiment (id, status, estimated cost, axis values).
@@ -372,6 +329,27 @@ void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, con
 }
 
 }  // namespace
+
+std::string on_rank0_shared(const ProcessInfo& process, const std::string& context, const std::function<std::string()>& work) {
+  std::string payload;
+  if (process.rank == 0) {
+    try {
+      payload = "ok\n" + work();
+    } catch (const Error& e) {
+      payload = "error\n" + std::to_string(e.exit_code()) + "\n" + e.kind() + "\n" + e.what();
+    } catch (const std::exception& e) {
+      payload = "error\n1\nerror\n" + context + ": " + e.what();
+    }
+  }
+  if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, payload, 0);
+  std::istringstream in(payload);
+  std::string status, code, kind;
+  std::getline(in, status);
+  if (status == "ok") return payload.substr(3);
+  std::getline(in, code);
+  std::getline(in, kind);
+  throw PreflightError(payload.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
+}
 
 int choose_threads(long requested, const ProcessInfo& process) {
   if (requested > 0) return static_cast<int>(requested);
@@ -442,7 +420,6 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
     });
   attach_fm_hashes(experiments);
   prepare_data(experiments, out_dir, process, !dry_run, quiet);
-  require_memory(experiments, process);  // now with the manifests' rows
   if (dry_run) {
     if (process.rank == 0) print_dry_run(experiments, run, source);
     return 0;

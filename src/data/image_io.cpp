@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -152,6 +153,15 @@ std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& h
   height = h;
   width = w;
   return out;
+}
+
+int image_sample_bits(const std::string& path) {
+  if (is_dicom(path)) return 16;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) throw DataError("cannot open image '" + path + "'");
+  const int sixteen = stbi_is_16_bit_from_file(f);
+  std::fclose(f);
+  return sixteen != 0 ? 16 : 8;
 }
 
 void write_grayscale_png(const std::string& path, const float* pixels, std::int64_t height,

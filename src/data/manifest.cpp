@@ -271,27 +271,28 @@ std::string data_content_hash(const Manifest& manifest, const ManifestOptions& o
   return hex16(h);
 }
 
-Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options) {
-  if (options.image_size < 1)
-    throw ConfigError("data.image_size must be >= 1, got " + std::to_string(options.image_size));
+Dataset split_rows(const Manifest& manifest, std::int64_t image_size, std::vector<RowSlot>& slots) {
   Dataset ds;
   ImageSet* sets[3] = {&ds.train, &ds.val, &ds.test};
-  std::vector<std::pair<ImageSet*, std::size_t>> slot(manifest.rows.size());  // (set, index in it)
+  slots.assign(manifest.rows.size(), RowSlot{});
   for (std::size_t i = 0; i < manifest.rows.size(); ++i) {
     const auto& row = manifest.rows[i];
     ImageSet* set = sets[static_cast<int>(row.split)];
-    slot[i] = {set, set->label.size()};
+    slots[i] = {row.split, set->size()};
     set->label.push_back(row.label);
     set->sa.push_back(row.sa);
     set->source.push_back(row.path);
   }
-  const auto hw = static_cast<std::size_t>(options.image_size * options.image_size);
-  for (ImageSet* set : sets) {
-    set->height = set->width = options.image_size;
-    set->pixels.assign(set->label.size() * hw, 0.0f);
-  }
-  parallel_rows(manifest.rows.size(), options.threads, [&](std::size_t i) {
-    const auto& row = manifest.rows[i];
+  for (ImageSet* set : sets) set->height = set->width = image_size;
+  return ds;
+}
+
+void decode_rows(const Manifest& manifest, const std::vector<std::size_t>& rows, const DecodeOptions& options,
+                 const std::function<void(std::size_t row, const std::vector<float>& pixels)>& sink) {
+  if (options.image_size < 1)
+    throw ConfigError("data.image_size must be >= 1, got " + std::to_string(options.image_size));
+  parallel_rows(rows.size(), options.threads, [&](std::size_t k) {
+    const auto& row = manifest.rows.at(rows[k]);
     try {
       std::int64_t h = 0, w = 0;
       const auto px = read_grayscale_image(row.path, h, w, options.max_pixels);
@@ -301,11 +302,25 @@ Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options) 
       if (std::all_of(px.begin(), px.end(), [&](float v) { return v == px.front(); }))
         throw DataError("image '" + row.path + "' is constant (every pixel " + std::to_string(px.front()) +
                         "): an empty or broken image");
-      const auto fitted = fit_square(px.data(), h, w, options.image_size, options.resize);
-      std::copy(fitted.begin(), fitted.end(), slot[i].first->pixels.begin() + static_cast<std::ptrdiff_t>(slot[i].second * hw));
+      sink(rows[k], fit_square(px.data(), h, w, options.image_size, options.resize));
     } catch (const DataError& e) {
-      throw DataError(manifest.csv_path + ":" + std::to_string(row.line) + ": " + e.what());
+      throw RowDecodeError(rows[k], manifest.csv_path + ":" + std::to_string(row.line) + ": " + e.what());
     }
+  });
+}
+
+Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options) {
+  std::vector<RowSlot> slots;
+  Dataset ds = split_rows(manifest, options.image_size, slots);
+  ImageSet* sets[3] = {&ds.train, &ds.val, &ds.test};
+  const auto hw = static_cast<std::size_t>(options.image_size * options.image_size);
+  for (ImageSet* set : sets) set->pixels.assign(static_cast<std::size_t>(set->size()) * hw, 0.0f);
+  std::vector<std::size_t> all(manifest.rows.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  decode_rows(manifest, all, options, [&](std::size_t row, const std::vector<float>& pixels) {
+    const RowSlot slot = slots[row];
+    std::copy(pixels.begin(), pixels.end(),
+              sets[static_cast<int>(slot.split)]->pixels.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(slot.index) * hw));
   });
   validate(ds.train, manifest.csv_path + " (train)");
   validate(ds.val, manifest.csv_path + " (val)");

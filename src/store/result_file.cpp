@@ -298,6 +298,37 @@ void ResultWriter::dataset(const std::string& path, const std::vector<std::strin
   write_raw(path, type.id, ptrs.data(), {data.size()}, data.size());
 }
 
+std::uint64_t ResultWriter::reserve_raw(const std::string& path, int bits, const std::vector<std::uint64_t>& dims) {
+  if (bits != 8 && bits != 16) throw StoreError("dataset " + path + ": raw samples must be 8 or 16 bits, not " + std::to_string(bits));
+  if (file_ < 0) throw StoreError("dataset " + path + ": " + temp_path_ + " is already closed");
+  const Hdf5Lock lock;
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) H5Handle parent(ensure_group(path.substr(0, slash)));
+  std::vector<hsize_t> hdims(dims.begin(), dims.end());
+  hsize_t count = 1;
+  for (const auto d : hdims) count *= d;
+  H5Handle space(DNE_H5_CHECK(H5Screate_simple(static_cast<int>(hdims.size()), hdims.data(), nullptr), path));
+  H5Handle create(DNE_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE), path));
+  DNE_H5_CHECK(H5Pset_layout(create.id, H5D_CONTIGUOUS), "layout " + path);
+  DNE_H5_CHECK(H5Pset_alloc_time(create.id, H5D_ALLOC_TIME_EARLY), "allocation " + path);
+  DNE_H5_CHECK(H5Pset_fill_time(create.id, H5D_FILL_TIME_NEVER), "fill " + path);
+  const hid_t type = bits == 8 ? H5T_STD_U8LE : H5T_STD_U16LE;
+  H5Handle dset(DNE_H5_CHECK(H5Dcreate2(file_, path.c_str(), type, space.id, H5P_DEFAULT, create.id, H5P_DEFAULT),
+                             "create dataset " + path));
+  if (count == 0) return 0;
+  const haddr_t offset = H5Dget_offset(dset.id);
+  if (offset == HADDR_UNDEF) throw StoreError("dataset " + path + " in '" + temp_path_ + "': HDF5 gave no file offset");
+  return static_cast<std::uint64_t>(offset);
+}
+
+void ResultWriter::close_for_raw_writes() {
+  const Hdf5Lock lock;
+  if (file_ < 0) return;
+  DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
+  DNE_H5_CHECK(H5Fclose(file_), "close " + temp_path_);
+  file_ = -1;
+}
+
 void ResultWriter::flush() {
   const Hdf5Lock lock;
   DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
@@ -305,9 +336,11 @@ void ResultWriter::flush() {
 
 void ResultWriter::commit() {
   const Hdf5Lock lock;
-  DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
-  DNE_H5_CHECK(H5Fclose(file_), "close " + temp_path_);
-  file_ = -1;
+  if (file_ >= 0) {
+    DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
+    DNE_H5_CHECK(H5Fclose(file_), "close " + temp_path_);
+    file_ = -1;
+  }
   std::error_code ec;
   std::filesystem::rename(temp_path_, final_path_, ec);
   if (ec) throw StoreError("cannot rename '" + temp_path_ + "' to '" + final_path_ + "': " + ec.message());

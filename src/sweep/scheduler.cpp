@@ -97,6 +97,18 @@ void broadcast_politely(MPI_Comm comm, std::string& text, int root) {
   wait_politely(&request);
 }
 
+std::pair<long, int> min_location_politely(MPI_Comm comm, long value) {
+  struct {
+    long value;
+    int rank;
+  } mine{value, 0}, least{0, 0};
+  MPI_Comm_rank(comm, &mine.rank);
+  MPI_Request request;
+  MPI_Iallreduce(&mine, &least, 1, MPI_LONG_INT, MPI_MINLOC, comm, &request);
+  wait_politely(&request);
+  return {least.value, least.rank};
+}
+
 namespace {
 
 /// A caught exception (nullptr: not a std::exception) as text: its kind, the first line of its

@@ -146,7 +146,7 @@ def test_image_cache_decodes_once_per_run(dne_bin, data, tmp_path):
     out = tmp_path / "out"
     proc = run(dne_bin, out, manifest, "--set", "sweep.seeds=[0,1]")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("# data: ") == 1 and "decoded to 64x64 (stretch)" in proc.stdout
+    assert proc.stdout.count("# data: ") == 1 and "decoded to 64x64 (stretch, 8-bit samples)" in proc.stdout
     (cache,) = sorted((out / "cache").glob("images-*.h5"))
     with h5py.File(cache, "r") as h:
         assert h["train/pixels"].shape == (120, 64, 64) and h["test/pixels"].shape == (80, 64, 64)
@@ -159,6 +159,52 @@ def test_image_cache_decodes_once_per_run(dne_bin, data, tmp_path):
     # A new seed in the same run directory reuses the cache: no decoding line.
     proc = run(dne_bin, out, manifest, "--set", "sweep.seeds=[0,1,2]")
     assert proc.returncode == 0 and "# data: " not in proc.stdout and "1 run now" in proc.stdout
+
+
+def test_image_cache_is_the_files_pixels_and_the_same_from_one_or_two_ranks(dne_bin, data, tmp_path):
+    """The cache holds uint8 samples; at the files' own size they are the PNGs' bytes as Pillow
+    decodes them; resized, 1 and 2 ranks (each decoding every other row) write the same bytes."""
+    from PIL import Image
+    manifest = data / "manifest.csv"
+    caches = {}
+    for ranks, size in ((None, 64), (None, 32), (2, 32)):
+        out = tmp_path / f"out-{ranks}-{size}"
+        proc = run(dne_bin, out, manifest, "--set", f"data.image_size={size}", "--set", "fm.patch_size=8", ranks=ranks)
+        assert proc.returncode == 0, proc.stderr
+        assert f"on {ranks or 1} rank(s)" in proc.stdout
+        (cache,) = sorted((out / "cache").glob("images-*.h5"))
+        assert not list((out / "cache").glob("*.tmp.*"))
+        with h5py.File(cache, "r") as h:
+            assert h.attrs["format"] == 2 and h.attrs["pixel_bits"] == 8
+            caches[(ranks, size)] = {s: (h[f"{s}/pixels"][()], [x.decode() for x in h[f"{s}/source"][()]])
+                                     for s in ("train", "val", "test")}
+    for split in ("train", "test"):
+        pixels, sources = caches[(None, 64)][split]
+        assert pixels.dtype == np.uint8 and len(sources) == pixels.shape[0] > 0
+        for i in range(0, len(sources), 7):
+            np.testing.assert_array_equal(pixels[i], np.asarray(Image.open(sources[i]).convert("L")))
+    for split in ("train", "val", "test"):
+        one, two = caches[(None, 32)][split], caches[(2, 32)][split]
+        assert one[1] == two[1]
+        np.testing.assert_array_equal(one[0], two[0])
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_undecodable_images_name_the_first_row_whichever_rank_meets_it(dne_bin, data, tmp_path, ranks):
+    """Rows 1 and 2 are broken (with 2 ranks, rank 1 decodes row 1 and rank 0 row 2): the job ends
+    with one line naming line 3 of the CSV (row 1, the header is line 1), and leaves no cache or
+    temporary file."""
+    manifest = data / "manifest.csv"
+    rows = manifest.read_text().splitlines()
+    for k in (1, 2):
+        (data / rows[1 + k].split(",")[0]).write_bytes(b"\x89PNG\r\n\x1a\n but nothing follows %d" % k)
+    out = tmp_path / "out"
+    proc = run(dne_bin, out, manifest, ranks=ranks)
+    assert proc.returncode == 2, proc.stderr
+    errors = [l for l in proc.stderr.splitlines() if "manifest.csv:" in l]
+    assert errors and all("manifest.csv:3: " in l for l in errors), proc.stderr
+    assert not (out / "cache").exists() or not list((out / "cache").iterdir())
+    assert not experiment_files(out)
 
 
 def test_manifest_val_rows_are_the_validation_split(dne_bin, data, tmp_path):
@@ -300,8 +346,9 @@ def test_dicom_manifest_runs_with_the_right_polarity(dne_bin, tmp_path):
     assert proc.stderr == ""  # no library chatter on stderr
     (cache,) = sorted((out / "cache").glob("images-*.h5"))
     with h5py.File(cache, "r") as h:
-        for split in ("train", "test"):
-            np.testing.assert_allclose(h[f"{split}/pixels"][()], np.array(expected[split]), atol=1e-6)
+        assert h.attrs["pixel_bits"] == 16 and h["train/pixels"].dtype == np.uint16  # DICOM: 16-bit samples
+        for split in ("train", "test"):  # stored as round(65535 v): within half a step
+            np.testing.assert_allclose(h[f"{split}/pixels"][()] / 65535.0, np.array(expected[split]), atol=0.5 / 65535 + 1e-7)
 
 
 def test_label_poisoning_is_recorded(dne_bin, data, tmp_path):

@@ -1012,15 +1012,80 @@ TEST_F(Manifest, ImageCacheRoundTripIsExactAndKeyedByHashAndPreprocessing) {
   EXPECT_NE(cache, dd::image_cache_path(dir_.string(), "abd", 4, "stretch"));
   EXPECT_NE(cache, dd::image_cache_path(dir_.string(), "abc", 8, "stretch"));
   EXPECT_NE(cache, dd::image_cache_path(dir_.string(), "abc", 4, "crop"));
-  dd::write_image_cache(cache, ds, "abc", 4, "stretch");
+  dd::write_image_cache(cache, ds, "abc", 4, "stretch", 8);
   const auto back = dd::read_image_cache(cache, "abc", 4, "stretch");
-  EXPECT_EQ(back.train.pixels, ds.train.pixels);
-  EXPECT_EQ(back.val.pixels, ds.val.pixels);
+  // Resized pixels are averages, off the 1/255 grid: each comes back as round(255 v) / 255.
+  ASSERT_EQ(back.train.pixels.size(), ds.train.pixels.size());
+  for (std::size_t i = 0; i < ds.train.pixels.size(); ++i) {
+    EXPECT_EQ(back.train.pixels[i], static_cast<float>(std::floor(static_cast<double>(ds.train.pixels[i]) * 255.0 + 0.5)) / 255.0f);
+    EXPECT_LE(std::abs(back.train.pixels[i] - ds.train.pixels[i]), 0.5f / 255 + 1e-7f);
+  }
+  for (std::size_t i = 0; i < ds.val.pixels.size(); ++i)
+    EXPECT_LE(std::abs(back.val.pixels[i] - ds.val.pixels[i]), 0.5f / 255 + 1e-7f);
   EXPECT_EQ(back.test.label, ds.test.label);
   EXPECT_EQ(back.train.sa, ds.train.sa);
   EXPECT_EQ(back.train.source, ds.train.source);
   EXPECT_THROW(dd::read_image_cache(cache, "abd", 4, "stretch"), dne::StoreError);
   EXPECT_THROW(dd::read_image_cache(cache + ".none", "abc", 4, "stretch"), dne::StoreError);
+  // A file of the old layout (no format attribute) is never read as a cache.
+  {
+    dne::store::ResultWriter w(path("old.h5"));
+    w.attribute("/", "data_hash", std::string("abc"));
+    w.commit();
+  }
+  EXPECT_THROW(dd::read_image_cache(path("old.h5"), "abc", 4, "stretch"), dne::StoreError);
+}
+
+TEST(ImageCacheSamples, QuantizeRoundsHalvesUpAndClamps) {
+  // q = round(v * M), M = 2^bits - 1, halves up; read back as q / M.
+  EXPECT_EQ(dd::quantize_pixel(0.5f, 8), 128);         // 127.5 -> 128
+  EXPECT_EQ(dd::quantize_pixel(0.5f, 16), 32768);      // 32767.5 -> 32768
+  EXPECT_EQ(dd::quantize_pixel(51.0f / 255, 8), 51);   // on the grid: exact
+  EXPECT_EQ(dd::quantize_pixel(0.1f, 8), 26);          // 25.5000004 -> 26
+  EXPECT_EQ(dd::quantize_pixel(0.0019f, 8), 0);        // 0.4845 -> 0
+  EXPECT_EQ(dd::quantize_pixel(-0.2f, 8), 0);
+  EXPECT_EQ(dd::quantize_pixel(1.7f, 16), 65535);
+  EXPECT_EQ(dd::quantize_pixel(std::numeric_limits<float>::quiet_NaN(), 8), 0);
+  EXPECT_EQ(dd::dequantize_pixel(128, 8), 128.0f / 255.0f);
+  EXPECT_EQ(dd::dequantize_pixel(65535, 16), 1.0f);
+  EXPECT_THROW(dd::quantize_pixel(0.5f, 12), dne::StoreError);
+}
+
+TEST_F(Manifest, ImageCacheStoresUnresizedEightBitImagesExactlyAndSixteenBitOnesInUint16) {
+  good_png("a.png", 0.2f);
+  good_png("b.png", 0.4f);
+  good_png("c.png", 0.6f);
+  write_text("m.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nc.png,test,0,1\n");
+  const auto manifest = dd::read_manifest(path("m.csv"), dd::ManifestOptions{});
+  EXPECT_EQ(dd::manifest_sample_bits(manifest, {0, 1, 2}, 2), 8);
+  dd::DecodeOptions d;
+  d.image_size = 16;  // the files' own size: no resampling, pixels k / 255
+  const auto ds = dd::decode_manifest(manifest, d);
+  const auto cache = path("c8.h5");
+  dd::write_image_cache(cache, ds, "h", 16, "stretch", 8);
+  const auto back = dd::read_image_cache(cache, "h", 16, "stretch");
+  EXPECT_EQ(back.train.pixels, ds.train.pixels);
+  EXPECT_EQ(back.test.pixels, ds.test.pixels);
+  EXPECT_EQ(dne::store::H5Reader(cache).int_attribute("/", "pixel_bits"), 8);
+
+  // One 16-bit PNG makes the whole cache 16-bit: 1000 / 65535 is no 8-bit value.
+  std::vector<std::uint8_t> px;
+  for (int i = 0; i < 256; ++i) {
+    const int v = i % 2 == 0 ? 1000 : 40000;
+    px.push_back(static_cast<std::uint8_t>(v >> 8));
+    px.push_back(static_cast<std::uint8_t>(v & 0xff));
+  }
+  write_png_raw(path("d16.png"), 16, 16, 16, 0, px);
+  write_text("m16.csv", "path,split,sex,label\na.png,train,1,1\nb.png,train,0,0\nd16.png,test,0,1\n");
+  const auto m16 = dd::read_manifest(path("m16.csv"), dd::ManifestOptions{});
+  EXPECT_EQ(dd::manifest_sample_bits(m16, {0, 1, 2}, 1), 16);
+  EXPECT_EQ(dd::manifest_sample_bits(m16, {0, 1}, 1), 8);
+  const auto ds16 = dd::decode_manifest(m16, d);
+  dd::write_image_cache(path("c16.h5"), ds16, "h", 16, "stretch", 16);
+  const auto back16 = dd::read_image_cache(path("c16.h5"), "h", 16, "stretch");
+  EXPECT_EQ(back16.test.pixels, ds16.test.pixels);  // k / 65535 stored as k
+  EXPECT_EQ(back16.test.pixels[0], 1000.0f / 65535.0f);
+  EXPECT_EQ(back16.train.pixels, ds16.train.pixels);  // k / 255 = (257 k) / 65535 exactly in float
 }
 
 TEST_F(Manifest, BadManifestsNameFileAndLine) {

@@ -5,6 +5,7 @@
 // turned into one line by `main`.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,12 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
 int command_inspect(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_bench(const std::vector<std::string>& args, const ProcessInfo& process);
 int command_serve(const std::vector<std::string>& args, const ProcessInfo& process);
+
+/// Runs `work` on world rank 0 only and shares its text with every rank (collective). An error
+/// it throws reaches every rank as a PreflightError with the error's kind and exit code, so that
+/// the job ends with one line from rank 0 and the same exit code everywhere (`context` prefixes
+/// the message of an exception that is not a dne::Error, e.g. std::bad_alloc).
+std::string on_rank0_shared(const ProcessInfo& process, const std::string& context, const std::function<std::string()>& work);
 
 /// Torch threads for this rank: `requested` if > 0, else cores / ranks-on-node (at least 1).
 int choose_threads(long requested, const ProcessInfo& process);

@@ -33,6 +33,12 @@ constexpr std::int64_t kDefaultMaxPixels = 50'000'000;
 std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height,
                                         std::int64_t& width, std::int64_t max_pixels = kDefaultMaxPixels);
 
+/// Bits per sample of the image at `path` as read_grayscale_image decodes it, from its header
+/// alone: 16 for DICOM (the VOI window gives a continuous value) and 16-bit PNG / PNM, 8 for
+/// anything else (JPEG, 8-bit PNG, BMP, ...) and for a file whose header is not recognised
+/// (decoding then reports it). Throws dne::DataError if the file cannot be opened.
+int image_sample_bits(const std::string& path);
+
 /// Writes (height, width) row-major `pixels` as an 8-bit grayscale PNG: each value clamped to
 /// [0, 1] (NaN -> 0) and rounded to the nearest of 0..255. Throws dne::StoreError naming the path
 /// if it cannot be written, dne::DataError for non-positive sizes.

@@ -14,9 +14,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"
@@ -74,10 +76,34 @@ struct DecodeOptions {
 /// The smallest image side a manifest row may have (a 1x1 image stretched to S x S is no X-ray).
 constexpr std::int64_t kMinImageSide = 16;
 
-/// Decodes every row of `manifest` (read_grayscale_image) and brings it to (S, S) with
-/// fit_square: train, val and test ImageSets in file order, sources the image paths. The result
-/// does not depend on the thread count. Throws dne::DataError "<csv_path>:<line>: <image error>"
-/// for the first row (in file order) that cannot be decoded.
+/// Where manifest row i lands: its split and its index in that split (rows keep file order).
+struct RowSlot {
+  Split split = Split::kTrain;
+  std::int64_t index = 0;
+};
+
+/// The train, val and test ImageSets of `manifest` without pixels (height = width =
+/// image_size; label, sa, source = the image path), and the slot of every row.
+Dataset split_rows(const Manifest& manifest, std::int64_t image_size, std::vector<RowSlot>& slots);
+
+/// decode_rows' failure: a DataError that also says which manifest row (index) it was.
+class RowDecodeError : public DataError {
+ public:
+  RowDecodeError(std::size_t row, const std::string& what) : DataError(what), row(row) {}
+  std::size_t row;
+};
+
+/// Decodes the rows `rows` (indices into manifest.rows, ascending) on options.threads threads:
+/// read_grayscale_image, the size and constant-image checks, fit_square to (S, S); each result
+/// goes to `sink(row, pixels)` (from any of the threads, each row once). Throws
+/// RowDecodeError "<csv_path>:<line>: <image error>" for the lowest failing index of `rows`.
+void decode_rows(const Manifest& manifest, const std::vector<std::size_t>& rows, const DecodeOptions& options,
+                 const std::function<void(std::size_t row, const std::vector<float>& pixels)>& sink);
+
+/// Decodes every row of `manifest` (decode_rows): train, val and test ImageSets in file order,
+/// sources the image paths. The result does not depend on the thread count. Throws
+/// dne::DataError "<csv_path>:<line>: <image error>" for the first row (in file order) that
+/// cannot be decoded.
 Dataset decode_manifest(const Manifest& manifest, const DecodeOptions& options);
 
 /// read_manifest + decode_manifest with default options (stretch, one thread).

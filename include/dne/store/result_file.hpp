@@ -45,6 +45,17 @@ class ResultWriter {
   void external_link(const std::string& link_path, const std::string& target_file,
                      const std::string& target_object);
 
+  /// A contiguous, unfiltered dataset of unsigned `bits`-bit integers (8 or 16, little-endian),
+  /// allocated now and never filled by HDF5: its N = prod(dims) values are written later as raw
+  /// bytes at the returned file offset (by any process, with pwrite on temp_path(), after
+  /// close_for_raw_writes()). Returns 0 for an empty dataset (nothing to write).
+  std::uint64_t reserve_raw(const std::string& path, int bits, const std::vector<std::uint64_t>& dims);
+  /// Flush and close the HDF5 file, leaving it at temp_path() for raw writes into reserved
+  /// datasets; commit() then only renames it. Nothing else may be written through this writer.
+  void close_for_raw_writes();
+  /// Where the file is until commit() ("<final>.tmp.<host>.<pid>").
+  const std::string& temp_path() const { return temp_path_; }
+
   /// Push everything written so far to the file system (H5Fflush): what is left for commit()
   /// is the final metadata, the close and the rename (e.g. so that timings written after a flush
   /// cover the writing of the data).

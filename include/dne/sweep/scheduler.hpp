@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dne::sweep {
@@ -61,6 +62,10 @@ GroupLayout plan_groups(int world_rank, int world_size, int ranks_per_group);
 /// with short sleeps instead of spinning, so that ranks waiting for the root's preflight leave
 /// the node's cores to it.
 void broadcast_politely(MPI_Comm comm, std::string& text, int root);
+
+/// The smallest `value` over the ranks of `comm` and the lowest rank that holds it (MINLOC),
+/// waiting with short sleeps like broadcast_politely (ranks done early leave the cores to the rest).
+std::pair<long, int> min_location_politely(MPI_Comm comm, long value);
 
 /// MPI_Comm_split of `world` by `layout.group`; owns the communicator (MPI_COMM_NULL for leftovers).
 class GroupComm {
