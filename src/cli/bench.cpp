@@ -16,6 +16,7 @@
 
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sys/resource.h>
@@ -337,7 +338,7 @@ int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, in
   barrier();
 
   // The job's path on p ranks (p = 1, then every rank), one thread each, into one cache file.
-  const auto job_decode = [&](int p) {
+  const auto job_decode = [&](int p, bool keep) {
     std::unique_ptr<data::ImageCacheFile> file;
     std::string layout;
     if (process.rank == 0) {
@@ -358,14 +359,39 @@ int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, in
     const double seconds = std::chrono::duration<double>(Clock::now() - t).count();
     if (file) {
       file->commit();
-      std::filesystem::remove(cache);
+      if (!keep) std::filesystem::remove(cache);
     }
+    barrier();
     return seconds;
   };
   std::vector<double> job1, job_all;
   for (int r = 0; r < std::max(1, repeats); ++r) {
-    job1.push_back(job_decode(1));
-    job_all.push_back(job_decode(process.world_size));
+    job1.push_back(job_decode(1, false));
+    job_all.push_back(job_decode(process.world_size, r + 1 == std::max(1, repeats)));  // the last one stays
+  }
+  // Every rank maps the cache and reads every image of it: what it holds privately, what the
+  // ranks share (one copy per node), and how fast images come out of the map.
+  double map_read_s = 0.0;
+  std::vector<double> residency(4 * static_cast<std::size_t>(process.world_size), 0.0);  // rss, shared, private, pss per rank
+  double map_bytes = 0.0;
+  {
+    const data::ImageCacheMap map(cache, "bench", d.image_size, c.data.resize);
+    map_bytes = static_cast<double>(map.mapped_bytes());
+    std::vector<float> image(static_cast<std::size_t>(d.image_size * d.image_size));
+    double checksum = 0.0;
+    const auto t = Clock::now();
+    for (const auto split : {data::Split::kTrain, data::Split::kVal, data::Split::kTest})
+      for (std::int64_t i = 0; i < map.rows(split); ++i) {
+        map.read(split, i, image.data());
+        checksum += image[image.size() / 2];
+      }
+    map_read_s = std::chrono::duration<double>(Clock::now() - t).count();
+    if (!std::isfinite(checksum)) throw DataError("bench: non-finite pixels in " + cache);
+    barrier();  // every rank has touched every page before anyone looks
+    const auto r = mapping_residency(cache);
+    const double mine[4] = {r.rss, r.shared, r.private_bytes, r.pss};
+    MPI_Gather(mine, 4, MPI_DOUBLE, residency.data(), 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    barrier();
   }
   std::sort(job1.begin(), job1.end());
   std::sort(job_all.begin(), job_all.end());
@@ -392,10 +418,16 @@ int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, in
   row("job: decode into the cache, " + std::to_string(process.world_size) + " rank(s) x 1 thread", job_all_s);
   row("image cache: write (once per run)", write_s);
   row("image cache: read (once per experiment)", read_cache_s);
+  row("image cache: every image from the map (rank 0)", map_read_s);
   std::printf("decode speed-up: %d threads in one process %.2fx; %d ranks of the job %.2fx (1 thread each)\n", cores,
               decode1_s / decode_n_s, process.world_size, job1_s / job_all_s);
   std::printf("cache file %.1f MB: %.0f bytes per image = %d-bit samples x %lld^2 (format 1 stored 4 S^2 = %.0f)\n",
               cache_mb, cache_mb * 1e6 / n, bits, static_cast<long long>(d.image_size), 4.0 * s2);
+  for (int r = 0; r < process.world_size; ++r) {
+    const double* v = residency.data() + 4 * r;
+    std::printf("rank %d: cache mapping rss %.1f MB, shared %.1f MB, private %.1f MB, pss %.1f MB of a %.1f MB mapping\n", r,
+                v[0] / 1e6, v[1] / 1e6, v[2] / 1e6, v[3] / 1e6, map_bytes / 1e6);
+  }
   std::printf("10^5 images of 224x224: %.1f GB of 8-bit samples (float32: %.1f GB); peak RSS of the largest rank here %.0f MB\n",
               224.0 * 224.0 * 1e5 / 1e9, 4.0 * 224.0 * 224.0 * 1e5 / 1e9, peak_max);
   return 0;

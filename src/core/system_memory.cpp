@@ -4,7 +4,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace dne {
@@ -26,6 +28,38 @@ double peak_resident_bytes() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) * 1024.0;
+}
+
+MappingResidency mapping_residency(const std::string& path) {
+  MappingResidency r;
+  std::error_code ec;
+  const auto canonical = std::filesystem::canonical(path, ec);
+  if (ec) return r;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;  // in the block of a mapping of `path`
+  while (std::getline(smaps, line)) {
+    std::istringstream fields(line);
+    std::string first;
+    fields >> first;
+    if (!first.empty() && first.back() != ':') {  // a mapping's header: "start-end perms offset dev inode path"
+      std::string perms, offset, dev, inode, name;
+      fields >> perms >> offset >> dev >> inode;
+      std::getline(fields >> std::ws, name);
+      inside = name == canonical.string();
+      if (inside) ++r.mappings;
+      continue;
+    }
+    if (!inside) continue;
+    double kib = 0.0;
+    fields >> kib;
+    const double bytes = kib * 1024.0;
+    if (first == "Rss:") r.rss += bytes;
+    else if (first == "Pss:") r.pss += bytes;
+    else if (first == "Shared_Clean:" || first == "Shared_Dirty:") r.shared += bytes;
+    else if (first == "Private_Clean:" || first == "Private_Dirty:") r.private_bytes += bytes;
+  }
+  return r;
 }
 
 }  // namespace dne

@@ -3,14 +3,17 @@
 #include "dne/data/image_cache.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -190,30 +193,80 @@ void write_image_cache(const std::string& path, const Dataset& ds, const std::st
   file.commit();
 }
 
-Dataset read_image_cache(const std::string& path, const std::string& data_hash, std::int64_t image_size,
-                         const std::string& resize) {
+ImageCacheMap::ImageCacheMap(const std::string& path, const std::string& data_hash, std::int64_t image_size,
+                             const std::string& resize) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw StoreError(path + ": no image cache");
-  const store::H5Reader r(path);
-  if (!r.has_attribute("/", "format") || r.int_attribute("/", "format") != kImageCacheFormat)
-    throw StoreError(path + ": not an image cache of format " + std::to_string(kImageCacheFormat));
-  if (r.string_attribute("/", "data_hash") != data_hash || r.int_attribute("/", "image_size") != image_size ||
-      r.string_attribute("/", "resize") != resize)
-    throw StoreError(path + ": the image cache was made for other data or preprocessing");
-  const int bits = static_cast<int>(r.int_attribute("/", "pixel_bits"));
-  const float m = static_cast<float>(max_sample(bits));
-  Dataset ds;
+  {
+    const store::H5Reader r(path);
+    if (!r.has_attribute("/", "format") || r.int_attribute("/", "format") != kImageCacheFormat)
+      throw StoreError(path + ": not an image cache of format " + std::to_string(kImageCacheFormat));
+    if (r.string_attribute("/", "data_hash") != data_hash || r.int_attribute("/", "image_size") != image_size ||
+        r.string_attribute("/", "resize") != resize)
+      throw StoreError(path + ": the image cache was made for other data or preprocessing");
+    bits_ = static_cast<int>(r.int_attribute("/", "pixel_bits"));
+    (void)max_sample(bits_);
+    image_size_ = image_size;
+    ImageSet* sets[3] = {&tables_.train, &tables_.val, &tables_.test};
+    for (int s = 0; s < 3; ++s) {
+      const std::string g = std::string("/") + kSplitNames[s];
+      const auto extent = r.raw_extent(g + "/pixels");
+      if (extent.element_size * 8 != static_cast<std::size_t>(bits_) || extent.dims.size() != 3 ||
+          extent.dims[1] != static_cast<std::uint64_t>(image_size) || extent.dims[2] != static_cast<std::uint64_t>(image_size))
+        throw StoreError(path + ": " + g + "/pixels does not hold " + std::to_string(bits_) + "-bit images of " +
+                         std::to_string(image_size) + "x" + std::to_string(image_size));
+      rows_[s] = static_cast<std::int64_t>(extent.dims[0]);
+      offset_[s] = extent.offset;
+      length_ = std::max<std::size_t>(length_, static_cast<std::size_t>(extent.offset + extent.bytes));
+      ImageSet& set = *sets[s];
+      std::vector<std::uint64_t> dims;
+      set.height = set.width = image_size;
+      for (const auto v : r.doubles(g + "/label", dims)) set.label.push_back(static_cast<int>(v));
+      for (const auto v : r.doubles(g + "/sa", dims)) set.sa.push_back(static_cast<int>(v));
+      set.source = r.strings(g + "/source");
+      if (set.size() != rows_[s]) throw StoreError(path + ": " + g + " has " + std::to_string(set.size()) + " labels for " +
+                                                   std::to_string(rows_[s]) + " images");
+    }
+  }
+  if (length_ == 0) return;  // no images at all
+  if (std::filesystem::file_size(path, ec) < length_ || ec) throw StoreError(path + ": the image cache is truncated");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw StoreError(path + ": cannot open the image cache: " + std::strerror(errno));
+  void* base = ::mmap(nullptr, length_, PROT_READ, MAP_SHARED, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);  // the mapping keeps the file
+  if (base == MAP_FAILED) throw StoreError(path + ": cannot map the image cache: " + std::strerror(map_errno));
+  base_ = static_cast<const unsigned char*>(base);
+}
+
+ImageCacheMap::~ImageCacheMap() {
+  if (base_ != nullptr) ::munmap(const_cast<unsigned char*>(base_), length_);
+}
+
+void ImageCacheMap::read(Split split, std::int64_t i, float* out) const {
+  const int k = static_cast<int>(split);
+  if (i < 0 || i >= rows_[k]) throw std::out_of_range("image cache: image " + std::to_string(i) + " of " + kSplitNames[k]);
+  const auto hw = static_cast<std::size_t>(image_size_ * image_size_);
+  const std::size_t width = static_cast<std::size_t>(bits_ / 8);
+  const unsigned char* p = base_ + offset_[k] + static_cast<std::size_t>(i) * hw * width;
+  const float m = static_cast<float>(max_sample(bits_));
+  if (width == 1) {
+    for (std::size_t j = 0; j < hw; ++j) out[j] = static_cast<float>(p[j]) / m;
+  } else {
+    for (std::size_t j = 0; j < hw; ++j) out[j] = static_cast<float>(p[2 * j] | (p[2 * j + 1] << 8)) / m;  // little-endian
+  }
+}
+
+Dataset read_image_cache(const std::string& path, const std::string& data_hash, std::int64_t image_size,
+                         const std::string& resize) {
+  const ImageCacheMap map(path, data_hash, image_size, resize);
+  Dataset ds = map.tables();
   ImageSet* sets[3] = {&ds.train, &ds.val, &ds.test};
+  const auto hw = static_cast<std::size_t>(image_size * image_size);
   for (int s = 0; s < 3; ++s) {
     ImageSet& set = *sets[s];
-    const std::string g = std::string("/") + kSplitNames[s];
-    std::vector<std::uint64_t> dims;
-    set.pixels = r.floats(g + "/pixels", dims);  // the samples q, exactly
-    for (auto& v : set.pixels) v /= m;           // dequantize_pixel
-    set.height = set.width = image_size;
-    for (const auto v : r.doubles(g + "/label", dims)) set.label.push_back(static_cast<int>(v));
-    for (const auto v : r.doubles(g + "/sa", dims)) set.sa.push_back(static_cast<int>(v));
-    set.source = r.strings(g + "/source");
+    set.pixels.resize(static_cast<std::size_t>(set.size()) * hw);
+    for (std::int64_t i = 0; i < set.size(); ++i) map.read(static_cast<Split>(s), i, set.pixels.data() + static_cast<std::size_t>(i) * hw);
     validate(set, path + " " + kSplitNames[s]);
   }
   return ds;

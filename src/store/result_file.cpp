@@ -781,6 +781,36 @@ bool H5Reader::has_stored_data(const std::string& dataset) const {
   return status != H5D_SPACE_STATUS_NOT_ALLOCATED && H5Dget_storage_size(d.id) > 0;
 }
 
+H5Reader::RawExtent H5Reader::raw_extent(const std::string& dataset) const {
+  const Hdf5Lock lock;
+  if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");
+  const std::string where = path_ + ": " + dataset;
+  H5Handle d(DNE_H5_CHECK(H5Dopen2(file_, dataset.c_str(), H5P_DEFAULT), where));
+  H5Handle plist(DNE_H5_CHECK(H5Dget_create_plist(d.id), where));
+  if (H5Pget_layout(plist.id) != H5D_CONTIGUOUS || H5Pget_nfilters(plist.id) != 0)
+    throw StoreError(where + " is not stored contiguously without filters");
+  H5Handle type(DNE_H5_CHECK(H5Dget_type(d.id), where));
+  if (H5Tget_class(type.id) != H5T_INTEGER || H5Tget_sign(type.id) != H5T_SGN_NONE || H5Tget_order(type.id) != H5T_ORDER_LE)
+    throw StoreError(where + " is not little-endian unsigned integers");
+  RawExtent e;
+  e.element_size = H5Tget_size(type.id);
+  H5Handle space(DNE_H5_CHECK(H5Dget_space(d.id), where));
+  const int rank = DNE_H5_CHECK(H5Sget_simple_extent_ndims(space.id), where);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
+  DNE_H5_CHECK(H5Sget_simple_extent_dims(space.id, dims.data(), nullptr), where);
+  std::uint64_t count = 1;
+  for (const auto v : dims) {
+    e.dims.push_back(v);
+    count *= v;
+  }
+  e.bytes = count * e.element_size;
+  if (count == 0) return e;
+  const haddr_t offset = H5Dget_offset(d.id);
+  if (offset == HADDR_UNDEF || H5Dget_storage_size(d.id) < e.bytes) throw StoreError(where + " has no stored data");
+  e.offset = static_cast<std::uint64_t>(offset);
+  return e;
+}
+
 std::vector<double> H5Reader::doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const {
   const Hdf5Lock lock;
   if (!exists(dataset)) throw StoreError(path_ + ": dataset " + dataset + " is missing");

@@ -24,6 +24,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/files.hpp"
 #include "dne/core/random.hpp"
+#include "dne/core/system_memory.hpp"
 #include "test_support.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"
@@ -1034,6 +1035,44 @@ TEST_F(Manifest, ImageCacheRoundTripIsExactAndKeyedByHashAndPreprocessing) {
     w.commit();
   }
   EXPECT_THROW(dd::read_image_cache(path("old.h5"), "abc", 4, "stretch"), dne::StoreError);
+}
+
+TEST_F(Manifest, ImageCacheMapReadsInPlaceTouchesOnlyWhatIsReadAndRefusesATruncatedFile) {
+  // 64 train + 16 test images of 64 x 64, 8-bit: 4 KiB each, 320 KiB of samples.
+  dd::Dataset ds;
+  for (dd::ImageSet* set : {&ds.train, &ds.test}) {
+    const int n = set == &ds.train ? 64 : 16;
+    set->height = set->width = 64;
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < 64 * 64; ++j) set->pixels.push_back(static_cast<float>((i * 7 + j) % 256) / 255.0f);
+      set->label.push_back(i % 2);
+      set->sa.push_back((i / 2) % 2);
+      set->source.push_back("im" + std::to_string(i));
+    }
+  }
+  const auto cache = path("map.h5");
+  dd::write_image_cache(cache, ds, "h", 64, "stretch", 8);
+  {
+    const dd::ImageCacheMap map(cache, "h", 64, "stretch");
+    EXPECT_EQ(map.bits(), 8);
+    EXPECT_EQ(map.rows(dd::Split::kTrain), 64);
+    EXPECT_EQ(map.rows(dd::Split::kVal), 0);
+    EXPECT_EQ(map.tables().test.source.at(3), "im3");
+    EXPECT_EQ(dne::mapping_residency(cache).mappings, 1);
+    EXPECT_LT(dne::mapping_residency(cache).rss, 64.0 * 1024);  // nothing read yet (readahead aside)
+    std::vector<float> image(64 * 64);
+    for (std::int64_t i = 0; i < 64; ++i) {
+      map.read(dd::Split::kTrain, i, image.data());
+      ASSERT_EQ(0, std::memcmp(image.data(), ds.train.image(i), image.size() * sizeof(float))) << i;  // k / 255 exactly
+    }
+    const auto touched = dne::mapping_residency(cache);
+    EXPECT_GE(touched.rss, 64.0 * 4096);  // every train image's pages
+    EXPECT_NEAR(touched.private_bytes, touched.rss, 1.0);  // the only process that maps it
+    EXPECT_THROW(map.read(dd::Split::kTest, 16, image.data()), std::out_of_range);
+  }
+  EXPECT_EQ(dne::mapping_residency(cache).mappings, 0);  // unmapped with the object
+  std::filesystem::resize_file(cache, std::filesystem::file_size(cache) - 4096);
+  EXPECT_THROW(dd::ImageCacheMap(cache, "h", 64, "stretch"), dne::StoreError);
 }
 
 TEST(ImageCacheSamples, QuantizeRoundsHalvesUpAndClamps) {

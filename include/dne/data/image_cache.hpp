@@ -19,6 +19,9 @@
 // pixel_bits, data_hash, image_size, resize. The file is made under a temporary name by one
 // process (ImageCacheFile), filled by any number of processes (ImageCachePixels,
 // fill_image_cache) and renamed when every image is in, so a cache file is whole or absent.
+// It is read through a read-only memory map (ImageCacheMap): the ranks of a node share the
+// file's pages, one copy per node. (A cache file truncated while mapped would fault on access;
+// the run directory's files are only ever replaced by rename, which leaves a mapping intact.)
 #pragma once
 
 #include <array>
@@ -106,6 +109,40 @@ void fill_image_cache(const Manifest& manifest, const std::vector<std::size_t>& 
 /// Throws dne::StoreError if it cannot be written.
 void write_image_cache(const std::string& path, const Dataset& ds, const std::string& data_hash,
                        std::int64_t image_size, const std::string& resize, int bits);
+
+/// A cache file mapped read-only (mmap, MAP_SHARED) and checked: every split's samples in place.
+/// However many ranks of a node map it, the node holds one copy (the file's pages in the page
+/// cache, counted as Shared_Clean in each rank's /proc/self/smaps once two ranks touch them).
+/// Nothing is read until an image is: a rank touches only the pages of the images it uses.
+class ImageCacheMap {
+ public:
+  /// Throws dne::StoreError if `path` is missing, unreadable, of another format, made for
+  /// another data hash, size or resize mode, or if a split's samples are not where its layout
+  /// says (a truncated file).
+  ImageCacheMap(const std::string& path, const std::string& data_hash, std::int64_t image_size, const std::string& resize);
+  ~ImageCacheMap();
+  ImageCacheMap(const ImageCacheMap&) = delete;
+  ImageCacheMap& operator=(const ImageCacheMap&) = delete;
+
+  int bits() const { return bits_; }
+  std::int64_t image_size() const { return image_size_; }
+  std::int64_t rows(Split split) const { return rows_[static_cast<int>(split)]; }
+  /// The splits' labels, attributes and sources (no pixels; height = width = image_size).
+  const Dataset& tables() const { return tables_; }
+  /// Image i of `split` dequantized into `out` (S * S floats). std::out_of_range for a bad i.
+  void read(Split split, std::int64_t i, float* out) const;
+  /// Bytes of the file that are mapped.
+  std::size_t mapped_bytes() const { return length_; }
+
+ private:
+  const unsigned char* base_ = nullptr;
+  std::size_t length_ = 0;
+  int bits_ = 8;
+  std::int64_t image_size_ = 0;
+  std::array<std::int64_t, 3> rows_{};
+  std::array<std::uint64_t, 3> offset_{};
+  Dataset tables_;
+};
 
 /// Reads the cache at `path` (pixels dequantized to float32); throws dne::StoreError if it is
 /// missing, unreadable or was made for another format, data hash, size or resize mode.

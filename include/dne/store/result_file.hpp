@@ -98,6 +98,15 @@ class H5Reader {
   /// with a filter, a fully written one also reports "partly allocated".)
   bool has_stored_data(const std::string& dataset) const;
   std::vector<double> doubles(const std::string& dataset, std::vector<std::uint64_t>& dims) const;
+  /// Where a contiguous, unfiltered dataset of unsigned integers lies in the file, for reading
+  /// it without HDF5 (pread, mmap): its byte offset, its element size in bytes, its shape.
+  /// StoreError naming the dataset if it is chunked, filtered, not allocated or of another type.
+  struct RawExtent {
+    std::uint64_t offset = 0, bytes = 0;
+    std::size_t element_size = 0;
+    std::vector<std::uint64_t> dims;
+  };
+  RawExtent raw_extent(const std::string& dataset) const;
   /// A 1-D dataset of variable-length strings (as ResultWriter writes them).
   std::vector<std::string> strings(const std::string& dataset) const;
   /// Names of the links in group `group`, in name order.
