@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <iomanip>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -83,6 +84,23 @@ void agree_on_failure(const std::exception_ptr& failure) {
   throw PreflightError(text.substr(static_cast<std::size_t>(in.tellg())), kind, std::stoi(code));
 }
 
+/// ResourceError unless the file system of `cache` (its nearest existing folder) has `bytes`
+/// available: the samples are written sparse and would otherwise fail late, on some rank.
+void require_disk_space(const std::string& cache, double bytes, const std::string& manifest) {
+  auto dir = std::filesystem::path(cache).parent_path();
+  std::error_code ec;
+  while (!dir.empty() && !std::filesystem::exists(dir, ec)) dir = dir.parent_path();
+  const auto space = std::filesystem::space(dir.empty() ? std::filesystem::path(".") : dir, ec);
+  if (ec) return;  // nothing to compare with: the writes report a full disk
+  const double need = bytes * 1.01 + (1 << 20);  // samples + labels, sources, HDF5 metadata
+  if (static_cast<double>(space.available) >= need) return;
+  std::ostringstream why;
+  why << std::fixed << std::setprecision(1) << "data.manifest " << manifest << ": the image cache needs "
+      << need / 1e9 << " GB and " << dir.string() << " has " << static_cast<double>(space.available) / 1e9
+      << " GB available: use a smaller data.image_size, data.limit_*, or an output directory on a larger file system";
+  throw ResourceError(why.str());
+}
+
 void build_one(const config::ExperimentConfig& c, const std::string& cache, const ProcessInfo& process, bool quiet) {
   const auto t0 = Clock::now();
   // Every rank reads the manifest rank 0 has checked (the same rows, the same order).
@@ -102,6 +120,8 @@ void build_one(const config::ExperimentConfig& c, const std::string& cache, cons
   const int bits = -static_cast<int>(sweep::min_location_politely(MPI_COMM_WORLD, -data::manifest_sample_bits(manifest, mine, threads)).first);
   std::unique_ptr<data::ImageCacheFile> file;  // rank 0's: removes the temporary file unless committed
   const auto layout = data::ImageCacheLayout::from_text(on_rank0_shared(process, "while creating the image cache", [&] {
+    require_disk_space(cache, static_cast<double>(manifest.rows.size()) * static_cast<double>(c.data.image_size) *
+                                  static_cast<double>(c.data.image_size) * (bits / 8), c.data.manifest);
     std::vector<data::RowSlot> slots;
     file = std::make_unique<data::ImageCacheFile>(cache, data::split_rows(manifest, c.data.image_size, slots), c.data_hash,
                                                   c.data.image_size, c.data.resize, bits);

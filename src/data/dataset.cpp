@@ -16,6 +16,7 @@ std::size_t offset_of(const ImageSet& set, std::int64_t i) {
     throw std::out_of_range("ImageSet::image: index " + std::to_string(i) + " outside [0, " +
                             std::to_string(set.size()) + ")");
   }
+  if (set.pixels_elsewhere()) throw std::logic_error("ImageSet::image: the pixels are in the image cache, not in memory");
   return static_cast<std::size_t>(i * set.height * set.width);
 }
 
@@ -34,7 +35,9 @@ void validate(const ImageSet& set, const std::string& what) {
   if (set.height < 0 || set.width < 0) {
     throw DataError(what + ": negative image size");
   }
-  const auto expected = static_cast<std::size_t>(n * set.height * set.width);
+  const auto expected = set.pixels_elsewhere() ? 0 : static_cast<std::size_t>(n * set.height * set.width);
+  if (set.pixels_elsewhere() && (set.origin.size() != static_cast<std::size_t>(n) || set.origin_split < 0 || set.origin_split > 2))
+    throw DataError(what + ": " + std::to_string(set.origin.size()) + " cache rows for " + std::to_string(n) + " labels");
   if (set.pixels.size() != expected) {
     throw DataError(what + ": " + std::to_string(set.pixels.size()) + " pixels, expected N*H*W = " +
                     std::to_string(n) + "*" + std::to_string(set.height) + "*" +
@@ -78,11 +81,16 @@ ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices) {
   ImageSet out;
   out.height = set.height;
   out.width = set.width;
+  out.origin_split = set.origin_split;
   const std::size_t hw = static_cast<std::size_t>(set.height * set.width);
-  out.pixels.reserve(indices.size() * hw);
+  if (!set.pixels_elsewhere()) out.pixels.reserve(indices.size() * hw);
   for (const std::int64_t i : indices) {
-    const float* image = set.image(i);
-    out.pixels.insert(out.pixels.end(), image, image + hw);
+    if (set.pixels_elsewhere()) {
+      out.origin.push_back(set.origin.at(static_cast<std::size_t>(i)));
+    } else {
+      const float* image = set.image(i);
+      out.pixels.insert(out.pixels.end(), image, image + hw);
+    }
     out.label.push_back(set.label[static_cast<std::size_t>(i)]);
     out.sa.push_back(set.sa[static_cast<std::size_t>(i)]);
     out.source.push_back(set.source[static_cast<std::size_t>(i)]);

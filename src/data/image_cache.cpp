@@ -224,6 +224,8 @@ ImageCacheMap::ImageCacheMap(const std::string& path, const std::string& data_ha
       for (const auto v : r.doubles(g + "/label", dims)) set.label.push_back(static_cast<int>(v));
       for (const auto v : r.doubles(g + "/sa", dims)) set.sa.push_back(static_cast<int>(v));
       set.source = r.strings(g + "/source");
+      set.origin_split = s;
+      for (std::int64_t i = 0; i < static_cast<std::int64_t>(extent.dims[0]); ++i) set.origin.push_back(i);
       if (set.size() != rows_[s]) throw StoreError(path + ": " + g + " has " + std::to_string(set.size()) + " labels for " +
                                                    std::to_string(rows_[s]) + " images");
     }
@@ -267,6 +269,8 @@ Dataset read_image_cache(const std::string& path, const std::string& data_hash, 
     ImageSet& set = *sets[s];
     set.pixels.resize(static_cast<std::size_t>(set.size()) * hw);
     for (std::int64_t i = 0; i < set.size(); ++i) map.read(static_cast<Split>(s), i, set.pixels.data() + static_cast<std::size_t>(i) * hw);
+    set.origin.clear();  // the pixels are in memory now
+    set.origin_split = -1;
     validate(set, path + " " + kSplitNames[s]);
   }
   return ds;

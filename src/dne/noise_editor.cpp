@@ -16,12 +16,12 @@ namespace dne::editing {
 
 EditResult edit_none(const EditProblem& problem) {
   EditResult r;
-  r.noise = torch::zeros({problem.images.size(2), problem.images.size(3)});
+  r.noise = torch::zeros({problem.images.height(), problem.images.width()});
   return r;
 }
 
 EditResult edit_random(const EditProblem& problem) {
-  const std::int64_t h = problem.images.size(2), w = problem.images.size(3);
+  const std::int64_t h = problem.images.height(), w = problem.images.width();
   std::vector<float> values(static_cast<std::size_t>(h * w));
   CounterStream stream(problem.seed, StreamPurpose::kNoiseInit, 0, 0);
   stream.fill_normal(values.data(), values.size());
@@ -86,10 +86,17 @@ torch::Tensor rows_on_problem_device(const EditProblem& p, const torch::Tensor& 
   return pinned.to(p.device, /*non_blocking=*/true);
 }
 
+/// The same for images (B, 1, H, W), wherever they are held.
+torch::Tensor rows_on_problem_device(const EditProblem& p, const ImageRows& host, const torch::Tensor& idx) {
+  if (p.device.is_cpu()) return host.select(idx);
+  auto pinned = torch::empty({idx.size(0), 1, host.height(), host.width()}, torch::TensorOptions(torch::kFloat32).pinned_memory(true));
+  return host.select(idx, pinned).to(p.device, /*non_blocking=*/true);
+}
+
 }  // namespace
 
 void for_each_batch(const EditProblem& p, const BatchStep& step, const std::function<void(std::int64_t)>& epoch_end) {
-  const std::int64_t n = p.images.size(0);
+  const std::int64_t n = p.images.size();
   std::int64_t batch_index = 0;
   for (std::int64_t epoch = 0; epoch < p.options.epochs; ++epoch) {
     CounterStream order_stream(p.seed, StreamPurpose::kBatchOrder, static_cast<std::uint32_t>(epoch), 0);
@@ -113,9 +120,9 @@ bool Adversary::due(std::int64_t batch) const {
 void Adversary::refit(const torch::Tensor& eps, const Embed& embed, int window, comm::Communicator& group) {
   torch::NoGradGuard no_grad;
   const auto z = embed_over_group(  // (N, D)
-      problem_.images.size(0), problem_.options.batch_size, current_.weight().size(0), window,
+      problem_.images.size(), problem_.options.batch_size, current_.weight().size(0), window,
       [&](std::int64_t begin, std::int64_t end) {
-        return add_noise(to_problem_device(problem_, problem_.images.slice(0, begin, end)), eps, problem_.options);
+        return add_noise(to_problem_device(problem_, problem_.images.slice(begin, end)), eps, problem_.options);
       },
       embed, group, problem_.device);
   current_ = probe::LinearProbe::fit(z, sa_, problem_.probes);
@@ -174,7 +181,7 @@ torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t 
 
 EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group) {
   const auto& opt = problem.options;
-  const auto basis = NoiseBasis::from_options(opt, problem.images.size(2), problem.images.size(3), problem.device);
+  const auto basis = NoiseBasis::from_options(opt, problem.images.height(), problem.images.width(), problem.device);
   // The coefficients (pixel basis: the noise (H, W) itself); the FM sees basis.noise(theta).
   auto theta = torch::zeros(basis.shape(), torch::TensorOptions().device(problem.device).requires_grad(true));
   const auto noise_now = [&] { return basis.noise(theta.detach(), opt); };

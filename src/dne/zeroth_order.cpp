@@ -30,7 +30,7 @@ struct ZoContext {
   ProgressReporter progress;
 
   ZoContext(const EditProblem& p, fm::EmbeddingApi& a, comm::Communicator& g)
-      : problem(p), api(a), group(g), basis(NoiseBasis::from_options(p.options, p.images.size(2), p.images.size(3), p.device)),
+      : problem(p), api(a), group(g), basis(NoiseBasis::from_options(p.options, p.images.height(), p.images.width(), p.device)),
         adversary(p), progress(p) {}
   /// A zero theta on the problem's device.
   torch::Tensor zero_theta(bool requires_grad = false) const {

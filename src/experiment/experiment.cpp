@@ -217,6 +217,19 @@ data::Dataset load_dataset(const config::ExperimentConfig& c, const std::string&
   return data::decode_manifest(data::read_manifest(c.data.manifest, manifest_options(c)), decode_options(c, 1));
 }
 
+data::Dataset load_dataset_streamed(const config::ExperimentConfig& c, const std::string& output_dir,
+                                    std::shared_ptr<const data::ImageCacheMap>& cache) {
+  cache.reset();
+  if (c.data.source == "manifest" && !c.data_hash.empty()) {
+    const auto path = data::image_cache_path(output_dir, c.data_hash, c.data.image_size, c.data.resize);
+    if (std::filesystem::is_regular_file(path)) {
+      cache = std::make_shared<const data::ImageCacheMap>(path, c.data_hash, c.data.image_size, c.data.resize);
+      return cache->tables();
+    }
+  }
+  return load_dataset(c, output_dir);
+}
+
 std::string embeddings_hash(const config::ExperimentConfig& c) {
   return hex16(fnv1a64(file_content_hash(c.data.embeddings) + "\n" +
                        data::find_embedding_group(c.data.embeddings, c.data.embeddings_group)));
@@ -242,10 +255,6 @@ data::DecodeOptions decode_options(const config::ExperimentConfig& c, int thread
   d.threads = threads;
   d.max_pixels = c.data.max_pixels;
   return d;
-}
-
-torch::Tensor tensor_view(const data::ImageSet& set) {
-  return torch::from_blob(const_cast<float*>(set.pixels.data()), {set.size(), 1, set.height, set.width}, torch::kFloat32);
 }
 
 torch::Tensor to_tensor(const data::ImageSet& set) {
@@ -311,11 +320,9 @@ double estimated_memory_bytes(const config::ExperimentConfig& c) {
   const auto n_test = static_cast<double>(manifest_rows ? c.data_rows_test : c.data.n_test);
   const double images = n_train + n_test + (manifest_rows ? 0.0 : static_cast<double>(c.data.n_val));
   const double pixels = images * static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
-  const double float_images = 4.0 * pixels;
-  const double noised_copy = 4.0 * std::max(n_train, n_test) *
-                             static_cast<double>(c.data.image_size) * static_cast<double>(c.data.image_size);
+  const double in_memory = manifest_rows ? 0.0 : pixels + 4.0 * pixels;  // the phantom: 8-bit while drawn, float32
   const double embeddings = 3.0 * 4.0 * images * static_cast<double>(c.fm.embed_dim);  // clean, method, control
-  return pixels + float_images + noised_copy + embeddings;
+  return in_memory + embeddings;
 }
 
 ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunContext& ctx) {
@@ -332,16 +339,19 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
 
   // 1. Data: (N, 1, H, W) images (or (N, D) embeddings), labels, sensitive attribute.
   auto t = Clock::now();
-  data::Dataset dataset = load_dataset(c, ctx.run.output_dir);
+  std::shared_ptr<const data::ImageCacheMap> cache;  // the run's image cache, mapped (manifests)
+  data::Dataset dataset = load_dataset_streamed(c, ctx.run.output_dir, cache);
   data::validate(dataset.train, "train split");
   data::validate(dataset.test, "test split");
   // The label-poisoning attack hits the training data as delivered (before the validation carve).
   const auto poisoned = data::poison_labels(dataset.train, c.data.poison_rate, static_cast<int>(c.data.poison_group), seed);
   data::carve_validation(dataset, c.data.val_fraction, seed);  // before anything is fitted
   const bool has_val = dataset.val.size() > 0;
-  // Views of the decoded pixels (one copy of the images per rank; `dataset` lives until the end).
-  const auto x_train = tensor_view(dataset.train), x_test = tensor_view(dataset.test);
-  const auto x_val = has_val ? tensor_view(dataset.val) : torch::Tensor();
+  // The images as float32 batches on demand: views of the pixels in memory (the phantom, an
+  // embeddings file's rows; `dataset` lives until the end), or rows of the mapped cache, one copy
+  // per node: no rank holds a manifest's images.
+  const auto x_train = editing::ImageRows::of(dataset.train, cache), x_test = editing::ImageRows::of(dataset.test, cache);
+  const auto x_val = has_val ? editing::ImageRows::of(dataset.val, cache) : editing::ImageRows();
   const auto y_train = int_tensor(dataset.train.label), a_train = int_tensor(dataset.train.sa);
   timings["data_s"] = seconds_since(t);
 
@@ -360,10 +370,14 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   std::shared_ptr<fm::EmbeddingModel> model;
   torch::Device edit_device = torch::kCPU;  // where the editor works: the in-process FM's device
   std::map<std::string, std::string> fm_provenance;
-  const auto embed_split = [&](const torch::Tensor& x) {  // (N, 1, H, W) -> (N, D)
+  // N images (+ eps (H, W) when defined: x + eps, batch by batch) -> (N, D)
+  const auto embed_split = [&](const editing::ImageRows& x, const torch::Tensor& eps) {
     auto z = editing::embed_over_group(
-        x.size(0), c.fm.batch_size, model->embed_dim(), model->parallelism(),
-        [&](std::int64_t begin, std::int64_t end) { return x.slice(0, begin, end); },
+        x.size(), c.fm.batch_size, model->embed_dim(), model->parallelism(),
+        [&](std::int64_t begin, std::int64_t end) {
+          const auto batch = x.slice(begin, end);
+          return eps.defined() ? editing::add_noise(batch, eps, c.dne) : batch;
+        },
         [&](const std::vector<torch::Tensor>& batches) { return model->embed_each(batches); }, *group);
     if (!torch::isfinite(z).all().item<bool>())
       throw ModelError("foundation model returned non-finite embeddings (NaN/Inf in input or weights)");
@@ -390,11 +404,13 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
                        ": the FM file changed since the run started (content hash " +
                        (fm_provenance.count("hash") ? fm_provenance.at("hash") : std::string("?")) + ", expected " +
                        c.fm_hash + ")");
-    clean.train = embed_split(x_train);
-    clean.test = embed_split(x_test);
-    if (has_val && kind == config::MethodKind::kEmbedding) clean.val = embed_split(x_val);
+    clean.train = embed_split(x_train, {});
+    clean.test = embed_split(x_test, {});
+    if (has_val && kind == config::MethodKind::kEmbedding) clean.val = embed_split(x_val, {});
   } else {
-    const auto rows = [](const torch::Tensor& x) { return x.defined() ? x.reshape({x.size(0), x.size(3)}) : x; };
+    const auto rows = [](const editing::ImageRows& x) {
+      return x.defined() ? x.tensor().reshape({x.size(), x.width()}) : torch::Tensor();
+    };
     clean = Splits{rows(x_train), rows(x_val), rows(x_test)};
   }
   timings["embed_clean_s"] = seconds_since(t);
@@ -438,8 +454,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     // on the noised training split with probes.* (no L2 choice), scored on the noised validation split.
     const auto effect_on_validation = [&](const torch::Tensor& eps) {  // eps (H, W) on the host
       torch::NoGradGuard no_grad;
-      const auto scored = score_split(embed_split(editing::add_noise(x_train, eps, c.dne)),
-                                      embed_split(editing::add_noise(x_val, eps, c.dne)), dataset.val, eval, c.probes);
+      const auto scored = score_split(embed_split(x_train, eps), embed_split(x_val, eps), dataset.val, eval, c.probes);
       std::map<std::string, double> out{{"noise_l2", eps.pow(2).sum().sqrt().item<double>()}};
       for (const char* name : {"accuracy", "auc", "eo_n", "eo_p", "sa_leakage_auc", "frozen_sa_accuracy"})
         out[std::string("val_") + name] = scored.metrics.at(name);
@@ -485,7 +500,7 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
       torch::NoGradGuard no_grad;
       const auto a_val = int_tensor(dataset.val.sa).to(torch::kFloat32);
       for (std::size_t k = 0; k < candidates.size(); ++k) {
-        const auto z = embed_split(editing::add_noise(x_val, candidates[k], c.dne));
+        const auto z = embed_split(x_val, candidates[k]);
         val_losses.push_back(editing::dne_objective(g.logits(z), a_val, candidates[k], c.dne).loss.item<double>());
         if (kept_checkpoint < 0 || val_losses.back() < val_losses[static_cast<std::size_t>(kept_checkpoint)])
           kept_checkpoint = static_cast<std::int64_t>(k);
@@ -499,10 +514,10 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     // ERM's noise is zero and x + 0 = x bit for bit: its debiased embeddings are the clean ones.
     const bool noise_is_zero = kind == config::MethodKind::kReference;
     const auto downstream = [&](const torch::Tensor& eps) {
-      const auto embed = [&](const torch::Tensor& x, const torch::Tensor& clean_z) {
-        if (!x.defined()) return x;
+      const auto embed = [&](const editing::ImageRows& x, const torch::Tensor& clean_z) {
+        if (!x.defined()) return torch::Tensor();
         if (noise_is_zero && clean_z.defined()) return clean_z;
-        return embed_split(editing::add_noise(x, eps, c.dne));
+        return embed_split(x, eps);
       };
       const bool val_needed = !c.probes.l2_choices.empty() || ctx.run.save_embeddings;
       Downstream d = evaluate(Splits{embed(x_train, clean.train), val_needed ? embed(x_val, clean.val) : torch::Tensor(),
@@ -614,15 +629,14 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   if (images) {
     // One clean test image per (sa, label) cell, in order a0y0, a0y1, a1y0, a1y1, for figures.
     const auto& test = dataset.test;
-    const std::size_t pixels = static_cast<std::size_t>(test.height) * static_cast<std::size_t>(test.width);
     std::vector<float> example_pixels;
     std::vector<std::int32_t> ex_sa, ex_label;
     for (int a = 0; a <= 1; ++a)
       for (int y = 0; y <= 1; ++y)
         for (std::size_t i = 0; i < label.size(); ++i)
           if (sa[i] == a && label[i] == y) {
-            example_pixels.insert(example_pixels.end(), test.pixels.begin() + static_cast<std::ptrdiff_t>(i * pixels),
-                                  test.pixels.begin() + static_cast<std::ptrdiff_t>((i + 1) * pixels));
+            const auto image = to_floats(x_test.slice(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1));  // (1, 1, H, W)
+            example_pixels.insert(example_pixels.end(), image.begin(), image.end());
             ex_sa.push_back(a);
             ex_label.push_back(y);
             break;
@@ -679,6 +693,8 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
     // The method's embeddings with their rows' labels, in the layout data.source = "embeddings" reads.
     const auto rows = [](const torch::Tensor& z, const data::ImageSet& like) {
       data::ImageSet out = like;
+      out.origin.clear();  // the rows are embeddings in memory now, wherever the images were
+      out.origin_split = -1;
       out.height = 1;
       out.width = z.size(1);
       out.pixels = to_floats(z);

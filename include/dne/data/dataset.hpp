@@ -24,10 +24,18 @@ struct ImageSet {
   std::vector<int> sa;        // (N,) sensitive attribute a in {0, 1} (1 = female in the phantom)
   std::vector<float> age;     // (N,) a continuous attribute (years), or empty when the data have none
   std::vector<std::string> source;  // (N,) file path, or "phantom:train:17"
+  /// Pixels kept elsewhere instead of in `pixels` (a run's image cache, read through its
+  /// read-only map: data::ImageCacheMap): then `pixels` is empty and image i is row origin[i] of
+  /// the cache's split `origin_split` (0 train, 1 val, 2 test). Empty for images held in memory.
+  std::vector<std::int64_t> origin;
+  int origin_split = -1;
 
   /// N, the number of images (the length of `label`).
   std::int64_t size() const { return static_cast<std::int64_t>(label.size()); }
-  /// Pointer to image i: (H, W) row-major. Throws std::out_of_range for i outside [0, N).
+  /// Whether the pixels are elsewhere (`origin`), not in `pixels`.
+  bool pixels_elsewhere() const { return !origin.empty(); }
+  /// Pointer to image i: (H, W) row-major. Throws std::out_of_range for i outside [0, N) and
+  /// std::logic_error when the pixels are elsewhere.
   const float* image(std::int64_t i) const;
   float* image(std::int64_t i);
 };
@@ -40,7 +48,7 @@ struct Dataset {
   ImageSet val;  // empty unless carve_validation was called with a fraction > 0
 };
 
-/// The images `indices` of `set`, in that order.
+/// The images `indices` of `set`, in that order (their origin rows, when the pixels are elsewhere).
 ImageSet subset(const ImageSet& set, const std::vector<std::int64_t>& indices);
 
 /// Row indices (ascending) of a stratified sample of the rows described by `sa` and `label`
@@ -74,7 +82,8 @@ void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed);
 /// group other than 0 or 1.
 std::vector<std::int64_t> poison_labels(ImageSet& set, double rate, int group, std::uint64_t seed);
 
-/// Checks that `set` is consistent: H, W > 0 when N > 0; pixels.size() == N * H * W;
+/// Checks that `set` is consistent: H, W > 0 when N > 0; pixels.size() == N * H * W (or, with
+/// the pixels elsewhere, no pixels and N origin rows);
 /// sa and source have N entries; label and sa in {0, 1}; every pixel finite; age empty or N
 /// finite values.
 /// Throws dne::DataError "<what>: ..." naming the first problem and the image index.

@@ -127,7 +127,8 @@ class ImageCacheMap {
   int bits() const { return bits_; }
   std::int64_t image_size() const { return image_size_; }
   std::int64_t rows(Split split) const { return rows_[static_cast<int>(split)]; }
-  /// The splits' labels, attributes and sources (no pixels; height = width = image_size).
+  /// The splits' labels, attributes and sources, their pixels elsewhere: image i of split k is
+  /// row i of the map's split k (ImageSet::origin), height = width = image_size.
   const Dataset& tables() const { return tables_; }
   /// Image i of `split` dequantized into `out` (S * S floats). std::out_of_range for a bad i.
   void read(Split split, std::int64_t i, float* out) const;

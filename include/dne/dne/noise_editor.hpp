@@ -24,6 +24,7 @@
 
 #include "dne/comm/communicator.hpp"
 #include "dne/config/config.hpp"
+#include "dne/dne/image_rows.hpp"
 #include "dne/dne/trace.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/probe/linear_probe.hpp"
@@ -32,7 +33,7 @@ namespace dne::editing {
 
 /// What every editor optimises against.
 struct EditProblem {
-  torch::Tensor images;            // (N, 1, H, W) float32 training images, on the host
+  ImageRows images;                // N training images (H, W), float32 batches on the host
   torch::Tensor sa;                // (N,) float32 sensitive attribute 0/1, on the host
   const probe::LinearProbe* sa_probe = nullptr;  // frozen g
   config::DneOptions options;
@@ -125,7 +126,7 @@ class Adversary {
   /// Is a refit due before batch `batch` (0-based, counted over all epochs)?
   bool due(std::int64_t batch) const;
   /// Images one refit embeds over the whole group (the training set).
-  std::int64_t images_per_refit() const { return problem_.images.size(0); }
+  std::int64_t images_per_refit() const { return problem_.images.size(); }
   /// Re-fit g on the training images with `eps` (H, W) added; every rank of `group` must call it.
   /// `window`: batches worth handing `embed` at once (the model's parallelism).
   void refit(const torch::Tensor& eps, const Embed& embed, int window, comm::Communicator& group);

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <string>
 
@@ -19,6 +20,7 @@
 #include "dne/comm/communicator.hpp"
 #include "dne/config/config.hpp"
 #include "dne/data/dataset.hpp"
+#include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
 
@@ -67,11 +69,15 @@ std::string embeddings_hash(const config::ExperimentConfig& config);
 /// when `dne run` made one). Throws DataError naming the file.
 data::Dataset load_dataset(const config::ExperimentConfig& config, const std::string& output_dir);
 
+/// load_dataset for an experiment that streams its images: when the run's cache exists it is
+/// mapped (`cache`, shared by the node's ranks) and the splits come back with their pixels
+/// elsewhere (ImageSet::origin), so the rank holds labels, not images; otherwise as
+/// load_dataset, with `cache` null.
+data::Dataset load_dataset_streamed(const config::ExperimentConfig& config, const std::string& output_dir,
+                                    std::shared_ptr<const data::ImageCacheMap>& cache);
+
 /// ImageSet (N, H, W) -> tensor (N, 1, H, W) float32 (a copy).
 torch::Tensor to_tensor(const data::ImageSet& set);
-/// The same shape as a view of set.pixels, without a copy (set must outlive it and is never
-/// written through it): an experiment holds its images once, not twice.
-torch::Tensor tensor_view(const data::ImageSet& set);
 
 /// Path of experiment `id`'s result file inside `dir`.
 std::string experiment_path(const std::string& dir, const std::string& id);
@@ -80,10 +86,12 @@ std::string experiment_path(const std::string& dir, const std::string& id);
 /// its config alone: used to hand out expensive experiments first and to weigh the sweep's ETA.
 double estimated_cost(const config::ExperimentConfig& config);
 
-/// A lower bound on the memory one rank needs for an experiment on images (bytes): the images as
-/// 8-bit and as float32, one noised float32 copy of a split, and the embeddings. The phantom's
-/// size comes from its config; a manifest's once its rows are counted (data_rows_train /
-/// data_rows_test set by the run's data check); 0 otherwise (an embeddings file).
+/// A lower bound on the memory one rank needs for an experiment on images (bytes): the embeddings
+/// (clean, method, control), and for the phantom its images as 8-bit and as float32 (generated
+/// in memory). A manifest's images are streamed from the run's mapped cache, one copy per node
+/// in the page cache, not in any rank. The phantom's size comes from its config; a manifest's
+/// once its rows are counted (data_rows_train / data_rows_test set by the run's data check); 0
+/// otherwise (an embeddings file).
 double estimated_memory_bytes(const config::ExperimentConfig& config);
 
 /// Run one experiment on every rank of `context.group`; the group's rank 0 writes the file.
