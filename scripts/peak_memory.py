@@ -5,9 +5,11 @@ image cache counts here, one copy per node in the page cache) and its VmHWM (the
 their sum). Sampled from /proc/<pid>/status every --interval seconds (issue 27).
 
 Usage: /usr/bin/python3 scripts/peak_memory.py [--interval 0.2] -- mpirun -n 2 build/dne run --config C
-Prints one line per process after the command ends, and exits with the command's exit code."""
+Prints one line per process after the command ends (also when it is stopped with SIGTERM or
+SIGINT, which are passed on to it), and exits with the command's exit code."""
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +57,9 @@ def main():
     if not command:
         sys.exit("peak_memory: no command given")
     proc = subprocess.Popen(command)
+    # SIGTERM / SIGINT go to the command (dne stops cleanly on them); the peaks are still printed.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: proc.send_signal(number))
     peaks = {}  # pid -> {key: max kB}
     while proc.poll() is None:
         for pid in descendants(proc.pid) + [proc.pid]:
