@@ -26,12 +26,12 @@ def descendants(root):
             children.setdefault(int(fields[1]), []).append(int(entry))
         except OSError:
             continue
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
         for child in children.get(pid, []):
             found.append(child)
-            todo.append(child)
+            pending.append(child)
     return found
 
 
