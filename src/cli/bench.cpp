@@ -41,6 +41,7 @@
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/dne/noise_basis.hpp"
+#include "dne/dne/image_rows.hpp"
 #include "dne/dne/noise_editor.hpp"
 #include "dne/dne/objective.hpp"
 #include "dne/experiment/experiment.hpp"
@@ -297,7 +298,11 @@ int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const 
 /// decoding in one process on 1 thread and on every core; the job's path (build_image_caches:
 /// every rank decodes every world_size-th row on one thread and writes it into one cache file),
 /// timed on 1 rank and on all ranks of the job in the same run; the cache written once and read
-/// back; and the bytes an image takes. Collective: run it under mpirun to see the rank scaling.
+/// back; the bytes an image takes; and the FM's embedding rate on images streamed from the
+/// map against the same images in memory. Collective: run it under mpirun to see the rank scaling.
+/// Images each rank embeds in the data mode's embedding stage (the first of the train split).
+constexpr std::int64_t kBenchEmbedRows = 1000;
+
 int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, int repeats, const ProcessInfo& process) {
   data::ManifestOptions mo;
   mo.sa_column = c.data.sa_column;
@@ -393,6 +398,40 @@ int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, in
     MPI_Gather(mine, 4, MPI_DOUBLE, residency.data(), 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     barrier();
   }
+  // Embedding throughput: the configured FM on the train split's images, streamed from the map
+  // (dequantized batch by batch, as experiments read a manifest) against the same images held as
+  // one float32 tensor (the old path's copy), every rank at once on its own thread(s). Both give
+  // the same embeddings, bit for bit (checked).
+  const auto embed_rows = std::min<std::int64_t>(kBenchEmbedRows, [&] {
+    const data::ImageCacheMap map(cache, "bench", d.image_size, c.data.resize);
+    return map.rows(data::Split::kTrain);
+  }());
+  double embed_map_s = 0.0, embed_memory_s = 0.0;
+  if (embed_rows > 0) {
+    const auto map = std::make_shared<const data::ImageCacheMap>(cache, "bench", d.image_size, c.data.resize);
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(embed_rows));
+    for (std::int64_t i = 0; i < embed_rows; ++i) rows[static_cast<std::size_t>(i)] = i;
+    const editing::ImageRows from_map(map, data::Split::kTrain, rows);
+    const editing::ImageRows in_memory(from_map.slice(0, embed_rows));  // (n, 1, S, S) float32
+    auto model = fm::make_model(c.fm, d.image_size, 0);
+    auto alone = comm::make_self_communicator();
+    const auto embed_all = [&](const editing::ImageRows& x) {
+      return editing::embed_over_group(
+          x.size(), c.fm.batch_size, model->embed_dim(), model->parallelism(),
+          [&](std::int64_t begin, std::int64_t end) { return x.slice(begin, end); },
+          [&](const std::vector<torch::Tensor>& batches) { return model->embed_each(batches); }, *alone);
+    };
+    torch::Tensor z_memory, z_map;
+    barrier();
+    embed_memory_s = median_seconds(repeats, [&] { z_memory = embed_all(in_memory); });
+    barrier();
+    embed_map_s = median_seconds(repeats, [&] { z_map = embed_all(from_map); });
+    if (!torch::equal(z_memory, z_map)) throw DataError("bench: embeddings from the map differ from the in-memory copy's");
+    double slowest[2] = {embed_memory_s, embed_map_s};
+    MPI_Allreduce(MPI_IN_PLACE, slowest, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    embed_memory_s = slowest[0];
+    embed_map_s = slowest[1];
+  }
   std::sort(job1.begin(), job1.end());
   std::sort(job_all.begin(), job_all.end());
   const double job1_s = job1[job1.size() / 2], job_all_s = job_all[job_all.size() / 2];
@@ -428,6 +467,12 @@ int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, in
     std::printf("rank %d: cache mapping rss %.1f MB, shared %.1f MB, private %.1f MB, pss %.1f MB of a %.1f MB mapping\n", r,
                 v[0] / 1e6, v[1] / 1e6, v[2] / 1e6, v[3] / 1e6, map_bytes / 1e6);
   }
+  if (embed_rows > 0)
+    std::printf("embedding (fm.kind=%s, batch %lld): %lld train images on each of %d rank(s) at once, slowest rank: "
+                "%.0f images/s from a float32 copy in memory, %.0f images/s from the map (%.2fx), same bits\n",
+                c.fm.kind.c_str(), static_cast<long long>(c.fm.batch_size), static_cast<long long>(embed_rows),
+                process.world_size, static_cast<double>(embed_rows) / embed_memory_s,
+                static_cast<double>(embed_rows) / embed_map_s, embed_memory_s / embed_map_s);
   std::printf("10^5 images of 224x224: %.1f GB of 8-bit samples (float32: %.1f GB); peak RSS of the largest rank here %.0f MB\n",
               224.0 * 224.0 * 1e5 / 1e9, 4.0 * 224.0 * 224.0 * 1e5 / 1e9, peak_max);
   return 0;
@@ -452,7 +497,8 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
       "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
       "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)")(
       "data", po::value<std::string>(), "data mode: decode the images of manifest CSV (data.image_size, data.resize): "
-                                         "images/s against reading the bytes, threads, the image cache, memory");
+                                         "images/s against reading the bytes, threads, the image cache, memory, "
+                                         "embedding from the cache (fm.*)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(options).run(), vm);
