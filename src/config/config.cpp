@@ -37,6 +37,7 @@ struct KeySpec {
   std::string data_source;              // the data.source that reads this key (empty: every source)
   bool omitted_at_default = false;      // left out of canonical/pretrain text at its default value
   bool run_wide = false;                // a RunConfig key (set_run / get_run), in no experiment
+  bool numbers_as_text = false;         // kString holding numbers ("0.5", "256,128"): a number is taken as its text
   std::function<void(ExperimentConfig&, const Value&)> set;
   std::function<Value(const ExperimentConfig&)> get;
   std::function<void(RunConfig&, const Value&)> set_run;
@@ -114,6 +115,12 @@ KeySpec added_later(KeySpec k) {
 }
 KeySpec not_in_id(KeySpec k) {
   k.affects_results = false;
+  return k;
+}
+/// A string key whose text is numbers (fm.mean = "0.5", vae.hidden = "128"): `--set fm.mean=0.5`
+/// or `mean = 0.5` in a file is taken as that number's text.
+KeySpec numbers_as_text(KeySpec k) {
+  k.numbers_as_text = true;
   return k;
 }
 KeySpec pretrain_key(KeySpec k) {
@@ -253,10 +260,10 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(choice(make_key("fm.pool", Kind::kChoice, &C::fm, &FmOptions::pool,
                                 "ViT embedding: the class token or the mean of the patch tokens"),
                        {"cls", "mean"}));
-    t.push_back(make_key("fm.mean", Kind::kString, &C::fm, &FmOptions::mean,
-                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\", or \"chest_xray\" (0.5056, the DNE reference code's)"));
-    t.push_back(make_key("fm.std", Kind::kString, &C::fm, &FmOptions::std,
-                         "ViT input normalisation std: one value or one per channel, or \"chest_xray\" (0.252)"));
+    t.push_back(numbers_as_text(make_key("fm.mean", Kind::kString, &C::fm, &FmOptions::mean,
+                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\", or \"chest_xray\" (0.5056, the DNE reference code's)")));
+    t.push_back(numbers_as_text(make_key("fm.std", Kind::kString, &C::fm, &FmOptions::std,
+                         "ViT input normalisation std: one value or one per channel, or \"chest_xray\" (0.252)")));
     t.push_back(not_in_id(ranged(make_key("fm.batch_size", Kind::kInt, &C::fm,
                                           &FmOptions::batch_size,
                                           "images per forward call when embedding a split"),
@@ -295,9 +302,9 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(ranged(make_key("probes.max_iter", Kind::kInt, &C::probes,
                                 &ProbeOptions::max_iter, "L-BFGS iterations of the probes"),
                        1, 100000));
-    t.push_back(make_key("probes.l2_choices", Kind::kString, &C::probes, &ProbeOptions::l2_choices,
+    t.push_back(numbers_as_text(make_key("probes.l2_choices", Kind::kString, &C::probes, &ProbeOptions::l2_choices,
                          "comma-separated L2 penalties; the disease probe's is chosen by validation AUC "
-                         "(needs data.val_fraction > 0); empty = probes.l2"));
+                         "(needs data.val_fraction > 0); empty = probes.l2")));
     // dne
     const auto editors = method_names({MethodKind::kWhiteBox, MethodKind::kZerothOrder});  // they learn a noise
     t.push_back(choice(make_key("dne.method", Kind::kChoice, &C::dne, &DneOptions::method,
@@ -363,8 +370,8 @@ const std::vector<KeySpec>& key_table() {
     const std::vector<std::string> vae_only = method_names({MethodKind::kEmbedding});
     const auto vae = [&vae_only](KeySpec k) { return added_later(for_methods(std::move(k), vae_only)); };
     t.push_back(vae(ranged(make_key("vae.latent", Kind::kInt, &C::vae, &V::latent, "latent size L"), 1, 65536)));
-    t.push_back(vae(make_key("vae.hidden", Kind::kString, &C::vae, &V::hidden,
-                             "encoder hidden widths, comma-separated (\"256,128\"; the decoder mirrors them)")));
+    t.push_back(vae(numbers_as_text(make_key("vae.hidden", Kind::kString, &C::vae, &V::hidden,
+                             "encoder hidden widths, comma-separated (\"256,128\"; the decoder mirrors them)"))));
     t.push_back(vae(ranged(make_key("vae.beta", Kind::kReal, &C::vae, &V::beta, "weight of the KL term"), 0.0, 1e6)));
     t.push_back(vae(ranged(make_key("vae.adversary_weight", Kind::kReal, &C::vae, &V::adversary_weight,
                                     "weight of the adversarial term (the experiment's control is the same VAE at 0)"),
@@ -529,6 +536,14 @@ std::string format_value(const Value& v) {
 
 namespace {
 
+/// "[min, max]" of a number key: integers for an integer key ("[0, 100000000]"), the shortest
+/// round-trip text for a real one ("[0.0, 1e+06]").
+std::string range_text(const KeySpec& k) {
+  if (k.kind == Kind::kInt)
+    return "[" + std::to_string(static_cast<std::int64_t>(k.min)) + ", " + std::to_string(static_cast<std::int64_t>(k.max)) + "]";
+  return "[" + format_value(k.min) + ", " + format_value(k.max) + "]";
+}
+
 /// Check that `v` fits key `k`: type, range, choices. Returns the (possibly int->real) value.
 Value check_value(const KeySpec& k, const Value& v, const std::string& where) {
   auto fail = [&](const std::string& why) -> ConfigError {
@@ -540,8 +555,7 @@ Value check_value(const KeySpec& k, const Value& v, const std::string& where) {
         throw fail("expected an integer, got " + format_value(v));
       const auto x = std::get<std::int64_t>(v);
       if (static_cast<double>(x) < k.min || static_cast<double>(x) > k.max)
-        throw fail(std::to_string(x) + " is out of range [" + format_value(k.min) + ", " +
-                   format_value(k.max) + "]");
+        throw fail(std::to_string(x) + " is out of range " + range_text(k));
       return v;
     }
     case Kind::kReal: {
@@ -551,14 +565,15 @@ Value check_value(const KeySpec& k, const Value& v, const std::string& where) {
         x = static_cast<double>(std::get<std::int64_t>(v));
       else throw fail("expected a number, got " + format_value(v));
       if (!(x >= k.min && x <= k.max))
-        throw fail(format_value(x) + " is out of range [" + format_value(k.min) + ", " +
-                   format_value(k.max) + "]");
+        throw fail(format_value(x) + " is out of range " + range_text(k));
       return Value{x};
     }
     case Kind::kBool:
       if (!std::holds_alternative<bool>(v)) throw fail("expected true or false, got " + format_value(v));
       return v;
     case Kind::kString:
+      if (k.numbers_as_text && (std::holds_alternative<double>(v) || std::holds_alternative<std::int64_t>(v)))
+        return Value{format_value(v)};
       if (!std::holds_alternative<std::string>(v)) throw fail("expected a string, got " + format_value(v));
       return v;
     case Kind::kChoice: {
@@ -995,13 +1010,14 @@ std::string describe_keys() {
     out << "  " << std::left << std::setw(24) << k.name << std::setw(8) << kind_name(k.kind)
         << " default " << std::setw(12) << format_value(k.run_wide ? k.get_run(run_defaults) : k.get(defaults));
     if (k.kind == Kind::kInt || k.kind == Kind::kReal)
-      out << " range [" << format_value(k.min) << ", " << format_value(k.max) << "]";
+      out << " range " << range_text(k);
     if (!k.choices.empty()) {
       out << " one of {";
       for (std::size_t i = 0; i < k.choices.size(); ++i) out << (i ? ", " : "") << k.choices[i];
       out << "}";
     }
     out << "\n      " << k.help;
+    if (k.numbers_as_text) out << " [a number is taken as its text: 0.5 = \"0.5\"]";
     if (!k.data_source.empty()) out << " [only for data.source = " << k.data_source << "]";
     if (!k.methods.empty()) {
       out << " [only for:";

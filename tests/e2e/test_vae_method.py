@@ -104,6 +104,7 @@ def test_vae_writes_method_control_trace_and_attacks(dne_bin, tmp_path):
         assert kinds["vae"] == "embedding"
     [vae_file] = [p for p in (out / "experiments").glob("*.h5") if h5py.File(p, "r").attrs["method"] == "vae"]
     with h5py.File(vae_file, "r") as f:
+        assert f.attrs["status"] == "complete"  # docs/results-format.md: "complete" or the stop reason
         m = dict(f["metrics"].attrs)
         for name in ("accuracy", "auc", "eo_p", "sa_leakage_auc", "age_leakage_r2", "reconstruction_error"):
             assert np.isfinite(m[name]), name

@@ -96,6 +96,33 @@ TEST(Config, OverridesParseTomlValuesAndBareWords) {
   EXPECT_NE(config_error([&] { apply_override(src, "data.bias=2"); }).find("out of range"), std::string::npos);
 }
 
+TEST(Config, StringKeysHoldingNumbersTakeANumberAsItsText) {
+  auto src = parse_text("[data]\nn_val = 100\n[fm]\nkind = \"vit\"\nstd = 1\n[vae]\nhidden = 128\n", "x.toml");
+  apply_override(src, "fm.mean=0.5");
+  apply_override(src, "probes.l2_choices=0.001");
+  const auto c = expand(src)[0];
+  EXPECT_EQ(c.fm.mean, "0.5");
+  EXPECT_EQ(c.fm.std, "1");
+  EXPECT_EQ(c.vae.hidden, "128");
+  EXPECT_EQ(c.probes.l2_choices, "0.001");
+  // The same id as the quoted form: the value is the text either way.
+  auto quoted = parse_text("[data]\nn_val = 100\n[fm]\nkind = \"vit\"\nstd = \"1\"\nmean = \"0.5\"\n[vae]\nhidden = \"128\"\n"
+                           "[probes]\nl2_choices = \"0.001\"\n", "y.toml");
+  EXPECT_EQ(expand(quoted)[0].id(), c.id());
+  // A string key of another kind still wants a string.
+  const auto m = config_error([] { parse_text("[data]\nmanifest = 5\n", "x.toml"); });
+  EXPECT_NE(m.find("data.manifest: expected a string, got 5"), std::string::npos) << m;
+}
+
+TEST(Config, IntegerRangesAreWrittenAsIntegers) {
+  const auto m = config_error([] { parse_text("[fm]\nin_chans = 17\n", "x.toml"); });
+  EXPECT_NE(m.find("fm.in_chans: 17 is out of range [1, 16]"), std::string::npos) << m;
+  const auto keys = describe_keys();
+  EXPECT_NE(keys.find("range [1, 16]"), std::string::npos);
+  EXPECT_EQ(keys.find("range [1.0, 16.0]"), std::string::npos);
+  EXPECT_NE(keys.find("range [0.0, 1.0]"), std::string::npos);  // a real key keeps its decimals
+}
+
 TEST(Config, ListsAreAxesCartesianProductInTableOrder) {
   // Axes given in file order seeds-then-lambda expand in key-table order (dne.lambda before sweep.seeds).
   auto src = parse_text("[sweep]\nseeds = [0, 1, 2]\n[dne]\nlambda = [0.1, 1.0]\n", "x.toml");

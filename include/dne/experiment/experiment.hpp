@@ -42,7 +42,7 @@ struct RunContext {
 struct ExperimentSummary {
   std::string id;
   std::string path;            // final .h5 path
-  std::string status;          // "complete" or the editor's early-stop reason
+  std::string status = "complete";  // or the editor's early-stop reason
   std::map<std::string, double> metrics;
   std::map<std::string, double> control_metrics;  // the norm-matched random control (empty for ERM)
   double wall_s = 0.0;
