@@ -20,6 +20,7 @@ PACKAGES=(
   python3-torch                     # scripts/import_vit.py (timm/MAE checkpoints) and its tests; no timm needed
   python3 python3-h5py python3-numpy python3-matplotlib python3-pytest  # analysis/ and its tests
   python3-pil                       # an independent JPEG/PNG decoder for the image-cache tests; scripts/make_jpeg_set.py
+  slurm-wlm munge                   # a private one-node Slurm cluster for the launch/slurm.sbatch tests (scripts/slurm-cluster.sh)
 )
 
 SUDO=""
