@@ -50,16 +50,19 @@ struct MpiSession {
   }
 };
 
-/// glibc serves blocks above a dynamic threshold (128 KiB at start) with mmap and trims the heap
-/// above 128 KiB of free top, so a fresh process pays page faults for every image it decodes:
-/// a rank decoding 320x390 JPEGs ran 4x slower than one whose threshold had adapted (measured
-/// with MALLOC_MMAP_THRESHOLD_, docs/performance.md). Fixed thresholds keep blocks up to 32 MiB
-/// in the heap and return memory to the system once 64 MiB are free at its top. Glibc only; a
-/// process-wide allocator setting, made once here.
+/// glibc serves blocks above a dynamic threshold (128 KiB at start, never above 32 MiB) with
+/// mmap and trims the heap above 128 KiB of free top, so every such block is a fresh mapping
+/// whose pages fault in and are zeroed, and is unmapped again when freed. Two measured costs
+/// (docs/performance.md): a fresh rank decoding 320x390 JPEGs ran 4x slower than one whose
+/// threshold had adapted; and a tiny ViT at 224x224, batch 100 (attention scores of 31 MB,
+/// patch and MLP buffers of 20-80 MB per call), embedded 186 images/s instead of 2,000 (0.03x
+/// of the GEMM rate instead of 0.45x). Fixed thresholds keep blocks up to 256 MiB in the heap
+/// and return memory to the system once 512 MiB are free at its top, so a forward pass reuses
+/// the previous one's pages. Glibc only; a process-wide allocator setting, made once here.
 void keep_working_buffers_in_the_heap() {
 #ifdef __GLIBC__
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 #endif
 }
 
