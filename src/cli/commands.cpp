@@ -390,6 +390,13 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto source = resolve_source(vm);
   const auto run = config::read_run_config(source);  // the run-wide keys, read once
   auto experiments = config::expand(source);
+  // Keys of another method, data source or FM kind collapse to their defaults (so a kind can be
+  // switched by one --set, or be an axis); those that no experiment reads are said once.
+  if (process.rank == 0 && !quiet) {
+    for (const auto& key : config::unread_keys(source, experiments))
+      std::cout << "# ignored: " << key << ": no experiment reads it\n";
+    std::cout << std::flush;
+  }
   // Every argument is checked before anything is written: a malformed api.url, --inject-kill, and
   // rank groups larger than the job.
   for (const auto& c : experiments)
@@ -542,7 +549,7 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
     return 0;
   }
   if (!vm.count("out")) throw ConfigError("dne pretrain: --out FM_FILE is required");
-  const auto source = config_and_overrides(vm);
+  const auto source = config::pretraining_source(config_and_overrides(vm));  // only the keys it reads
   auto c = single_config(source, "dne pretrain");
   const auto run = config::read_run_config(source);
   if (c.fm.kind != "vit") throw ConfigError("dne pretrain trains the built-in ViT: set fm.kind = \"vit\" (it is \"" + c.fm.kind + "\")");

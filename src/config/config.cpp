@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <iomanip>
+#include <set>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -35,6 +36,7 @@ struct KeySpec {
   bool pretrain_only = false;           // read by `dne pretrain` only: in pretrain_text(), not in experiments
   std::vector<std::string> methods;     // dne.method values that read this key (empty: all)
   std::string data_source;              // the data.source that reads this key (empty: every source)
+  std::vector<std::string> fm_kinds;    // fm.kind values that read this key (empty: all)
   bool omitted_at_default = false;      // left out of canonical/pretrain text at its default value
   bool run_wide = false;                // a RunConfig key (set_run / get_run), in no experiment
   bool numbers_as_text = false;         // kString holding numbers ("0.5", "256,128"): a number is taken as its text
@@ -115,6 +117,12 @@ KeySpec added_later(KeySpec k) {
 }
 KeySpec not_in_id(KeySpec k) {
   k.affects_results = false;
+  return k;
+}
+/// Only these fm.kind values read the key; for other kinds it collapses to its default, like a
+/// method key (so fm.kind can be an axis, and `--set fm.kind=cnn` drops a ViT's keys).
+KeySpec for_fm_kinds(KeySpec k, std::vector<std::string> kinds) {
+  k.fm_kinds = std::move(kinds);
   return k;
 }
 /// A string key whose text is numbers (fm.mean = "0.5", vae.hidden = "128"): `--set fm.mean=0.5`
@@ -233,37 +241,37 @@ const std::vector<KeySpec>& key_table() {
                                 "built-in CNN, built-in ViT (random or fm.weights), a TorchScript file, or a model "
                                 "behind an Open Inference Protocol server ([api] url and model; docs/remote.md)"),
                        {"cnn", "vit", "torchscript", "remote"}));
-    t.push_back(make_key("fm.torchscript", Kind::kString, &C::fm, &FmOptions::torchscript,
-                         "TorchScript encoder (B,1,H,W) -> (B,D) when fm.kind = \"torchscript\""));
-    t.push_back(make_key("fm.weights", Kind::kString, &C::fm, &FmOptions::weights,
-                         "FM file (dne pretrain / scripts/import_vit.py) for fm.kind = \"vit\"; empty = random"));
-    t.push_back(ranged(make_key("fm.width", Kind::kInt, &C::fm, &FmOptions::width,
+    t.push_back(for_fm_kinds(make_key("fm.torchscript", Kind::kString, &C::fm, &FmOptions::torchscript,
+                         "TorchScript encoder (B,1,H,W) -> (B,D) when fm.kind = \"torchscript\""), {"torchscript"}));
+    t.push_back(for_fm_kinds(make_key("fm.weights", Kind::kString, &C::fm, &FmOptions::weights,
+                         "FM file (dne pretrain / scripts/import_vit.py) for fm.kind = \"vit\"; empty = random"), {"vit"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.width", Kind::kInt, &C::fm, &FmOptions::width,
                                 "channels of the CNN's first stage (doubles per stage)"),
-                       4, 256));
-    t.push_back(ranged(make_key("fm.embed_dim", Kind::kInt, &C::fm, &FmOptions::embed_dim,
+                       4, 256), {"cnn"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.embed_dim", Kind::kInt, &C::fm, &FmOptions::embed_dim,
                                 "embedding dimension: the CNN's output, the ViT's width D"),
-                       8, 4096));
-    t.push_back(ranged(make_key("fm.patch_size", Kind::kInt, &C::fm, &FmOptions::patch_size,
+                       8, 4096), {"cnn", "vit"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.patch_size", Kind::kInt, &C::fm, &FmOptions::patch_size,
                                 "ViT patch side P (data.image_size must be a multiple)"),
-                       1, 512));
-    t.push_back(ranged(make_key("fm.depth", Kind::kInt, &C::fm, &FmOptions::depth, "ViT transformer blocks"),
-                       1, 256));
-    t.push_back(ranged(make_key("fm.heads", Kind::kInt, &C::fm, &FmOptions::heads,
+                       1, 512), {"vit"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.depth", Kind::kInt, &C::fm, &FmOptions::depth, "ViT transformer blocks"),
+                       1, 256), {"vit"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.heads", Kind::kInt, &C::fm, &FmOptions::heads,
                                 "ViT attention heads (must divide fm.embed_dim)"),
-                       1, 256));
-    t.push_back(ranged(make_key("fm.mlp_ratio", Kind::kReal, &C::fm, &FmOptions::mlp_ratio,
+                       1, 256), {"vit"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.mlp_ratio", Kind::kReal, &C::fm, &FmOptions::mlp_ratio,
                                 "ViT MLP hidden width / fm.embed_dim"),
-                       0.25, 64.0));
-    t.push_back(ranged(make_key("fm.in_chans", Kind::kInt, &C::fm, &FmOptions::in_chans,
+                       0.25, 64.0), {"vit"}));
+    t.push_back(for_fm_kinds(ranged(make_key("fm.in_chans", Kind::kInt, &C::fm, &FmOptions::in_chans,
                                 "input channels of the ViT's weights (a grayscale image is replicated)"),
-                       1, 16));
-    t.push_back(choice(make_key("fm.pool", Kind::kChoice, &C::fm, &FmOptions::pool,
+                       1, 16), {"vit"}));
+    t.push_back(for_fm_kinds(choice(make_key("fm.pool", Kind::kChoice, &C::fm, &FmOptions::pool,
                                 "ViT embedding: the class token or the mean of the patch tokens"),
-                       {"cls", "mean"}));
-    t.push_back(numbers_as_text(make_key("fm.mean", Kind::kString, &C::fm, &FmOptions::mean,
-                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\", or \"chest_xray\" (0.5056, the DNE reference code's)")));
-    t.push_back(numbers_as_text(make_key("fm.std", Kind::kString, &C::fm, &FmOptions::std,
-                         "ViT input normalisation std: one value or one per channel, or \"chest_xray\" (0.252)")));
+                       {"cls", "mean"}), {"vit"}));
+    t.push_back(for_fm_kinds(numbers_as_text(make_key("fm.mean", Kind::kString, &C::fm, &FmOptions::mean,
+                         "ViT input normalisation mean: one value or one per channel, \"a,b,c\", or \"chest_xray\" (0.5056, the DNE reference code's)")), {"vit"}));
+    t.push_back(for_fm_kinds(numbers_as_text(make_key("fm.std", Kind::kString, &C::fm, &FmOptions::std,
+                         "ViT input normalisation std: one value or one per channel, or \"chest_xray\" (0.252)")), {"vit"}));
     t.push_back(not_in_id(ranged(make_key("fm.batch_size", Kind::kInt, &C::fm,
                                           &FmOptions::batch_size,
                                           "images per forward call when embedding a split"),
@@ -448,24 +456,24 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(for_methods(ranged(make_key("api.round_decimals", Kind::kInt, &C::api, &ApiOptions::round_decimals,
                                             "round returned embeddings (-1 = off)"), -1, 12), zo));
     // api: a remote FM (fm.kind = "remote"); only url and model can change results
-    t.push_back(added_later(make_key("api.url", Kind::kString, &C::api, &ApiOptions::url,
-                                     "Open Inference Protocol server of fm.kind = \"remote\": http[s]://host:port[/prefix]")));
-    t.push_back(added_later(make_key("api.model", Kind::kString, &C::api, &ApiOptions::model,
-                                     "model name on that server")));
-    t.push_back(not_in_id(ranged(make_key("api.concurrency", Kind::kInt, &C::api, &ApiOptions::concurrency,
-                                          "requests in flight per rank (remote)"), 1, 256)));
-    t.push_back(not_in_id(ranged(make_key("api.timeout_s", Kind::kReal, &C::api, &ApiOptions::timeout_s,
+    t.push_back(for_fm_kinds(added_later(make_key("api.url", Kind::kString, &C::api, &ApiOptions::url,
+                                     "Open Inference Protocol server of fm.kind = \"remote\": http[s]://host:port[/prefix]")), {"remote"}));
+    t.push_back(for_fm_kinds(added_later(make_key("api.model", Kind::kString, &C::api, &ApiOptions::model,
+                                     "model name on that server")), {"remote"}));
+    t.push_back(for_fm_kinds(not_in_id(ranged(make_key("api.concurrency", Kind::kInt, &C::api, &ApiOptions::concurrency,
+                                          "requests in flight per rank (remote)"), 1, 256)), {"remote"}));
+    t.push_back(for_fm_kinds(not_in_id(ranged(make_key("api.timeout_s", Kind::kReal, &C::api, &ApiOptions::timeout_s,
                                           "connect / read / write timeout of one request attempt, seconds (remote)"),
-                                 0.001, 86400.0)));
-    t.push_back(not_in_id(ranged(make_key("api.retries", Kind::kInt, &C::api, &ApiOptions::retries,
+                                 0.001, 86400.0)), {"remote"}));
+    t.push_back(for_fm_kinds(not_in_id(ranged(make_key("api.retries", Kind::kInt, &C::api, &ApiOptions::retries,
                                           "extra attempts on connection errors, 429 and 5xx, with exponential backoff "
-                                          "and jitter, honouring Retry-After (remote)"), 0, 100)));
-    t.push_back(not_in_id(make_key("api.token_env", Kind::kString, &C::api, &ApiOptions::token_env,
+                                          "and jitter, honouring Retry-After (remote)"), 0, 100)), {"remote"}));
+    t.push_back(for_fm_kinds(not_in_id(make_key("api.token_env", Kind::kString, &C::api, &ApiOptions::token_env,
                                    "name of the environment variable holding the bearer token (remote; the token "
-                                   "itself never appears in configs, logs or results)")));
-    t.push_back(not_in_id(make_key("api.binary", Kind::kBool, &C::api, &ApiOptions::binary,
+                                   "itself never appears in configs, logs or results)")), {"remote"}));
+    t.push_back(for_fm_kinds(not_in_id(make_key("api.binary", Kind::kBool, &C::api, &ApiOptions::binary,
                                    "send and receive tensors with Triton's binary tensor extension instead of JSON "
-                                   "numbers (remote; the same bits, fewer bytes)")));
+                                   "numbers (remote; the same bits, fewer bytes)")), {"remote"}));
     // sweep
     t.push_back(ranged(make_key("sweep.seeds", Kind::kInt, &C::sweep, &SweepOptions::seed,
                                 "run seed (a list makes a seed axis)"),
@@ -643,6 +651,16 @@ void walk(ConfigSource& source, const toml::table& table, const std::string& pre
 }
 
 /// Axes: keys given as lists (in the base or a grid) and keys that a grid sets, in table order.
+/// Whether experiment `c` reads key `k`: its method, data source and FM kind are among the key's
+/// (a key of another kind collapses to its default, so it neither varies nor enters the id).
+bool reads_key(const ExperimentConfig& c, const KeySpec& k) {
+  const auto among = [](const std::vector<std::string>& list, const std::string& value) {
+    return list.empty() || std::find(list.begin(), list.end(), value) != list.end();
+  };
+  return among(k.methods, c.dne.method) && (k.data_source.empty() || k.data_source == c.data.source) &&
+         among(k.fm_kinds, c.fm.kind);
+}
+
 void refresh_axes(ConfigSource& source) {
   source.axes.clear();
   for (const auto& k : key_table()) {  // table order: independent of file order
@@ -686,8 +704,6 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
     if (c.api.latency_ms > 0.0)
       fail("api.latency_ms simulates latency for an in-process FM; a remote FM has its own (dne serve --latency-ms "
            "injects it on the server)");
-  } else if (!c.api.url.empty() || !c.api.model.empty()) {
-    fail("api.url and api.model are read only when fm.kind = \"remote\" (fm.kind = \"" + c.fm.kind + "\")");
   }
   if (c.fm.kind == "torchscript" && c.fm.torchscript.empty())
     fail("fm.torchscript must name a TorchScript file when fm.kind = \"torchscript\"");
@@ -723,8 +739,6 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
   if (c.pretrain.decoder_width % c.pretrain.decoder_heads != 0)
     fail("pretrain.decoder_heads = " + std::to_string(c.pretrain.decoder_heads) +
          " must divide pretrain.decoder_width = " + std::to_string(c.pretrain.decoder_width));
-  if (c.fm.weights.size() > 0 && c.fm.kind != "vit")
-    fail("fm.weights is read only when fm.kind = \"vit\" (fm.kind = \"" + c.fm.kind + "\")");
   if (c.data.image_size % 16 != 0 && c.fm.kind == "cnn")
     fail("data.image_size = " + std::to_string(c.data.image_size) +
          " must be a multiple of 16 for the built-in CNN");
@@ -970,16 +984,8 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
   std::vector<std::string> ids;
   for (auto& c : out) {
     const ExperimentConfig defaults;
-    for (const auto& [key, values] : source.values) {
-      const KeySpec* spec = find_key(key);
-      if (!spec->data_source.empty() && spec->data_source != c.data.source)
-        throw ConfigError(source.origin + ": " + key + " is read only when data.source = \"" + spec->data_source +
-                          "\" (here data.source = \"" + c.data.source + "\"): remove it");
-    }
     for (const auto& k : key_table())
-      if (!k.methods.empty() &&
-          std::find(k.methods.begin(), k.methods.end(), c.dne.method) == k.methods.end())
-        k.set(c, k.get(defaults));
+      if (!reads_key(c, k)) k.set(c, k.get(defaults));
     if (c.dne.noise_basis == "pixel") c.dne.noise_dim = defaults.dne.noise_dim;  // read by lowres / dct only
     validate(c, source.origin);
     const auto id = c.id();
@@ -988,6 +994,45 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
     unique.push_back(std::move(c));
   }
   return unique;
+}
+
+ConfigSource pretraining_source(ConfigSource source) {
+  const auto read = [](const std::string& key) {
+    for (const char* section : {"data.", "fm.", "pretrain.", "sweep.", "output.", "run."})
+      if (key.rfind(section, 0) == 0) return true;
+    return false;
+  };
+  for (auto it = source.values.begin(); it != source.values.end();) it = read(it->first) ? std::next(it) : source.values.erase(it);
+  for (auto& grid : source.grids)
+    for (auto it = grid.begin(); it != grid.end();) it = read(it->first) ? std::next(it) : grid.erase(it);
+  source.grids.erase(std::remove_if(source.grids.begin(), source.grids.end(), [](const auto& g) { return g.empty(); }),
+                     source.grids.end());
+  refresh_axes(source);
+  return source;
+}
+
+std::vector<std::string> unread_keys(const ConfigSource& source, const std::vector<ExperimentConfig>& experiments) {
+  std::set<std::string> given;
+  for (const auto& [key, values] : source.values) given.insert(key);
+  for (const auto& grid : source.grids)
+    for (const auto& [key, values] : grid) given.insert(key);
+  const auto join = [](const std::vector<std::string>& list) {
+    std::string text;
+    for (const auto& v : list) text += (text.empty() ? "" : "|") + v;
+    return text;
+  };
+  std::vector<std::string> lines;
+  for (const auto& k : key_table()) {
+    if (given.count(k.name) == 0 || k.run_wide || k.pretrain_only) continue;
+    if (std::any_of(experiments.begin(), experiments.end(), [&](const ExperimentConfig& c) { return reads_key(c, k); }))
+      continue;
+    std::string why;
+    if (!k.methods.empty()) why += "dne.method = " + join(k.methods);
+    if (!k.data_source.empty()) why += (why.empty() ? "" : ", ") + std::string("data.source = ") + k.data_source;
+    if (!k.fm_kinds.empty()) why += (why.empty() ? "" : ", ") + std::string("fm.kind = ") + join(k.fm_kinds);
+    lines.push_back(k.name + " (read only when " + why + ")");
+  }
+  return lines;
 }
 
 Value get_value(const ExperimentConfig& config, const std::string& key) {
@@ -1019,6 +1064,11 @@ std::string describe_keys() {
     out << "\n      " << k.help;
     if (k.numbers_as_text) out << " [a number is taken as its text: 0.5 = \"0.5\"]";
     if (!k.data_source.empty()) out << " [only for data.source = " << k.data_source << "]";
+    if (!k.fm_kinds.empty()) {
+      out << " [only for fm.kind = ";
+      for (std::size_t i = 0; i < k.fm_kinds.size(); ++i) out << (i ? ", " : "") << k.fm_kinds[i];
+      out << "]";
+    }
     if (!k.methods.empty()) {
       out << " [only for:";
       for (const auto& m : k.methods) out << " " << m;

@@ -198,10 +198,14 @@ TEST(Config, EmbeddingsSourceTakesOnlyMethodsThatNeedNoImages) {
                      "use one of the methods that work on embeddings (none, vae)"), std::string::npos) << msg;
   msg = config_error([] { expand(parse_text("[data]\nsource = \"embeddings\"\n[dne]\nmethod = \"none\"\n", "x.toml")); });
   EXPECT_NE(msg.find("data.embeddings must name an HDF5 file"), std::string::npos) << msg;
-  msg = config_error([] { expand(parse_text("[data]\nsource = \"embeddings\"\nembeddings = \"e.h5\"\nn_train = 50\n", "x.toml")); });
-  EXPECT_NE(msg.find("data.n_train is read only when data.source = \"phantom\""), std::string::npos) << msg;
-  msg = config_error([] { expand(parse_text("[data]\nembeddings = \"e.h5\"\n", "x.toml")); });
-  EXPECT_NE(msg.find("data.embeddings is read only when data.source = \"embeddings\""), std::string::npos) << msg;
+  // The other sources' keys collapse to their defaults, and are named as read by no experiment.
+  const auto src = parse_text("[data]\nsource = \"embeddings\"\nembeddings = \"e.h5\"\nn_train = 50\n[dne]\nmethod = \"none\"\n", "x.toml");
+  const auto e = expand(src);
+  EXPECT_EQ(e.front().data.n_train, ExperimentConfig().data.n_train);
+  EXPECT_EQ(unread_keys(src, e), (std::vector<std::string>{"data.n_train (read only when data.source = phantom)"}));
+  const auto phantom = parse_text("[data]\nembeddings = \"e.h5\"\n", "x.toml");
+  EXPECT_EQ(unread_keys(phantom, expand(phantom)),
+            (std::vector<std::string>{"data.embeddings (read only when data.source = embeddings)"}));
 }
 
 TEST(Config, NoiseBasisKeys) {
@@ -375,12 +379,10 @@ TEST(Config, ViTKeysAndChannelValues) {
   expect_error("heads = 3\n", "fm.heads = 3 must divide fm.embed_dim = 256");
   expect_error("in_chans = 3\nmean = \"0.1,0.2\"\n", "fm.mean");
   expect_error("pool = \"max\"\n", "\"max\" is not one of: cls, mean");
-  try {
-    expand(parse_text("[fm]\nweights = \"x.h5\"\n", "w.toml"));
-    ADD_FAILURE() << "fm.weights accepted for the CNN";
-  } catch (const dne::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("fm.weights is read only when fm.kind = \"vit\""), std::string::npos);
-  }
+  // A ViT's file with the CNN: not read, so it collapses (and is named).
+  const auto cnn = parse_text("[fm]\nweights = \"x.h5\"\n", "w.toml");
+  EXPECT_EQ(expand(cnn).front().fm.weights, "");
+  EXPECT_EQ(unread_keys(cnn, expand(cnn)), (std::vector<std::string>{"fm.weights (read only when fm.kind = vit)"}));
 }
 
 TEST(Config, PretrainKeysStayOutOfExperimentsAndTheFmHashGoesIn) {
@@ -405,16 +407,37 @@ TEST(Config, PretrainKeysStayOutOfExperimentsAndTheFmHashGoesIn) {
   EXPECT_THROW(expand(parse_text("[pretrain]\nbatch_size = 10\nmicro_batches = 4\n", "p.toml")), dne::ConfigError);
 }
 
-TEST(Config, SourceSpecificKeysAreRefusedForTheOtherSource) {
-  // A phantom key with a manifest (and the reverse) is an error naming the key and the source.
-  const auto m1 = config_error([] {
-    expand(parse_text("[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\nn_train = 50\n", "x.toml"));
-  });
-  EXPECT_NE(m1.find("data.n_train is read only when data.source = \"phantom\""), std::string::npos) << m1;
-  const auto m2 = config_error([] { expand(parse_text("[data]\nmanifest = \"m.csv\"\n", "x.toml")); });
-  EXPECT_NE(m2.find("data.manifest is read only when data.source = \"manifest\""), std::string::npos) << m2;
-  const auto m3 = config_error([] { expand(parse_text("[data]\nlimit_train = 10\n", "x.toml")); });
-  EXPECT_NE(m3.find("data.limit_train"), std::string::npos) << m3;
+TEST(Config, KeysOfAnotherSourceOrKindCollapseLikeMethodKeys) {
+  const auto id_of = [](const std::string& text) { return expand(parse_text(text, "x.toml")).front().id(); };
+  // A phantom key with a manifest (and the reverse) is dropped: the same experiment as without it.
+  const std::string manifest = "[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\n";
+  EXPECT_EQ(id_of(manifest + "n_train = 50\nbias = 0.5\n"), id_of(manifest));
+  EXPECT_EQ(id_of("[data]\nmanifest = \"m.csv\"\nlimit_train = 10\n"), id_of(""));
+  // Switching the kind by one override drops the other kind's keys (issue 29): a ViT config as CNN.
+  auto vit = parse_text("[fm]\nkind = \"vit\"\nweights = \"x.h5\"\npatch_size = 16\nmean = \"0.4\"\n", "v.toml");
+  apply_override(vit, "fm.kind=cnn");
+  EXPECT_EQ(expand(vit).front().id(), id_of("[fm]\nkind = \"cnn\"\n"));
+  EXPECT_EQ(unread_keys(vit, expand(vit)).size(), 3u);  // fm.weights, fm.patch_size, fm.mean
+  // The kind as an axis next to the remote keys: each experiment keeps the keys of its kind.
+  const auto both = parse_text("[dne]\nmethod = \"gezo\"\n[fm]\nkind = [\"vit\", \"remote\"]\npatch_size = 16\n"
+                               "[api]\nurl = \"http://h:1\"\nmodel = \"m\"\n", "b.toml");
+  const auto two = expand(both);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].fm.kind, "vit");
+  EXPECT_EQ(two[0].api.url, "");
+  EXPECT_EQ(two[0].fm.patch_size, 16);
+  EXPECT_EQ(two[0].id(), id_of("[dne]\nmethod = \"gezo\"\n[fm]\nkind = \"vit\"\npatch_size = 16\n"));
+  EXPECT_EQ(two[1].fm.kind, "remote");
+  EXPECT_EQ(two[1].api.url, "http://h:1");
+  EXPECT_EQ(two[1].fm.patch_size, ExperimentConfig().fm.patch_size);
+  EXPECT_TRUE(unread_keys(both, two).empty());
+  // dne pretrain reads no dne.* key: a sweep's list of methods does not stop it.
+  const auto sweep = parse_text("[dne]\nmethod = [\"none\", \"whitebox\"]\nadversary = [\"frozen\", \"refit\"]\n"
+                                "[fm]\nkind = \"vit\"\n[pretrain]\nsteps = 5\n", "s.toml");
+  const auto for_pretraining = pretraining_source(sweep);
+  EXPECT_TRUE(for_pretraining.axes.empty());
+  EXPECT_EQ(expand(for_pretraining).size(), 1u);
+  EXPECT_EQ(expand(for_pretraining).front().pretrain.steps, 5);
   // The other source's keys are not in the canonical text, so they cannot split an experiment.
   const auto m = expand(parse_text("[data]\nsource = \"manifest\"\nmanifest = \"m.csv\"\n", "x.toml")).front();
   EXPECT_EQ(m.canonical_text().find("n_train"), std::string::npos);
@@ -512,7 +535,8 @@ TEST(Config, RemoteFmKeys) {
   EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\nlatency_ms = 5\n[dne]\nmethod = \"gezo\"\n"); })
                 .find("api.latency_ms"),
             std::string::npos);
-  EXPECT_NE(config_error([&] { one("[api]\nurl = \"http://h:1\"\n"); }).find("read only when fm.kind = \"remote\""), std::string::npos);
+  // With an in-process FM the server's keys collapse: the same experiment as without them.
+  EXPECT_EQ(one("[api]\nurl = \"http://h:1\"\nmodel = \"m\"\n").id(), one("").id());
   EXPECT_NE(config_error([&] { one("[fm]\nkind = \"remote\"\n[api]\nurl = \"http://h:1\"\nmodel = \"m\"\nconcurrency = 0\n"); }), "");
 }
 
