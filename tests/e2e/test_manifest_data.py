@@ -72,34 +72,23 @@ def test_changed_image_byte_is_a_new_experiment_and_stat_mode_sees_rewrites(dne_
     assert "0 already complete, 1 run now" in proc.stdout
 
 
-def test_phantom_key_with_a_manifest_is_one_line_exit_2(dne_bin, data, tmp_path):
-    proc = run(dne_bin, tmp_path / "out", data / "manifest.csv", "--set", "data.n_train=50")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("dne: config error:") and "data.n_train" in lines[0] and "phantom" in lines[0]
-    assert not (tmp_path / "out").exists() or experiment_files(tmp_path / "out") == []
+def test_a_phantom_key_with_a_manifest_is_ignored_and_said_once(dne_bin, data, tmp_path):
+    """Issue 29: the other source's keys collapse (like method keys) instead of stopping the run:
+    the same experiment as without them, one line saying so."""
+    out = tmp_path / "out"
+    first = run(dne_bin, out, data / "manifest.csv")
+    assert first.returncode == 0, first.stderr
+    proc = run(dne_bin, out, data / "manifest.csv", "--set", "data.n_train=50", "--set", "data.bias=0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "1/1 complete (1 already complete, 0 run now)" in proc.stdout  # the same id
+    ignored = [line for line in proc.stdout.splitlines() if line.startswith("# ignored: ")]
+    assert ignored == ["# ignored: data.n_train (read only when data.source = phantom): no experiment reads it",
+                       "# ignored: data.bias (read only when data.source = phantom): no experiment reads it"], proc.stdout
     # ... and a manifest key with the phantom
     proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "o2", *SMALL,
-                   "--set", "data.limit_train=10")
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "data.limit_train" in proc.stderr and "manifest" in proc.stderr
-
-
-@pytest.mark.parametrize("ranks", [None, 2])
-def test_bad_manifest_stops_before_any_experiment(dne_bin, data, tmp_path, ranks):
-    manifest = data / "manifest.csv"
-    lines = manifest.read_text().splitlines()
-    lines[0] = "file,split,sex,label"  # wrong header
-    manifest.write_text("\n".join(lines) + "\n")
-    out = tmp_path / "out"
-    proc = run(dne_bin, out, manifest, "--set", "sweep.seeds=[0,1,2]", ranks=ranks)
-    assert proc.returncode == 2, proc.stderr
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("dne:")]
-    assert len(errors) == 1 and errors[0].startswith("dne: data error:"), proc.stderr
-    assert "manifest.csv:1:" in errors[0] and "path" in errors[0]
-    assert experiment_files(out) == [] and not (out / "index.h5").exists()
-    assert "run now" not in proc.stdout  # no sweep started
+                   "--set", "data.limit_train=10", "--set", "dne.method=none", "--set", "sweep.seeds=0", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "# ignored: data.limit_train (read only when data.source = manifest): no experiment reads it" in proc.stdout
 
 
 def test_limits_take_a_stratified_subset_the_same_for_every_seed(dne_bin, data, tmp_path):
