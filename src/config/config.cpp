@@ -236,6 +236,16 @@ const std::vector<KeySpec>& key_table() {
                                 "share of every (sa, label) cell of the training split held out for validation "
                                 "(what is chosen, e.g. dne.keep and probes.l2_choices, is chosen on it); 0 = none"),
                        0.0, 0.5));
+    t.push_back(added_later(choice(make_key("data.resample", Kind::kChoice, &C::data, &DataOptions::resample,
+                                            "what each seed draws of the training split (after the validation "
+                                            "carve): none (all of it: with a fixed manifest every seed sees the same "
+                                            "data), subsample (data.resample_fraction of every (sa, label) cell, "
+                                            "without replacement), bootstrap (as many rows, with replacement, per cell)"),
+                                   {"none", "subsample", "bootstrap"})));
+    t.push_back(added_later(ranged(make_key("data.resample_fraction", Kind::kReal, &C::data,
+                                            &DataOptions::resample_fraction,
+                                            "data.resample = \"subsample\": share of every (sa, label) cell a seed keeps"),
+                                   0.01, 1.0)));
     // fm
     t.push_back(choice(make_key("fm.kind", Kind::kChoice, &C::fm, &FmOptions::kind,
                                 "built-in CNN, built-in ViT (random or fm.weights), a TorchScript file, or a model "

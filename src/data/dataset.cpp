@@ -190,4 +190,33 @@ void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
   dataset.val = std::move(new_val);
 }
 
+void resample_training(Dataset& dataset, const std::string& how, double fraction, std::uint64_t seed) {
+  if (how == "none") return;
+  const ImageSet& train = dataset.train;
+  std::vector<std::int64_t> rows;
+  if (how == "subsample") {
+    std::array<std::int64_t, 4> counts = cell_sizes(train.sa, train.label);
+    for (auto& c : counts) c = std::llround(fraction * static_cast<double>(c));
+    rows = stratified_sample(train.sa, train.label, counts, seed, 300);
+  } else if (how == "bootstrap") {
+    for (int cell = 0; cell < 4; ++cell) {
+      std::vector<std::int64_t> members;
+      for (std::size_t i = 0; i < train.label.size(); ++i)
+        if (2 * train.sa[i] + train.label[i] == cell) members.push_back(static_cast<std::int64_t>(i));
+      CounterStream stream(seed, StreamPurpose::kSplit, 400 + static_cast<std::uint32_t>(cell), 0);
+      for (std::size_t k = 0; k < members.size(); ++k) rows.push_back(members[stream.below(members.size())]);
+    }
+    std::sort(rows.begin(), rows.end());
+  } else {
+    throw std::invalid_argument("resample_training: unknown resampling '" + how + "'");
+  }
+  ImageSet drawn = subset(train, rows);
+  for (const auto* values : {&drawn.label, &drawn.sa})
+    for (int v = 0; v <= 1; ++v)
+      if (std::find(values->begin(), values->end(), v) == values->end())
+        throw DataError("data.resample = \"" + how + "\" leaves the training split without " +
+                        (values == &drawn.label ? "label " : "sa ") + std::to_string(v));
+  dataset.train = std::move(drawn);
+}
+
 }  // namespace dne::data

@@ -346,6 +346,8 @@ ExperimentSummary run_experiment(const config::ExperimentConfig& c, const RunCon
   // The label-poisoning attack hits the training data as delivered (before the validation carve).
   const auto poisoned = data::poison_labels(dataset.train, c.data.poison_rate, static_cast<int>(c.data.poison_group), seed);
   data::carve_validation(dataset, c.data.val_fraction, seed);  // before anything is fitted
+  // data.resample: what this seed draws of the (rest of the) training split; val and test stay.
+  data::resample_training(dataset, c.data.resample, c.data.resample_fraction, seed);
   const bool has_val = dataset.val.size() > 0;
   // The images as float32 batches on demand: views of the pixels in memory (the phantom, an
   // embeddings file's rows; `dataset` lives until the end), or rows of the mapped cache, one copy

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <limits>
 #include <string>
 #include <vector>
@@ -605,6 +606,64 @@ TEST(Validation, RefusesToEmptyAClassOfTheTrainingSplit) {
   } catch (const dne::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("without label 1"), std::string::npos) << e.what();
   }
+}
+
+TEST(Resample, SubsampleKeepsEveryCellsShareBootstrapDrawsWithinCells) {
+  dd::PhantomOptions o = small_options();
+  o.n_train = 300;
+  const dd::Dataset base = dd::make_phantom(o);
+  const dd::ImageSet& original = base.train;
+  std::array<std::int64_t, 4> cells{};
+  for (std::int64_t i = 0; i < original.size(); ++i) ++cells[static_cast<std::size_t>(2 * original.sa[i] + original.label[i])];
+  const auto cell_of = [](const dd::ImageSet& set, std::int64_t i) { return 2 * set.sa[i] + set.label[i]; };
+  const auto row_in_original = [&](const std::string& source) {
+    return std::find(original.source.begin(), original.source.end(), source) - original.source.begin();
+  };
+
+  // Subsample: round(0.7 n_c) distinct rows of every cell, in the original order, pixels carried.
+  dd::Dataset sub = base;
+  dd::resample_training(sub, "subsample", 0.7, 3);
+  std::array<std::int64_t, 4> sub_cells{};
+  std::int64_t last = -1;
+  for (std::int64_t i = 0; i < sub.train.size(); ++i) {
+    ++sub_cells[static_cast<std::size_t>(cell_of(sub.train, i))];
+    const auto at = row_in_original(sub.train.source[i]);
+    EXPECT_GT(at, last);  // ascending, hence distinct
+    last = at;
+    EXPECT_TRUE(same_bits(sub.train.image(i), original.image(at), 64 * 64));
+  }
+  for (std::size_t c = 0; c < 4; ++c) EXPECT_EQ(sub_cells[c], std::llround(0.7 * static_cast<double>(cells[c]))) << c;
+  EXPECT_EQ(sub.test.source, base.test.source);  // the test split is never touched
+
+  // Bootstrap: n_c draws per cell, each from its own cell, repeats allowed (and present).
+  dd::Dataset boot = base;
+  dd::resample_training(boot, "bootstrap", 0.7, 3);
+  EXPECT_EQ(boot.train.size(), original.size());
+  std::array<std::int64_t, 4> boot_cells{};
+  std::set<std::string> distinct;
+  for (std::int64_t i = 0; i < boot.train.size(); ++i) {
+    ++boot_cells[static_cast<std::size_t>(cell_of(boot.train, i))];
+    const auto at = row_in_original(boot.train.source[i]);
+    EXPECT_EQ(cell_of(original, at), cell_of(boot.train, i));
+    distinct.insert(boot.train.source[i]);
+  }
+  EXPECT_EQ(boot_cells, cells);
+  // About 1 - 1/e = 63% distinct rows: far from all, far from few.
+  EXPECT_GT(distinct.size(), 0.5 * static_cast<double>(original.size()));
+  EXPECT_LT(distinct.size(), 0.75 * static_cast<double>(original.size()));
+
+  // Deterministic per seed, different across seeds; "none" changes nothing.
+  for (const char* how : {"subsample", "bootstrap"}) {
+    dd::Dataset again = base, other = base;
+    dd::resample_training(again, how, 0.7, 3);
+    dd::resample_training(other, how, 0.7, 4);
+    EXPECT_EQ(again.train.source, (std::string(how) == "subsample" ? sub : boot).train.source) << how;
+    EXPECT_NE(other.train.source, again.train.source) << how;
+  }
+  dd::Dataset none = base;
+  dd::resample_training(none, "none", 0.7, 3);
+  EXPECT_EQ(none.train.source, original.source);
+  EXPECT_THROW(dd::resample_training(none, "jackknife", 0.7, 3), std::invalid_argument);
 }
 
 TEST(Phantom, ScalesToLargerImages) {

@@ -44,6 +44,8 @@ struct DataOptions {
   double age_effect = 0.0;         // phantom: how much age widens the heart (0 = age not visible)
   double age_bias = 0.0;           // phantom: train correlation of age with the disease
   double val_fraction = 0.0;       // share of each (sa, label) cell of train moved to validation
+  std::string resample = "none";   // per seed: "none" | "subsample" | "bootstrap" of the training split
+  double resample_fraction = 0.8;  // data.resample = "subsample": share of every (sa, label) cell kept
   double poison_rate = 0.0;        // label poisoning: share of group poison_group's train labels flipped
   std::int64_t poison_group = 1;   // the sensitive group whose train labels are poisoned
 };

@@ -75,6 +75,16 @@ std::array<std::int64_t, 4> cell_sizes(const std::vector<int>& sa, const std::ve
 /// manifest with its own val rows).
 void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed);
 
+/// Seeds that vary the data (data.resample): replaces `dataset.train` by what seed `seed` draws of
+/// it, cell by cell (c = 2 * sa + label), in ascending row order. "subsample": round(fraction *
+/// n_c) rows of every cell without replacement (a permutation from stream (seed, kSplit, 300 + c,
+/// 0)); "bootstrap": n_c rows of every cell drawn with replacement (stream (seed, kSplit, 400 + c,
+/// 0)), so a row can appear several times and about 37% of them not at all. "none" leaves the
+/// data as it is. Validation and test splits are never touched. Throws dne::DataError if the
+/// draw leaves the training split without a class of label or sa; std::invalid_argument for
+/// another `how`.
+void resample_training(Dataset& dataset, const std::string& how, double fraction, std::uint64_t seed);
+
 /// The label-poisoning attack (data.poison_rate, data.poison_group): flips the disease label of
 /// round(rate * n_group) images of `set` whose attribute is `group`, chosen by a permutation of
 /// those images from stream (seed, kSplit, 200 + group, 0). Returns the flipped indices,
