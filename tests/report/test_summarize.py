@@ -100,6 +100,34 @@ def test_intervals_and_paired_differences_by_hand(tmp_path, report_h5):
     assert row[head.index("accuracy: DNE - control")] == "+0.000 [+0.000, +0.000]"  # no spread, no star
 
 
+def test_conclude_says_what_the_paired_differences_show(tmp_path, report_h5):
+    # The hand sweep above: eo_p DNE - ERM -0.10 * and DNE - control -0.05 *: both shown.
+    exps = []
+    for seed, (erm, dne, ctl) in enumerate([(0.30, 0.20, 0.25), (0.34, 0.22, 0.26), (0.32, 0.24, 0.30)]):
+        exps += [(f"e{seed}", "none", seed, 0.9, erm, None), (f"w{seed}", "whitebox", seed, 0.9, dne, ctl)]
+    write_by_hand(report_h5, tmp_path, exps)
+    proc = run_script(tmp_path, "--group", "--conclude")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [line for line in proc.stdout.splitlines() if line.strip().startswith("eo_p: vs ERM")]
+    assert line.strip().endswith("better than ERM and than random noise of the same norm: the gap is smaller (both shown)")
+
+
+@pytest.mark.parametrize("control, erm, expected", [
+    ([-0.05, -0.04, -0.06], [-0.10, -0.12, -0.08], "better than ERM and than random noise of the same norm: the gap is smaller (both shown)"),
+    ([+0.01, -0.01, +0.02], [-0.10, -0.12, -0.08], "better than ERM in the mean, but no better than random noise of the same norm"),
+    ([-0.05, +0.04, -0.06], [-0.10, +0.12, -0.08], "better than ERM and than random noise of the same norm in the mean"),
+    ([+0.20, +0.21, +0.19], [+0.25, +0.24, +0.26], "worse than ERM: the gap is wider (shown)"),
+    ([+0.20, -0.21, +0.19], [+0.25, -0.24, +0.26], "no better than ERM (the gap is wider in the mean; the interval includes 0)"),
+])
+def test_verdict_by_hand(control, erm, expected):
+    assert summarize.verdict(control, erm, "eo_p").startswith(expected)
+
+
+def test_verdict_names_the_probe_for_leakage():
+    assert summarize.verdict([-0.05, -0.04, -0.06], [-0.10, -0.12, -0.08], "sa_leakage_auc").endswith(
+        "a fresh probe reads sex less well (both shown)")
+
+
 def test_no_noise_experiment_means_no_paired_table(tmp_path, report_h5):
     write_by_hand(report_h5, tmp_path, [("e0", "none", 0, 0.9, 0.3, None), ("e1", "none", 1, 0.9, 0.3, None)])
     proc = run_script(tmp_path, "--group")
