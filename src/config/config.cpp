@@ -997,6 +997,7 @@ std::vector<ExperimentConfig> expand(const ConfigSource& source) {
     for (const auto& k : key_table())
       if (!reads_key(c, k)) k.set(c, k.get(defaults));
     if (c.dne.noise_basis == "pixel") c.dne.noise_dim = defaults.dne.noise_dim;  // read by lowres / dct only
+    if (c.data.resample != "subsample") c.data.resample_fraction = defaults.data.resample_fraction;  // subsample only
     validate(c, source.origin);
     const auto id = c.id();
     if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;

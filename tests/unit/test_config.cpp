@@ -114,6 +114,16 @@ TEST(Config, StringKeysHoldingNumbersTakeANumberAsItsText) {
   EXPECT_NE(m.find("data.manifest: expected a string, got 5"), std::string::npos) << m;
 }
 
+TEST(Config, ResampleFractionIsReadBySubsampleOnly) {
+  const auto id_of = [](const std::string& text) { return expand(parse_text(text, "x.toml")).front().id(); };
+  EXPECT_EQ(id_of("[data]\nresample_fraction = 0.5\n"), id_of(""));  // resample = none: not read
+  EXPECT_EQ(id_of("[data]\nresample = \"none\"\n"), id_of(""));     // the default keeps today's ids
+  EXPECT_NE(id_of("[data]\nresample = \"subsample\"\nresample_fraction = 0.5\n"),
+            id_of("[data]\nresample = \"subsample\"\n"));
+  EXPECT_EQ(id_of("[data]\nresample = \"bootstrap\"\nresample_fraction = 0.5\n"),
+            id_of("[data]\nresample = \"bootstrap\"\n"));
+}
+
 TEST(Config, IntegerRangesAreWrittenAsIntegers) {
   const auto m = config_error([] { parse_text("[fm]\nin_chans = 17\n", "x.toml"); });
   EXPECT_NE(m.find("fm.in_chans: 17 is out of range [1, 16]"), std::string::npos) << m;
