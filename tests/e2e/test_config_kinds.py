@@ -3,7 +3,11 @@ when another is chosen (said once), the kind can be an axis, `dne pretrain` igno
 does not read, and a string key holding numbers takes a number. Through the real CLI."""
 import re
 
-from dne_testing import run_dne
+import h5py
+
+from dne_testing import REPO, run_dne
+
+QUICKSTART = REPO / "experiments" / "quickstart.toml"
 
 VIT = '[fm]\nkind = "vit"\nweights = "missing.h5"\npatch_size = 16\nmean = "0.4"\n'
 
@@ -26,6 +30,34 @@ def test_one_override_switches_a_vit_config_to_the_cnn(dne_bin, tmp_path):
     assert ignored == ["# ignored: fm.weights (read only when fm.kind = vit): no experiment reads it",
                        "# ignored: fm.patch_size (read only when fm.kind = vit): no experiment reads it",
                        "# ignored: fm.mean (read only when fm.kind = vit): no experiment reads it"], log
+
+
+# A small run of the quickstart config: 200 + 200 phantom images, one epoch, one seed.
+TINY = ["--set", "data.n_train=200", "--set", "data.n_test=200", "--set", "dne.epochs=1",
+        "--set", "dne.adversary=frozen", "--set", "sweep.seeds=0", "--set", "run.threads=1"]
+
+
+def test_the_quickstart_config_runs_with_the_cnn(dne_bin, tmp_path):
+    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "out", *TINY, "--set", "fm.kind=cnn")
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 complete" in proc.stdout  # ERM and white-box DNE, on the CNN
+    assert "# ignored: fm.weights (read only when fm.kind = vit): no experiment reads it" in proc.stdout
+    for path in (tmp_path / "out" / "experiments").glob("*.h5"):
+        with h5py.File(path, "r") as f:
+            assert f["provenance"].attrs["fm"].startswith("cnn"), f["provenance"].attrs["fm"]
+
+
+def test_the_kind_as_an_axis_runs_both(dne_bin, tmp_path):
+    proc = run_dne(dne_bin, "run", "--config", QUICKSTART, "--out", tmp_path / "out", *TINY,
+                   "--set", "dne.method=none", "--set", 'fm.kind=["vit", "cnn"]', "--set", 'fm.weights=""',
+                   "--set", "fm.embed_dim=32", "--set", "fm.depth=1", "--set", "fm.heads=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 complete" in proc.stdout
+    kinds = set()
+    for path in (tmp_path / "out" / "experiments").glob("*.h5"):
+        with h5py.File(path, "r") as f:
+            kinds.add(f["provenance"].attrs["fm"].split()[0].split("(")[0])
+    assert kinds == {"vit", "cnn"}, kinds
 
 
 def test_the_kind_is_an_axis_and_each_experiment_keeps_its_own_keys(dne_bin, tmp_path):
