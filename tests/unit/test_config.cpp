@@ -441,6 +441,9 @@ TEST(Config, KeysOfAnotherSourceOrKindCollapseLikeMethodKeys) {
   EXPECT_EQ(two[1].api.url, "http://h:1");
   EXPECT_EQ(two[1].fm.patch_size, ExperimentConfig().fm.patch_size);
   EXPECT_TRUE(unread_keys(both, two).empty());
+  // Keys of other methods collapse silently, as always (ERM beside a config's DNE settings).
+  const auto erm = parse_text("[dne]\nmethod = \"none\"\nlambda = 0.5\nobjective = \"confusion\"\n", "e.toml");
+  EXPECT_TRUE(unread_keys(erm, expand(erm)).empty());
   // dne pretrain reads no dne.* key: a sweep's list of methods does not stop it.
   const auto sweep = parse_text("[dne]\nmethod = [\"none\", \"whitebox\"]\nadversary = [\"frozen\", \"refit\"]\n"
                                 "[fm]\nkind = \"vit\"\n[pretrain]\nsteps = 5\n", "s.toml");

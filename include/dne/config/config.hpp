@@ -248,9 +248,10 @@ ConfigSource parse_file(const std::string& path);
 /// `source` without the keys `dne pretrain` does not read (dne.*, gezo.*, nes.*, comm.*, api.*,
 /// vae.*, probes.*): a sweep config whose dne.method is a list pretrains its FM as it is.
 ConfigSource pretraining_source(ConfigSource source);
-/// The keys `source` sets that no experiment of `experiments` (its expansion) reads: they belong
-/// to another dne.method, data.source or fm.kind and collapsed to their defaults. One entry per
-/// key, "fm.weights (read only when fm.kind = vit)", in key-table order; `dne run` says them once.
+/// The keys `source` sets that no experiment of `experiments` (its expansion) reads because they
+/// belong to another data.source or fm.kind (they collapsed to their defaults; keys of other
+/// methods collapse too, silently, as they always have). One entry per key, "fm.weights (read
+/// only when fm.kind = vit)", in key-table order; `dne run` says them once.
 std::vector<std::string> unread_keys(const ConfigSource& source, const std::vector<ExperimentConfig>& experiments);
 /// Apply one `key=value` override (value parsed as TOML, bare words as strings; `[a,b]` lists).
 void apply_override(ConfigSource& source, const std::string& assignment);
