@@ -163,6 +163,9 @@ def test_the_time_limit_stops_the_job_and_the_chain_completes_it(cluster, undist
     assert sum(line.startswith("dne: stopped by SIGTERM: ") for line in log.splitlines()) == 1, log[-2000:]
     complete_before = assert_stopped_cleanly(out, "SIGTERM")
 
+    # The resuming job has the remaining half of the sweep: give it room (the chain's one-minute
+    # limit would race the last experiment; a CI run lost that race once).
+    subprocess.run(["scontrol", "update", f"JobId={second}", "TimeLimit=5"], env=cluster, check=True, timeout=60)
     subprocess.run(["scontrol", "release", second], env=cluster, check=True, timeout=60)
     fields = wait_until(cluster, second, FINISHED, timeout=300)
     log = (tmp_path / f"job-{second}.log").read_text()
