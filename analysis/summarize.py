@@ -19,9 +19,10 @@ differences of every noise cell: DNE - control (the experiment's own control) an
 `dne.method = "none"` experiment of the same seed whose every key that ERM reads agrees), each as
 mean [95% t-interval] over seeds. An interval that excludes 0 is marked *.
 
-With --group --conclude, a last section says in one line per noise cell and fairness gap (eo_p,
-eo_n, sa_leakage_auc) what a reader should conclude: less fair than ERM, fairer than ERM and
-than its random control, or fairer than ERM but not than its control (the noise's size, not DNE).
+With --group --conclude, a last section says in one line per noise cell and gap (eo_p, eo_n,
+sa_leakage_auc; lower is better) what a reader should conclude: worse than (or no better than)
+ERM; better than ERM and than its random control; or better than ERM but not than its control
+(the noise's size, not DNE). "Shown" means the 95% interval excludes 0.
 
 Exit status: 0; 1 when no experiment is complete yet; 2 for unreadable input (RUN_DIR or
 index.h5 missing or malformed, the file of a complete row missing), one line on stderr.
@@ -136,7 +137,7 @@ def verdict_lines(index, cells, metrics=("eo_p", "eo_n", "sa_leakage_auc")):
           "a fresh probe reads sex less well); mean [95% t-interval] over seeds, paired by seed:")
     for c in noisy:
         name = ", ".join(fmt_value(c.values[k]) for k in keys)
-        acc_ctl, acc_erm = paired_differences(index, c, "accuracy")
+        _, acc_erm = paired_differences(index, c, "accuracy")
         print(f"- {name} ({len(c.complete)} seed(s)); accuracy vs ERM {format_difference(acc_erm)}:")
         for m in metrics:
             control, erm = paired_differences(index, c, m)

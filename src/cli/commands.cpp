@@ -391,7 +391,8 @@ int command_run(const std::vector<std::string>& args, const ProcessInfo& process
   const auto run = config::read_run_config(source);  // the run-wide keys, read once
   auto experiments = config::expand(source);
   // Keys of another method, data source or FM kind collapse to their defaults (so a kind can be
-  // switched by one --set, or be an axis); those that no experiment reads are said once.
+  // switched by one --set, or be an axis); the source and kind keys that no experiment reads are
+  // said once (method keys collapse silently, as they always have).
   if (process.rank == 0 && !quiet) {
     for (const auto& key : config::unread_keys(source, experiments))
       std::cout << "# ignored: " << key << ": no experiment reads it\n";

@@ -166,6 +166,20 @@ std::vector<std::int64_t> poison_labels(ImageSet& set, double rate, int group, s
   return flipped;
 }
 
+namespace {
+
+/// DataError "<cause> leaves the training split without label v" (or sa v) unless `train` has
+/// both values of its label and of its attribute: the probes need both classes.
+void require_both_classes(const ImageSet& train, const std::string& cause) {
+  for (const auto* values : {&train.label, &train.sa})
+    for (int v = 0; v <= 1; ++v)
+      if (std::find(values->begin(), values->end(), v) == values->end())
+        throw DataError(cause + " leaves the training split without " + (values == &train.label ? "label " : "sa ") +
+                        std::to_string(v));
+}
+
+}  // namespace
+
 void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
   if (fraction <= 0.0) return;
   if (dataset.val.size() > 0)
@@ -181,11 +195,7 @@ void carve_validation(Dataset& dataset, double fraction, std::uint64_t seed) {
   for (std::int64_t i = 0; i < train.size(); ++i)
     if (!to_val[static_cast<std::size_t>(i)]) keep.push_back(i);
   ImageSet new_train = subset(train, keep), new_val = subset(train, val);
-  for (const auto* values : {&new_train.label, &new_train.sa})
-    for (int v = 0; v <= 1; ++v)
-      if (std::find(values->begin(), values->end(), v) == values->end())
-        throw DataError("data.val_fraction = " + std::to_string(fraction) + " leaves the training split without " +
-                        (values == &new_train.label ? "label " : "sa ") + std::to_string(v));
+  require_both_classes(new_train, "data.val_fraction = " + std::to_string(fraction));
   dataset.train = std::move(new_train);
   dataset.val = std::move(new_val);
 }
@@ -211,11 +221,7 @@ void resample_training(Dataset& dataset, const std::string& how, double fraction
     throw std::invalid_argument("resample_training: unknown resampling '" + how + "'");
   }
   ImageSet drawn = subset(train, rows);
-  for (const auto* values : {&drawn.label, &drawn.sa})
-    for (int v = 0; v <= 1; ++v)
-      if (std::find(values->begin(), values->end(), v) == values->end())
-        throw DataError("data.resample = \"" + how + "\" leaves the training split without " +
-                        (values == &drawn.label ? "label " : "sa ") + std::to_string(v));
+  require_both_classes(drawn, "data.resample = \"" + how + "\"");
   dataset.train = std::move(drawn);
 }
 

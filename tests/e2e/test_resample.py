@@ -27,10 +27,6 @@ def erm_on_two_seeds(dne_bin, out, manifest, *extra):
     return found
 
 
-def cells(rows):
-    return Counter(rows)
-
-
 def test_default_is_the_same_data_on_every_seed_and_keeps_its_ids(dne_bin, phantom_dir, tmp_path):
     manifest = phantom_dir / "manifest.csv"
     plain = erm_on_two_seeds(dne_bin, tmp_path / "plain", manifest)
@@ -47,8 +43,8 @@ def test_resampling_gives_each_seed_its_own_training_data(dne_bin, phantom_dir, 
                              "--set", "data.resample_fraction=0.5")
     assert drawn[0][2] != drawn[1][2]  # each seed its own rows
     for seed in (0, 1):
-        per_cell = cells(drawn[seed][2])
-        for cell, n in cells(full).items():  # stratified: every (label, sa) cell keeps its share
+        per_cell = Counter(drawn[seed][2])
+        for cell, n in Counter(full).items():  # stratified: every (label, sa) cell keeps its share
             assert per_cell[cell] == (round(0.5 * n + 1e-9) if how == "subsample" else n), (cell, per_cell, n)
     again = erm_on_two_seeds(dne_bin, tmp_path / "b", manifest, "--set", f'data.resample="{how}"',
                              "--set", "data.resample_fraction=0.5")
