@@ -60,19 +60,23 @@ def test_two_runs_on_one_directory(dne_bin, tmp_path):  # audit row 12
     every experiment once; a third with --wait queues behind it and then finds everything done."""
     out = tmp_path / "out"
     cfg = config(tmp_path / "run.toml", out, seeds="[0, 1, 2, 3, 4, 5]")
-    first = subprocess.Popen([dne_bin, "run", "--config", str(cfg), *map(str, SMALL)], stdout=subprocess.PIPE,
+    # The first run must outlast the second and the third's start: GeZO whose API calls sleep 30 ms
+    # (api.latency_ms is in no id) takes about 5 s per experiment on any machine. An ERM run of
+    # the tiny ViT became too quick for that once the FM got 10x faster.
+    slow = ["--set", "dne.method=gezo", "--set", "api.latency_ms=30"]
+    first = subprocess.Popen([dne_bin, "run", "--config", str(cfg), *map(str, SMALL), *slow], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=ENV)
     lock = out / ".dne-run.lock"
     deadline = time.time() + 120
     while time.time() < deadline and not (lock.exists() and f"pid {first.pid} " in lock.read_text()):
         time.sleep(0.05)
     assert first.poll() is None, "the first run ended before the second could start"
-    second = run_dne(dne_bin, "run", "--config", cfg, *SMALL)
+    second = run_dne(dne_bin, "run", "--config", cfg, *SMALL, *slow)
     assert first.poll() is None, "the first run ended while the second ran: the test proves nothing"
     assert second.returncode == 2
     line = one_error_line(second)
     assert "in use by another dne run" in line and f"pid {first.pid} " in line and "--wait" in line
-    third = subprocess.Popen([dne_bin, "run", "--config", str(cfg), "--wait", *map(str, SMALL)], stdout=subprocess.PIPE,
+    third = subprocess.Popen([dne_bin, "run", "--config", str(cfg), "--wait", *map(str, SMALL), *slow], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=ENV)
     out1, err1 = first.communicate(timeout=600)
     out3, err3 = third.communicate(timeout=600)
