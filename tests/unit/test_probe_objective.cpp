@@ -80,6 +80,47 @@ TEST(RidgeProbe, HandComputedOneDimensionalSolution) {
                dne::DataError);
 }
 
+TEST(RidgeProbe, AgreesWithTheNormalEquationsSolvedByLapack) {
+  // An independent solution: the standardised normal equations built with Torch ops and solved
+  // by torch::linalg_solve; the probe sums in its own loops.
+  auto gen = at::detail::createCPUGenerator(7);
+  const auto z = torch::randn({200, 6}, gen, torch::kFloat64);
+  const auto t = torch::randn({200}, gen, torch::kFloat64) + z.select(1, 2) * 3.0;
+  const double l2 = 0.01;
+  const auto mean = z.mean(0), std = z.std(0, /*unbiased=*/false);
+  const auto x = (z - mean) / std;
+  const auto w = torch::linalg_solve(torch::mm(x.t(), x) + l2 * 200.0 * torch::eye(6, torch::kFloat64),
+                                     torch::mv(x.t(), t - t.mean()));
+  const auto q = torch::randn({20, 6}, gen, torch::kFloat64);
+  const auto expected = torch::mv((q - mean) / std, w) + t.mean();
+  EXPECT_TRUE(torch::allclose(dne::probe::RidgeProbe::fit(z, t, l2).predict(q), expected, 1e-10, 1e-10));
+}
+
+TEST(RidgeProbe, SameBitsWhereverTheRowsLie) {
+  // The same rows at another offset of a buffer (8 bytes off every vector boundary) give the same
+  // bits: the sums do not depend on alignment (OpenBLAS's did: age_leakage_r2 moved run to run).
+  auto gen = at::detail::createCPUGenerator(3);
+  const auto z = torch::randn({101, 8}, gen, torch::kFloat64);
+  const auto t = torch::randn({101}, gen, torch::kFloat64);
+  auto shifted = torch::empty({101 * 8 + 1}, torch::kFloat64);
+  shifted.narrow(0, 1, 101 * 8).copy_(z.reshape({-1}));
+  const auto z2 = shifted.narrow(0, 1, 101 * 8).view({101, 8});
+  ASSERT_NE(z.data_ptr<double>(), z2.data_ptr<double>());
+  const auto a = dne::probe::RidgeProbe::fit(z, t, 0.001).predict(z);
+  const auto b = dne::probe::RidgeProbe::fit(z2, t, 0.001).predict(z2);
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
+TEST(RidgeProbe, CollinearColumnsWithoutPenaltyGiveTheLeastNormSolution) {
+  // Column 1 = 2 x column 0: l2 = 0 has no unique solution; the least-norm one predicts t exactly
+  // when t is linear in the column.
+  const auto c = torch::tensor({0.0, 1.0, 2.0, 3.0}, torch::kFloat64);
+  const auto z = torch::stack({c, 2.0 * c}, 1);
+  const auto t = 1.0 + 0.5 * c;
+  const auto p = dne::probe::RidgeProbe::fit(z, t, 0.0).predict(z);
+  EXPECT_TRUE(torch::allclose(p, t, 1e-9, 1e-9));
+}
+
 TEST(Objective, HandComputedValues) {
   // logits (0, ln 3), sa (1, 0): CE = (ln 2 + ln 4) / 2 = 1.0397208.
   // CE to 1/2: (ln 2 + (-(ln 0.75 + ln 0.25) / 2)) / 2 = (0.6931472 + 0.8369882) / 2 = 0.7650677.
