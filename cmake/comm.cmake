@@ -7,7 +7,7 @@
 # NCCL code compiles and links here and its tests skip without a device. When NCCL is built,
 # DNE_WITH_NCCL=1 is a public compile definition of dne_comm and DNE_NCCL_ENABLED is ON for the
 # test directories.
-add_library(dne_comm STATIC src/comm/self_communicator.cpp src/comm/mpi_communicator.cpp)
+add_library(dne_comm STATIC src/comm/self_communicator.cpp src/comm/mpi_communicator.cpp src/comm/group_agreement.cpp)
 target_link_libraries(dne_comm PUBLIC dne_base MPI::MPI_CXX PRIVATE dne_warnings)
 
 set(DNE_WITH_NCCL AUTO CACHE STRING "NCCL communicator: AUTO (when CUDA and NCCL are found), ON (required) or OFF")

@@ -28,10 +28,10 @@
 
 #include "dne/cli/commands.hpp"
 #include "dne/core/files.hpp"
-#include "dne/cli/run_device.hpp"
 #include "dne/comm/mpi_communicator.hpp"
+#include "dne/comm/device_choice.hpp"
 #include "dne/comm/nccl_communicator.hpp"
-#include "dne/dne/zeroth_order.hpp"
+#include "dne/editing/zeroth_order.hpp"
 #include "dne/config/config.hpp"
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
@@ -40,11 +40,13 @@
 #include "dne/core/system_memory.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
-#include "dne/dne/noise_basis.hpp"
-#include "dne/dne/image_rows.hpp"
-#include "dne/dne/noise_editor.hpp"
-#include "dne/dne/objective.hpp"
+#include "dne/editing/noise_basis.hpp"
+#include "dne/editing/image_rows.hpp"
+#include "dne/editing/noise_editor.hpp"
+#include "dne/editing/objective.hpp"
 #include "dne/experiment/experiment.hpp"
+#include "dne/experiment/method_registry.hpp"
+#include "dne/run/device_agreement.hpp"
 #include "dne/fm/device_model.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/pretrain/trainer.hpp"
@@ -72,38 +74,25 @@ double median_seconds(int repeats, Fn&& fn) {
   return times[times.size() / 2];
 }
 
-/// Where `settings` put this rank's tensors: its CUDA device, or the CPU.
-torch::Device bench_device(const config::RunSettings& settings) {
-  return settings.device == "cuda" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(settings.cuda_index))
-                                   : torch::Device(torch::kCPU);
-}
-
-/// The FM of `c` where `settings` put this rank: in process on the CPU, or on its GPU at
+/// The FM of `c` where `device` puts this rank: in process on the CPU, or on its GPU at
 /// run.precision (fm::on_device, as dne run does).
-std::shared_ptr<fm::DifferentiableModel> bench_model(const config::ExperimentConfig& c, const config::RunSettings& settings) {
+std::shared_ptr<fm::DifferentiableModel> bench_model(const config::ExperimentConfig& c, const comm::DeviceChoice& device) {
   auto model = fm::make_model(c.fm, c.data.image_size, 0);
-  if (settings.device != "cuda") return model;
-  return fm::on_device(model, bench_device(settings), c.run.precision);
-}
-
-/// Waits for the rank's GPU (a no-op on the CPU), so a timed region holds its kernels.
-void synchronize(const config::RunSettings& settings) {
-  if (settings.device == "cuda") torch::cuda::synchronize(settings.cuda_index);
+  if (!device.cuda()) return model;
+  return fm::on_device(model, device.torch_device(), c.run.precision);
 }
 
 /// Zeroth-order mode: every rank of the job forms one group and runs `steps` batches of the
 /// editor; the floor is the time this rank needs to embed the same images with plain API calls
 /// of the same shape, measured right after in the same process.
-int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfig& run, const config::RunSettings& settings,
+int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfig& run, const comm::DeviceChoice& device,
                        const std::string& method,
                        int steps, int threads, const ProcessInfo& process) {
   if (config::method_info(method).kind != config::MethodKind::kZerothOrder)
     throw ConfigError("dne bench --zo: METHOD must be a zeroth-order method (gezo, rge, spsa, nes), got '" + method + "'");
   // The whole job is one group; --set comm.backend=nccl times the NCCL path (device sums).
-  auto group = settings.backend == "nccl"
-                   ? comm::make_nccl_communicator(MPI_COMM_WORLD, run.comm_timeout_s, settings.cuda_index)
-                   : comm::make_mpi_communicator(MPI_COMM_WORLD);
-  auto model = bench_model(c, settings);
+  auto group = device.communicator(MPI_COMM_WORLD, run.comm_timeout_s);
+  auto model = bench_model(c, device);
   const std::int64_t b = c.dne.batch_size, s = c.data.image_size, n = b * steps;
   torch::manual_seed(1);  // bench inputs only; identical on every rank
   const auto x = torch::rand({n, 1, s, s});
@@ -114,26 +103,24 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
     z = model->forward(x.slice(0, 0, std::min<std::int64_t>(n, 400)));
   }
   const auto g = probe::LinearProbe::fit(z, sa.slice(0, 0, z.size(0)).to(torch::kInt64), c.probes);
-  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes, bench_device(settings)};
+  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes, device.torch_device()};
   problem.options.epochs = 1;
-  fm::ApiOptions api_options;  // the simulated API's latency and batch limit (api.*), floor included
-  api_options.max_batch = c.api.max_batch;
-  api_options.latency_ms = c.api.latency_ms;
+  const auto api_options = experiment::api_options(c, 0);  // the simulated API (api.*), floor included; no budget
   fm::EmbeddingApi api(model, api_options);
   group->barrier();
   auto t = Clock::now();
   editing::ModelAccess access{nullptr, api, *group};  // the API only, as in a black-box run
-  const auto result = editing::find_editor(method)(problem, access);
+  const auto result = experiment::method(method).edit(problem, access);
   group->barrier();
   const double edit_s = std::chrono::duration<double>(Clock::now() - t).count();
   // Floor: the same number of B-image API calls on this rank, nothing else.
   const std::int64_t calls = api.images() / std::max<std::int64_t>(1, b);
   fm::EmbeddingApi floor_api(model, api_options);
-  const auto xb = x.slice(0, 0, b).to(bench_device(settings));  // where the editor's batches are
-  synchronize(settings);
+  const auto xb = x.slice(0, 0, b).to(device.torch_device());  // where the editor's batches are
+  device.synchronize();
   t = Clock::now();
   for (std::int64_t i = 0; i < calls; ++i) (void)floor_api.embed(xb);
-  synchronize(settings);
+  device.synchronize();
   double floor_s = std::chrono::duration<double>(Clock::now() - t).count();
   double worst_floor = floor_s;  // the slowest rank bounds the step
   MPI_Allreduce(&floor_s, &worst_floor, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
@@ -141,7 +128,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
     const double per_step = edit_s / steps;
     std::printf("dne bench --zo %s on %s (%s): %d rank(s) x %d Torch thread(s), batch %lld, C=%lld, R=%lld, split=%s, mode=%s, "
                 "basis=%s, api.latency_ms=%g\n",
-                method.c_str(), device_description(settings).c_str(), c.run.precision.c_str(), process.world_size, threads,
+                method.c_str(), device.description().c_str(), c.run.precision.c_str(), process.world_size, threads,
                 static_cast<long long>(b),
                 static_cast<long long>(c.gezo.candidates), static_cast<long long>(c.gezo.local_epochs),
                 c.comm.split.c_str(), c.comm.mode.c_str(), c.dne.noise_basis.c_str(), c.api.latency_ms);
@@ -304,15 +291,11 @@ int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const 
 constexpr std::int64_t kBenchEmbedRows = 1000;
 
 int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, int repeats, const ProcessInfo& process) {
-  data::ManifestOptions mo;
-  mo.sa_column = c.data.sa_column;
+  const auto mo = experiment::manifest_options(c);
   const auto manifest = data::read_manifest(csv, mo);
   const auto n = static_cast<double>(manifest.rows.size());
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  data::DecodeOptions d;
-  d.image_size = c.data.image_size;
-  d.resize = data::parse_resize_mode(c.data.resize);
-  d.threads = 1;
+  auto d = experiment::decode_options(c, 1);
   std::vector<std::size_t> all(manifest.rows.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
   const auto barrier = [] { (void)sweep::min_location_politely(MPI_COMM_WORLD, 0); };
@@ -416,7 +399,7 @@ int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, in
     auto model = fm::make_model(c.fm, d.image_size, 0);
     auto alone = comm::make_self_communicator();
     const auto embed_all = [&](const editing::ImageRows& x) {
-      return editing::embed_over_group(
+      return comm::embed_over_group(
           x.size(), c.fm.batch_size, model->embed_dim(), model->parallelism(),
           [&](std::int64_t begin, std::int64_t end) { return x.slice(begin, end); },
           [&](const std::vector<torch::Tensor>& batches) { return model->embed_each(batches); }, *alone);
@@ -544,40 +527,40 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
   const auto c = config::expand(source).front();
   const auto run = config::read_run_config(source);
-  const auto settings = agreed_run_settings(run, {c}, process);  // run.device, run.precision (collective)
-  const int threads = choose_threads(vm["threads"].as<long>(), process);
+  const auto device = run::agreed_device_choice(run, {c}, process);  // run.device, run.precision (collective)
+  const int threads = run::choose_threads(vm["threads"].as<long>(), process);
   const int repeats = std::max(1, vm["repeats"].as<int>());
   torch::set_num_threads(threads);
   if (vm.count("data")) return bench_decoding(c, vm["data"].as<std::string>(), repeats, process);
   if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
   if (vm.count("estimator"))
     return bench_estimator(c, vm["bases"].as<std::string>(), std::max(4, vm["pairs"].as<int>()), process);
-  if (vm.count("zo")) return bench_zeroth_order(c, run, settings, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
+  if (vm.count("zo")) return bench_zeroth_order(c, run, device, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
   if (process.rank != 0) return 0;
 
   torch::NoGradGuard outer_no_grad;
   // 1. GEMM floor, where and how the FM runs: on the GPU in its precision (bf16 operands for
   // bf16; TF32 tensor cores for tf32), synchronised so that the time is the kernel's.
-  auto model = bench_model(c, settings);  // placed first: it sets the TF32 switches of its precision
-  const bool gpu = settings.device == "cuda";
+  auto model = bench_model(c, device);  // placed first: it sets the TF32 switches of its precision
+  const bool gpu = device.cuda();
   const std::int64_t n = gpu ? 8192 : 1024;
   const auto operands = torch::TensorOptions()
-                            .device(bench_device(settings))
+                            .device(device.torch_device())
                             .dtype(gpu && c.run.precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
   const auto a = torch::randn({n, n}, operands), b = torch::randn({n, n}, operands);
   const double gemm_s = median_seconds(repeats, [&] {
     (void)torch::mm(a, b);
-    synchronize(settings);
+    device.synchronize();
   });
   const double gemm_gflops = 2.0 * n * n * n / gemm_s / 1e9;
 
   // 2. FM forward on a batch already where the model runs (as the editors hand it over).
-  const auto on = torch::TensorOptions().device(bench_device(settings));
+  const auto on = torch::TensorOptions().device(device.torch_device());
   const std::int64_t batch = c.fm.batch_size, s = c.data.image_size;
   const auto images = torch::rand({batch, 1, s, s}, on);
   const double fwd_s = median_seconds(repeats, [&] {
     (void)model->forward(images);
-    synchronize(settings);
+    device.synchronize();
   });
   const double images_per_s = static_cast<double>(batch) / fwd_s;
   const double fm_gflops = model->flops_per_image() * images_per_s / 1e9;
@@ -585,7 +568,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   // 3. White-box step vs forward+backward floor on a DNE batch.
   const std::int64_t db = c.dne.batch_size;
   const auto x = torch::rand({db, 1, s, s});  // host, as an EditProblem holds its images
-  const auto xd = x.to(bench_device(settings));
+  const auto xd = x.to(device.torch_device());
   const auto sa = (torch::rand({db}) > 0.5).to(torch::kFloat32);
   torch::Tensor z_fit;
   {
@@ -597,7 +580,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
     torch::NoGradGuard ng;
     fwd_db_s = median_seconds(repeats, [&] {
       (void)model->forward(xd);
-      synchronize(settings);
+      device.synchronize();
     });
   }
   {
@@ -606,17 +589,17 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
     fb_s = median_seconds(repeats, [&] {
       auto out = model->forward(xd + noise).sum();
       out.backward();
-      synchronize(settings);
+      device.synchronize();
     });
     editing::EditProblem problem{x, sa, &g, c.dne, 0};
-    problem.device = bench_device(settings);
+    problem.device = device.torch_device();
     problem.options.epochs = 1;
     problem.options.batch_size = db;  // exactly one step per call
     const auto alone = comm::make_self_communicator();
     step_s = median_seconds(repeats, [&] { (void)editing::edit_whitebox(problem, *model, *alone); });
   }
 
-  std::printf("dne bench on %s: %d Torch thread(s), %d repeats (median), model %s\n", device_description(settings).c_str(),
+  std::printf("dne bench on %s: %d Torch thread(s), %d repeats (median), model %s\n", device.description().c_str(),
               threads, repeats, model->describe().c_str());
   std::printf("%-44s %14s %14s\n", "measurement", "value", "ratio");
   const std::string gemm_label = "GEMM " + std::string(gpu ? c.run.precision : "float32") + " " + std::to_string(n) + "^3 [GFLOP/s]";

@@ -697,19 +697,15 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
              if (!needs_images(m.name)) names += (names.empty() ? "" : ", ") + m.name;
            return names;
          }() + ")");
-  if (c.dne.method == "vae") {
-    const auto widths = number_list(c.vae.hidden, "vae.hidden");
-    for (const double w : widths)
-      if (!(w >= 1.0 && w <= 65536.0 && w == static_cast<double>(static_cast<std::int64_t>(w))))
-        fail("vae.hidden: \"" + c.vae.hidden + "\": every width must be a whole number in [1, 65536]");
-  }
+  const auto& method = method_info(c.dne.method);
+  if (const auto problem = method.check(c); !problem.empty()) fail(problem);  // the method's own checks
   if (c.data.source == "phantom" && c.data.image_size < 32)
     fail("data.image_size = " + std::to_string(c.data.image_size) + ": the phantom needs at least 32 pixels");
   if (c.fm.kind == "remote") {
     if (c.api.url.empty() || c.api.model.empty())
       fail("fm.kind = \"remote\" needs api.url (http://host:port) and api.model (the model's name on the server)");
-    if (c.dne.method == "whitebox")
-      fail("dne.method = \"whitebox\" needs gradients, and a remote FM (fm.kind = \"remote\") answers queries only: "
+    if (method.kind == MethodKind::kWhiteBox)
+      fail("dne.method = \"" + c.dne.method + "\" needs gradients, and a remote FM (fm.kind = \"remote\") answers queries only: "
            "use a zeroth-order method (gezo, rge, spsa)");
     if (c.api.latency_ms > 0.0)
       fail("api.latency_ms simulates latency for an in-process FM; a remote FM has its own (dne serve --latency-ms "
@@ -760,9 +756,6 @@ void validate(const ExperimentConfig& c, const std::string& origin) {
       c.dne.noise_dim > c.data.image_size)
     fail("dne.noise_dim = " + std::to_string(c.dne.noise_dim) + " is larger than data.image_size = " +
          std::to_string(c.data.image_size) + " (dne.noise_basis = \"" + c.dne.noise_basis + "\")");
-  if (c.dne.method == "gezo" && c.gezo.sigma_min > c.gezo.sigma)
-    fail("gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than gezo.sigma (" +
-         format_value(c.gezo.sigma) + ")");
 }
 
 enum class Render { kCanonical, kResolved, kPretrain };

@@ -3,21 +3,69 @@
 
 #include <algorithm>
 
+#include "dne/config/config.hpp"
 #include "dne/core/errors.hpp"
 
 namespace dne::config {
+namespace {
+
+double no_edit(const ExperimentConfig&, double) { return 0.0; }
+
+// Forward and backward through the FM for every training image of every epoch.
+double whitebox_cost(const ExperimentConfig& c, double n_train) {
+  return 3.0 * static_cast<double>(c.dne.epochs) * n_train;
+}
+
+// 2C + 1 queries per image and iteration (GeZO: R local iterations per batch), at most the budget.
+double zeroth_order_cost(const ExperimentConfig& c, double n_train, double local_iterations) {
+  double edit = static_cast<double>(c.dne.epochs) * n_train * local_iterations * static_cast<double>(2 * c.gezo.candidates + 1);
+  if (c.gezo.budget > 0) edit = std::min(edit, static_cast<double>(c.gezo.budget));
+  return edit;
+}
+double gezo_cost(const ExperimentConfig& c, double n_train) {
+  return zeroth_order_cost(c, n_train, static_cast<double>(c.gezo.local_epochs));
+}
+double two_point_cost(const ExperimentConfig& c, double n_train) { return zeroth_order_cost(c, n_train, 1.0); }
+
+// Two VAEs (the method and its control), a row-epoch of an MLP counted as 1% of an image pass.
+double vae_cost(const ExperimentConfig& c, double n_train) {
+  return 2.0 * 0.01 * static_cast<double>(c.vae.epochs) * n_train * static_cast<double>(1 + c.vae.adversary_steps);
+}
+
+std::string no_check(const ExperimentConfig&) { return ""; }
+
+std::string gezo_check(const ExperimentConfig& c) {
+  if (c.gezo.sigma_min > c.gezo.sigma)
+    return "gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than gezo.sigma (" +
+           format_value(c.gezo.sigma) + ")";
+  return "";
+}
+
+std::string vae_check(const ExperimentConfig& c) {
+  for (const double w : number_list(c.vae.hidden, "vae.hidden"))
+    if (!(w >= 1.0 && w <= 65536.0 && w == static_cast<double>(static_cast<std::int64_t>(w))))
+      return "vae.hidden: \"" + c.vae.hidden + "\": every width must be a whole number in [1, 65536]";
+  return "";
+}
+
+}  // namespace
 
 const std::vector<MethodInfo>& method_table() {
   static const std::vector<MethodInfo> table = {
-      {"none", MethodKind::kReference, "", "ERM: the clean images, no noise"},
-      {"random", MethodKind::kControl, "", "i.i.d. Gaussian noise of L2 norm dne.random_l2 (inside the budget)"},
-      {"whitebox", MethodKind::kWhiteBox, "images", "Adam on the noise, gradients through the FM"},
-      {"gezo", MethodKind::kZerothOrder, "queries", "GeZO: greedy zeroth-order search with momentum"},
-      {"rge", MethodKind::kZerothOrder, "queries", "random gradient estimates (two-point, Gaussian directions)"},
-      {"spsa", MethodKind::kZerothOrder, "queries", "SPSA (two-point, Rademacher directions)"},
+      {"none", MethodKind::kReference, "", "ERM: the clean images, no noise", no_edit, no_check},
+      {"random", MethodKind::kControl, "", "i.i.d. Gaussian noise of L2 norm dne.random_l2 (inside the budget)", no_edit,
+       no_check},
+      {"whitebox", MethodKind::kWhiteBox, "images", "Adam on the noise, gradients through the FM", whitebox_cost, no_check},
+      {"gezo", MethodKind::kZerothOrder, "queries", "GeZO: greedy zeroth-order search with momentum", gezo_cost,
+       gezo_check},
+      {"rge", MethodKind::kZerothOrder, "queries", "random gradient estimates (two-point, Gaussian directions)",
+       two_point_cost, no_check},
+      {"spsa", MethodKind::kZerothOrder, "queries", "SPSA (two-point, Rademacher directions)", two_point_cost, no_check},
       {"nes", MethodKind::kZerothOrder, "queries",
-       "natural evolution strategies: antithetic Gaussian directions, rank-shaped losses, Adam/SGD"},
-      {"vae", MethodKind::kEmbedding, "epochs", "adversarial VAE on the FM's embeddings ([vae]; its control: no adversary)"},
+       "natural evolution strategies: antithetic Gaussian directions, rank-shaped losses, Adam/SGD", two_point_cost,
+       no_check},
+      {"vae", MethodKind::kEmbedding, "epochs", "adversarial VAE on the FM's embeddings ([vae]; its control: no adversary)",
+       vae_cost, vae_check},
   };
   return table;
 }

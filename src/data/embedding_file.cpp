@@ -106,7 +106,7 @@ Dataset read_embeddings(const std::string& path, const std::string& group) {
   }
 }
 
-void write_embedding_split(store::ResultWriter& writer, const std::string& group, const ImageSet& rows) {
+void write_embedding_split(store::H5Writer& writer, const std::string& group, const ImageSet& rows) {
   const auto n = static_cast<std::uint64_t>(rows.size());
   writer.dataset(group + "/x", rows.pixels, {n, static_cast<std::uint64_t>(rows.width)});
   writer.dataset(group + "/label", std::vector<std::int32_t>(rows.label.begin(), rows.label.end()), {n});

@@ -158,7 +158,7 @@ void check_architecture(const ViTArchitecture& f, const ViTArchitecture& c, cons
 
 void write_fm_file(const std::string& path, VisionTransformerImpl& vit, const FmProvenance& provenance) {
   const auto& a = vit.architecture();
-  store::ResultWriter w(path);
+  store::H5Writer w(path);
   w.attribute("/", "format", std::string(kFormat));
   w.attribute("/", "format_version", kFormatVersion);
   w.attribute("/", "kind", std::string("vit"));

@@ -51,7 +51,7 @@ struct TrainState {
 
 void write_checkpoint(const std::string& path, const std::string& hash, MaskedAutoencoderImpl& mae, AdamW& adam,
                       const std::vector<std::string>& trainable_names, const TrainState& state) {
-  store::ResultWriter w(path);
+  store::H5Writer w(path);
   w.attribute("/", "format", std::string("dne-pretrain-checkpoint"));
   w.attribute("/", "pretrain_hash", hash);
   w.attribute("/", "step", state.step);

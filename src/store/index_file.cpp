@@ -30,7 +30,7 @@ void write_index(const std::string& path, const IndexHeader& header, const std::
     ++counts[r.status];
   }
 
-  ResultWriter w(path);
+  H5Writer w(path);
   w.attribute("/", "schema_version", static_cast<std::int64_t>(kIndexSchemaVersion));
   w.attribute("/", "config_origin", header.config_origin);
   w.attribute("/", "updated", now_iso8601());

@@ -175,7 +175,7 @@ void require_plausible_size(hid_t dset, double count, double memory_bytes_each, 
 
 }  // namespace
 
-ResultWriter::ResultWriter(std::string final_path) : final_path_(std::move(final_path)) {
+H5Writer::H5Writer(std::string final_path) : final_path_(std::move(final_path)) {
   const Hdf5Lock lock;
   temp_path_ = final_path_ + ".tmp." + host_name() + "." + std::to_string(getpid());
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported through exceptions
@@ -183,13 +183,13 @@ ResultWriter::ResultWriter(std::string final_path) : final_path_(std::move(final
                        "cannot create '" + temp_path_ + "'");
 }
 
-ResultWriter::~ResultWriter() {
+H5Writer::~H5Writer() {
   const Hdf5Lock lock;
   if (file_ >= 0) H5Fclose(static_cast<hid_t>(file_));
   if (!committed_) std::remove(temp_path_.c_str());
 }
 
-std::int64_t ResultWriter::ensure_group(const std::string& path) {
+std::int64_t H5Writer::ensure_group(const std::string& path) {
   const Hdf5Lock lock;
   if (path == "/" || path.empty()) return DNE_H5_CHECK(H5Gopen2(file_, "/", H5P_DEFAULT), path);
   if (link_exists(file_, path, temp_path_))
@@ -210,7 +210,7 @@ void write_attribute(hid_t object, const std::string& name, hid_t type, const vo
 }
 }  // namespace
 
-void ResultWriter::attribute(const std::string& object, const std::string& name,
+void H5Writer::attribute(const std::string& object, const std::string& name,
                              const std::string& value) {
   const Hdf5Lock lock;
   H5Handle group(ensure_group(object));
@@ -222,20 +222,20 @@ void ResultWriter::attribute(const std::string& object, const std::string& name,
   write_attribute(group.id, name, type.id, &ptr, "attribute " + object + "@" + name);
 }
 
-void ResultWriter::attribute(const std::string& object, const std::string& name, double value) {
+void H5Writer::attribute(const std::string& object, const std::string& name, double value) {
   const Hdf5Lock lock;
   H5Handle group(ensure_group(object));
   write_attribute(group.id, name, H5T_NATIVE_DOUBLE, &value, "attribute " + object + "@" + name);
 }
 
-void ResultWriter::attribute(const std::string& object, const std::string& name,
+void H5Writer::attribute(const std::string& object, const std::string& name,
                              std::int64_t value) {
   const Hdf5Lock lock;
   H5Handle group(ensure_group(object));
   write_attribute(group.id, name, H5T_NATIVE_INT64, &value, "attribute " + object + "@" + name);
 }
 
-void ResultWriter::write_raw(const std::string& path, std::int64_t mem_type, const void* data,
+void H5Writer::write_raw(const std::string& path, std::int64_t mem_type, const void* data,
                              const std::vector<std::uint64_t>& dims, std::size_t count) {
   const Hdf5Lock lock;
   std::uint64_t product = 1;
@@ -261,23 +261,23 @@ void ResultWriter::write_raw(const std::string& path, std::int64_t mem_type, con
     DNE_H5_CHECK(H5Dwrite(dset.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "write " + path);
 }
 
-void ResultWriter::dataset(const std::string& path, const std::vector<float>& data,
+void H5Writer::dataset(const std::string& path, const std::vector<float>& data,
                            const std::vector<std::uint64_t>& dims) {
   write_raw(path, H5T_NATIVE_FLOAT, data.data(), dims, data.size());
 }
-void ResultWriter::dataset(const std::string& path, const std::vector<double>& data,
+void H5Writer::dataset(const std::string& path, const std::vector<double>& data,
                            const std::vector<std::uint64_t>& dims) {
   write_raw(path, H5T_NATIVE_DOUBLE, data.data(), dims, data.size());
 }
-void ResultWriter::dataset(const std::string& path, const std::vector<std::int32_t>& data,
+void H5Writer::dataset(const std::string& path, const std::vector<std::int32_t>& data,
                            const std::vector<std::uint64_t>& dims) {
   write_raw(path, H5T_NATIVE_INT32, data.data(), dims, data.size());
 }
-void ResultWriter::dataset(const std::string& path, const std::vector<std::int64_t>& data,
+void H5Writer::dataset(const std::string& path, const std::vector<std::int64_t>& data,
                            const std::vector<std::uint64_t>& dims) {
   write_raw(path, H5T_NATIVE_INT64, data.data(), dims, data.size());
 }
-void ResultWriter::external_link(const std::string& link_path, const std::string& target_file,
+void H5Writer::external_link(const std::string& link_path, const std::string& target_file,
                                  const std::string& target_object) {
   const Hdf5Lock lock;
   const auto slash = link_path.rfind('/');
@@ -286,7 +286,7 @@ void ResultWriter::external_link(const std::string& link_path, const std::string
                                   H5P_DEFAULT, H5P_DEFAULT),
                "external link " + link_path);
 }
-void ResultWriter::dataset(const std::string& path, const std::vector<std::string>& data) {
+void H5Writer::dataset(const std::string& path, const std::vector<std::string>& data) {
   const Hdf5Lock lock;
   H5Handle type(DNE_H5_CHECK(H5Tcopy(H5T_C_S1), path));
   DNE_H5_CHECK(H5Tset_size(type.id, H5T_VARIABLE), path);
@@ -298,7 +298,7 @@ void ResultWriter::dataset(const std::string& path, const std::vector<std::strin
   write_raw(path, type.id, ptrs.data(), {data.size()}, data.size());
 }
 
-std::uint64_t ResultWriter::reserve_raw(const std::string& path, int bits, const std::vector<std::uint64_t>& dims) {
+std::uint64_t H5Writer::reserve_raw(const std::string& path, int bits, const std::vector<std::uint64_t>& dims) {
   if (bits != 8 && bits != 16) throw StoreError("dataset " + path + ": raw samples must be 8 or 16 bits, not " + std::to_string(bits));
   if (file_ < 0) throw StoreError("dataset " + path + ": " + temp_path_ + " is already closed");
   const Hdf5Lock lock;
@@ -321,7 +321,7 @@ std::uint64_t ResultWriter::reserve_raw(const std::string& path, int bits, const
   return static_cast<std::uint64_t>(offset);
 }
 
-void ResultWriter::close_for_raw_writes() {
+void H5Writer::close_for_raw_writes() {
   const Hdf5Lock lock;
   if (file_ < 0) return;
   DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
@@ -329,12 +329,12 @@ void ResultWriter::close_for_raw_writes() {
   file_ = -1;
 }
 
-void ResultWriter::flush() {
+void H5Writer::flush() {
   const Hdf5Lock lock;
   DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);
 }
 
-void ResultWriter::commit() {
+void H5Writer::commit() {
   const Hdf5Lock lock;
   if (file_ >= 0) {
     DNE_H5_CHECK(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush " + temp_path_);

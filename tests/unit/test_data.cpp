@@ -1089,7 +1089,7 @@ TEST_F(Manifest, ImageCacheRoundTripIsExactAndKeyedByHashAndPreprocessing) {
   EXPECT_THROW(dd::read_image_cache(cache + ".none", "abc", 4, "stretch"), dne::StoreError);
   // A file of the old layout (no format attribute) is never read as a cache.
   {
-    dne::store::ResultWriter w(path("old.h5"));
+    dne::store::H5Writer w(path("old.h5"));
     w.attribute("/", "data_hash", std::string("abc"));
     w.commit();
   }

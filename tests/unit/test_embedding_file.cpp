@@ -34,7 +34,7 @@ class EmbeddingFileTest : public dne_test::TempDirTest {
   /// A file with train (3 rows, D = 2) and test (2 rows) under `group`, optionally with ages.
   std::string write(const std::string& name, const std::string& group, bool with_age) const {
     const auto file = path(name);
-    dne::store::ResultWriter w(file);
+    dne::store::H5Writer w(file);
     const std::string g = group == "/" ? "" : group;
     dne::data::write_embedding_split(
         w, g + "/train", rows(2, {1, 2, 3, 4, 5, 6}, {0, 1, 1}, {1, 0, 1}, with_age ? std::vector<float>{30, 40, 50} : std::vector<float>{}));
@@ -73,14 +73,14 @@ TEST_F(EmbeddingFileTest, ResultFileGroupIsFoundWithoutBeingNamed) {
 TEST_F(EmbeddingFileTest, MalformedFilesAreOneDataErrorNamingTheDataset) {
   {  // no train/x anywhere
     const auto file = path("empty.h5");
-    dne::store::ResultWriter w(file);
+    dne::store::H5Writer w(file);
     w.dataset("/something", std::vector<float>{1}, {1});
     w.commit();
     expect_error<DataError>([&] { dne::data::read_embeddings(file, ""); }, {file, "neither /train/x nor /embeddings/train/x"});
   }
   {  // a label that is not 0/1
     const auto file = path("label.h5");
-    dne::store::ResultWriter w(file);
+    dne::store::H5Writer w(file);
     dne::data::write_embedding_split(w, "/train", rows(1, {1, 2}, {0, 2}, {0, 1}));
     dne::data::write_embedding_split(w, "/test", rows(1, {1, 2}, {0, 1}, {0, 1}));
     w.commit();
@@ -88,7 +88,7 @@ TEST_F(EmbeddingFileTest, MalformedFilesAreOneDataErrorNamingTheDataset) {
   }
   {  // test width unlike train's
     const auto file = path("width.h5");
-    dne::store::ResultWriter w(file);
+    dne::store::H5Writer w(file);
     dne::data::write_embedding_split(w, "/train", rows(2, {1, 2, 3, 4}, {0, 1}, {0, 1}));
     dne::data::write_embedding_split(w, "/test", rows(1, {1, 2}, {0, 1}, {0, 1}));
     w.commit();
@@ -96,7 +96,7 @@ TEST_F(EmbeddingFileTest, MalformedFilesAreOneDataErrorNamingTheDataset) {
   }
   {  // missing sa, and a NaN
     const auto file = path("sa.h5");
-    dne::store::ResultWriter w(file);
+    dne::store::H5Writer w(file);
     w.dataset("/train/x", std::vector<float>{1, std::nanf("")}, {2, 1});
     w.dataset("/train/label", std::vector<std::int32_t>{0, 1}, {2});
     w.commit();
@@ -104,7 +104,7 @@ TEST_F(EmbeddingFileTest, MalformedFilesAreOneDataErrorNamingTheDataset) {
   }
   {
     const auto file = path("nan.h5");
-    dne::store::ResultWriter w(file);
+    dne::store::H5Writer w(file);
     w.dataset("/train/x", std::vector<float>{1, std::nanf("")}, {2, 1});
     w.dataset("/train/label", std::vector<std::int32_t>{0, 1}, {2});
     w.dataset("/train/sa", std::vector<std::int32_t>{0, 1}, {2});

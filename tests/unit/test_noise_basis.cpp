@@ -9,10 +9,10 @@
 #include "dne/comm/communicator.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
-#include "dne/dne/noise_basis.hpp"
-#include "dne/dne/noise_editor.hpp"
-#include "dne/dne/objective.hpp"
-#include "dne/dne/zeroth_order.hpp"
+#include "dne/editing/noise_basis.hpp"
+#include "dne/editing/noise_editor.hpp"
+#include "dne/editing/objective.hpp"
+#include "dne/editing/zeroth_order.hpp"
 #include "dne/probe/linear_probe.hpp"
 
 namespace {

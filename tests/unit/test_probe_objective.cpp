@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "dne/core/errors.hpp"
-#include "dne/dne/noise_editor.hpp"
-#include "dne/dne/objective.hpp"
+#include "dne/editing/noise_editor.hpp"
+#include "dne/editing/objective.hpp"
 #include "dne/probe/linear_probe.hpp"
 
 namespace {
@@ -205,11 +205,6 @@ TEST(RandomEditor, HasRequestedNormAndIsDeterministic) {
   EXPECT_TRUE(torch::equal(a.noise, b.noise));
   p.seed = 6;
   EXPECT_FALSE(torch::equal(a.noise, dne::editing::edit_random(p).noise));
-}
-
-TEST(EditorTable, UnknownMethodIsConfigError) {
-  EXPECT_THROW(dne::editing::find_editor("magic"), dne::ConfigError);
-  EXPECT_NO_THROW(dne::editing::find_editor("none"));
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ class StoreTest : public ::testing::Test {
 TEST_F(StoreTest, WritesReadableValuesAndCommitsAtomically) {
   const auto path = (dir / "x.h5").string();
   {
-    dne::store::ResultWriter w(path);
+    dne::store::H5Writer w(path);
     w.attribute("/", "id", std::string("abc"));
     w.attribute("/metrics", "accuracy", 0.75);
     w.attribute("/", "seed", std::int64_t{7});
@@ -74,14 +74,14 @@ TEST_F(StoreTest, WritesReadableValuesAndCommitsAtomically) {
 
 TEST_F(StoreTest, WriterWithoutCommitLeavesNothing) {
   {
-    dne::store::ResultWriter w((dir / "y.h5").string());
+    dne::store::H5Writer w((dir / "y.h5").string());
     w.attribute("/", "id", std::string("abc"));
   }
   EXPECT_EQ(files_in_dir(), 0u);
 }
 
 TEST_F(StoreTest, ErrorsAreStoreErrors) {
-  dne::store::ResultWriter w((dir / "z.h5").string());
+  dne::store::H5Writer w((dir / "z.h5").string());
   EXPECT_THROW(w.dataset("/bad", std::vector<float>{1, 2, 3}, {2, 2}), dne::StoreError);
   w.dataset("/once", std::vector<float>{1}, {1});
   try {
@@ -96,7 +96,7 @@ TEST_F(StoreTest, ErrorsAreStoreErrors) {
     EXPECT_NE(what.find("H5Dcreate2(): unable to create dataset"), std::string::npos) << what;
     EXPECT_NE(what.find(" / "), std::string::npos) << what;
   }
-  EXPECT_THROW(dne::store::ResultWriter((dir / "no" / "such" / "dir.h5").string()), dne::StoreError);
+  EXPECT_THROW(dne::store::H5Writer((dir / "no" / "such" / "dir.h5").string()), dne::StoreError);
   EXPECT_THROW(dne::store::inspect((dir / "absent.h5").string()), dne::StoreError);
 }
 
@@ -106,7 +106,7 @@ TEST_F(StoreTest, ReaderSkipsNonNumericMetricsAndInspectPrintsFixedLengthStrings
   // (inspect printed "(string)").
   const auto path = (dir / "foreign.h5").string();
   {
-    dne::store::ResultWriter w(path);
+    dne::store::H5Writer w(path);
     w.attribute("/", "id", std::string("abc"));
     w.attribute("/metrics", "accuracy", 0.5);
     w.attribute("/metrics", "note", std::string("not a number"));

@@ -286,7 +286,7 @@ TEST(FmFile, BrokenFilesAreModelErrorsNamingTheFile) {
     std::ofstream((dir / "text.h5").string()) << "not hdf5\n";
   }
   {
-    dne::store::ResultWriter w((dir / "foreign.h5").string());  // HDF5, but not an FM file
+    dne::store::H5Writer w((dir / "foreign.h5").string());  // HDF5, but not an FM file
     w.attribute("/", "id", std::string("x"));
     w.commit();
   }

@@ -11,10 +11,11 @@
 
 #include "dne/comm/communicator.hpp"
 #include "dne/core/errors.hpp"
-#include "dne/dne/noise_basis.hpp"
-#include "dne/dne/noise_editor.hpp"
-#include "dne/dne/objective.hpp"
-#include "dne/dne/zeroth_order.hpp"
+#include "dne/editing/noise_basis.hpp"
+#include "dne/editing/noise_editor.hpp"
+#include "dne/editing/objective.hpp"
+#include "dne/editing/zeroth_order.hpp"
+#include "dne/experiment/method_registry.hpp"
 #include "dne/probe/linear_probe.hpp"
 
 namespace {
@@ -189,8 +190,8 @@ TEST(Adversary, RefitIsCountedAndTracedByEveryEditor) {
     refit.options.refit_every = 2;  // before batch 2: one refit of 40 images
     fm::EmbeddingApi api_a(f.model), api_b(f.model);
     editing::ModelAccess a{f.model.get(), api_a, *self}, b{f.model.get(), api_b, *self};
-    const auto r0 = editing::find_editor(method)(base, a);
-    const auto r1 = editing::find_editor(method)(refit, b);
+    const auto r0 = experiment::method(method).edit(base, a);
+    const auto r1 = experiment::method(method).edit(refit, b);
     EXPECT_EQ(r1.queries, r0.queries + 40) << method;
     const auto& flags = col(r1, "refit");
     EXPECT_EQ(std::count(flags.begin(), flags.end(), 1.0), 1) << method;
@@ -423,7 +424,7 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
       (linf ? p.options.max_linf : p.options.max_l2) = bound;
       fm::EmbeddingApi api(f.model);
       editing::ModelAccess access{f.model.get(), api, *self};
-      const auto r = editing::find_editor(method)(p, access);
+      const auto r = experiment::method(method).edit(p, access);
       const double got = linf ? r.noise.abs().max().item<double>() : r.noise.pow(2).sum().sqrt().item<double>();
       EXPECT_LE(got, bound * (1 + 1e-6)) << method << (linf ? " linf" : " l2");
       EXPECT_GT(got, 0.5 * bound) << method << (linf ? " linf" : " l2") << ": the budget should bind here";
@@ -448,7 +449,7 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudgetInEveryBasis) {
         (linf ? p.options.max_linf : p.options.max_l2) = bound;
         fm::EmbeddingApi api(f.model);
         editing::ModelAccess access{f.model.get(), api, *self};
-        const auto r = editing::find_editor(method)(p, access);
+        const auto r = experiment::method(method).edit(p, access);
         const std::string what = std::string(method) + " " + basis + (linf ? " linf" : " l2");
         const double got = linf ? r.noise.abs().max().item<double>() : r.noise.pow(2).sum().sqrt().item<double>();
         EXPECT_LE(got, bound * (1 + 1e-6)) << what;
@@ -501,7 +502,7 @@ TEST(Progress, ReportedAtZeroEveryMarkAndTheEndByEveryEditor) {
     };
     fm::EmbeddingApi api(f.model);
     editing::ModelAccess access{f.model.get(), api, *self};
-    const auto r = editing::find_editor(method)(p, access);
+    const auto r = experiment::method(method).edit(p, access);
     ASSERT_GE(at.size(), 2u) << method;
     EXPECT_EQ(at.front(), 0) << method;
     EXPECT_EQ(norms.front(), 0.0) << method;  // the start: no noise yet
@@ -515,7 +516,7 @@ TEST(Progress, ReportedAtZeroEveryMarkAndTheEndByEveryEditor) {
     at.clear();
     fm::EmbeddingApi quiet(f.model);
     editing::ModelAccess access2{f.model.get(), quiet, *self};
-    editing::find_editor(method)(p, access2);
+    experiment::method(method).edit(p, access2);
     EXPECT_TRUE(at.empty()) << method;
   }
 }

@@ -1,16 +1,21 @@
-// The methods an experiment can run (`dne.method`), described once.
+// The methods an experiment can run (`dne.method`), described once: the Torch-free half of the
+// method registry.
 //
 // Every place that needs to know about methods derives it from this table: the config key's
-// choices and which keys a kind of method reads (config.cpp), the cost estimate
+// choices, which keys a method reads (the key table tags each key with the methods that read it:
+// keys_read_by, config.hpp) and the method's own checks (config.cpp), the cost model
 // (experiment::estimated_cost), the benchmark's checks, and index.h5's /methods table, from which
 // analysis/ reads the order, the kind and the trace's x-axis instead of hard-coding them. The
-// functions that run a method live in the editor table (dne/noise_editor.hpp).
+// function that runs each method is joined to its entry here by experiment/method_registry.hpp
+// (Torch code cannot live in this Torch-free module); nothing else compares method names.
 #pragma once
 
 #include <string>
 #include <vector>
 
 namespace dne::config {
+
+struct ExperimentConfig;
 
 enum class MethodKind {
   kReference,    // ERM: no intervention ("none")
@@ -25,6 +30,12 @@ struct MethodInfo {
   MethodKind kind;
   std::string trace_x;  // what the /trace x-axis counts ("images", "queries"); "" without a trace
   std::string summary;  // one line for --help-config and docs
+  /// The method's own work in images through the FM (a backward pass counts as two) for
+  /// `n_train` training images: the cost model behind the most-expensive-first order and the
+  /// ETA (experiment::estimated_cost adds the embedding passes every experiment makes).
+  double (*edit_cost)(const ExperimentConfig& config, double n_train) = nullptr;
+  /// The method's own config checks beyond each key's range: "" when fine, else the problem.
+  std::string (*check)(const ExperimentConfig& config) = nullptr;
 };
 
 /// Every method, in display order.

@@ -4,7 +4,7 @@
 // every rank (then SIGKILL after odls_base_sigkill_timeout), and Ctrl-C sends SIGINT. While a
 // `StopOnSignal` lives, the first of these signals is only recorded: the work polls
 // `stop_signal()` at its cancellation points and stops cleanly (sweep/scheduler.hpp,
-// editing::agree_on_failure). A second signal ends the process at once with 128 + signal,
+// comm::agree_on_failure). A second signal ends the process at once with 128 + signal,
 // unless it is the same request delivered twice by a launcher: a SIGTERM after a SIGINT (mpirun
 // forwarding Ctrl-C), or any repeat within 3 s of the first.
 //

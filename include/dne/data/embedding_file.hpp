@@ -17,7 +17,7 @@
 #include "dne/data/dataset.hpp"
 
 namespace dne::store {
-class ResultWriter;
+class H5Writer;
 }
 
 namespace dne::data {
@@ -32,6 +32,6 @@ std::string find_embedding_group(const std::string& path, const std::string& gro
 Dataset read_embeddings(const std::string& path, const std::string& group);
 
 /// Writes `rows` (height 1, width D) as `group`/x, label, sa and (if it has one) age.
-void write_embedding_split(store::ResultWriter& writer, const std::string& group, const ImageSet& rows);
+void write_embedding_split(store::H5Writer& writer, const std::string& group, const ImageSet& rows);
 
 }  // namespace dne::data

@@ -74,7 +74,7 @@ class ImageCacheFile {
   void commit() { writer_.commit(); }
 
  private:
-  store::ResultWriter writer_;
+  store::H5Writer writer_;
   ImageCacheLayout layout_;
 };
 

@@ -18,25 +18,25 @@
 #include <torch/torch.h>
 
 #include "dne/comm/communicator.hpp"
+#include "dne/comm/device_choice.hpp"
 #include "dne/config/config.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
+#include "dne/experiment/component_options.hpp"
 
 namespace dne::experiment {
 
-/// Facts about the process that ran the experiment, stored as provenance.
-struct RunContext {
+/// What run_experiment needs besides the experiment's config: the run-wide keys, the rank group
+/// and its device, where progress lines go, and the process facts /provenance records.
+struct ExperimentContext {
   config::RunConfig run;        // the run-wide keys: output.dir (experiments/<id>.h5, the image cache), save_embeddings, ...
-  int world_size = 1;          // MPI ranks in the job
+  int world_size = 1;           // MPI ranks in the job
   comm::Communicator* group = nullptr;  // ranks sharing this experiment (nullptr: alone)
-  std::string mpi_library;     // MPI_Get_library_version's first line
-  std::ostream* log = nullptr; // progress lines (nullptr: silent)
-  std::string device = "cpu";  // the resolved run.device (config/run_settings.hpp): "cpu" | "cuda"
-  int cuda_index = -1;         // this rank's CUDA device when device == "cuda"
-  std::string device_description = "cpu";  // for /provenance, e.g. "cuda:0 (NVIDIA H200)"
-  std::string libtorch_cuda = "none";      // LibTorch's CUDA runtime version, "none" for a CPU LibTorch
+  comm::DeviceChoice device;    // this rank's device (run.device as resolved): where an in-process FM and the editor work
+  std::string mpi_library;      // MPI_Get_library_version's first line
+  std::ostream* log = nullptr;  // progress lines (nullptr: silent)
 };
 
 struct ExperimentSummary {
@@ -49,16 +49,9 @@ struct ExperimentSummary {
   std::int64_t queries = 0;    // images sent to the FM by the editor
 };
 
-/// The phantom generator's options for a config's [data] section and seed.
-data::PhantomOptions phantom_options(const config::ExperimentConfig& config);
-
-/// The manifest row selection (data.sa_column, data.limit_*) of an experiment.
-data::ManifestOptions manifest_options(const config::ExperimentConfig& config);
 /// The content hash of what an experiment reads from `manifest` (data::data_content_hash with its
 /// selection and data.image_hash), computed on `threads` threads.
 std::string data_hash(const config::ExperimentConfig& config, const data::Manifest& manifest, int threads);
-/// How an experiment's manifest images are decoded (data.image_size, data.resize) on `threads`.
-data::DecodeOptions decode_options(const config::ExperimentConfig& config, int threads);
 
 /// The content hash of an experiment's embeddings file (its bytes and the group read).
 std::string embeddings_hash(const config::ExperimentConfig& config);
@@ -96,6 +89,6 @@ double estimated_memory_bytes(const config::ExperimentConfig& config);
 
 /// Run one experiment on every rank of `context.group`; the group's rank 0 writes the file.
 /// Throws dne::Error subclasses; writes nothing on failure.
-ExperimentSummary run_experiment(const config::ExperimentConfig& config, const RunContext& context);
+ExperimentSummary run_experiment(const config::ExperimentConfig& config, const ExperimentContext& context);
 
 }  // namespace dne::experiment

@@ -1,6 +1,6 @@
 // HDF5 result files: an atomic writer and a plain-text inspector.
 //
-// `ResultWriter` writes to "<final>.tmp.<host>.<pid>" and renames to the final path only in
+// `H5Writer` writes to "<final>.tmp.<host>.<pid>" and renames to the final path only in
 // `commit()`, so a reader never sees a half-written experiment; a writer destroyed without
 // commit removes its temporary file. Paths like "/test/score" create intermediate groups.
 // Every HDF5 call that can fail goes through DNE_H5_CHECK, which throws StoreError with the
@@ -20,12 +20,12 @@ namespace dne::store {
 /// Version of the layout documented in docs/results-format.md.
 inline constexpr int kSchemaVersion = 1;
 
-class ResultWriter {
+class H5Writer {
  public:
-  explicit ResultWriter(std::string final_path);
-  ~ResultWriter();
-  ResultWriter(const ResultWriter&) = delete;
-  ResultWriter& operator=(const ResultWriter&) = delete;
+  explicit H5Writer(std::string final_path);
+  ~H5Writer();
+  H5Writer(const H5Writer&) = delete;
+  H5Writer& operator=(const H5Writer&) = delete;
 
   /// Scalar attributes on an object ("/" or a group path; the group is created if needed).
   void attribute(const std::string& object, const std::string& name, const std::string& value);
@@ -107,7 +107,7 @@ class H5Reader {
     std::vector<std::uint64_t> dims;
   };
   RawExtent raw_extent(const std::string& dataset) const;
-  /// A 1-D dataset of variable-length strings (as ResultWriter writes them).
+  /// A 1-D dataset of variable-length strings (as H5Writer writes them).
   std::vector<std::string> strings(const std::string& dataset) const;
   /// Names of the links in group `group`, in name order.
   std::vector<std::string> children(const std::string& group) const;

@@ -1,6 +1,6 @@
 // GeZO, RGE, SPSA and NES noise editors over an EmbeddingApi, sharded over a rank group
 // (see zeroth_order.hpp and docs/gezo.md).
-#include "dne/dne/zeroth_order.hpp"
+#include "dne/editing/zeroth_order.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -11,8 +11,8 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
-#include "dne/dne/noise_basis.hpp"
-#include "dne/dne/objective.hpp"
+#include "dne/editing/noise_basis.hpp"
+#include "dne/editing/objective.hpp"
 
 namespace dne::editing {
 namespace {

@@ -1,7 +1,8 @@
 // Noise editors: the ways of learning one additive noise image eps (H, W).
 //
 // An editor gets the training images, their sensitive attributes, the frozen SA probe g, and
-// access to the foundation model. Editors are chosen by name from a table (`dne.method`):
+// access to the foundation model. The method registry (experiment/method_registry.hpp) joins
+// each `dne.method` to its editor:
 //   none      eps = 0 (ERM baseline)
 //   random    i.i.d. Gaussian eps scaled to ||eps||_2 = dne.random_l2 (a control: does any
 //             perturbation of that size change fairness, or only the learned one?)
@@ -23,9 +24,11 @@
 #include <torch/torch.h>
 
 #include "dne/comm/communicator.hpp"
+#include "dne/comm/group_agreement.hpp"
+#include "dne/comm/group_embedding.hpp"
 #include "dne/config/config.hpp"
-#include "dne/dne/image_rows.hpp"
-#include "dne/dne/trace.hpp"
+#include "dne/editing/image_rows.hpp"
+#include "dne/editing/trace.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/probe/linear_probe.hpp"
 
@@ -119,7 +122,7 @@ void for_each_batch(const EditProblem& problem, const BatchStep& step,
 class Adversary {
  public:
   /// Batches of images (b_i, 1, H, W) with the noise added -> their embeddings (b_i, D), no autograd.
-  using Embed = std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)>;
+  using Embed = comm::EmbedBatches;
 
   explicit Adversary(const EditProblem& problem);
   const probe::LinearProbe& probe() const { return current_; }
@@ -138,32 +141,6 @@ class Adversary {
   probe::LinearProbe current_;
   std::int64_t refits_ = 0;
 };
-
-/// Every rank of `group` calls this after a step that may fail on some ranks only (a remote
-/// request that gave up): if any rank's step threw (`failure` set), that rank rethrows its own
-/// error and the others throw PeerFailure, so no rank is left waiting in a later collective.
-/// It is also a cancellation point: a stop requested on this rank (SIGTERM / SIGINT,
-/// core/stop_signal.hpp) counts as this rank's failure, an Interrupted error.
-void agree_on_failure(comm::Communicator& group, const std::exception_ptr& failure);
-
-/// A cancellation point between steps that have no agreement of their own: alone, it throws
-/// Interrupted when a stop was requested; in a group of several ranks it is one collective
-/// (agree_on_failure), so that the whole group stops at the same step.
-void stop_point(comm::Communicator& group, const std::string& where);
-
-/// The embeddings (N, D) of N images computed in fixed chunks of `chunk` images (chunk c holds
-/// rows [c * chunk, (c + 1) * chunk)) dealt round-robin over `group`, `window` chunks per call
-/// of `embed`; the group sums the result (one contributor per row), so every rank gets the same
-/// bits for any group size, and agrees on failures (agree_on_failure). `images(begin, end)`
-/// makes the chunk's images (b, 1, H, W); `embed` returns embeddings on `device`, where the
-/// result is built and summed.
-torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
-                               const std::function<torch::Tensor(std::int64_t, std::int64_t)>& images,
-                               const Adversary::Embed& embed, comm::Communicator& group,
-                               const torch::Device& device = torch::kCPU);
-
-/// Name -> editor. Unknown names throw ConfigError naming `dne.method`.
-const Editor& find_editor(const std::string& method);
 
 /// ERM: zero noise, no queries.
 EditResult edit_none(const EditProblem& problem);

@@ -1,5 +1,5 @@
 // DNE objective (see objective.hpp).
-#include "dne/dne/objective.hpp"
+#include "dne/editing/objective.hpp"
 
 #include <cmath>
 #include <vector>

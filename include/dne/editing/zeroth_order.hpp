@@ -14,7 +14,7 @@
 // so it is the same tensor on every rank. The algorithms are documented in docs/gezo.md.
 #pragma once
 
-#include "dne/dne/noise_editor.hpp"
+#include "dne/editing/noise_editor.hpp"
 
 namespace dne::editing {
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "dne/cli/commands.hpp"
+#include "dne/run/process.hpp"
 #include "dne/config/config.hpp"
 
-namespace dne::cli {
+namespace dne::run {
 
 /// Makes every missing image cache of the manifest experiments in out_dir/cache (collective over
 /// MPI_COMM_WORLD; each experiment's data_hash must be set). Rank 0 prints what it made unless
@@ -23,4 +23,4 @@ namespace dne::cli {
 void build_image_caches(const std::vector<config::ExperimentConfig>& experiments, const std::string& out_dir,
                         const ProcessInfo& process, bool quiet);
 
-}  // namespace dne::cli
+}  // namespace dne::run

@@ -1,5 +1,5 @@
 // The run's image caches decoded by all ranks of the job (see image_cache_build.hpp).
-#include "dne/cli/image_cache_build.hpp"
+#include "dne/run/image_cache_build.hpp"
 
 #include <mpi.h>
 
@@ -19,7 +19,7 @@
 #include "dne/experiment/experiment.hpp"
 #include "dne/sweep/scheduler.hpp"
 
-namespace dne::cli {
+namespace dne::run {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -169,4 +169,4 @@ void build_image_caches(const std::vector<config::ExperimentConfig>& experiments
   }
 }
 
-}  // namespace dne::cli
+}  // namespace dne::run

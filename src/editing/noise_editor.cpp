@@ -1,5 +1,5 @@
-// Editor table, ERM and white-box DNE (see noise_editor.hpp).
-#include "dne/dne/noise_editor.hpp"
+// ERM, the random control and white-box DNE (see noise_editor.hpp).
+#include "dne/editing/noise_editor.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -8,9 +8,9 @@
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
-#include "dne/dne/noise_basis.hpp"
-#include "dne/dne/objective.hpp"
-#include "dne/dne/zeroth_order.hpp"
+#include "dne/editing/noise_basis.hpp"
+#include "dne/editing/objective.hpp"
+#include "dne/editing/zeroth_order.hpp"
 
 namespace dne::editing {
 
@@ -119,7 +119,7 @@ bool Adversary::due(std::int64_t batch) const {
 
 void Adversary::refit(const torch::Tensor& eps, const Embed& embed, int window, comm::Communicator& group) {
   torch::NoGradGuard no_grad;
-  const auto z = embed_over_group(  // (N, D)
+  const auto z = comm::embed_over_group(  // (N, D)
       problem_.images.size(), problem_.options.batch_size, current_.weight().size(0), window,
       [&](std::int64_t begin, std::int64_t end) {
         return add_noise(to_problem_device(problem_, problem_.images.slice(begin, end)), eps, problem_.options);
@@ -127,56 +127,6 @@ void Adversary::refit(const torch::Tensor& eps, const Embed& embed, int window, 
       embed, group, problem_.device);
   current_ = probe::LinearProbe::fit(z, sa_, problem_.probes);
   ++refits_;
-}
-
-namespace {
-
-/// An Interrupted error when a stop was requested on this rank, else nothing.
-std::exception_ptr requested_stop(const std::string& where) {
-  const int s = stop_signal();
-  return s == 0 ? nullptr : std::make_exception_ptr(Interrupted(signal_name(s) + " received " + where, s));
-}
-
-}  // namespace
-
-void agree_on_failure(comm::Communicator& group, const std::exception_ptr& given) {
-  const std::exception_ptr failure = given ? given : requested_stop("while the group worked");
-  double failed = failure ? 1.0 : 0.0;
-  group.allreduce_sum(&failed, 1);
-  if (failure) std::rethrow_exception(failure);
-  if (failed > 0.0)
-    throw PeerFailure(std::to_string(static_cast<int>(failed)) + " other rank(s) of the group failed (see the group's error)");
-}
-
-void stop_point(comm::Communicator& group, const std::string& where) {
-  if (group.size() == 1) return throw_if_stop_requested(where);
-  agree_on_failure(group, requested_stop(where));
-}
-
-torch::Tensor embed_over_group(std::int64_t n, std::int64_t chunk, std::int64_t dim, int window,
-                               const std::function<torch::Tensor(std::int64_t, std::int64_t)>& images,
-                               const Adversary::Embed& embed, comm::Communicator& group, const torch::Device& device) {
-  torch::NoGradGuard no_grad;
-  auto z = torch::zeros({n, dim}, torch::TensorOptions().device(device));  // (N, D), each chunk filled by exactly one rank
-  std::vector<std::int64_t> mine;   // first rows of this rank's chunks
-  for (std::int64_t begin = 0, index = 0; begin < n; begin += chunk, ++index)
-    if (index % group.size() == group.rank()) mine.push_back(begin);
-  std::exception_ptr failure;
-  try {
-    const std::size_t step = static_cast<std::size_t>(std::max(1, window));
-    for (std::size_t w = 0; w < mine.size(); w += step) {
-      throw_if_stop_requested("while embedding");  // agreed on below, with the failures
-      std::vector<torch::Tensor> batches;
-      for (std::size_t k = w; k < std::min(mine.size(), w + step); ++k) batches.push_back(images(mine[k], std::min(n, mine[k] + chunk)));
-      const auto zs = embed(batches);
-      for (std::size_t k = 0; k < zs.size(); ++k) z.slice(0, mine[w + k], mine[w + k] + zs[k].size(0)).copy_(zs[k]);
-    }
-  } catch (const Error&) {
-    failure = std::current_exception();
-  }
-  agree_on_failure(group, failure);
-  comm::allreduce_sum(group, z);
-  return z;
 }
 
 EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& model, comm::Communicator& group) {
@@ -194,7 +144,7 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
   std::int64_t images_seen = 0;
   // x (B, 1, H, W), a (B,), on the problem's device
   for_each_batch(problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t step, std::int64_t epoch) {
-    stop_point(group, "at whitebox step " + std::to_string(step));
+    comm::stop_point(group, "at whitebox step " + std::to_string(step));
     progress.at(noise_now(), images_seen);
     const bool refit = adversary.due(step);
     if (refit) {
@@ -236,25 +186,6 @@ EditResult edit_whitebox(const EditProblem& problem, fm::DifferentiableModel& mo
   finish_on_host(r, noise, checkpoints);
   r.queries = images_seen;  // passes through the white-box model (forward+backward, and refit forwards)
   return r;
-}
-
-const Editor& find_editor(const std::string& method) {
-  static const std::map<std::string, Editor> table = {
-      {"none", [](const EditProblem& p, ModelAccess&) { return edit_none(p); }},
-      {"random", [](const EditProblem& p, ModelAccess&) { return edit_random(p); }},
-      {"whitebox",
-       [](const EditProblem& p, ModelAccess& m) {
-         if (m.whitebox == nullptr) throw ConfigError("dne.method = \"whitebox\" needs an FM in this process (gradients)");
-         return edit_whitebox(p, *m.whitebox, m.group);
-       }},
-      {"gezo", [](const EditProblem& p, ModelAccess& m) { return edit_gezo(p, m.api, m.group); }},
-      {"rge", [](const EditProblem& p, ModelAccess& m) { return edit_rge(p, m.api, m.group); }},
-      {"spsa", [](const EditProblem& p, ModelAccess& m) { return edit_spsa(p, m.api, m.group); }},
-      {"nes", [](const EditProblem& p, ModelAccess& m) { return edit_nes(p, m.api, m.group); }},
-  };
-  const auto it = table.find(method);
-  if (it == table.end()) throw ConfigError("dne.method: unknown method '" + method + "'");
-  return it->second;
 }
 
 }  // namespace dne::editing

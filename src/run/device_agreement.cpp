@@ -1,5 +1,5 @@
-// The run's device, chosen alike on every rank (see run_device.hpp).
-#include "dne/cli/run_device.hpp"
+// The run's device, chosen alike on every rank (see device_agreement.hpp).
+#include "dne/run/device_agreement.hpp"
 
 #include <mpi.h>
 #include <unistd.h>
@@ -7,28 +7,18 @@
 #include <array>
 #include <cstdio>
 #include <torch/torch.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 
 #include "dne/comm/nccl_communicator.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/host.hpp"
 #include "dne/sweep/scheduler.hpp"
 
-namespace dne::cli {
+namespace dne::run {
 
-std::string libtorch_cuda_version() {
-  try {
-    const long v = at::detail::getCUDAHooks().versionCUDART();
-    return v > 0 ? std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) : "none";
-  } catch (const std::exception&) {  // a CPU LibTorch cannot answer
-    return "none";
-  }
-}
-
-config::RunSettings agreed_run_settings(const config::RunConfig& run, const std::vector<config::ExperimentConfig>& experiments,
+comm::DeviceChoice agreed_device_choice(const config::RunConfig& run, const std::vector<config::ExperimentConfig>& experiments,
                                         const ProcessInfo& process) {
   config::DeviceFacts facts;
-  facts.libtorch_cuda = libtorch_cuda_version() != "none";
+  facts.libtorch_cuda = comm::libtorch_cuda_version() != "none";
   facts.cuda_devices = facts.libtorch_cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   facts.nccl_built = comm::nccl_built();
   // [libtorch_cuda, devices, nccl_built]: the job's minimum of each.
@@ -65,16 +55,10 @@ config::RunSettings agreed_run_settings(const config::RunConfig& run, const std:
     int nccl = settings.backend == "nccl" ? 1 : 0;
     MPI_Allreduce(MPI_IN_PLACE, &nccl, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (nccl == 0) settings.backend = "mpi";
-    return settings;
+    return comm::DeviceChoice(settings);
   }
   if (process.world_size > 1) sweep::broadcast_politely(MPI_COMM_WORLD, error, failing);
   throw PreflightError(error + (process.world_size > 1 ? " (on rank " + std::to_string(failing) + ")" : ""), "config error", 2);
 }
 
-std::string device_description(const config::RunSettings& settings) {
-  if (settings.device != "cuda") return "cpu";
-  const std::string name = comm::cuda_device_name(settings.cuda_index);
-  return "cuda:" + std::to_string(settings.cuda_index) + (name.empty() ? "" : " (" + name + ")");
-}
-
-}  // namespace dne::cli
+}  // namespace dne::run

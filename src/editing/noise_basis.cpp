@@ -1,11 +1,11 @@
 // Noise bases: pixel, bilinear low-resolution and low-frequency DCT (see noise_basis.hpp).
-#include "dne/dne/noise_basis.hpp"
+#include "dne/editing/noise_basis.hpp"
 
 #include <cmath>
 
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
-#include "dne/dne/objective.hpp"
+#include "dne/editing/objective.hpp"
 
 namespace dne::editing {
 

@@ -1,5 +1,5 @@
 // Float32 batches of images held in a tensor or in a run's mapped image cache (image_rows.hpp).
-#include "dne/dne/image_rows.hpp"
+#include "dne/editing/image_rows.hpp"
 
 #include <stdexcept>
 #include <string>
