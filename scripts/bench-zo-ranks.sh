@@ -13,7 +13,7 @@ latency=${2:-200}
 steps=${3:-3}
 common=(--zo "$method" --threads 1 --steps "$steps"
         --set fm.kind=vit --set fm.embed_dim=128 --set fm.patch_size=8 --set fm.depth=4 --set fm.heads=4
-        --set data.image_size=64 --set dne.batch_size=10 --set gezo.candidates=16
+        --set data.image_size=64 --set dne.batch_size=10 --set zo.candidates=16
         --set dne.noise_basis=dct --set dne.noise_dim=8 --set "api.latency_ms=$latency")
 printf '%-6s %16s %16s %10s\n' ranks "ms per query" "images/s" "ratio"
 base=""

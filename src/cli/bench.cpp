@@ -26,7 +26,9 @@
 
 #include <mpi.h>
 
+#include "dne/cli/bench_modes.hpp"
 #include "dne/cli/commands.hpp"
+#include "dne/cli/options.hpp"
 #include "dne/core/files.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/comm/device_choice.hpp"
@@ -59,20 +61,6 @@ namespace dne::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-/// Median seconds of `repeats` calls of `fn` after one warm-up call.
-template <class Fn>
-double median_seconds(int repeats, Fn&& fn) {
-  fn();
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto t = Clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double>(Clock::now() - t).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 /// The FM of `c` where `device` puts this rank: in process on the CPU, or on its GPU at
 /// run.precision (fm::on_device, as dne run does).
@@ -280,264 +268,9 @@ int bench_pretraining(config::ExperimentConfig c, int steps, int threads, const 
   return 0;
 }
 
-/// Data mode: how fast a manifest's image files become the run's image cache, against the floor
-/// of reading the same files' bytes (with their CRC, which the content hash computes anyway):
-/// decoding in one process on 1 thread and on every core; the job's path (build_image_caches:
-/// every rank decodes every world_size-th row on one thread and writes it into one cache file),
-/// timed on 1 rank and on all ranks of the job in the same run; the cache written once and read
-/// back; the bytes an image takes; and the FM's embedding rate on images streamed from the
-/// map against the same images in memory. Collective: run it under mpirun to see the rank scaling.
-/// Images each rank embeds in the data mode's embedding stage (the first of the train split).
-constexpr std::int64_t kBenchEmbedRows = 1000;
-
-int bench_decoding(const config::ExperimentConfig& c, const std::string& csv, int repeats, const ProcessInfo& process) {
-  const auto mo = experiment::manifest_options(c);
-  const auto manifest = data::read_manifest(csv, mo);
-  const auto n = static_cast<double>(manifest.rows.size());
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto d = experiment::decode_options(c, 1);
-  std::vector<std::size_t> all(manifest.rows.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  const auto barrier = [] { (void)sweep::min_location_politely(MPI_COMM_WORLD, 0); };
-  const auto dir = std::filesystem::temp_directory_path() / ("dne-bench-cache-" + std::to_string(::getpid()));
-  std::string dir_text = dir.string();
-  sweep::broadcast_politely(MPI_COMM_WORLD, dir_text, 0);  // rank 0's folder, for everyone
-  const auto cache = (std::filesystem::path(dir_text) / "cache.h5").string();
-
-  // Rank 0 alone: the floor, one-process decoding, the cache written and read.
-  double read_s = 0, decode1_s = 0, decode_n_s = 0, write_s = 0, read_cache_s = 0, cache_mb = 0;
-  int bits = 8;
-  std::uintmax_t bytes = 0;
-  if (process.rank == 0) {
-    for (const auto& r : manifest.rows) bytes += std::filesystem::file_size(r.path);
-    read_s = median_seconds(repeats, [&] { (void)data::data_content_hash(manifest, mo, FileFingerprint::kContent, 1); });
-    decode1_s = median_seconds(repeats, [&] { (void)data::decode_manifest(manifest, d); });
-    auto dn = d;
-    dn.threads = cores;
-    data::Dataset decoded;
-    decode_n_s = median_seconds(repeats, [&] { decoded = data::decode_manifest(manifest, dn); });
-    bits = data::manifest_sample_bits(manifest, all, cores);
-    std::filesystem::create_directories(dir);
-    write_s = median_seconds(repeats, [&] { data::write_image_cache(cache, decoded, "bench", d.image_size, c.data.resize, bits); });
-    cache_mb = static_cast<double>(std::filesystem::file_size(cache)) / 1e6;
-    read_cache_s = median_seconds(repeats, [&] { (void)data::read_image_cache(cache, "bench", d.image_size, c.data.resize); });
-    std::filesystem::remove(cache);
-  }
-  barrier();
-
-  // The job's path on p ranks (p = 1, then every rank), one thread each, into one cache file.
-  const auto job_decode = [&](int p, bool keep) {
-    std::unique_ptr<data::ImageCacheFile> file;
-    std::string layout;
-    if (process.rank == 0) {
-      std::vector<data::RowSlot> slots;
-      file = std::make_unique<data::ImageCacheFile>(cache, data::split_rows(manifest, d.image_size, slots), "bench",
-                                                    d.image_size, c.data.resize, 8);
-      layout = file->layout().to_text();
-    }
-    sweep::broadcast_politely(MPI_COMM_WORLD, layout, 0);
-    barrier();
-    const auto t = Clock::now();
-    if (process.rank < p) {
-      std::vector<std::size_t> mine;
-      for (std::size_t i = static_cast<std::size_t>(process.rank); i < all.size(); i += static_cast<std::size_t>(p)) mine.push_back(i);
-      data::fill_image_cache(manifest, mine, d, data::ImageCacheLayout::from_text(layout));
-    }
-    barrier();
-    const double seconds = std::chrono::duration<double>(Clock::now() - t).count();
-    if (file) {
-      file->commit();
-      if (!keep) std::filesystem::remove(cache);
-    }
-    barrier();
-    return seconds;
-  };
-  std::vector<double> job1, job_all;
-  for (int r = 0; r < std::max(1, repeats); ++r) {
-    job1.push_back(job_decode(1, false));
-    job_all.push_back(job_decode(process.world_size, r + 1 == std::max(1, repeats)));  // the last one stays
-  }
-  // Every rank maps the cache and reads every image of it: what it holds privately, what the
-  // ranks share (one copy per node), and how fast images come out of the map.
-  double map_read_s = 0.0;
-  std::vector<double> residency(4 * static_cast<std::size_t>(process.world_size), 0.0);  // rss, shared, private, pss per rank
-  double map_bytes = 0.0;
-  {
-    const data::ImageCacheMap map(cache, "bench", d.image_size, c.data.resize);
-    map_bytes = static_cast<double>(map.mapped_bytes());
-    std::vector<float> image(static_cast<std::size_t>(d.image_size * d.image_size));
-    double checksum = 0.0;
-    const auto t = Clock::now();
-    for (const auto split : {data::Split::kTrain, data::Split::kVal, data::Split::kTest})
-      for (std::int64_t i = 0; i < map.rows(split); ++i) {
-        map.read(split, i, image.data());
-        checksum += image[image.size() / 2];
-      }
-    map_read_s = std::chrono::duration<double>(Clock::now() - t).count();
-    if (!std::isfinite(checksum)) throw DataError("bench: non-finite pixels in " + cache);
-    barrier();  // every rank has touched every page before anyone looks
-    const auto r = mapping_residency(cache);
-    const double mine[4] = {r.rss, r.shared, r.private_bytes, r.pss};
-    MPI_Gather(mine, 4, MPI_DOUBLE, residency.data(), 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    barrier();
-  }
-  // Embedding throughput: the configured FM on the train split's images, streamed from the map
-  // (dequantized batch by batch, as experiments read a manifest) against the same images held as
-  // one float32 tensor (the old path's copy), every rank at once on its own thread(s). Both give
-  // the same embeddings, bit for bit (checked).
-  const auto embed_rows = std::min<std::int64_t>(kBenchEmbedRows, [&] {
-    const data::ImageCacheMap map(cache, "bench", d.image_size, c.data.resize);
-    return map.rows(data::Split::kTrain);
-  }());
-  double embed_map_s = 0.0, embed_memory_s = 0.0, batch_map_s = 0.0;
-  if (embed_rows > 0) {
-    const auto map = std::make_shared<const data::ImageCacheMap>(cache, "bench", d.image_size, c.data.resize);
-    std::vector<std::int64_t> rows(static_cast<std::size_t>(embed_rows));
-    for (std::int64_t i = 0; i < embed_rows; ++i) rows[static_cast<std::size_t>(i)] = i;
-    const editing::ImageRows from_map(map, data::Split::kTrain, rows);
-    const editing::ImageRows in_memory(from_map.slice(0, embed_rows));  // (n, 1, S, S) float32
-    auto model = fm::make_model(c.fm, d.image_size, 0);
-    auto alone = comm::make_self_communicator();
-    const auto embed_all = [&](const editing::ImageRows& x) {
-      return comm::embed_over_group(
-          x.size(), c.fm.batch_size, model->embed_dim(), model->parallelism(),
-          [&](std::int64_t begin, std::int64_t end) { return x.slice(begin, end); },
-          [&](const std::vector<torch::Tensor>& batches) { return model->embed_each(batches); }, *alone);
-    };
-    // Interleaved (memory, map, memory, map, ...), medians of each: the machine's drift over the
-    // stage hits both alike.
-    torch::Tensor z_memory = embed_all(in_memory), z_map = embed_all(from_map);  // warm-up
-    const auto timed = [&](const editing::ImageRows& x, torch::Tensor& z) {
-      barrier();
-      const auto t = Clock::now();
-      z = embed_all(x);
-      return std::chrono::duration<double>(Clock::now() - t).count();
-    };
-    std::vector<double> memory_s, map_s;
-    for (int r = 0; r < std::max(1, repeats); ++r) {
-      memory_s.push_back(timed(in_memory, z_memory));
-      map_s.push_back(timed(from_map, z_map));
-    }
-    // The map's own share: the same batches only made (dequantized into a fresh float32 tensor).
-    batch_map_s = median_seconds(repeats, [&] {
-      for (std::int64_t b = 0; b < embed_rows; b += c.fm.batch_size)
-        (void)from_map.slice(b, std::min(embed_rows, b + c.fm.batch_size));
-    });
-    std::sort(memory_s.begin(), memory_s.end());
-    std::sort(map_s.begin(), map_s.end());
-    embed_memory_s = memory_s[memory_s.size() / 2];
-    embed_map_s = map_s[map_s.size() / 2];
-    if (!torch::equal(z_memory, z_map)) throw DataError("bench: embeddings from the map differ from the in-memory copy's");
-    double slowest[3] = {embed_memory_s, embed_map_s, batch_map_s};
-    MPI_Allreduce(MPI_IN_PLACE, slowest, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    embed_memory_s = slowest[0];
-    embed_map_s = slowest[1];
-    batch_map_s = slowest[2];
-  }
-  std::sort(job1.begin(), job1.end());
-  std::sort(job_all.begin(), job_all.end());
-  const double job1_s = job1[job1.size() / 2], job_all_s = job_all[job_all.size() / 2];
-  double peak_mb = peak_resident_bytes() / 1e6;
-  double peak_max = peak_mb;
-  MPI_Allreduce(&peak_mb, &peak_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  if (process.rank == 0) std::filesystem::remove_all(dir);
-  if (process.rank != 0) return 0;
-
-  const double s2 = static_cast<double>(d.image_size * d.image_size);
-  std::printf("dne bench --data %s: %.0f images, %.1f MB of files (%.0f kB each), decoded to %lldx%lld (%s), "
-              "median of %d, %d rank(s) in the job\n", csv.c_str(), n, static_cast<double>(bytes) / 1e6,
-              static_cast<double>(bytes) / n / 1e3, static_cast<long long>(d.image_size), static_cast<long long>(d.image_size),
-              c.data.resize.c_str(), repeats, process.world_size);
-  std::printf("%-52s %12s %10s\n", "stage", "images/s", "x floor");
-  const auto row = [&](const std::string& name, double seconds) {
-    std::printf("%-52s %12.0f %10.2f\n", name.c_str(), n / seconds, read_s / seconds);
-  };
-  row("floor: read file bytes + CRC-32 (1 thread)", read_s);
-  row("decode + resize, 1 process x 1 thread", decode1_s);
-  row("decode + resize, 1 process x " + std::to_string(cores) + " threads", decode_n_s);
-  row("job: decode into the cache, 1 rank x 1 thread", job1_s);
-  row("job: decode into the cache, " + std::to_string(process.world_size) + " rank(s) x 1 thread", job_all_s);
-  row("image cache: write (once per run)", write_s);
-  row("image cache: read (once per experiment)", read_cache_s);
-  row("image cache: every image from the map (rank 0)", map_read_s);
-  std::printf("decode speed-up: %d threads in one process %.2fx; %d ranks of the job %.2fx (1 thread each)\n", cores,
-              decode1_s / decode_n_s, process.world_size, job1_s / job_all_s);
-  std::printf("cache file %.1f MB: %.0f bytes per image = %d-bit samples x %lld^2 (format 1 stored 4 S^2 = %.0f)\n",
-              cache_mb, cache_mb * 1e6 / n, bits, static_cast<long long>(d.image_size), 4.0 * s2);
-  for (int r = 0; r < process.world_size; ++r) {
-    const double* v = residency.data() + 4 * r;
-    std::printf("rank %d: cache mapping rss %.1f MB, shared %.1f MB, private %.1f MB, pss %.1f MB of a %.1f MB mapping\n", r,
-                v[0] / 1e6, v[1] / 1e6, v[2] / 1e6, v[3] / 1e6, map_bytes / 1e6);
-  }
-  if (embed_rows > 0)
-    std::printf("embedding (fm.kind=%s, batch %lld): %lld train images on each of %d rank(s) at once, slowest rank: "
-                "%.0f images/s from a float32 copy in memory, %.0f images/s from the map (%.2fx), same bits; "
-                "making the batches from the map alone: %.0f images/s, %.1f%% of the in-memory embedding time\n",
-                c.fm.kind.c_str(), static_cast<long long>(c.fm.batch_size), static_cast<long long>(embed_rows),
-                process.world_size, static_cast<double>(embed_rows) / embed_memory_s,
-                static_cast<double>(embed_rows) / embed_map_s, embed_memory_s / embed_map_s,
-                static_cast<double>(embed_rows) / batch_map_s, 100.0 * batch_map_s / embed_memory_s);
-  std::printf("10^5 images of 224x224: %.1f GB of 8-bit samples (float32: %.1f GB); peak RSS of the largest rank here %.0f MB\n",
-              224.0 * 224.0 * 1e5 / 1e9, 4.0 * 224.0 * 224.0 * 1e5 / 1e9, peak_max);
-  return 0;
-}
-
-}  // namespace
-
-int command_bench(const std::vector<std::string>& args, const ProcessInfo& process) {
-  po::options_description options("dne bench: FM throughput, GEMM floor and DNE step cost\n"
-                                  "usage: dne bench [--threads N] [--repeats R] [--set key=value ...]");
-  options.add_options()("help,h", "show this help")(
-      "threads,t", po::value<long>()->default_value(0), "Torch threads (0 = cores / ranks on node)")(
-      "repeats,r", po::value<int>()->default_value(5), "timed repetitions (median reported)")(
-      "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, gezo.*, comm.*)")(
-      "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa|nes) on all ranks of the job")(
-      "config", po::value<std::string>(), "start from this config file (the first experiment of its sweep) before --set")(
-      "estimator", "estimator mode: cosine of zeroth-order gradient estimates with the true gradient, per noise "
-                   "basis and number of directions q (the config's data, FM, objective, gezo.sigma, dne.noise_dim)")(
-      "pairs", po::value<int>()->default_value(256), "estimator mode: directions drawn per basis (q = 4, 16, 64, ... up to it)")(
-      "bases", po::value<std::string>()->default_value("pixel,lowres:8,dct:8,dct:16"),
-      "estimator mode: the noise bases, comma-separated KIND or KIND:K (pixel, lowres:K, dct:K)")(
-      "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
-      "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)")(
-      "data", po::value<std::string>(), "data mode: decode the images of manifest CSV (data.image_size, data.resize): "
-                                         "images/s against reading the bytes, threads, the image cache, memory, "
-                                         "embedding from the cache (fm.*)");
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(e.what());
-  }
-  if (vm.count("help")) {
-    if (process.rank == 0) std::cout << options << "\n";
-    return 0;
-  }
-  config::ConfigSource source;
-  source.origin = "defaults";
-  if (vm.count("config")) source = config::parse_file(vm["config"].as<std::string>());
-  // The zeroth-order keys apply only to zeroth-order methods: name the method before expanding.
-  if (vm.count("zo")) config::apply_override(source, "dne.method=" + vm["zo"].as<std::string>());
-  if (vm.count("data")) {  // the manifest keys (data.resize, data.sa_column, ...) need the manifest source
-    config::apply_override(source, "data.source=manifest");
-    config::set_value(source, "data.manifest", vm["data"].as<std::string>());
-  }
-  if (vm.count("set"))
-    for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
-  const auto c = config::expand(source).front();
-  const auto run = config::read_run_config(source);
-  const auto device = run::agreed_device_choice(run, {c}, process);  // run.device, run.precision (collective)
-  const int threads = run::choose_threads(vm["threads"].as<long>(), process);
-  const int repeats = std::max(1, vm["repeats"].as<int>());
-  torch::set_num_threads(threads);
-  if (vm.count("data")) return bench_decoding(c, vm["data"].as<std::string>(), repeats, process);
-  if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
-  if (vm.count("estimator"))
-    return bench_estimator(c, vm["bases"].as<std::string>(), std::max(4, vm["pairs"].as<int>()), process);
-  if (vm.count("zo")) return bench_zeroth_order(c, run, device, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
-  if (process.rank != 0) return 0;
-
+/// Default mode (rank 0): the GEMM floor, the FM's forward rate against it, and a white-box DNE
+/// step against a bare forward+backward on the same batch.
+int bench_fm(const config::ExperimentConfig& c, const comm::DeviceChoice& device, int threads, int repeats) {
   torch::NoGradGuard outer_no_grad;
   // 1. GEMM floor, where and how the FM runs: on the GPU in its precision (bf16 operands for
   // bf16; TF32 tensor cores for tf32), synchronised so that the time is the kernel's.
@@ -612,6 +345,58 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   std::printf("%-44s %14.2f %13.2fx\n", "DNE batch forward+backward [ms]", fb_s * 1e3, fb_s / fwd_db_s);
   std::printf("%-44s %14.2f %13.2fx\n", "white-box DNE step [ms] / forward+backward", step_s * 1e3, step_s / fb_s);
   return 0;
+}
+
+}  // namespace
+
+int command_bench(const std::vector<std::string>& args, const ProcessInfo& process) {
+  po::options_description options("dne bench: FM throughput, GEMM floor and DNE step cost\n"
+                                  "usage: dne bench [--threads N] [--repeats R] [--set key=value ...]");
+  options.add_options()("help,h", "show this help")(
+      "threads,t", po::value<long>()->default_value(0), "Torch threads (0 = cores / ranks on node)")(
+      "repeats,r", po::value<int>()->default_value(5), "timed repetitions (median reported)")(
+      "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, gezo.*, comm.*)")(
+      "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa|nes) on all ranks of the job")(
+      "config", po::value<std::string>(), "start from this config file (the first experiment of its sweep) before --set")(
+      "estimator", "estimator mode: cosine of zeroth-order gradient estimates with the true gradient, per noise "
+                   "basis and number of directions q (the config's data, FM, objective, gezo.sigma, dne.noise_dim)")(
+      "pairs", po::value<int>()->default_value(256), "estimator mode: directions drawn per basis (q = 4, 16, 64, ... up to it)")(
+      "bases", po::value<std::string>()->default_value("pixel,lowres:8,dct:8,dct:16"),
+      "estimator mode: the noise bases, comma-separated KIND or KIND:K (pixel, lowres:K, dct:K)")(
+      "steps", po::value<int>()->default_value(3), "zeroth-order and pretraining modes: steps to time")(
+      "pretrain", "pretraining mode: MAE steps of the configured ViT on all ranks of the job (pretrain.*, fm.*)")(
+      "data", po::value<std::string>(), "data mode: decode the images of manifest CSV (data.image_size, data.resize): "
+                                         "images/s against reading the bytes, threads, the image cache, memory, "
+                                         "embedding from the cache (fm.*)");
+  const auto vm = parse_args(args, options);
+  if (vm.count("help")) {
+    if (process.rank == 0) std::cout << options << "\n";
+    return 0;
+  }
+  config::ConfigSource source;
+  source.origin = "defaults";
+  if (vm.count("config")) source = config::parse_file(vm["config"].as<std::string>());
+  // The zeroth-order keys apply only to zeroth-order methods: name the method before expanding.
+  if (vm.count("zo")) config::apply_override(source, "dne.method=" + vm["zo"].as<std::string>());
+  if (vm.count("data")) {  // the manifest keys (data.resize, data.sa_column, ...) need the manifest source
+    config::apply_override(source, "data.source=manifest");
+    config::set_value(source, "data.manifest", vm["data"].as<std::string>());
+  }
+  if (vm.count("set"))
+    for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
+  const auto c = config::expand(source).front();
+  const auto run = config::read_run_config(source);
+  const auto device = run::agreed_device_choice(run, {c}, process);  // run.device, run.precision (collective)
+  const int threads = run::choose_threads(vm["threads"].as<long>(), process);
+  const int repeats = std::max(1, vm["repeats"].as<int>());
+  torch::set_num_threads(threads);
+  if (vm.count("data")) return bench_decoding(c, vm["data"].as<std::string>(), repeats, process);
+  if (vm.count("pretrain")) return bench_pretraining(c, std::max(1, vm["steps"].as<int>()), threads, process);
+  if (vm.count("estimator"))
+    return bench_estimator(c, vm["bases"].as<std::string>(), std::max(4, vm["pairs"].as<int>()), process);
+  if (vm.count("zo")) return bench_zeroth_order(c, run, device, vm["zo"].as<std::string>(), vm["steps"].as<int>(), threads, process);
+  if (process.rank != 0) return 0;
+  return bench_fm(c, device, threads, repeats);
 }
 
 }  // namespace dne::cli

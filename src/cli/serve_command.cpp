@@ -3,7 +3,8 @@
 // `fm.kind = "remote"` experiments and any other OIP client.
 //
 // The FM is the one `dne run` would build for the config's (single) experiment: [fm], the data's
-// image size, and sweep.seeds (the seed initialises built-in random weights). Torch runs
+// image size, and sweep.seeds (the seed initialises built-in random weights), on run.device
+// (comm::DeviceChoice, chosen by the rule `dne run` uses). Torch runs
 // run.threads intra-op threads (default 1, as a `dne run` rank: the same batch gives the same
 // bits). SIGTERM and SIGINT stop the server gracefully (the requests in flight are answered);
 // a second signal exits at once with 128 + signal.
@@ -19,7 +20,10 @@
 #include "dne/cli/options.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/stop_signal.hpp"
+#include "dne/comm/device_choice.hpp"
+#include "dne/fm/device_model.hpp"
 #include "dne/fm/foundation_model.hpp"
+#include "dne/run/device_agreement.hpp"
 #include "dne/serve/model_server.hpp"
 
 namespace po = boost::program_options;
@@ -27,17 +31,20 @@ namespace po = boost::program_options;
 namespace dne::cli {
 namespace {
 
-/// The FM as the server's callback: images (B, 1, H, W) row-major -> embeddings (B, D).
-serve::ServedModel served_model(const config::ExperimentConfig& c) {
+/// The FM as the server's callback: images (B, 1, H, W) row-major -> embeddings (B, D), its
+/// forwards where `device` says (run.device: a GPU at run.precision through fm::on_device, as a
+/// `dne run` rank; the embeddings come back to the host).
+serve::ServedModel served_model(const config::ExperimentConfig& c, const comm::DeviceChoice& device) {
   const std::int64_t size = c.data.image_size;
   std::shared_ptr<fm::DifferentiableModel> model = fm::make_model(c.fm, size, static_cast<std::uint64_t>(c.sweep.seed));
+  if (device.cuda()) model = fm::on_device(model, device.torch_device(), c.run.precision);
   serve::ServedModel served;
   served.input_shape = {1, size, size};
   served.dim = model->embed_dim();
   served.platform = c.fm.kind == "torchscript" ? "pytorch_torchscript" : "dne_" + c.fm.kind;
   served.embed = [model, size](const std::vector<float>& images, std::int64_t batch) {
     auto x = torch::from_blob(const_cast<float*>(images.data()), {batch, 1, size, size}, torch::kFloat32);  // read only
-    const auto z = model->embed(x).to(torch::kFloat32).contiguous();  // (B, D)
+    const auto z = model->embed(x).to(torch::kCPU, torch::kFloat32).contiguous();  // (B, D) on the host
     return std::vector<float>(z.data_ptr<float>(), z.data_ptr<float>() + z.numel());
   };
   return served;
@@ -120,13 +127,14 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
     o.token = token;
   }
   torch::set_num_threads(run.threads > 0 ? static_cast<int>(run.threads) : 1);
+  const auto device = run::agreed_device_choice(run, {c}, process);  // run.device, run.precision
 
-  serve::ModelServer server(served_model(c), o);
+  serve::ModelServer server(served_model(c, device), o);
   const int port = server.bind();
   const auto meta = server.metadata();
   std::cout << "dne serve: listening on http://" << o.host << ":" << port << " model " << o.model_name << " version "
             << o.model_version << " input images " << api::shape_text(meta.inputs.front().shape) << " FP32 output embeddings "
-            << api::shape_text(meta.outputs.front().shape) << " FP32" << std::endl;
+            << api::shape_text(meta.outputs.front().shape) << " FP32 on " << device.description() << std::endl;
 
   // SIGTERM / SIGINT: a watcher sees the recorded signal and stops the server (core/stop_signal.hpp).
   const StopOnSignal stop_on_signal;

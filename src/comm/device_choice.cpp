@@ -13,7 +13,7 @@ torch::Device DeviceChoice::torch_device() const {
 }
 
 std::unique_ptr<Communicator> DeviceChoice::communicator(MPI_Comm comm, double timeout_s) const {
-  if (settings_.backend == "nccl") return make_nccl_communicator(comm, timeout_s, cuda_index());
+  if (settings_.backend == "nccl") return make_nccl_communicator(comm, cuda_index(), timeout_s);
   return make_mpi_communicator(comm);
 }
 

@@ -60,21 +60,6 @@ namespace {
 
 namespace {
 
-/// Node-local rank among all ranks of the job, from the launcher (Open MPI, MPICH/Hydra, MVAPICH2,
-/// Slurm); -1 when no launcher variable is set. Read from the environment rather than computed
-/// with a collective over MPI_COMM_WORLD, which other rank groups would not join.
-int launcher_local_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
-                           "SLURM_LOCALID", "PMI_LOCAL_RANK"}) {
-    const char* text = std::getenv(name);
-    if (text == nullptr || *text == '\0') continue;
-    char* end = nullptr;
-    const long value = std::strtol(text, &end, 10);
-    if (*end == '\0' && value >= 0) return static_cast<int>(value);
-  }
-  return -1;
-}
-
 /// CUDA/NCCL objects of one communicator, released in reverse order (never throws).
 struct NcclHandles {
   int device = -1;
@@ -130,8 +115,9 @@ class NcclCommunicator final : public Communicator {
     int node_rank = 0, node_size = 1;
     MPI_Comm_rank(node, &node_rank);
     MPI_Comm_size(node, &node_size);
-    const int local = launcher_local_rank();
-    const int device = devices > 0 ? (chosen_device >= 0 ? chosen_device % devices : (local >= 0 ? local : node_rank) % devices) : -1;
+    // The device is the caller's choice (comm::DeviceChoice: the rank's FM works there too).
+    if (problem.empty() && chosen_device < 0) problem = "no CUDA device was given for this rank";
+    const int device = devices > 0 && chosen_device >= 0 ? chosen_device % devices : -1;
     // Compare physical GPUs (PCI bus ids), not ordinals: with CUDA_VISIBLE_DEVICES set per rank
     // (launch/rank-env.sh) every rank sees its own GPU as device 0.
     constexpr int kIdLength = 32;
@@ -334,7 +320,7 @@ std::string cuda_pci_bus_id(int index) {
   return id.data();
 }
 
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s, int device) {
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device, double timeout_s) {
   return std::make_unique<NcclCommunicator>(comm, timeout_s, device);
 }
 

@@ -36,7 +36,7 @@ std::string no_check(const ExperimentConfig&) { return ""; }
 
 std::string gezo_check(const ExperimentConfig& c) {
   if (c.gezo.sigma_min > c.gezo.sigma)
-    return "gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than gezo.sigma (" +
+    return "gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than zo.sigma (" +
            format_value(c.gezo.sigma) + ")";
   return "";
 }

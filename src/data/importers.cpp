@@ -3,32 +3,39 @@
 // where the image may be); one shared pipeline then assigns splits, applies the view, label and
 // sensitive-attribute rules in a fixed order, checks that each kept image exists, and counts
 // what it dropped and why.
+//
+// This file: the helpers the readers share (importer_parts.hpp), the pipeline, the option parsers,
+// the manifest writing and the summary. The readers: import_chexpert.cpp, import_mimic.cpp and
+// import_nih.cpp.
 #include "dne/data/importers.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
-#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/data/csv.hpp"
+#include "importer_parts.hpp"
 
-namespace dne::data {
-namespace fs = std::filesystem;
+namespace dne::data::import_detail {
 namespace {
 
-/// Whether `p` is a regular file / a folder; a path that cannot be examined (permissions, I/O)
-/// counts as absent, so the caller's message names it instead of an internal error.
+std::string lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
 bool is_file(const fs::path& p) {
   std::error_code ec;
   return fs::is_regular_file(p, ec);
@@ -38,49 +45,10 @@ bool is_folder(const fs::path& p) {
   return fs::is_directory(p, ec);
 }
 
-constexpr std::array<const char*, 3> kSplitNames = {"train", "val", "test"};
-
-/// A finding's value in the dataset's table.
-enum class Finding { kNegative, kPositive, kUncertain, kBlank };
-
-/// Why a row was dropped, in the order the rules are applied (ImportSummary::dropped).
-enum DropReason { kNotInOfficialSplit, kViewNotFrontal, kUncertainLabel, kBlankLabel, kUnknownSex, kUnknownAge,
-                  kMissingImage, kDropReasonCount };
-constexpr std::array<const char*, kDropReasonCount> kDropReasonNames = {
-    "not in the official split", "view not PA/AP", "uncertain label", "blank label",
-    "unknown sex",               "unknown age",    "missing image"};
-
-/// One image row of a dataset, before the rules.
-struct Candidate {
-  std::string where;  // "<table>:<line>"
-  std::string patient;
-  int sex = -1;
-  std::optional<std::int64_t> age;
-  bool implausible_age = false;  // the table's age was above kMaxAgeYears: unknown
-  std::string view;
-  Finding finding = Finding::kBlank;
-  std::string official_split;         // "train" / "val" / "test"; empty: in no official split
-  std::string sa_field;               // the --sa column's value (column rule only)
-  std::vector<fs::path> image_paths;  // where the image may be, in order; the first that exists is it
-  std::string image_name;             // the image as the table names it (messages)
-};
-
-/// What a format's reader hands to the shared pipeline.
-struct SourceRows {
-  std::vector<Candidate> candidates;
-  std::vector<std::string> tables_read;
-  bool carve_validation_from_train = false;  // official split: val is carved from train by patient
-};
-
 std::string join(const std::vector<std::string>& items, const std::string& separator) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
   return out;
-}
-
-std::string lower(std::string text) {
-  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
 }
 
 std::string trim(const std::string& text) {
@@ -93,7 +61,6 @@ bool all_digits(const std::string& text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-/// A number filling the whole of `text`, or nullopt.
 std::optional<double> parse_number(const std::string& text) {
   if (text.empty()) return std::nullopt;
   char* end = nullptr;
@@ -111,7 +78,6 @@ Finding parse_finding(const std::string& text, const std::string& column, const 
   throw DataError(where + ": " + column + " is '" + text + "' (expected 1.0, 0.0, -1.0 or blank)");
 }
 
-/// 1 female, 0 male, -1 unknown (Female/F, Male/M, Unknown/U/blank; any case).
 int parse_sex(const std::string& text, const std::string& column, const std::string& where) {
   const std::string value = lower(text);
   if (value == "female" || value == "f") return 1;
@@ -120,11 +86,6 @@ int parse_sex(const std::string& text, const std::string& column, const std::str
   throw DataError(where + ": " + column + " is '" + text + "' (expected Female/F, Male/M, Unknown or blank)");
 }
 
-constexpr double kMaxAgeYears = 150.0;  // above: a data-entry error, not an age (NIH's table has a few, up to 414)
-
-/// Whole years from "58", "58.0" or the old NIH form "058Y" (also "011M" months, "005D" days).
-/// An age above kMaxAgeYears (or one too large for an integer, such as 1e300) is unknown, and
-/// `implausible` is set so that the summary can count it.
 std::optional<std::int64_t> parse_age(const std::string& text, const std::string& column, const std::string& where,
                                       bool& implausible) {
   implausible = false;
@@ -150,7 +111,6 @@ std::optional<std::int64_t> parse_age(const std::string& text, const std::string
   throw ConfigError("--task '" + task + "': not a finding of " + source + " (available: " + join(available, ", ") + ")");
 }
 
-/// The columns of `table` other than `exclude`, in table order.
 std::vector<std::string> columns_except(const CsvTable& table, const std::vector<std::string>& exclude) {
   std::vector<std::string> out;
   for (const auto& name : table.header)
@@ -166,356 +126,20 @@ std::vector<std::string> columns_except(const CsvTable& table, const std::vector
                     join(described, " or "));
 }
 
-/// `stem`.csv.gz or `stem`.csv in `folder`; empty when neither exists.
-fs::path find_table(const fs::path& folder, const std::string& stem) {
-  for (const char* ext : {".csv.gz", ".csv"}) {
-    const auto candidate = folder / (stem + ext);
-    if (is_file(candidate)) return candidate;
-  }
-  return {};
-}
+}  // namespace dne::data::import_detail
 
-/// One name per non-blank line (NIH's split lists).
-std::set<std::string> read_name_list(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw DataError(file.string() + ": cannot open");
-  std::set<std::string> names;
-  std::string line;
-  while (std::getline(in, line)) {
-    line = trim(line);
-    if (!line.empty()) names.insert(line);
-  }
-  return names;
-}
+namespace dne::data {
+using namespace import_detail;  // the parts the readers share, named as when they were file-local
+namespace {
 
-// ------------------------------------------------------------------------------------------------
-// CheXpert v1.0 / v1.0-small: train.csv, valid.csv; Path relative to the folder above --root.
+constexpr std::array<const char*, 3> kSplitNames = {"train", "val", "test"};
 
-const std::vector<std::string> kCheXpertMetadataColumns = {"Path", "Sex", "Age", "Frontal/Lateral", "AP/PA"};
-
-std::string chexpert_patient(const std::string& path, const std::string& where) {
-  for (const auto& part : fs::path(path)) {
-    const std::string name = part.string();
-    if (name.rfind("patient", 0) == 0 && name.size() > 7) return name;
-  }
-  throw DataError(where + ": Path '" + path + "' has no patientNNNNN folder");
-}
-
-SourceRows read_chexpert(const ImportOptions& options, const fs::path& root) {
-  SourceRows source;
-  source.carve_validation_from_train = true;
-  const std::array<std::pair<const char*, const char*>, 2> tables = {{{"train.csv", "train"}, {"valid.csv", "test"}}};
-  for (const auto& [name, official_split] : tables)
-    if (!is_file(root / name))
-      throw DataError((root / name).string() +
-                      ": not found (--root must be the CheXpert folder holding train.csv and valid.csv)");
-  const fs::path parent = root.parent_path();
-  for (const auto& [name, official_split] : tables) {
-    const CsvTable table = read_csv((root / name).string());
-    source.tables_read.push_back(table.path);
-    const int path_col = table.require("Path"), sex_col = table.require("Sex"), age_col = table.require("Age");
-    const int frontal_col = table.require("Frontal/Lateral"), view_col = table.require("AP/PA");
-    const auto findings = columns_except(table, kCheXpertMetadataColumns);
-    if (std::find(findings.begin(), findings.end(), options.task) == findings.end())
-      unknown_task(options.task, "CheXpert " + std::string(name), findings);
-    const int task_col = table.column(options.task);
-    int sa_col = -1;
-    if (options.sa.kind == SensitiveAttribute::Kind::kColumnEquals) {
-      sa_col = table.column(options.sa.column);
-      if (sa_col < 0) unknown_sa_column(options.sa, {&table});
-    }
-    for (const auto& row : table.rows) {
-      const auto& f = row.fields;
-      Candidate c;
-      c.where = table.where(row);
-      const std::string& path = f[static_cast<std::size_t>(path_col)];
-      if (path.empty()) throw DataError(c.where + ": empty Path");
-      const fs::path relative(path);
-      if (relative.is_absolute() || std::any_of(relative.begin(), relative.end(), [](const fs::path& part) { return part == ".."; }))
-        throw DataError(c.where + ": Path '" + path + "' is absolute or climbs with '..': images must lie under --root");
-      c.patient = chexpert_patient(path, c.where);
-      c.sex = parse_sex(f[static_cast<std::size_t>(sex_col)], "Sex", c.where);
-      c.age = parse_age(f[static_cast<std::size_t>(age_col)], "Age", c.where, c.implausible_age);
-      const std::string frontal = f[static_cast<std::size_t>(frontal_col)];
-      if (frontal == "Frontal") {
-        c.view = f[static_cast<std::size_t>(view_col)];
-      } else if (frontal == "Lateral") {
-        c.view = "LATERAL";
-      } else {
-        throw DataError(c.where + ": Frontal/Lateral is '" + frontal + "' (expected Frontal or Lateral)");
-      }
-      c.finding = parse_finding(f[static_cast<std::size_t>(task_col)], options.task, c.where);
-      c.official_split = official_split;
-      if (sa_col >= 0) c.sa_field = f[static_cast<std::size_t>(sa_col)];
-      // Path starts with the dataset's folder name (CheXpert-v1.0-small/train/...): look beside
-      // --root first, then inside it, then inside it without that first component.
-      c.image_paths = {parent / relative, root / relative};
-      if (std::distance(relative.begin(), relative.end()) > 1) {
-        fs::path rest;
-        for (auto it = std::next(relative.begin()); it != relative.end(); ++it) rest /= *it;
-        c.image_paths.push_back(root / rest);
-      }
-      c.image_name = path;
-      source.candidates.push_back(std::move(c));
-    }
-  }
-  return source;
-}
-
-// ------------------------------------------------------------------------------------------------
-// MIMIC-CXR-JPG 2.0.0: metadata, chexpert (study level) and split tables; sex and age from
-// MIMIC-IV's patients table; images at files/pXX/pSUBJECT/sSTUDY/DICOM.jpg.
-
-/// patients.csv[.gz] directly in `root`, else exactly one anywhere below it (not under files/).
-fs::path find_patients_table(const fs::path& root) {
-  const auto direct = find_table(root, "patients");
-  if (!direct.empty()) return direct;
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it.depth() == 0 && it->path().filename() == "files") {
-      it.disable_recursion_pending();  // the images: hundreds of thousands of files, no tables
-      continue;
-    }
-    const auto name = it->path().filename().string();
-    if ((name == "patients.csv.gz" || name == "patients.csv") && it->is_regular_file()) found.push_back(it->path().string());
-  }
-  std::sort(found.begin(), found.end());
-  if (found.empty())
-    throw DataError(root.string() + ": no patients.csv.gz or patients.csv (MIMIC-CXR-JPG has no sex or age: pass "
-                                    "--patients FILE, MIMIC-IV's hosp/patients.csv.gz)");
-  if (found.size() > 1)
-    throw DataError(root.string() + ": several patients tables (" + join(found, ", ") + "): choose one with --patients");
-  return found.front();
-}
-
-SourceRows read_mimic(const ImportOptions& options, const fs::path& root) {
-  SourceRows source;
-  auto require_table = [&](const std::string& stem) {
-    const auto file = find_table(root, stem);
-    if (file.empty())
-      throw DataError((root / (stem + ".csv.gz")).string() +
-                      ": not found (nor .csv; --root must be the MIMIC-CXR-JPG 2.0.0 folder)");
-    return file;
-  };
-  const CsvTable metadata = read_csv(require_table("mimic-cxr-2.0.0-metadata").string());
-  const CsvTable chexpert = read_csv(require_table("mimic-cxr-2.0.0-chexpert").string());
-  fs::path patients_file;
-  if (!options.patients_file.empty()) {
-    patients_file = options.patients_file;
-    if (!is_file(patients_file))
-      throw ConfigError("--patients '" + options.patients_file + "': no such file");
-  } else {
-    patients_file = find_patients_table(root);
-  }
-  const CsvTable patients = read_csv(patients_file.string());
-  source.tables_read = {metadata.path, chexpert.path, patients.path};
-
-  // Findings per study.
-  const auto findings = columns_except(chexpert, {"subject_id", "study_id"});
-  if (std::find(findings.begin(), findings.end(), options.task) == findings.end())
-    unknown_task(options.task, "MIMIC-CXR " + fs::path(chexpert.path).filename().string(), findings);
-  const int task_col = chexpert.column(options.task);
-  const int study_subject_col = chexpert.require("subject_id"), study_col = chexpert.require("study_id");
-  std::unordered_map<std::string, Finding> finding_of_study;  // "subject/study" -> value
-  for (const auto& row : chexpert.rows) {
-    const auto& f = row.fields;
-    finding_of_study[f[static_cast<std::size_t>(study_subject_col)] + "/" + f[static_cast<std::size_t>(study_col)]] =
-        parse_finding(f[static_cast<std::size_t>(task_col)], options.task, chexpert.where(row));
-  }
-
-  // Sex and age per subject.
-  const int patient_subject_col = patients.require("subject_id"), gender_col = patients.require("gender");
-  const int anchor_age_col = patients.require("anchor_age");
-  std::unordered_map<std::string, const CsvTable::Row*> patient_row;
-  for (const auto& row : patients.rows) {
-    const auto [it, fresh] = patient_row.emplace(row.fields[static_cast<std::size_t>(patient_subject_col)], &row);
-    const auto& a = it->second->fields;
-    const auto& b = row.fields;
-    for (const int col : {gender_col, anchor_age_col})
-      if (!fresh && a[static_cast<std::size_t>(col)] != b[static_cast<std::size_t>(col)])
-        throw DataError(patients.where(row) + ": subject_id " + it->first + " has " + patients.header[static_cast<std::size_t>(col)] +
-                        " '" + b[static_cast<std::size_t>(col)] + "', but " + patients.where(*it->second) + " says '" +
-                        a[static_cast<std::size_t>(col)] + "': conflicting rows for one patient");
-  }
-
-  // The official split per image.
-  std::unordered_map<std::string, std::string> split_of_dicom;
-  if (options.split == SplitMethod::kOfficial) {
-    const CsvTable splits = read_csv(require_table("mimic-cxr-2.0.0-split").string());
-    source.tables_read.push_back(splits.path);
-    const int dicom_col = splits.require("dicom_id"), split_col = splits.require("split");
-    for (const auto& row : splits.rows) {
-      const std::string& split = row.fields[static_cast<std::size_t>(split_col)];
-      const std::string ours = split == "train" ? "train" : split == "validate" ? "val" : split == "test" ? "test" : "";
-      if (ours.empty())
-        throw DataError(splits.where(row) + ": split is '" + split + "' (expected train, validate or test)");
-      split_of_dicom[row.fields[static_cast<std::size_t>(dicom_col)]] = ours;
-    }
-  }
-
-  // The --sa column: the metadata's, else the patients table's.
-  int sa_metadata_col = -1, sa_patients_col = -1;
-  if (options.sa.kind == SensitiveAttribute::Kind::kColumnEquals) {
-    sa_metadata_col = metadata.column(options.sa.column);
-    if (sa_metadata_col < 0) sa_patients_col = patients.column(options.sa.column);
-    if (sa_metadata_col < 0 && sa_patients_col < 0) unknown_sa_column(options.sa, {&metadata, &patients});
-  }
-
-  const int dicom_col = metadata.require("dicom_id"), subject_col = metadata.require("subject_id");
-  const int metadata_study_col = metadata.require("study_id"), view_col = metadata.require("ViewPosition");
-  for (const auto& row : metadata.rows) {
-    const auto& f = row.fields;
-    Candidate c;
-    c.where = metadata.where(row);
-    const std::string& dicom = f[static_cast<std::size_t>(dicom_col)];
-    const std::string& subject = f[static_cast<std::size_t>(subject_col)];
-    const std::string& study = f[static_cast<std::size_t>(metadata_study_col)];
-    if (!all_digits(subject) || subject.size() < 2)
-      throw DataError(c.where + ": subject_id is '" + subject + "' (expected a number such as 10000032)");
-    if (dicom.empty() || study.empty()) throw DataError(c.where + ": empty dicom_id or study_id");
-    c.patient = subject;
-    c.view = f[static_cast<std::size_t>(view_col)];
-    const auto study_finding = finding_of_study.find(subject + "/" + study);
-    c.finding = study_finding == finding_of_study.end() ? Finding::kBlank : study_finding->second;
-    const auto patient = patient_row.find(subject);
-    if (patient != patient_row.end()) {
-      const auto& pf = patient->second->fields;
-      const std::string where = patients.where(*patient->second);
-      c.sex = parse_sex(pf[static_cast<std::size_t>(gender_col)], "gender", where);
-      c.age = parse_age(pf[static_cast<std::size_t>(anchor_age_col)], "anchor_age", where, c.implausible_age);
-      if (sa_patients_col >= 0) c.sa_field = pf[static_cast<std::size_t>(sa_patients_col)];
-    }
-    if (sa_metadata_col >= 0) c.sa_field = f[static_cast<std::size_t>(sa_metadata_col)];
-    if (options.split == SplitMethod::kOfficial) {
-      const auto split = split_of_dicom.find(dicom);
-      if (split != split_of_dicom.end()) c.official_split = split->second;
-    }
-    const fs::path relative = fs::path("files") / ("p" + subject.substr(0, 2)) / ("p" + subject) / ("s" + study) /
-                              (dicom + ".jpg");
-    c.image_paths = {root / relative};
-    c.image_name = relative.generic_string();
-    source.candidates.push_back(std::move(c));
-  }
-  return source;
-}
-
-// ------------------------------------------------------------------------------------------------
-// NIH ChestX-ray14: Data_Entry_2017[_v2020].csv, PNGs anywhere below --root, split lists.
-
-const std::vector<std::string> kNihFindings = {
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass",   "Nodule",   "Pneumonia",          "Pneumothorax",
-    "Consolidation", "Edema",     "Emphysema", "Fibrosis",    "Hernia", "No Finding", "Pleural_Thickening"};
-const std::map<std::string, std::string> kNihAliases = {{"Pleural Effusion", "Effusion"},
-                                                        {"Pleural Thickening", "Pleural_Thickening"}};
-
-std::vector<std::string> split_labels(const std::string& labels) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (;;) {
-    const auto bar = labels.find('|', start);
-    const std::string label = trim(labels.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
-    if (!label.empty()) out.push_back(label);
-    if (bar == std::string::npos) return out;
-    start = bar + 1;
-  }
-}
-
-/// file name -> every path of a .png of that name below `root` (one walk; sorted).
-std::unordered_map<std::string, std::vector<fs::path>> index_png_files(const fs::path& root) {
-  std::unordered_map<std::string, std::vector<fs::path>> by_name;
-  try {
-    for (const auto& entry : fs::recursive_directory_iterator(
-             root, fs::directory_options::skip_permission_denied | fs::directory_options::follow_directory_symlink)) {
-      const auto& path = entry.path();
-      if (path.extension() != ".png" || !entry.is_regular_file()) continue;
-      by_name[path.filename().string()].push_back(path);
-    }
-  } catch (const fs::filesystem_error& e) {
-    throw DataError(root.string() + ": cannot list the images: " + e.what());
-  }
-  for (auto& [name, paths] : by_name) std::sort(paths.begin(), paths.end());
-  return by_name;
-}
-
-SourceRows read_nih(const ImportOptions& options, const fs::path& root) {
-  SourceRows source;
-  source.carve_validation_from_train = true;
-  fs::path entry_file;
-  for (const char* name : {"Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv"})
-    if (entry_file.empty() && is_file(root / name)) entry_file = root / name;
-  if (entry_file.empty())
-    throw DataError((root / "Data_Entry_2017.csv").string() +
-                    ": not found (nor Data_Entry_2017_v2020.csv; --root must be the ChestX-ray14 folder)");
-  const CsvTable table = read_csv(entry_file.string());
-  source.tables_read.push_back(table.path);
-  const int image_col = table.require("Image Index"), labels_col = table.require("Finding Labels");
-  const int patient_col = table.require("Patient ID"), age_col = table.require("Patient Age");
-  const int sex_col = table.require("Patient Gender"), view_col = table.require("View Position");
-
-  std::vector<std::string> findings = kNihFindings;
-  for (const auto& row : table.rows)
-    for (const auto& label : split_labels(row.fields[static_cast<std::size_t>(labels_col)]))
-      if (std::find(findings.begin(), findings.end(), label) == findings.end()) findings.push_back(label);
-  const auto alias = kNihAliases.find(options.task);
-  const std::string finding = alias == kNihAliases.end() ? options.task : alias->second;
-  if (std::find(findings.begin(), findings.end(), finding) == findings.end()) {
-    std::sort(findings.begin(), findings.end());
-    for (const auto& [from, to] : kNihAliases) findings.push_back(from + " (= " + to + ")");
-    unknown_task(options.task, "NIH ChestX-ray14 Finding Labels", findings);
-  }
-  int sa_col = -1;
-  if (options.sa.kind == SensitiveAttribute::Kind::kColumnEquals) {
-    sa_col = table.column(options.sa.column);
-    if (sa_col < 0) unknown_sa_column(options.sa, {&table});
-  }
-
-  std::set<std::string> train_list, test_list;
-  if (options.split == SplitMethod::kOfficial) {
-    for (auto [name, list] : {std::pair{"train_val_list.txt", &train_list}, std::pair{"test_list.txt", &test_list}}) {
-      if (!is_file(root / name))
-        throw DataError((root / name).string() + ": not found (needed by --split official)");
-      *list = read_name_list(root / name);
-      source.tables_read.push_back((root / name).string());
-    }
-    std::vector<std::string> both;
-    std::set_intersection(train_list.begin(), train_list.end(), test_list.begin(), test_list.end(), std::back_inserter(both));
-    if (!both.empty())
-      throw DataError((root / "test_list.txt").string() + ": " + std::to_string(both.size()) + " image(s) also in " +
-                      (root / "train_val_list.txt").string() + ", the first " + both.front() +
-                      ": an image in both official lists would be trained and tested on");
-  }
-
-  const auto images = index_png_files(root);
-  for (const auto& row : table.rows) {
-    const auto& f = row.fields;
-    Candidate c;
-    c.where = table.where(row);
-    c.image_name = f[static_cast<std::size_t>(image_col)];
-    if (c.image_name.empty()) throw DataError(c.where + ": empty Image Index");
-    c.patient = f[static_cast<std::size_t>(patient_col)];
-    if (c.patient.empty()) throw DataError(c.where + ": empty Patient ID");
-    c.sex = parse_sex(f[static_cast<std::size_t>(sex_col)], "Patient Gender", c.where);
-    c.age = parse_age(f[static_cast<std::size_t>(age_col)], "Patient Age", c.where, c.implausible_age);
-    c.view = f[static_cast<std::size_t>(view_col)];
-    const auto labels = split_labels(f[static_cast<std::size_t>(labels_col)]);
-    c.finding = std::find(labels.begin(), labels.end(), finding) != labels.end() ? Finding::kPositive : Finding::kNegative;
-    if (options.split == SplitMethod::kOfficial)
-      c.official_split = test_list.count(c.image_name) ? "test" : train_list.count(c.image_name) ? "train" : "";
-    if (sa_col >= 0) c.sa_field = f[static_cast<std::size_t>(sa_col)];
-    const auto image = images.find(c.image_name);
-    if (image != images.end()) {
-      if (image->second.size() > 1)
-        throw DataError(c.where + ": " + std::to_string(image->second.size()) + " files named " + c.image_name + " under " +
-                        root.string() + " (" + image->second[0].string() + ", " + image->second[1].string() +
-                        "): which one is the image is ambiguous; remove the others");
-      c.image_paths = image->second;
-    }
-    source.candidates.push_back(std::move(c));
-  }
-  return source;
-}
+/// Why a row was dropped, in the order the rules are applied (ImportSummary::dropped).
+enum DropReason { kNotInOfficialSplit, kViewNotFrontal, kUncertainLabel, kBlankLabel, kUnknownSex, kUnknownAge,
+                  kMissingImage, kDropReasonCount };
+constexpr std::array<const char*, kDropReasonCount> kDropReasonNames = {
+    "not in the official split", "view not PA/AP", "uncertain label", "blank label",
+    "unknown sex",               "unknown age",    "missing image"};
 
 // ------------------------------------------------------------------------------------------------
 // The shared pipeline.

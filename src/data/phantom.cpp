@@ -10,19 +10,20 @@
 // threads (results do not depend on the thread count). All random draws for one image come from
 // one CounterStream(seed, kPhantom, split, index) in a fixed order and are made whether or not the
 // layer they feed is drawn.
+//
+// The option check, make_phantom and phantom_regions are in phantom_dataset.cpp.
 #include "dne/data/phantom.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
+#include "phantom_parts.hpp"
 
 namespace dne::data {
 namespace {
@@ -292,30 +293,53 @@ struct Columns {
   std::vector<float> breast_x2;  // ((dx - breast dx) / 1.25)^2
 };
 
-void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float* out) {
-  const int S = o.image_size;
-  const float inv = 1.f / static_cast<float>(S);
-  const float e = 0.008f;  // soft edge half-width (about half a pixel at 64 x 64)
-  const bool effusion = p.truth.label == 1;
-  const bool breast = p.truth.sa == 1 && o.breast_contrast > 0.0;
-  const float breast_scale = static_cast<float>(o.breast_contrast);
-  const int eff_s = p.truth.effusion_side > 0 ? 1 : 0;
-  const Lung& eff_lung = p.lung[eff_s];
-  const float severity = static_cast<float>(p.truth.severity);
-  // fluid column height above the costophrenic angle, and how much higher it climbs laterally
-  const float fluid_h = severity * 0.42f * (eff_lung.v_base - eff_lung.v_top);
-  const float fluid_men = p.fluid_meniscus * (0.8f + 0.8f * severity);
-  const float clav_bx = 0.30f * p.scale;
-  const float inv_rib_spacing = 1.f / p.rib_spacing;
-  const float heart_dx = p.heart_x - p.cx;
-  const float inv_heart_rx_right = 1.f / p.heart_rx_right;
-  const float inv_heart_rx_left = 1.f / p.heart_rx_left;
-  // aortic knob: a bulge of the mediastinum above the heart's right shoulder (image right)
-  const float knob_dx = p.lung[1].d_med + 0.01f;
-  const float knob_v = p.heart_y - 1.4f * p.heart_ry;
-  // vessel bounding box (rows): only pixels near the hila pay for the ray distances
-  const float ves_v0 = p.hilum_v - 0.24f, ves_v1 = p.hilum_v + 0.27f;
+constexpr float kEdge = 0.008f;  // soft edge half-width (about half a pixel at 64 x 64)
 
+// Image-constant terms of one image (everything that depends on neither x nor y).
+struct ImageTerms {
+  int S;      // image_size
+  float inv;  // 1 / S
+  bool effusion;
+  bool breast;
+  float breast_scale;
+  int eff_s;  // the effusion's side (0 = image left, 1 = image right)
+  // fluid column height above the costophrenic angle, and how much higher it climbs laterally
+  float fluid_h, fluid_men;
+  float clav_bx;
+  float inv_rib_spacing;
+  float heart_dx, inv_heart_rx_right, inv_heart_rx_left;
+  // aortic knob: a bulge of the mediastinum above the heart's right shoulder (image right)
+  float knob_dx, knob_v;
+  // vessel bounding box (rows): only pixels near the hila pay for the ray distances
+  float ves_v0, ves_v1;
+};
+
+ImageTerms image_terms(const PhantomOptions& o, const Params& p) {
+  ImageTerms img;
+  img.S = o.image_size;
+  img.inv = 1.f / static_cast<float>(img.S);
+  img.effusion = p.truth.label == 1;
+  img.breast = p.truth.sa == 1 && o.breast_contrast > 0.0;
+  img.breast_scale = static_cast<float>(o.breast_contrast);
+  img.eff_s = p.truth.effusion_side > 0 ? 1 : 0;
+  const Lung& eff_lung = p.lung[img.eff_s];
+  const float severity = static_cast<float>(p.truth.severity);
+  img.fluid_h = severity * 0.42f * (eff_lung.v_base - eff_lung.v_top);
+  img.fluid_men = p.fluid_meniscus * (0.8f + 0.8f * severity);
+  img.clav_bx = 0.30f * p.scale;
+  img.inv_rib_spacing = 1.f / p.rib_spacing;
+  img.heart_dx = p.heart_x - p.cx;
+  img.inv_heart_rx_right = 1.f / p.heart_rx_right;
+  img.inv_heart_rx_left = 1.f / p.heart_rx_left;
+  img.knob_dx = p.lung[1].d_med + 0.01f;
+  img.knob_v = p.heart_y - 1.4f * p.heart_ry;
+  img.ves_v0 = p.hilum_v - 0.24f;
+  img.ves_v1 = p.hilum_v + 0.27f;
+  return img;
+}
+
+Columns column_terms(const Params& p, const ImageTerms& img) {
+  const int S = img.S;
   Columns c;
   for (auto* a : {&c.du, &c.dx, &c.body_x3, &c.neck, &c.spine, &c.knob_x2, &c.dome_v, &c.fluid_v,
                   &c.rib_v, &c.rib_fade, &c.ant_v, &c.ant_fade, &c.breast_x2}) {
@@ -324,7 +348,7 @@ void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float*
   c.side.resize(static_cast<std::size_t>(S));
   for (int x = 0; x < S; ++x) {
     const auto i = static_cast<std::size_t>(x);
-    const float du = (static_cast<float>(x) + 0.5f) * inv - p.cx;
+    const float du = (static_cast<float>(x) + 0.5f) * img.inv - p.cx;
     const float dx = std::fabs(du);
     const int s = du < 0.f ? 0 : 1;
     c.du[i] = du;
@@ -334,7 +358,7 @@ void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float*
     c.body_x3[i] = dxb * dxb * dxb;
     c.neck[i] = soft(0.085f - dx, 0.01f);
     c.spine[i] = soft(p.spine_hw - dx, 0.006f);
-    c.knob_x2[i] = (du - knob_dx) * (du - knob_dx);
+    c.knob_x2[i] = (du - img.knob_dx) * (du - img.knob_dx);
     // hemidiaphragm dome: highest 42% across, lowest at the lateral costophrenic angle
     const Lung& l = p.lung[s];
     const float q = lateral_fraction(l, dx);
@@ -348,7 +372,7 @@ void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float*
     }
     c.dome_v[i] = l.v_base - l.dome_h * dome;
     // effusion: fluid level rises laterally (meniscus)
-    c.fluid_v[i] = l.v_base - fluid_h - fluid_men * q * q * q;
+    c.fluid_v[i] = l.v_base - img.fluid_h - img.fluid_men * q * q * q;
     // ribs: posterior arcs slope down laterally, anterior arcs slope down medially
     c.rib_v[i] = p.rib_v0 + p.rib_curv * (dx - 0.1f) * (dx - 0.1f);
     c.rib_fade[i] = dx > 0.03f ? smoothstep(0.03f, 0.07f, dx) : 0.f;
@@ -357,143 +381,201 @@ void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float*
     const float bx = (dx - p.breast[s].dx) * 0.8f;  // wider than tall
     c.breast_x2[i] = bx * bx;
   }
+  return c;
+}
 
-  for (int y = 0; y < S; ++y) {
-    const float v = (static_cast<float>(y) + 0.5f) * inv;
-    // row-constant terms
-    const float dyb = std::fabs((v - p.body_cy) / p.body_ry);
-    const float dyb3 = dyb * dyb * dyb;
-    const float abdomen = 0.12f * smoothstep(0.75f, 0.97f, v);
-    const float neck_v = soft(0.2f + p.shift - v, 0.02f);
-    const float disc_f = v / p.disc_period - p.disc_phase;
-    const float disc_t = disc_f - std::floor(disc_f);
-    const float disc = std::max(0.f, 1.f - std::fabs(disc_t - 0.1f) / 0.1f);
-    const float spine_row = p.spine_density * (1.f - 0.35f * disc);
-    // the upper half of the heart is taller (pear shape), so it tapers into the mediastinum
-    const float hy = (v - p.heart_y) / (v < p.heart_y ? 1.6f * p.heart_ry : p.heart_ry);
-    const float hy2 = hy * hy;
-    const float heart_row_dx = heart_dx + 0.3f * (v - p.heart_y);  // sheared: apex down and right
-    const bool heart_row = std::fabs(hy) < 1.2f;
-    const float knob_dy2 = (v - knob_v) * (v - knob_v);
-    const bool knob_row = std::fabs(v - knob_v) < 0.06f;
-    const LungRow lrow[2] = {lung_row(p.lung[0], v), lung_row(p.lung[1], v)};
-    const bool clav_row = v < 0.3f;
-    const bool ves_row = v > ves_v0 && v < ves_v1;
-    // breast: very soft upper edge, sharper lower (inframammary) edge, denser towards the bottom
-    float breast_row[2] = {0.f, 0.f}, breast_dy2[2] = {0.f, 0.f}, breast_edge[2] = {1.f, 1.f};
-    if (breast) {
-      for (int s = 0; s < 2; ++s) {
-        const Breast& b = p.breast[s];
-        const float bdy = v - b.vc;
-        breast_dy2[s] = bdy * bdy;
-        breast_edge[s] = bdy > 0.f ? 0.025f : 0.12f;
-        breast_row[s] = breast_scale * b.strength *
+// Row-constant terms of one image row at v (everything that depends on y only).
+struct RowTerms {
+  float v;
+  float dyb3;  // (|v - body_cy| / body_ry)^3
+  float abdomen, neck_v;
+  float spine_row;
+  float hy2, heart_row_dx;
+  bool heart_row;
+  float knob_dy2;
+  bool knob_row;
+  LungRow lrow[2];
+  bool clav_row, ves_row;
+  float breast_row[2] = {0.f, 0.f}, breast_dy2[2] = {0.f, 0.f}, breast_edge[2] = {1.f, 1.f};
+};
+
+RowTerms row_terms(const Params& p, const ImageTerms& img, float v) {
+  RowTerms t;
+  t.v = v;
+  const float dyb = std::fabs((v - p.body_cy) / p.body_ry);
+  t.dyb3 = dyb * dyb * dyb;
+  t.abdomen = 0.12f * smoothstep(0.75f, 0.97f, v);
+  t.neck_v = soft(0.2f + p.shift - v, 0.02f);
+  const float disc_f = v / p.disc_period - p.disc_phase;
+  const float disc_t = disc_f - std::floor(disc_f);
+  const float disc = std::max(0.f, 1.f - std::fabs(disc_t - 0.1f) / 0.1f);
+  t.spine_row = p.spine_density * (1.f - 0.35f * disc);
+  // the upper half of the heart is taller (pear shape), so it tapers into the mediastinum
+  const float hy = (v - p.heart_y) / (v < p.heart_y ? 1.6f * p.heart_ry : p.heart_ry);
+  t.hy2 = hy * hy;
+  t.heart_row_dx = img.heart_dx + 0.3f * (v - p.heart_y);  // sheared: apex down and right
+  t.heart_row = std::fabs(hy) < 1.2f;
+  t.knob_dy2 = (v - img.knob_v) * (v - img.knob_v);
+  t.knob_row = std::fabs(v - img.knob_v) < 0.06f;
+  t.lrow[0] = lung_row(p.lung[0], v);
+  t.lrow[1] = lung_row(p.lung[1], v);
+  t.clav_row = v < 0.3f;
+  t.ves_row = v > img.ves_v0 && v < img.ves_v1;
+  // breast: very soft upper edge, sharper lower (inframammary) edge, denser towards the bottom
+  if (img.breast) {
+    for (int s = 0; s < 2; ++s) {
+      const Breast& b = p.breast[s];
+      const float bdy = v - b.vc;
+      t.breast_dy2[s] = bdy * bdy;
+      t.breast_edge[s] = bdy > 0.f ? 0.025f : 0.12f;
+      t.breast_row[s] = img.breast_scale * b.strength *
                         (0.35f + 0.65f * smoothstep(b.vc - b.radius, b.vc + 0.7f * b.radius, v));
-      }
-    }
-    float* row = out + static_cast<std::ptrdiff_t>(y) * S;
-
-    for (int x = 0; x < S; ++x) {
-      const auto i = static_cast<std::size_t>(x);
-      const float dx = c.dx[i];
-      const int s = c.side[i];
-
-      // body: superellipse |x|^3 + |y|^3 <= 1, thinner (dimmer) towards its edge; neck on top
-      const float f = c.body_x3[i] + dyb3;
-      const float body_in = soft((1.f - f) * 0.12f, 0.01f);
-      const float neck = c.neck[i] * neck_v;
-      const float body = std::max(body_in, neck);
-      float D = 0.f;
-
-      if (body > 0.f) {
-        const float thick = 0.55f + 0.45f * std::sqrt(clamp01(1.f - f));
-        D = body * (p.tissue * std::max(thick * body_in, 0.8f * neck) + abdomen);
-
-        // heart: ellipse, wider to image right, with the aortic knob above its right shoulder
-        float heart = 0.f;
-        if (heart_row) {
-          const float hx = c.du[i] - heart_row_dx;
-          const float hxn = hx * (hx > 0.f ? inv_heart_rx_right : inv_heart_rx_left);
-          const float m_heart = (1.f - hxn * hxn - hy2) * 0.07f;
-          heart = soft(m_heart, e);
-          D += p.heart_density * soft(m_heart - 0.02f, 0.03f);  // denser core, no crisp outline
-        }
-        if (knob_row) heart = std::max(heart, soft(0.04f - std::sqrt(c.knob_x2[i] + knob_dy2), e));
-
-        // spine with darker intervertebral discs
-        D += spine_row * c.spine[i] * body;
-
-        // lung of this side: air lowers the density, more so away from the borders
-        const LungRow& lr = lrow[s];
-        float lung = 0.f, fluid = 0.f;
-        if (lr.in_rows && dx > lr.med_x - e && dx < lr.lat_x + e) {
-          const float m_side = std::min(std::min(dx - lr.med_x, lr.lat_x - dx), lr.m_top);
-          const float m_lung = std::min(m_side, c.dome_v[i] - v);
-          lung = soft(m_lung, e);
-          const float air =
-              lung * (0.55f + 0.45f * smoothstep(0.f, 0.07f, m_lung)) * (1.f - 0.92f * heart);
-          if (effusion && s == eff_s) {
-            // fluid fills the hemithorax (hiding the dome) below a level that fades upwards
-            const float m_hemi = std::min(m_side, lr.v_base - v + 0.01f);
-            fluid = soft(m_hemi, e) * soft(v - c.fluid_v[i], 0.02f);
-          }
-          // fluid is a little denser than soft tissue above the (hidden) dome, equal below it
-          D += -p.air * air * (1.f - fluid) + 0.05f * fluid * lung;
-        }
-
-        // ribs: posterior arcs (spacing widening towards the base), fainter anterior arcs
-        if (dx > 0.03f) {
-          const float z = v - c.rib_v[i];
-          const float r = z * inv_rib_spacing * (1.f - 0.25f * z) - p.rib_phase[s];
-          // branch-free: clamp into the rib range, then zero outside it
-          const float rc = clamp(r, 0.f, static_cast<float>(kNumRibs) - 1e-3f);
-          const float frac =
-              rc - static_cast<float>(static_cast<int>(rc));  // rc >= 0: trunc = floor
-          float rib = smoothstep(0.4f, 0.95f, 1.f - std::fabs(2.f * frac - 1.f)) * c.rib_fade[i] *
-                      (rc == r ? 1.f : 0.f);
-          const float ra = (v - c.ant_v[i]) * inv_rib_spacing * 0.8f;
-          const float rac = clamp(ra, 0.f, 6.f - 1e-3f);
-          const float fa = rac - static_cast<float>(static_cast<int>(rac));
-          rib += smoothstep(0.5f, 0.95f, 1.f - std::fabs(2.f * fa - 1.f)) * c.ant_fade[i] *
-                 (rac == ra ? 1.f : 0.f);
-          D += p.rib_density * rib * body * (1.f - 0.5f * fluid);
-        }
-
-        // clavicle: oblique bar from the sternal end up and out to the shoulder
-        if (clav_row) {
-          const float d = segment_distance(dx, v, 0.04f, p.clav_v_med, clav_bx, p.clav_v_lat);
-          D += p.clav_density * soft(0.016f - d, 0.006f) * body;
-        }
-
-        // hilum and vessel markings (inside the lung only)
-        if (ves_row && lung > 0.f && dx < 0.42f) {
-          const float ddx = dx - p.hilum_dx, ddy = v - p.hilum_v;
-          const float hd = 1.f - (ddx * ddx + ddy * ddy) * 400.f;  // radius 0.05
-          float vess = hd > 0.f ? p.hilum_density * hd * hd : 0.f;
-          for (int k2 = 0; k2 < kNumVessels; ++k2) {
-            const Vessel& ve = p.vessel[s][k2];
-            // distance to the segment hilum -> hilum + dir, tt = position along it
-            const float tt = clamp01((ddx * ve.dir_dx + ddy * ve.dir_v) * ve.inv_len2);
-            const float qx = ddx - tt * ve.dir_dx, qy = ddy - tt * ve.dir_v;
-            const float dd2 = qx * qx + qy * qy;
-            if (dd2 >= 0.012f * 0.012f) continue;  // beyond the widest vessel's soft edge
-            vess += ve.strength * (1.f - tt) * std::min(1.f, 5.f * tt) *
-                    soft(0.007f * (1.f - 0.6f * tt) - std::sqrt(dd2), 0.005f);
-          }
-          D += vess * lung * (1.f - fluid);
-        }
-      }
-
-      // breast soft-tissue shadows (may bulge past the body outline)
-      if (breast) {
-        const float d = std::sqrt(c.breast_x2[i] + breast_dy2[s]);  // (dx / 1.25, dy) ellipse
-        D += breast_row[s] * soft(p.breast[s].radius - d, breast_edge[s]);
-      }
-
-      row[x] = p.background + p.gain * D;
     }
   }
-  // acquisition marker: radio-opaque letter stamped over the anatomy
+  return t;
+}
+
+// heart: ellipse, wider to image right, with the aortic knob above its right shoulder. Adds its
+// density to D and returns its mask (the lung's air is dimmed under it).
+inline float add_heart(const Params& p, const ImageTerms& img, const Columns& c, const RowTerms& at_y,
+                       std::size_t i, float& D) {
+  float heart = 0.f;
+  if (at_y.heart_row) {
+    const float hx = c.du[i] - at_y.heart_row_dx;
+    const float hxn = hx * (hx > 0.f ? img.inv_heart_rx_right : img.inv_heart_rx_left);
+    const float m_heart = (1.f - hxn * hxn - at_y.hy2) * 0.07f;
+    heart = soft(m_heart, kEdge);
+    D += p.heart_density * soft(m_heart - 0.02f, 0.03f);  // denser core, no crisp outline
+  }
+  if (at_y.knob_row) heart = std::max(heart, soft(0.04f - std::sqrt(c.knob_x2[i] + at_y.knob_dy2), kEdge));
+  return heart;
+}
+
+// The lung of one side at one pixel (0 outside), and the effusion's fluid in it.
+struct LungPixel {
+  float lung, fluid;
+};
+
+// lung of this side: air lowers the density, more so away from the borders
+inline LungPixel add_lung(const Params& p, const ImageTerms& img, const Columns& c, const RowTerms& at_y,
+                          std::size_t i, float heart, float& D) {
+  const float v = at_y.v;
+  const float dx = c.dx[i];
+  const int s = c.side[i];
+  const LungRow& lr = at_y.lrow[s];
+  float lung = 0.f, fluid = 0.f;
+  if (lr.in_rows && dx > lr.med_x - kEdge && dx < lr.lat_x + kEdge) {
+    const float m_side = std::min(std::min(dx - lr.med_x, lr.lat_x - dx), lr.m_top);
+    const float m_lung = std::min(m_side, c.dome_v[i] - v);
+    lung = soft(m_lung, kEdge);
+    const float air =
+        lung * (0.55f + 0.45f * smoothstep(0.f, 0.07f, m_lung)) * (1.f - 0.92f * heart);
+    if (img.effusion && s == img.eff_s) {
+      // fluid fills the hemithorax (hiding the dome) below a level that fades upwards
+      const float m_hemi = std::min(m_side, lr.v_base - v + 0.01f);
+      fluid = soft(m_hemi, kEdge) * soft(v - c.fluid_v[i], 0.02f);
+    }
+    // fluid is a little denser than soft tissue above the (hidden) dome, equal below it
+    D += -p.air * air * (1.f - fluid) + 0.05f * fluid * lung;
+  }
+  return LungPixel{lung, fluid};
+}
+
+// ribs: posterior arcs (spacing widening towards the base), fainter anterior arcs
+inline void add_ribs(const Params& p, const ImageTerms& img, const Columns& c, const RowTerms& at_y,
+                     std::size_t i, float body, float fluid, float& D) {
+  const float v = at_y.v;
+  const float dx = c.dx[i];
+  const int s = c.side[i];
+  if (dx > 0.03f) {
+    const float z = v - c.rib_v[i];
+    const float r = z * img.inv_rib_spacing * (1.f - 0.25f * z) - p.rib_phase[s];
+    // branch-free: clamp into the rib range, then zero outside it
+    const float rc = clamp(r, 0.f, static_cast<float>(kNumRibs) - 1e-3f);
+    const float frac =
+        rc - static_cast<float>(static_cast<int>(rc));  // rc >= 0: trunc = floor
+    float rib = smoothstep(0.4f, 0.95f, 1.f - std::fabs(2.f * frac - 1.f)) * c.rib_fade[i] *
+                (rc == r ? 1.f : 0.f);
+    const float ra = (v - c.ant_v[i]) * img.inv_rib_spacing * 0.8f;
+    const float rac = clamp(ra, 0.f, 6.f - 1e-3f);
+    const float fa = rac - static_cast<float>(static_cast<int>(rac));
+    rib += smoothstep(0.5f, 0.95f, 1.f - std::fabs(2.f * fa - 1.f)) * c.ant_fade[i] *
+           (rac == ra ? 1.f : 0.f);
+    D += p.rib_density * rib * body * (1.f - 0.5f * fluid);
+  }
+}
+
+// clavicle: oblique bar from the sternal end up and out to the shoulder
+inline void add_clavicle(const Params& p, const ImageTerms& img, const Columns& c, const RowTerms& at_y,
+                         std::size_t i, float body, float& D) {
+  if (at_y.clav_row) {
+    const float d = segment_distance(c.dx[i], at_y.v, 0.04f, p.clav_v_med, img.clav_bx, p.clav_v_lat);
+    D += p.clav_density * soft(0.016f - d, 0.006f) * body;
+  }
+}
+
+// hilum and vessel markings (inside the lung only)
+inline void add_vessels(const Params& p, const Columns& c, const RowTerms& at_y, std::size_t i,
+                        const LungPixel& lp, float& D) {
+  const float dx = c.dx[i];
+  const int s = c.side[i];
+  const float lung = lp.lung, fluid = lp.fluid;
+  if (at_y.ves_row && lung > 0.f && dx < 0.42f) {
+    const float ddx = dx - p.hilum_dx, ddy = at_y.v - p.hilum_v;
+    const float hd = 1.f - (ddx * ddx + ddy * ddy) * 400.f;  // radius 0.05
+    float vess = hd > 0.f ? p.hilum_density * hd * hd : 0.f;
+    for (int k2 = 0; k2 < kNumVessels; ++k2) {
+      const Vessel& ve = p.vessel[s][k2];
+      // distance to the segment hilum -> hilum + dir, tt = position along it
+      const float tt = clamp01((ddx * ve.dir_dx + ddy * ve.dir_v) * ve.inv_len2);
+      const float qx = ddx - tt * ve.dir_dx, qy = ddy - tt * ve.dir_v;
+      const float dd2 = qx * qx + qy * qy;
+      if (dd2 >= 0.012f * 0.012f) continue;  // beyond the widest vessel's soft edge
+      vess += ve.strength * (1.f - tt) * std::min(1.f, 5.f * tt) *
+              soft(0.007f * (1.f - 0.6f * tt) - std::sqrt(dd2), 0.005f);
+    }
+    D += vess * lung * (1.f - fluid);
+  }
+}
+
+// breast soft-tissue shadows (may bulge past the body outline)
+inline void add_breast(const Params& p, const ImageTerms& img, const Columns& c, const RowTerms& at_y,
+                       std::size_t i, float& D) {
+  const int s = c.side[i];
+  if (img.breast) {
+    const float d = std::sqrt(c.breast_x2[i] + at_y.breast_dy2[s]);  // (dx / 1.25, dy) ellipse
+    D += at_y.breast_row[s] * soft(p.breast[s].radius - d, at_y.breast_edge[s]);
+  }
+}
+
+// The density D of pixel i of a row: the body, inside it the heart, spine, lung (and fluid),
+// ribs, clavicle, hilum and vessels, then the breast shadows, added in that order.
+inline float pixel_density(const Params& p, const ImageTerms& img, const Columns& c, const RowTerms& at_y,
+                           std::size_t i) {
+  // body: superellipse |x|^3 + |y|^3 <= 1, thinner (dimmer) towards its edge; neck on top
+  const float f = c.body_x3[i] + at_y.dyb3;
+  const float body_in = soft((1.f - f) * 0.12f, 0.01f);
+  const float neck = c.neck[i] * at_y.neck_v;
+  const float body = std::max(body_in, neck);
+  float D = 0.f;
+
+  if (body > 0.f) {
+    const float thick = 0.55f + 0.45f * std::sqrt(clamp01(1.f - f));
+    D = body * (p.tissue * std::max(thick * body_in, 0.8f * neck) + at_y.abdomen);
+    const float heart = add_heart(p, img, c, at_y, i, D);
+    // spine with darker intervertebral discs
+    D += at_y.spine_row * c.spine[i] * body;
+    const LungPixel lp = add_lung(p, img, c, at_y, i, heart, D);
+    add_ribs(p, img, c, at_y, i, body, lp.fluid, D);
+    add_clavicle(p, img, c, at_y, i, body, D);
+    add_vessels(p, c, at_y, i, lp, D);
+  }
+  add_breast(p, img, c, at_y, i, D);
+  return D;
+}
+
+// acquisition marker: radio-opaque letter stamped over the anatomy
+void stamp_marker(const Params& p, int S, float* out) {
   if (p.truth.marker) {
     const unsigned char* glyph = p.truth.marker_letter == 'L' ? kGlyphL : kGlyphR;
     for (int gy = 0; gy < 7; ++gy) {
@@ -511,57 +593,31 @@ void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float*
       }
     }
   }
+}
 
+// Draws one image from its parameters: the density D per pixel (image, column and row terms
+// precomputed), I = background + gain * D, then the marker, then the noise (the stream's last use).
+void render(const PhantomOptions& o, const Params& p, CounterStream& rng, float* out) {
+  const ImageTerms img = image_terms(o, p);
+  const int S = img.S;
+  const Columns c = column_terms(p, img);
+  for (int y = 0; y < S; ++y) {
+    const float v = (static_cast<float>(y) + 0.5f) * img.inv;
+    const RowTerms at_y = row_terms(p, img, v);
+    float* row = out + static_cast<std::ptrdiff_t>(y) * S;
+    for (int x = 0; x < S; ++x) {
+      const float D = pixel_density(p, img, c, at_y, static_cast<std::size_t>(x));
+      row[x] = p.background + p.gain * D;
+    }
+  }
+  stamp_marker(p, S, out);
   add_noise(rng, static_cast<float>(o.noise_std), out,
             static_cast<std::size_t>(S) * static_cast<std::size_t>(S));
 }
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw ConfigError(message);
-}
-
-std::string num(double x) {
-  std::string s = std::to_string(x);
-  // trim trailing zeros of "1.500000"
-  if (s.find('.') != std::string::npos) {
-    while (!s.empty() && s.back() == '0') s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-  }
-  return s;
-}
-
-void require_unit(double x, const char* name) {
-  require(std::isfinite(x) && x >= 0.0 && x <= 1.0,
-          std::string("data.") + name + " must be in [0, 1], got " + num(x));
-}
-
 }  // namespace
 
-void check_options(const PhantomOptions& o) {
-  require(o.image_size >= 32 && o.image_size <= 4096,
-          "data.image_size must be in [32, 4096], got " + std::to_string(o.image_size));
-  require(o.n_train >= 1, "data.n_train must be >= 1, got " + std::to_string(o.n_train));
-  require(o.n_test >= 1, "data.n_test must be >= 1, got " + std::to_string(o.n_test));
-  require(o.n_val >= 0, "data.n_val must be >= 0, got " + std::to_string(o.n_val));
-  require_unit(o.prevalence, "prevalence");
-  require_unit(o.bias, "bias");
-  require(std::isfinite(o.breast_contrast) && o.breast_contrast >= 0.0,
-          "data.breast_contrast must be >= 0, got " + num(o.breast_contrast));
-  require_unit(o.marker_rate_a1, "marker_rate_a1");
-  require_unit(o.marker_rate_a0, "marker_rate_a0");
-  require_unit(o.severity_min, "severity_min");
-  require_unit(o.severity_max, "severity_max");
-  require(o.severity_min <= o.severity_max, "data.severity_min (" + num(o.severity_min) +
-                                                ") must be <= data.severity_max (" +
-                                                num(o.severity_max) + ")");
-  require(std::isfinite(o.noise_std) && o.noise_std >= 0.0,
-          "data.noise_std must be >= 0, got " + num(o.noise_std));
-  require(std::isfinite(o.age_effect) && o.age_effect >= 0.0 && o.age_effect <= 0.5,
-          "data.age_effect must be in [0, 0.5], got " + num(o.age_effect));
-  require_unit(o.age_bias, "age_bias");
-}
-
-namespace {
+namespace phantom_detail {
 
 // Image `index` of `split` with already-checked options.
 PhantomTruth render_unchecked(const PhantomOptions& options, int split, std::int64_t index,
@@ -585,7 +641,7 @@ PhantomTruth render_unchecked(const PhantomOptions& options, int split, std::int
   return p.truth;
 }
 
-}  // namespace
+}  // namespace phantom_detail
 
 PhantomTruth render_phantom_image(const PhantomOptions& options, int split, std::int64_t index,
                                   float* out) {
@@ -598,114 +654,7 @@ PhantomTruth render_phantom_image(const PhantomOptions& options, int split, std:
     throw std::out_of_range("render_phantom_image: index " + std::to_string(index) +
                             " outside [0, 2^32)");
   }
-  return render_unchecked(options, split, index, out);
-}
-
-Dataset make_phantom(const PhantomOptions& options) {
-  check_options(options);
-  Dataset ds;
-  // Indexed by split number (kTrainSplit, kTestSplit, kValSplit).
-  const char* names[3] = {"train", "test", "val"};
-  ImageSet* sets[3] = {&ds.train, &ds.test, &ds.val};
-  const std::int64_t counts[3] = {options.n_train, options.n_test, options.n_val};
-  const std::int64_t hw = static_cast<std::int64_t>(options.image_size) * options.image_size;
-  for (int split = 0; split < 3; ++split) {
-    ImageSet& set = *sets[split];
-    const auto n = static_cast<std::size_t>(counts[split]);
-    set.height = set.width = options.image_size;
-    set.pixels.assign(n * static_cast<std::size_t>(hw), 0.f);
-    set.label.assign(n, 0);
-    set.sa.assign(n, 0);
-    set.source.assign(n, std::string());
-    if (options.age_effect > 0.0 || options.age_bias > 0.0) set.age.assign(n, 0.f);
-  }
-
-  // Images are independent (one stream each), so they are rendered by a few worker threads over
-  // disjoint index ranges; the result does not depend on the number of threads.
-  const std::int64_t total = counts[0] + counts[1] + counts[2];
-  const auto render_range = [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t g = begin; g < end; ++g) {
-      const int split = g < counts[0] ? kTrainSplit : g < counts[0] + counts[1] ? kTestSplit : kValSplit;
-      const std::int64_t i = g - (split == kTrainSplit ? 0 : split == kTestSplit ? counts[0] : counts[0] + counts[1]);
-      ImageSet& set = *sets[split];
-      const PhantomTruth t = render_unchecked(options, split, i, set.pixels.data() + i * hw);
-      const auto k = static_cast<std::size_t>(i);
-      set.label[k] = t.label;
-      set.sa[k] = t.sa;
-      if (!set.age.empty()) set.age[k] = static_cast<float>(t.age);
-      set.source[k] = std::string("phantom:") + names[split] + ":" + std::to_string(i);
-    }
-  };
-  const std::int64_t max_threads = std::max<unsigned>(1u, std::thread::hardware_concurrency());
-  const std::int64_t pixels_per_thread = 256 * 64 * 64;  // below this, a thread is not worth it
-  const std::int64_t threads = std::clamp<std::int64_t>(total * hw / pixels_per_thread, 1,
-                                                        std::min<std::int64_t>(max_threads, 8));
-  if (threads == 1) {
-    render_range(0, total);
-  } else {
-    std::vector<std::thread> workers;
-    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
-    for (std::int64_t w = 0; w < threads; ++w) {
-      const std::int64_t begin = total * w / threads, end = total * (w + 1) / threads;
-      workers.emplace_back([&, w, begin, end] {
-        try {
-          render_range(begin, end);
-        } catch (...) {
-          errors[static_cast<std::size_t>(w)] = std::current_exception();
-        }
-      });
-    }
-    for (auto& t : workers) t.join();
-    for (const auto& e : errors) {
-      if (e) std::rethrow_exception(e);
-    }
-  }
-  validate(ds.train, "phantom train");
-  validate(ds.test, "phantom test");
-  return ds;
-}
-
-PhantomRegions phantom_regions(const PhantomOptions& options, int images, double threshold) {
-  check_options(options);
-  const int size = options.image_size;
-  const std::size_t hw = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
-  PhantomRegions r;
-  r.size = size;
-  // One layer's map: the mean over test images of |render(with) - render(without)|.
-  const auto layer_map = [&](PhantomOptions with, PhantomOptions without) {
-    std::vector<double> sum(hw, 0.0);
-    std::vector<float> a(hw), b(hw);
-    for (int i = 0; i < images; ++i) {
-      render_unchecked(with, kTestSplit, i, a.data());
-      render_unchecked(without, kTestSplit, i, b.data());
-      for (std::size_t p = 0; p < hw; ++p) sum[p] += std::abs(static_cast<double>(a[p]) - b[p]);
-    }
-    std::vector<float> map(hw);
-    for (std::size_t p = 0; p < hw; ++p) map[p] = static_cast<float>(sum[p] / std::max(images, 1));
-    return map;
-  };
-  PhantomOptions with = options, without = options;
-  without.breast_contrast = 0.0;
-  r.breast = layer_map(with, without);
-  with = without = options;
-  with.marker_rate_a0 = with.marker_rate_a1 = 1.0;
-  without.marker_rate_a0 = without.marker_rate_a1 = 0.0;
-  r.marker = layer_map(with, without);
-  with = without = options;
-  with.prevalence = 1.0;
-  without.prevalence = 0.0;
-  r.effusion = layer_map(with, without);
-  const auto region = [&](const std::vector<float>& map) {
-    const float peak = *std::max_element(map.begin(), map.end());
-    std::vector<std::uint8_t> mask(hw, 0);
-    for (std::size_t p = 0; p < hw; ++p) mask[p] = peak > 0.f && map[p] >= threshold * peak ? 1 : 0;
-    return mask;
-  };
-  r.sa_region = region(r.breast);
-  const auto marker = region(r.marker);
-  for (std::size_t p = 0; p < hw; ++p) r.sa_region[p] |= marker[p];
-  r.disease_region = region(r.effusion);
-  return r;
+  return phantom_detail::render_unchecked(options, split, index, out);
 }
 
 }  // namespace dne::data

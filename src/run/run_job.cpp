@@ -103,6 +103,8 @@ int run_job(const RunRequest& request, const ProcessInfo& process) {
   if (process.rank == 0 && !quiet) {
     for (const auto& key : config::unread_keys(source, experiments))
       std::cout << "# ignored: " << key << ": no experiment reads it\n";
+    for (const auto& note : source.deprecated)  // a renamed key's former name: read as the new one
+      std::cout << "# deprecated: " << note << " (read as it; the experiment ids do not change)\n";
     std::cout << std::flush;
   }
   // Every argument is checked before anything is written: a malformed api.url, --inject-kill, and

@@ -10,433 +10,57 @@
 // A refusal is written with `Connection: close`, the send side is shut down and whatever the
 // client still sends is read and discarded for a bounded time (a "lingering close", so the
 // client sees the answer instead of a reset), then the socket is closed.
+//
+// This file: the connections (ModelServer::Impl::Session), accepting, stopping and the public
+// ModelServer; the requests' routes, refusals and handlers are model_server_requests.cpp's, the
+// shared parts model_server_parts.hpp's.
 #include "dne/serve/model_server.hpp"
+
+#include "model_server_parts.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
 
-#define BOOST_BEAST_USE_STD_STRING_VIEW  // beast::string_view is std::string_view (this TU only uses Beast)
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <cmath>
-#include <condition_variable>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <iostream>
 #include <limits>
-#include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
-#include <random>
-#include <regex>
-#include <thread>
-#include <unordered_map>
+#include <string>
+#include <vector>
 
 #include "dne/core/errors.hpp"
 
 namespace dne::serve {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
-
-constexpr const char* kInput = "images";
-constexpr const char* kOutput = "embeddings";
 constexpr std::size_t kHeaderLimit = 16 * 1024;     // request line + headers (431 above)
 constexpr std::size_t kReadBuffer = 64 * 1024;      // per connection, bodies pass through it in pieces
 constexpr std::size_t kLingerBytes = 1 << 20;       // discarded after a refusal before closing
 constexpr double kLingerSeconds = 2.0;
-constexpr std::size_t kQuoted = 64;                 // bytes of client text an error message repeats
-
-/// GET/POST paths of one model, with an optional version: (name)(version)?(suffix).
-const std::regex kModelPath(R"(^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?$)");
 
 std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-/// At most `limit` bytes of client text, escaped for a message or a log field.
-std::string printable(std::string_view text, std::size_t limit = kQuoted) { return api::printable_prefix(text, limit, true); }
-
-/// Equal strings, in a time that depends only on the length of `given` (the client's).
-bool same_secret(std::string_view given, std::string_view expected) {
-  unsigned diff = given.size() != expected.size() ? 1u : 0u;
-  for (std::size_t i = 0; i < given.size(); ++i)
-    diff |= static_cast<unsigned char>(given[i]) ^ static_cast<unsigned char>(expected.empty() ? 0 : expected[i % expected.size()]);
-  return diff == 0;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  struct tm tm = {};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
-/// A token bucket per client address: `rate` requests per second, bursts of max(1, rate).
-class RateLimiter {
- public:
-  explicit RateLimiter(double rate) : rate_(rate), burst_(std::max(1.0, rate)) {}
-  /// 0 if the request may pass, else the whole seconds to wait (>= 1).
-  long admit(const std::string& client) {
-    if (rate_ <= 0.0) return 0;
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto now = Clock::now();
-    if (buckets_.size() > kMaxClients) forget_full(now);
-    auto [it, fresh] = buckets_.try_emplace(client, Bucket{burst_, now});
-    Bucket& b = it->second;
-    if (!fresh) b.tokens = refilled(b, now);
-    b.last = now;
-    if (b.tokens >= 1.0) {
-      b.tokens -= 1.0;
-      return 0;
-    }
-    return std::max(1L, static_cast<long>(std::ceil((1.0 - b.tokens) / rate_)));
-  }
-
- private:
-  struct Bucket {
-    double tokens;
-    Clock::time_point last;
-  };
-  static constexpr std::size_t kMaxClients = 10000;  // buckets kept before full ones are dropped
-  double refilled(const Bucket& b, Clock::time_point now) const {
-    return std::min(burst_, b.tokens + std::chrono::duration<double>(now - b.last).count() * rate_);
-  }
-  /// A full bucket is the same as no bucket: dropping those bounds the map by the clients
-  /// that are actually being limited.
-  void forget_full(Clock::time_point now) {
-    for (auto it = buckets_.begin(); it != buckets_.end();) it = refilled(it->second, now) >= burst_ ? buckets_.erase(it) : std::next(it);
-  }
-  double rate_, burst_;
-  std::mutex mutex_;
-  std::map<std::string, Bucket> buckets_;
-};
-
-/// At most `limit` holders at once (a counting semaphore; C++17 has none).
-class Slots {
- public:
-  explicit Slots(int limit) : free_(std::max(1, limit)) {}
-  void acquire() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    freed_.wait(lock, [this] { return free_ > 0; });
-    --free_;
-  }
-  void release() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++free_;
-    }
-    freed_.notify_one();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable freed_;
-  int free_;
-};
-
-/// What a handler answers.
-struct Reply {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool close = false;  // close the connection after it (a refusal before the body was read)
-};
-
-Reply error_reply(int status, const std::string& message) {
-  Reply r;
-  r.status = status;
-  r.body = api::error_body(message);
-  return r;
-}
-
-/// The route of a request target, decided from the request line alone.
-struct Route {
-  enum Kind { kNone, kLive, kReady, kServer, kStats, kModel, kModelReady, kInfer } kind = kNone;
-  std::string name, version;  // for the model routes
-  bool has_version = false;
-  bool needs_token() const { return kind == kModel || kind == kModelReady || kind == kInfer; }
-};
-
-Route route_of(http::verb method, std::string_view target) {
-  Route r;
-  const std::string path(target.substr(0, target.find('?')));
-  if (method == http::verb::get) {
-    if (path == "/v2/health/live") r.kind = Route::kLive;
-    else if (path == "/v2/health/ready") r.kind = Route::kReady;
-    else if (path == "/v2") r.kind = Route::kServer;
-    else if (path == "/dne/stats") r.kind = Route::kStats;
-  }
-  std::smatch m;
-  if (r.kind == Route::kNone && std::regex_match(path, m, kModelPath)) {
-    const std::string suffix = m[3].str();
-    if (method == http::verb::get && suffix.empty()) r.kind = Route::kModel;
-    else if (method == http::verb::get && suffix == "/ready") r.kind = Route::kModelReady;
-    else if (method == http::verb::post && suffix == "/infer") r.kind = Route::kInfer;
-    r.name = m[1].str();
-    r.has_version = m[2].matched;
-    r.version = m[2].str();
-  }
-  return r;
-}
-
 }  // namespace
 
-struct ModelServer::Impl {
-  class Session;
-
-  ServedModel model;
-  ServerOptions options;
-  RateLimiter limiter;
-  Slots model_slots;
-  std::mutex failure_mutex, log_mutex;
-  std::mt19937_64 failure_rng;
-  int log_fd = -1;
-  std::atomic<std::int64_t> requests{0}, images{0}, errors{0}, refused{0}, log_failures{0};
-
-  asio::io_context io{1};
-  tcp::acceptor acceptor{io};
-  asio::thread_pool workers;
-  asio::steady_timer drain_timer{io};
-  // I/O-thread state:
-  bool stopping = false;
-  const std::string busy_reply = [] {  // the canned answer over max_connections
-    const std::string body = api::error_body("too many open connections (--max-connections); retry shortly");
-    return "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: application/json\r\n"
-           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  }();
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
-  std::int64_t body_bytes_reserved = 0;
-
-  Impl(ServedModel m, ServerOptions o)
-      : model(std::move(m)),
-        options(std::move(o)),
-        limiter(options.rate_limit),
-        model_slots(options.model_workers),
-        failure_rng(options.failure_seed),
-        workers(static_cast<std::size_t>(std::max(1, options.threads))) {
-    if (!options.access_log.empty()) {
-      log_fd = ::open(options.access_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-      if (log_fd < 0) throw ConfigError("--access-log " + options.access_log + ": cannot open it for appending");
-    }
+ModelServer::Impl::Impl(ServedModel m, ServerOptions o)
+    : model(std::move(m)),
+      options(std::move(o)),
+      limiter(options.rate_limit),
+      model_slots(options.model_workers),
+      failure_rng(options.failure_seed),
+      workers(static_cast<std::size_t>(std::max(1, options.threads))) {
+  if (!options.access_log.empty()) {
+    log_fd = ::open(options.access_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log_fd < 0) throw ConfigError("--access-log " + options.access_log + ": cannot open it for appending");
   }
-  ~Impl() {
-    workers.join();
-    if (log_fd >= 0) ::close(log_fd);
-  }
-
-  api::ModelMetadata metadata() const {
-    api::ModelMetadata m;
-    m.name = options.model_name;
-    m.versions = {options.model_version};
-    m.platform = model.platform;
-    std::vector<std::int64_t> in{-1};
-    in.insert(in.end(), model.input_shape.begin(), model.input_shape.end());
-    m.inputs = {api::TensorSpec{kInput, "FP32", in}};
-    m.outputs = {api::TensorSpec{kOutput, "FP32", {-1, model.dim}}};
-    return m;
-  }
-
-  /// The refusal a request gets from its header alone, if any (I/O thread, before its body).
-  std::optional<Reply> refusal(const Request& req, const Route& route, const std::string& client,
-                               std::optional<std::uint64_t> content_length, bool chunked) {
-    if (route.kind == Route::kNone)
-      return error_reply(404, "no such endpoint: " + printable(req.method_string()) + " " + printable(req.target()));
-    if (const auto te = req[http::field::transfer_encoding]; !te.empty() && !beast::iequals(te, "chunked"))
-      return error_reply(501, "Transfer-Encoding \"" + printable(te) + "\" is not supported (only chunked)");
-    if (const auto ce = req[http::field::content_encoding]; !ce.empty() && !beast::iequals(ce, "identity"))
-      return error_reply(415, "Content-Encoding \"" + printable(ce) +
-                                  "\" is not accepted: this server never inflates a body (send it uncompressed)");
-    if (route.needs_token() && !options.token.empty() &&
-        !same_secret(req[http::field::authorization], "Bearer " + options.token)) {
-      Reply r = error_reply(401, "missing or wrong bearer token (Authorization: Bearer ...)");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return r;
-    }
-    if (route.needs_token())
-      if (const long wait = limiter.admit(client); wait > 0) {
-        Reply r = error_reply(429, "rate limit of " + std::to_string(options.rate_limit) + " requests per second exceeded");
-        r.headers.emplace_back("Retry-After", std::to_string(wait));
-        return r;
-      }
-    if (content_length && *content_length > static_cast<std::uint64_t>(options.max_request_bytes))
-      return error_reply(413, "a body of " + std::to_string(*content_length) + " bytes is larger than this server's limit of " +
-                                  std::to_string(options.max_request_bytes) + " (--max-request-mb)");
-    if (route.kind != Route::kInfer && (chunked || (content_length && *content_length > 0)))
-      return error_reply(400, "this endpoint takes no request body");
-    return std::nullopt;
-  }
-
-  /// Bytes a body may need: its declared length, or the limit for a chunked one.
-  std::int64_t reservation(std::optional<std::uint64_t> content_length) const {
-    return content_length ? static_cast<std::int64_t>(*content_length) : options.max_request_bytes;
-  }
-
-  /// The answer to an admitted request (a worker thread).
-  Reply handle(const Request& req, const Route& route) {
-    const auto ok = [](const char* field) {
-      Reply r;
-      r.body = std::string("{\"") + field + "\":true}";
-      return r;
-    };
-    switch (route.kind) {
-      case Route::kLive: return ok("live");
-      case Route::kReady: return ok("ready");
-      case Route::kServer: {
-        Reply r;
-        r.body = R"({"name":"dne-serve","version":"1","extensions":["binary_tensor_data"]})";
-        return r;
-      }
-      case Route::kStats: {
-        const auto n = counters();
-        Reply r;
-        r.body = "{\"requests\":" + std::to_string(n.requests) + ",\"images\":" + std::to_string(n.images) +
-                 ",\"errors\":" + std::to_string(n.errors) + ",\"connections_refused\":" + std::to_string(n.connections_refused) +
-                 ",\"log_failures\":" + std::to_string(n.log_failures) + "}";
-        return r;
-      }
-      default: break;
-    }
-    if (route.name != options.model_name)
-      return error_reply(404, "unknown model \"" + printable(route.name) + "\" (this server has \"" + options.model_name + "\")");
-    if (route.has_version && route.version != options.model_version)
-      return error_reply(404, "model \"" + options.model_name + "\" has no version \"" + printable(route.version) +
-                                  "\" (it has \"" + options.model_version + "\")");
-    if (route.kind == Route::kModel) {
-      Reply r;
-      r.body = api::encode_metadata(metadata());
-      return r;
-    }
-    if (route.kind == Route::kModelReady) return ok("ready");
-    return infer(req);
-  }
-
-  Reply infer(const Request& req) {
-    std::int64_t json_length = -1;
-    if (const auto v = std::string(req["Inference-Header-Content-Length"]); req.count("Inference-Header-Content-Length")) {
-      if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
-        return error_reply(400, "Inference-Header-Content-Length \"" + printable(v) + "\" is not a byte count");
-      json_length = std::stoll(v);
-    }
-    api::InferRequest request;
-    try {
-      request = api::decode_request(req.body(), json_length);
-    } catch (const api::ProtocolError& e) {
-      return error_reply(400, e.what());
-    }
-    const auto& in = request.input;
-    if (in.name != kInput) return error_reply(400, "unknown input \"" + printable(in.name) + "\" (this model's input is \"images\")");
-    if (!request.output_name.empty() && request.output_name != kOutput)
-      return error_reply(400, "unknown output \"" + printable(request.output_name) + "\" (this model's output is \"embeddings\")");
-    std::vector<std::int64_t> expected{in.shape.empty() ? 0 : in.shape[0]};
-    expected.insert(expected.end(), model.input_shape.begin(), model.input_shape.end());
-    if (in.shape != expected || expected[0] < 1)
-      return error_reply(400, "input \"images\" has shape " + printable(api::shape_text(in.shape)) + ", expected [B," +
-                                  api::shape_text(model.input_shape).substr(1) + " with B >= 1");
-    const std::int64_t batch = in.shape[0];
-    if (batch > options.max_batch)
-      return error_reply(400, "a batch of " + std::to_string(batch) + " images is over this server's limit of " +
-                                  std::to_string(options.max_batch) + " (--max-batch)");
-    for (std::size_t i = 0; i < in.data.size(); ++i)
-      if (!(std::fabs(in.data[i]) <= options.max_abs_input)) {
-        char text[96];
-        if (std::isfinite(in.data[i]))
-          std::snprintf(text, sizeof text, "%g, outside [-%g, %g] (--max-abs-input)", static_cast<double>(in.data[i]),
-                        options.max_abs_input, options.max_abs_input);
-        else
-          std::snprintf(text, sizeof text, "not finite (NaN or Inf)");
-        return error_reply(400, "input \"images\" element " + std::to_string(i) + " is " + text);
-      }
-    if (options.failure_rate > 0.0) {
-      bool fail = false;
-      {
-        std::lock_guard<std::mutex> lock(failure_mutex);
-        fail = std::uniform_real_distribution<double>(0.0, 1.0)(failure_rng) < options.failure_rate;
-      }
-      if (fail) return error_reply(500, "injected failure (--failure-rate " + std::to_string(options.failure_rate) + ")");
-    }
-    if (options.latency_ms > 0.0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.latency_ms));
-    api::InferResponse response;
-    response.model_name = options.model_name;
-    response.model_version = options.model_version;
-    response.id = request.id;
-    response.output.name = kOutput;
-    response.output.shape = {batch, model.dim};
-    model_slots.acquire();
-    try {
-      response.output.data = model.embed(in.data, batch);
-    } catch (const std::exception& e) {
-      model_slots.release();
-      return error_reply(500, std::string("the model failed: ") + e.what());
-    }
-    model_slots.release();
-    if (static_cast<std::int64_t>(response.output.data.size()) != batch * model.dim)
-      return error_reply(500, "the model returned " + std::to_string(response.output.data.size()) + " values for " +
-                                  std::to_string(batch) + " x " + std::to_string(model.dim));
-    for (const float v : response.output.data)
-      if (!std::isfinite(v)) return error_reply(500, "the model returned non-finite embeddings (NaN or Inf)");
-    const api::Body body = api::encode_response(response, request.binary_output);
-    Reply r;
-    if (body.json_length >= 0) r.headers.emplace_back("Inference-Header-Content-Length", std::to_string(body.json_length));
-    r.body = std::move(body.bytes);
-    r.content_type = body.content_type;
-    images += batch;
-    return r;
-  }
-
-  /// One access-log line (any thread). Client text is escaped, so a request cannot forge a
-  /// line; a line that cannot be written is counted, and reported on stderr the first time.
-  void log(const std::string& client, std::string_view method, std::string_view target, int status,
-           std::size_t in, std::size_t out, double ms) {
-    ++requests;
-    if (status >= 400) ++errors;
-    if (log_fd < 0) return;
-    char tail[96];
-    std::snprintf(tail, sizeof tail, " %d in=%zu out=%zu ms=%.3f\n", status, in, out, ms);
-    const auto field = [](std::string_view text, std::size_t limit) { return text.empty() ? std::string("-") : printable(text, limit); };
-    const std::string line = utc_now() + ' ' + client + ' ' + field(method, 16) + ' ' + field(target, 512) + tail;
-    std::lock_guard<std::mutex> lock(log_mutex);
-    if (::write(log_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-      if (log_failures++ == 0)
-        std::cerr << "dne serve: --access-log " << options.access_log << ": a line could not be written (" << std::strerror(errno)
-                  << "); failures are counted in /dne/stats log_failures" << std::endl;
-    }
-  }
-
-  ServerCounters counters() const {
-    return ServerCounters{requests.load(), images.load(), errors.load(), refused.load(), log_failures.load()};
-  }
-
-  void accept();
-  void begin_stop();
-  /// The open sessions, held while a caller closes them (closing may end one).
-  std::vector<std::shared_ptr<Session>> live_sessions() const {
-    std::vector<std::shared_ptr<Session>> out;
-    for (const auto& [raw, weak] : sessions)
-      if (auto s = weak.lock()) out.push_back(std::move(s));
-    return out;
-  }
-};
+}
+ModelServer::Impl::~Impl() {
+  workers.join();
+  if (log_fd >= 0) ::close(log_fd);
+}
 
 /// One client connection (I/O thread only, except the request handed to a worker).
 class ModelServer::Impl::Session : public std::enable_shared_from_this<Session> {
@@ -649,6 +273,13 @@ class ModelServer::Impl::Session : public std::enable_shared_from_this<Session> 
   Clock::time_point start_ = Clock::now(), body_start_;
   std::array<char, 4096> scratch_{};
 };
+
+std::vector<std::shared_ptr<ModelServer::Impl::Session>> ModelServer::Impl::live_sessions() const {
+  std::vector<std::shared_ptr<Session>> out;
+  for (const auto& [raw, weak] : sessions)
+    if (auto s = weak.lock()) out.push_back(std::move(s));
+  return out;
+}
 
 void ModelServer::Impl::accept() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {

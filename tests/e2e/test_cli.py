@@ -248,7 +248,7 @@ def test_bench_prints_its_tables(dne_bin):
     assert proc.returncode == 0, proc.stderr
     assert "GEMM float32 1024^3 [GFLOP/s]" in proc.stdout and "white-box DNE step" in proc.stdout
     proc = run_dne(dne_bin, "bench", "--zo", "gezo", "--steps", "1", "--set", "fm.width=8",
-                   "--set", "dne.batch_size=10", "--set", "gezo.candidates=2", mpi_ranks=2)
+                   "--set", "dne.batch_size=10", "--set", "zo.candidates=2", mpi_ranks=2)
     assert proc.returncode == 0, proc.stderr
     # batch 10 x (1 + 2 candidates x 2 signs x 2 local iterations) = 90 images per step
     assert re.search(r"images embedded per step \(whole group\)\s+90\n", proc.stdout), proc.stdout

@@ -5,7 +5,8 @@ tests/e2e/golden/every_method.toml is one small sweep of every method (ERM, rand
 with a frozen and a re-fitted adversary, GeZO, RGE, SPSA, NES, the VAE) on the phantom with a
 validation split (dne.keep = "best_val", dne.eval_every, probes.l2_choices), a DCT noise basis
 and saved embeddings; a second run reads the ERM experiment's saved embeddings back as
-data.source = "embeddings" (ERM and the VAE on an embeddings file).
+data.source = "embeddings" (ERM and the VAE on an embeddings file). The config still names the
+zeroth-order keys by their former [gezo] names (now [zo]): the ids prove they keep their ids.
 
 tests/e2e/golden/every_method.json holds, per experiment id, the SHA-256 of every dataset's
 bytes (with its dtype and shape) and the exact value of every attribute, as written by the code
@@ -13,7 +14,8 @@ bytes (with its dtype and shape) and the exact value of every attribute, as writ
 every array. What is about the process is left out: the time (root `created`, /timings, the
 traces' wall_s columns), the build (git_commit), the machine and libraries (/provenance hostname,
 compiler, *_version, mpi_library, torch_threads, bytes_communicated) and the output directory
-inside the resolved config text.
+inside the resolved config text. Recorded again once, on purpose, when the [gezo] keys that every
+zeroth-order editor reads moved to [zo]: only the resolved config text (/@config) changed.
 
 The digests are bits of this machine kind's LibTorch CPU kernels; they were recorded on the CI's
 machine kind. To record them again after a change that is *meant* to change results, run

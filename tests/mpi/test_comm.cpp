@@ -40,6 +40,17 @@ const double kInf = std::numeric_limits<double>::infinity();
 
 std::unique_ptr<Communicator> world() { return dne::comm::make_mpi_communicator(MPI_COMM_WORLD); }
 
+/// This rank's place among the world's ranks on its node: the device the tests give NCCL (the
+/// rule run.device applies: node-local rank % devices, comm::DeviceChoice).
+int node_local_rank() {
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int rank = 0;
+  MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  return rank;
+}
+
 // Rank r contributes (r + 1) (i + 1/4) to slot i, so slot i sums to (i + 1/4) n (n + 1) / 2: every
 // term and partial sum is exact in float and double (values < 2^20 with two fraction bits), so
 // any summation order gives exactly this.
@@ -319,7 +330,7 @@ TEST(NcclSetup, FailsOnEveryRankWithoutDevice) {
   MPI_Allreduce(MPI_IN_PLACE, &devices, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (devices > 0) GTEST_SKIP() << "a CUDA device is present";
   EXPECT_FALSE(dne::comm::nccl_available());
-  EXPECT_THROW(dne::comm::make_nccl_communicator(MPI_COMM_WORLD), dne::CommError);
+  EXPECT_THROW(dne::comm::make_nccl_communicator(MPI_COMM_WORLD, node_local_rank()), dne::CommError);
   auto c = world();
   c->barrier();  // every rank got here
 }
@@ -350,7 +361,7 @@ std::string nccl_skip_reason() {
 
 TEST(NcclCommunicator, AllreduceSumOnGpu) {
   DNE_SKIP_WITHOUT_NCCL();
-  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD);
+  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD, node_local_rank());
   EXPECT_EQ(c->name(), "nccl");
   EXPECT_EQ(c->rank(), world_rank());
   EXPECT_EQ(c->size(), world_size());
@@ -364,7 +375,7 @@ TEST(NcclCommunicator, AllreduceSumOnGpu) {
 
 TEST(NcclCommunicator, ControlCollectivesOverMpi) {
   DNE_SKIP_WITHOUT_NCCL();
-  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD);
+  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD, node_local_rank());
   const int r = c->rank(), n = c->size();
   auto m = c->allreduce_minloc(r == 0 ? std::nan("") : 1.0, 50 - r);
   EXPECT_EQ(m.value, n == 1 ? kInf : 1.0);
@@ -393,7 +404,7 @@ TEST(MpiCommunicator, RefusesDeviceBuffers) {
 TEST(NcclCommunicator, AllreduceSumOfDeviceBuffersInPlace) {
   // The editors' loss slots and gradient estimates: summed where they are, no host staging.
   DNE_SKIP_WITHOUT_NCCL();
-  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD);
+  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD, node_local_rank());
   ASSERT_TRUE(c->sums_device_memory());
   const int n = c->size(), r = c->rank();
   for (const std::size_t len : {std::size_t{1}, std::size_t{1} << 20}) {
@@ -417,7 +428,7 @@ TEST(NcclCommunicator, HungPeerAbortsWithinTheTimeout) {
   // arriving late at a sum its aborted peer never joins, fails the same way.
   DNE_SKIP_WITHOUT_NCCL();
   if (world_size() < 2) GTEST_SKIP() << "needs a peer (2 ranks)";
-  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD, 2.0);
+  auto c = dne::comm::make_nccl_communicator(MPI_COMM_WORLD, node_local_rank(), 2.0);
   if (c->rank() == 1) {
     std::this_thread::sleep_for(std::chrono::seconds(4));
     float x = 1.0f;

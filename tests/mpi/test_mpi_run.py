@@ -63,7 +63,7 @@ def test_data_error_on_all_ranks_exits_without_hanging(dne_bin, tmp_path):
 
 
 ZO = [*SMALL, "--set", "sweep.seeds=2", "--set", "run.threads=1", "--set", "dne.lambda=0.01",
-      "--set", "gezo.candidates=3", "--set", "gezo.local_epochs=2"]
+      "--set", "zo.candidates=3", "--set", "gezo.local_epochs=2"]
 
 
 def only_file(out):
@@ -99,7 +99,7 @@ def test_gezo_sharded_over_ranks_is_bitwise_identical(dne_bin, gezo_one_rank, tm
 
 
 NES = ["--set", "dne.method=nes", "--set", "dne.noise_basis=dct", "--set", "dne.noise_dim=4",
-       "--set", "gezo.candidates=4", "--set", "data.val_fraction=0.2", "--set", "dne.eval_every=800"]
+       "--set", "zo.candidates=4", "--set", "data.val_fraction=0.2", "--set", "dne.eval_every=800"]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_leftover_rank_and_groups_run_every_experiment_once(dne_bin, tmp_path):
 def test_budget_stops_cleanly_and_is_exact(dne_bin, tmp_path):
     # GeZO, C = 3, 2 local iterations, batch 50: 350 + 300 images per batch. Budget 1000:
     # 650 after batch 1, 1000 after batch 2's first iteration (fits exactly), then 300 more would not.
-    f = zo_run(dne_bin, tmp_path, 2, "--set", "dne.method=gezo", "--set", "gezo.budget=1000")
+    f = zo_run(dne_bin, tmp_path, 2, "--set", "dne.method=gezo", "--set", "zo.budget=1000")
     assert f.attrs["status"] == "budget: stopped after 1000 of 1000 images (the next iteration needs 300)"
     assert f["provenance"].attrs["queries"] == 1000
     assert f["trace/queries"][-1] == 1000

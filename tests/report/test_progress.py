@@ -223,9 +223,9 @@ def test_malformed_progress_exits_2_naming_the_file(tmp_path, report_h5):
 def test_legend_labels_name_only_what_differs_within_a_method():
     from analysis import report_figures as F
     from analysis import sweep_index as S
-    keys = ["dne.method", "dne.epochs", "dne.noise_basis", "dne.noise_dim", "dne.eval_every", "gezo.candidates",
-            "gezo.sigma", "gezo.on_reject", "gezo.sigma_growth"]
-    zo = {"dne.epochs": 100, "dne.eval_every": 10000, "gezo.candidates": 16, "gezo.sigma": 0.03,
+    keys = ["dne.method", "dne.epochs", "dne.noise_basis", "dne.noise_dim", "dne.eval_every", "zo.candidates",
+            "zo.sigma", "gezo.on_reject", "gezo.sigma_growth"]
+    zo = {"dne.epochs": 100, "dne.eval_every": 10000, "zo.candidates": 16, "zo.sigma": 0.03,
           "gezo.on_reject": "keep", "gezo.sigma_growth": 1.0}
 
     def cell(method, basis, dim, **over):

@@ -1,7 +1,7 @@
 // NCCL implementation of Communicator (compiled only with DNE_WITH_NCCL: CMake found CUDA + NCCL).
 //
 // Sums (the bandwidth-heavy collective: dense gradient estimates) run through NCCL on this rank's
-// GPU (node-local rank mod device count): device buffers in place (allreduce_sum_device), host
+// GPU (the device its caller gives it): device buffers in place (allreduce_sum_device), host
 // buffers through a page-locked bounce buffer and a device buffer. The NCCL unique id is created on group rank 0 and shared with MPI_Bcast over
 // the group's MPI communicator; the small control collectives (min-loc, broadcast, all-gather,
 // barrier) go through MPI. Without DNE_WITH_NCCL the functions below still exist: the checks
@@ -39,13 +39,14 @@ std::string cuda_device_name(int index);
 /// Physical GPUs are compared by it: with CUDA_VISIBLE_DEVICES set per rank, every rank's GPU is
 /// its device 0.
 std::string cuda_pci_bus_id(int index);
-/// Collective over `comm` (caller-owned, not freed). Each rank takes CUDA device
-/// (node-local rank % device count). All ranks of the group throw CommError together when a rank
-/// sees no device or two ranks of the group on one node would share a device (NCCL forbids it).
-/// A sum unfinished after `timeout_s` (a dead or hung peer), or an NCCL asynchronous error,
-/// aborts the communicator and throws CommError (comm.timeout_s); it then refuses every later
-/// sum. `device` >= 0: use that CUDA device (modulo the visible ones), as the rank's FM does.
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, double timeout_s = 600.0, int device = -1);
+/// Collective over `comm` (caller-owned, not freed). Each rank sums on CUDA `device` (modulo the
+/// visible devices): the caller's choice, the device the rank's FM works on (comm::DeviceChoice
+/// gives it; run.device's rule assigns node-local rank % devices). All ranks of the group throw
+/// CommError together when a rank has no device or two ranks of the group on one node would
+/// share a device (NCCL forbids it). A sum unfinished after `timeout_s` (a dead or hung peer), or
+/// an NCCL asynchronous error, aborts the communicator and throws CommError (comm.timeout_s); it
+/// then refuses every later sum.
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device, double timeout_s = 600.0);
 
 #else
 
@@ -54,7 +55,7 @@ inline int cuda_device_count() { return 0; }
 inline bool nccl_available() { return false; }
 inline std::string cuda_device_name(int) { return ""; }
 inline std::string cuda_pci_bus_id(int) { return ""; }
-inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, double = 600.0, int = -1) {
+inline std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, int, double = 600.0) {
   throw CommError("NCCL communicator: this build has no NCCL (configure with CUDA and NCCL, DNE_WITH_NCCL)");
 }
 

@@ -3,7 +3,7 @@
 // A config file is TOML with sections data, fm, probes, dne, vae, gezo, comm, sweep, output, run.
 // Most keys belong to an experiment (ExperimentConfig); the few that describe the whole run
 // (RunConfig: output directory, threads, device, backend, rank groups) are read once.
-// Every key is declared once in a table (config.cpp) with its type, default, range and the
+// Every key is declared once in a table (key_table.cpp) with its type, default, range and the
 // field it fills; the table drives parsing, `--set` overrides, validation, canonical text
 // and `--help-config`. A list value is a sweep axis: `expand()` turns one file into the
 // cartesian product of experiments; `[[grid]]` tables make the sweep a union of such products
@@ -238,6 +238,9 @@ struct ConfigSource {
   /// `[[grid]]` tables: each one is a sub-sweep whose keys replace the base's; the experiments
   /// are the union of every grid's product (duplicates once). Empty: the base alone is the sweep.
   std::vector<std::map<std::string, std::vector<Value>>> grids;
+  /// Former key names the config used, each once: "gezo.candidates is now zo.candidates" (read
+  /// as the new key; the id is the same). `dne run` says them on one line each.
+  std::vector<std::string> deprecated;
 };
 
 /// Parse TOML text. Throws ConfigError "ORIGIN:LINE:COL: ..." on syntax errors, unknown keys,

@@ -12,7 +12,7 @@
 // E_a is "neg_loss" (minus the head's own loss, i.e. gradient reversal; the default) or
 // "confusion" (binary: cross-entropy against 1/2; continuous: the head's prediction pulled to the
 // attribute's mean). Against heads that re-learn every batch, "confusion" removed far less of a
-// planted attribute (tests/unit/test_vae.cpp).
+// planted attribute (tests/unit/vae/test_vae.cpp).
 // Every random draw comes from the project's counter-based streams: weights (kModelInit), batch
 // order (kBatchOrder) and the reparameterisation noise (kLatentNoise), so a seed gives the same
 // bits every time. The debiased embedding of an input is its latent mean.

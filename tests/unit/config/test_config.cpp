@@ -247,7 +247,7 @@ TEST(Config, SigmaMinAboveSigmaIsRejectedForGezo) {
   const auto msg = config_error([] {
     expand(parse_text("[dne]\nmethod = \"gezo\"\n[gezo]\nsigma = 0.01\nsigma_min = 0.1\n", "x.toml"));
   });
-  EXPECT_NE(msg.find("gezo.sigma_min (0.1) is larger than gezo.sigma (0.01)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("gezo.sigma_min (0.1) is larger than zo.sigma (0.01)"), std::string::npos) << msg;
 }
 
 TEST(Config, SetValueKeepsPathTextVerbatim) {
@@ -417,6 +417,41 @@ TEST(Config, PretrainKeysStayOutOfExperimentsAndTheFmHashGoesIn) {
   EXPECT_THROW(expand(parse_text("[pretrain]\nbatch_size = 10\nmicro_batches = 4\n", "p.toml")), dne::ConfigError);
 }
 
+TEST(Config, ZerothOrderKeysMovedToZoKeepTheirIdsAndTheFormerNamesStillRead) {
+  // The keys every zeroth-order editor reads moved from [gezo] to [zo]: the former names are
+  // read as the new ones (noted once each), the canonical text (so the id) keeps the former
+  // names, and the resolved text shows the new ones.
+  const auto old_src = parse_text("[dne]\nmethod = \"spsa\"\n[gezo]\ncandidates = 3\nsigma = 0.02\nlr = 0.5\n"
+                                  "budget = 900\noptimizer = \"sgd\"\n", "old.toml");
+  const auto new_src = parse_text("[dne]\nmethod = \"spsa\"\n[zo]\ncandidates = 3\nsigma = 0.02\nlr = 0.5\n"
+                                  "budget = 900\noptimizer = \"sgd\"\n", "new.toml");
+  auto notes = old_src.deprecated;
+  std::sort(notes.begin(), notes.end());
+  EXPECT_EQ(notes, (std::vector<std::string>{"gezo.budget is now zo.budget", "gezo.candidates is now zo.candidates",
+                                             "gezo.lr is now zo.lr", "gezo.optimizer is now zo.optimizer",
+                                             "gezo.sigma is now zo.sigma"}));
+  EXPECT_TRUE(new_src.deprecated.empty());
+  const auto a = expand(old_src).front(), b = expand(new_src).front();
+  EXPECT_EQ(a.id(), b.id());
+  EXPECT_EQ(a.gezo.candidates, 3);
+  EXPECT_EQ(a.gezo.lr, 0.5);
+  const auto canonical = b.canonical_text();
+  EXPECT_NE(canonical.find("[gezo]\nlocal_epochs = 2\ncandidates = 3\nsigma = 0.02\n"), std::string::npos) << canonical;
+  EXPECT_EQ(canonical.find("[zo]"), std::string::npos);
+  const auto resolved = b.resolved_text();
+  EXPECT_NE(resolved.find("[zo]\ncandidates = 3\nsigma = 0.02\nbudget = 900\noptimizer = \"sgd\"\nlr = 0.5\n"),
+            std::string::npos) << resolved;
+  EXPECT_EQ(resolved.find("[gezo]\nlocal_epochs = 2\ncandidates"), std::string::npos);
+  // --set takes either name; the former name and the new one together are one error line.
+  auto src = new_src;
+  apply_override(src, "gezo.candidates=5");
+  EXPECT_EQ(expand(src).front().gezo.candidates, 5);
+  EXPECT_EQ(src.deprecated, (std::vector<std::string>{"gezo.candidates is now zo.candidates"}));
+  const auto msg = config_error([] { parse_text("[gezo]\ncandidates = 3\n[zo]\ncandidates = 4\n", "both.toml"); });
+  EXPECT_NE(msg.find("set twice"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("keep zo.candidates"), std::string::npos) << msg;
+}
+
 TEST(Config, KeysOfAnotherSourceOrKindCollapseLikeMethodKeys) {
   const auto id_of = [](const std::string& text) { return expand(parse_text(text, "x.toml")).front().id(); };
   // A phantom key with a manifest (and the reverse) is dropped: the same experiment as without it.
@@ -513,7 +548,7 @@ TEST(Methods, OneTableDrivesChoicesKindsAndKeys) {
   EXPECT_FALSE(dne::config::learns_noise("random"));
   // the keys a method reads follow its kind
   EXPECT_EQ(methods_reading("dne.lambda"), dne::config::method_names({MethodKind::kWhiteBox, MethodKind::kZerothOrder}));
-  EXPECT_EQ(methods_reading("gezo.sigma"), dne::config::method_names({MethodKind::kZerothOrder}));
+  EXPECT_EQ(methods_reading("zo.sigma"), dne::config::method_names({MethodKind::kZerothOrder}));
   EXPECT_EQ(methods_reading("dne.max_linf"),
             dne::config::method_names({MethodKind::kControl, MethodKind::kWhiteBox, MethodKind::kZerothOrder}));
   EXPECT_EQ(dne::config::kind_name(dne::config::method_info("vae").kind), "embedding");
