@@ -31,13 +31,17 @@ except ImportError:
 CUES = ("breast", "marker", "effusion")
 # Sections only the zeroth-order editors read (the key table's for_methods), for labels when
 # index.h5 does not describe a key.
-ZO_SECTIONS, ZO_METHODS = ("gezo.", "comm.", "api."), ("gezo", "rge", "spsa")
+ZO_SECTIONS, ZO_METHODS = ("gezo.", "zo.", "nes.", "comm.", "api."), ("gezo", "rge", "spsa", "nes")
 IGNORED_SECTIONS = {"output", "run"}
+# Keys renamed since older result files were written (their resolved config names them the old
+# way): read under the new name, so old and new files of one sweep fall into the same cells.
+RENAMED = {f"gezo.{k}": f"zo.{k}" for k in ("candidates", "sigma", "budget", "optimizer", "lr")}
 
 
 def flatten(cfg):
-    """A parsed config as {"section.key": value}, without the output and run sections."""
-    return {f"{sec}.{key}": value for sec, table in cfg.items() if sec not in IGNORED_SECTIONS
+    """A parsed config as {"section.key": value}, without the output and run sections, renamed
+    keys under their current names."""
+    return {RENAMED.get(f"{sec}.{key}", f"{sec}.{key}"): value for sec, table in cfg.items() if sec not in IGNORED_SECTIONS
             for key, value in table.items()}
 
 

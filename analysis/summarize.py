@@ -65,7 +65,7 @@ def load(run_dir):
 def shown(method, key, value):
     """A cell key's value as the tables show it: '—' for the noise keys ERM does not read (its
     dne.objective, dne.adversary, ... are collapsed defaults, not settings)."""
-    if method == "none" and key != "dne.method" and key.split(".")[0] in ("dne", "gezo", "nes"):
+    if method == "none" and key != "dne.method" and key.split(".")[0] in ("dne", "gezo", "zo", "nes"):
         return "—"
     return fmt_value(value)
 

@@ -33,7 +33,7 @@ SERVED = '[data]\nimage_size = 32\n[fm]\nkind = "cnn"\nwidth = 8\nembed_dim = 16
 # 2 batches of 32 images x 8 local iterations of 2 x 16 candidates (+1 on a batch's first).
 EXPERIMENT = ('[data]\nimage_size = 32\nn_train = 64\nn_test = 64\n'
               '[dne]\nmethod = "gezo"\nepochs = 1\nbatch_size = 32\n'
-              '[gezo]\ncandidates = 16\nlocal_epochs = 8\n')
+              '[zo]\ncandidates = 16\n[gezo]\nlocal_epochs = 8\n')
 
 
 def start_server(config, latency_ms, log, model_workers):

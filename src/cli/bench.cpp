@@ -19,9 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <sys/resource.h>
 #include <unistd.h>
-#include <thread>
 #include <iostream>
 
 #include <mpi.h>
@@ -32,20 +30,15 @@
 #include "dne/core/files.hpp"
 #include "dne/comm/mpi_communicator.hpp"
 #include "dne/comm/device_choice.hpp"
-#include "dne/comm/nccl_communicator.hpp"
 #include "dne/editing/zeroth_order.hpp"
 #include "dne/config/config.hpp"
 #include "dne/config/methods.hpp"
 #include "dne/core/errors.hpp"
-#include "dne/core/hash.hpp"
 #include "dne/core/random.hpp"
-#include "dne/core/system_memory.hpp"
-#include "dne/data/image_cache.hpp"
-#include "dne/data/manifest.hpp"
 #include "dne/editing/noise_basis.hpp"
-#include "dne/editing/image_rows.hpp"
 #include "dne/editing/noise_editor.hpp"
 #include "dne/editing/objective.hpp"
+#include "dne/experiment/component_options.hpp"
 #include "dne/experiment/experiment.hpp"
 #include "dne/experiment/method_registry.hpp"
 #include "dne/run/device_agreement.hpp"
@@ -53,7 +46,6 @@
 #include "dne/fm/foundation_model.hpp"
 #include "dne/pretrain/trainer.hpp"
 #include "dne/probe/linear_probe.hpp"
-#include "dne/sweep/scheduler.hpp"
 
 namespace po = boost::program_options;
 
@@ -91,7 +83,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
     z = model->forward(x.slice(0, 0, std::min<std::int64_t>(n, 400)));
   }
   const auto g = probe::LinearProbe::fit(z, sa.slice(0, 0, z.size(0)).to(torch::kInt64), c.probes);
-  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.gezo, c.comm, c.probes, device.torch_device()};
+  editing::EditProblem problem{x, sa, &g, c.dne, 0, c.zo, c.comm, c.probes, device.torch_device()};
   problem.options.epochs = 1;
   const auto api_options = experiment::api_options(c, 0);  // the simulated API (api.*), floor included; no budget
   fm::EmbeddingApi api(model, api_options);
@@ -118,7 +110,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
                 "basis=%s, api.latency_ms=%g\n",
                 method.c_str(), device.description().c_str(), c.run.precision.c_str(), process.world_size, threads,
                 static_cast<long long>(b),
-                static_cast<long long>(c.gezo.candidates), static_cast<long long>(c.gezo.local_epochs),
+                static_cast<long long>(c.zo.candidates), static_cast<long long>(c.zo.local_epochs),
                 c.comm.split.c_str(), c.comm.mode.c_str(), c.dne.noise_basis.c_str(), c.api.latency_ms);
     std::printf("%-46s %14s\n", "measurement", "value");
     std::printf("%-46s %14lld\n", "images embedded per step (whole group)", static_cast<long long>(result.queries / steps));
@@ -136,7 +128,7 @@ int bench_zeroth_order(const config::ExperimentConfig& c, const config::RunConfi
 /// data, at theta = 0, with g fitted on the clean training embeddings, the true gradient of the
 /// DNE loss with respect to theta (autograd) against the two-point estimate (RGE: the loss
 /// differences) and NES's (centred ranks) from q antithetic Gaussian directions of scale
-/// gezo.sigma, for each basis of `bases` ("pixel", "lowres:K", "dct:K", comma-separated). `pairs`
+/// zo.sigma, for each basis of `bases` ("pixel", "lowres:K", "dct:K", comma-separated). `pairs`
 /// directions are drawn once per basis (stream (seed, kPerturbation, 0, c)); every q divides
 /// them into pairs / q disjoint sets and the table gives the mean cosine over those sets.
 int bench_estimator(const config::ExperimentConfig& c, const std::string& bases, int pairs, const ProcessInfo& process) {
@@ -183,7 +175,7 @@ int bench_estimator(const config::ExperimentConfig& c, const std::string& bases,
   const auto a = a_all.slice(0, 0, batch).to(torch::kFloat32);
   const std::int64_t h = x.size(2), w = x.size(3);
   const auto& o = c.dne;
-  const double sigma = c.gezo.sigma;
+  const double sigma = c.zo.sigma;
   std::printf("dne bench --estimator: %s, batch %lld, objective %s, sigma %g, %d directions per basis, theta = 0\n",
               model->describe().c_str(), static_cast<long long>(batch), o.objective.c_str(), sigma, pairs);
   std::printf("%-10s %8s %6s %14s %14s %14s\n", "basis", "dim", "q", "cos RGE", "cos NES", "sqrt(q/(q+dim))");
@@ -355,11 +347,11 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   options.add_options()("help,h", "show this help")(
       "threads,t", po::value<long>()->default_value(0), "Torch threads (0 = cores / ranks on node)")(
       "repeats,r", po::value<int>()->default_value(5), "timed repetitions (median reported)")(
-      "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, gezo.*, comm.*)")(
+      "set,s", po::value<std::vector<std::string>>()->composing(), "config override (fm.*, data.image_size, dne.batch_size, zo.*, gezo.*, comm.*)")(
       "zo", po::value<std::string>(), "zeroth-order mode: time METHOD (gezo|rge|spsa|nes) on all ranks of the job")(
       "config", po::value<std::string>(), "start from this config file (the first experiment of its sweep) before --set")(
       "estimator", "estimator mode: cosine of zeroth-order gradient estimates with the true gradient, per noise "
-                   "basis and number of directions q (the config's data, FM, objective, gezo.sigma, dne.noise_dim)")(
+                   "basis and number of directions q (the config's data, FM, objective, zo.sigma, dne.noise_dim)")(
       "pairs", po::value<int>()->default_value(256), "estimator mode: directions drawn per basis (q = 4, 16, 64, ... up to it)")(
       "bases", po::value<std::string>()->default_value("pixel,lowres:8,dct:8,dct:16"),
       "estimator mode: the noise bases, comma-separated KIND or KIND:K (pixel, lowres:K, dct:K)")(
@@ -385,6 +377,7 @@ int command_bench(const std::vector<std::string>& args, const ProcessInfo& proce
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) config::apply_override(source, s);
   const auto c = config::expand(source).front();
+  run::say_deprecated_keys(source, process);
   const auto run = config::read_run_config(source);
   const auto device = run::agreed_device_choice(run, {c}, process);  // run.device, run.precision (collective)
   const int threads = run::choose_threads(vm["threads"].as<long>(), process);

@@ -18,6 +18,7 @@
 #include "dne/core/stop_signal.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
+#include "dne/experiment/component_options.hpp"
 #include "dne/experiment/experiment.hpp"
 #include "dne/pretrain/trainer.hpp"
 #include "dne/run/preflight.hpp"
@@ -102,7 +103,9 @@ int command_phantom(const std::vector<std::string>& args, const ProcessInfo& pro
     return 0;
   }
   if (!vm.count("out")) throw ConfigError("dne phantom: --out DIR is required");
-  const auto c = single_config(config_and_overrides(vm), "dne phantom");
+  const auto source = config_and_overrides(vm);
+  const auto c = single_config(source, "dne phantom");
+  run::say_deprecated_keys(source, process);
   if (process.rank != 0) return 0;
   const data::PhantomOptions p = experiment::phantom_options(c);
   const std::string dir = vm["out"].as<std::string>();
@@ -134,6 +137,7 @@ int command_pretrain(const std::vector<std::string>& args, const ProcessInfo& pr
   if (!vm.count("out")) throw ConfigError("dne pretrain: --out FM_FILE is required");
   const auto source = config::pretraining_source(config_and_overrides(vm));  // only the keys it reads
   auto c = single_config(source, "dne pretrain");
+  if (!vm.count("quiet")) run::say_deprecated_keys(source, process);
   const auto run = config::read_run_config(source);
   if (c.fm.kind != "vit") throw ConfigError("dne pretrain trains the built-in ViT: set fm.kind = \"vit\" (it is \"" + c.fm.kind + "\")");
   if (!c.fm.weights.empty())

@@ -24,6 +24,7 @@
 #include "dne/fm/device_model.hpp"
 #include "dne/fm/foundation_model.hpp"
 #include "dne/run/device_agreement.hpp"
+#include "dne/run/process.hpp"
 #include "dne/serve/model_server.hpp"
 
 namespace po = boost::program_options;
@@ -58,7 +59,7 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
       "Triton's binary tensor extension) until SIGTERM / SIGINT. docs/remote.md\n"
       "usage: dne serve --config FILE [--set key=value ...] [--port P] [options]");
   serve::ServerOptions o;
-  options.add_options()("help,h", "show this help")("config,c", po::value<std::string>(), "TOML config ([data] image_size, [fm], run.threads)")(
+  options.add_options()("help,h", "show this help")("config,c", po::value<std::string>(), "TOML config ([data] image_size, [fm], run.threads, run.device, run.precision)")(
       "set,s", po::value<std::vector<std::string>>()->composing(), "override a key, e.g. fm.kind=vit")(
       "host", po::value<std::string>(&o.host)->default_value(o.host), "address to listen on (0.0.0.0: every interface)")(
       "port", po::value<int>(&o.port)->default_value(0), "TCP port; 0 = any free one (the first output line says which)")(
@@ -99,6 +100,7 @@ int command_serve(const std::vector<std::string>& args, const ProcessInfo& proce
   if (!vm.count("config")) throw ConfigError("dne serve: --config FILE is required (its [fm] and data.image_size say what to serve)");
   const auto source = config_and_overrides(vm);
   const auto c = single_config(source, "dne serve");
+  run::say_deprecated_keys(source, process);
   const auto run = config::read_run_config(source);
   if (c.fm.kind == "remote") throw ConfigError("dne serve: fm.kind = \"remote\" is a client; serve cnn, vit or torchscript");
   if (o.port < 0 || o.port > 65535) throw ConfigError("--port " + std::to_string(o.port) + ": not a TCP port (0-65535)");

@@ -1,9 +1,9 @@
 // NCCL communicator: group sums on the GPU, control collectives over MPI (see
 // nccl_communicator.hpp), and the checked-call macros for the CUDA runtime and NCCL.
 //
-// Set-up is collective over the caller's MPI communicator and fails together: each rank picks
-// CUDA device (node-local rank % device count), the ranks of the group that share a node check
-// that no two of them picked the same device (NCCL refuses duplicate devices in a communicator),
+// Set-up is collective over the caller's MPI communicator and fails together: each rank uses the
+// CUDA device its caller gives it (comm::DeviceChoice), the ranks of the group that share a node check
+// that no two of them use the same device (NCCL refuses duplicate devices in a communicator),
 // and an all-reduce of "ok" flags makes every rank throw CommError when any rank cannot go on,
 // so no rank is left waiting inside ncclCommInitRank. Sums of device buffers (the editors' loss
 // slots and gradient estimates, comm::allreduce_sum on a CUDA tensor) run in place: the
@@ -22,7 +22,6 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>

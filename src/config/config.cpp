@@ -31,15 +31,15 @@ const KeySpec* find_key(const std::string& name) {
   return nullptr;
 }
 
-/// The key `name` names, by its name or a former one (KeySpec::former_name: then `source`
-/// records the deprecation once); nullptr when it names none.
-const KeySpec* find_key_read(const std::string& name, ConfigSource& source) {
+/// The key `name` names, by its name or a former one (KeySpec::former_name: then `source`, when
+/// given, records the deprecation once); nullptr when it names none.
+const KeySpec* find_key_read(const std::string& name, ConfigSource* source = nullptr) {
   if (const KeySpec* spec = find_key(name)) return spec;
   for (const auto& k : key_table())
     if (!k.former_name.empty() && k.former_name == name) {
       const std::string note = name + " is now " + k.name;
-      if (std::find(source.deprecated.begin(), source.deprecated.end(), note) == source.deprecated.end())
-        source.deprecated.push_back(note);
+      if (source != nullptr && std::find(source->deprecated.begin(), source->deprecated.end(), note) == source->deprecated.end())
+        source->deprecated.push_back(note);
       return &k;
     }
   return nullptr;
@@ -153,11 +153,12 @@ Value to_value(const toml::node& node, const std::string& where, const std::stri
 /// Record `key = node`; `where` prefixes messages ("file:line:col" or "--set key=value").
 void add_key(ConfigSource& source, const std::string& key, const toml::node& node,
              const std::string& where) {
-  const KeySpec* spec = find_key_read(key, source);
+  const KeySpec* spec = find_key_read(key, &source);
   if (spec == nullptr) throw ConfigError(where + ": unknown key '" + key + "' (see `dne run --help-config`)");
-  if (source.values.count(spec->name) > 0)  // only a former name and the new one can meet here
-    throw ConfigError(where + ": " + key + " is set twice (" + spec->former_name + " is the former name of " + spec->name +
-                      "): keep " + spec->name);
+  if (source.values.count(spec->name) > 0) {  // TOML sets a key once: a former name and the new one met
+    const std::string why = spec->former_name.empty() ? "" : " (" + spec->former_name + " is the former name of " + spec->name + ")";
+    throw ConfigError(where + ": " + key + " is set twice" + why + ": keep " + spec->name);
+  }
   std::vector<Value> values;
   if (auto arr = node.as_array()) {
     if (arr->empty()) throw ConfigError(where + ": " + key + ": an empty list gives no experiments");
@@ -454,7 +455,7 @@ void apply_override(ConfigSource& source, const std::string& assignment) {
   const std::string key = assignment.substr(0, eq);
   const std::string value = assignment.substr(eq + 1);
   const std::string where = "--set " + assignment;
-  const KeySpec* spec = find_key_read(key, source);
+  const KeySpec* spec = find_key_read(key, &source);
   if (spec == nullptr) throw ConfigError(where + ": unknown key '" + key + "'");
   toml::table parsed;
   try {
@@ -476,7 +477,7 @@ void apply_override(ConfigSource& source, const std::string& assignment) {
 }
 
 void set_value(ConfigSource& source, const std::string& key, const Value& value) {
-  const KeySpec* spec = find_key_read(key, source);
+  const KeySpec* spec = find_key_read(key, &source);
   if (spec == nullptr) throw ConfigError("unknown key '" + key + "'");
   source.values[spec->name] = {check_value(*spec, value, key)};
   for (auto& grid : source.grids) grid.erase(spec->name);
@@ -581,22 +582,40 @@ std::vector<std::string> unread_keys(const ConfigSource& source, const std::vect
 }
 
 Value get_value(const ExperimentConfig& config, const std::string& key) {
-  const KeySpec* spec = find_key(key);
+  const KeySpec* spec = find_key_read(key);
   if (spec == nullptr) throw ConfigError("unknown key '" + key + "'");
   return spec->get(config);
 }
 
 std::vector<std::string> methods_reading(const std::string& key) {
-  const KeySpec* spec = find_key(key);
+  const KeySpec* spec = find_key_read(key);
   if (spec == nullptr) throw ConfigError("unknown key '" + key + "'");
   return spec->methods.empty() ? find_key("dne.method")->choices : spec->methods;
+}
+
+std::vector<std::string> method_keys(const std::string& method) {
+  (void)method_info(method);  // ConfigError naming the methods
+  std::vector<std::string> keys;
+  for (const auto& k : key_table())
+    if (std::find(k.methods.begin(), k.methods.end(), method) != k.methods.end()) keys.push_back(k.name);
+  return keys;
 }
 
 std::string describe_keys() {
   std::ostringstream out;
   ExperimentConfig defaults;
   const RunConfig run_defaults;
+  // Each section's keys together, sections in the order they first appear (the table's order is
+  // the canonical text's, where a renamed key keeps its former section).
+  std::vector<const KeySpec*> keys;
   for (const auto& k : key_table()) {
+    const auto section = k.name.substr(0, k.name.find('.'));
+    auto at = std::find_if(keys.begin(), keys.end(), [&](const KeySpec* e) { return e->name.substr(0, e->name.find('.')) == section; });
+    while (at != keys.end() && (*at)->name.substr(0, (*at)->name.find('.')) == section) ++at;
+    keys.insert(at, &k);
+  }
+  for (const KeySpec* key : keys) {
+    const KeySpec& k = *key;
     out << "  " << std::left << std::setw(24) << k.name << std::setw(8) << kind_name(k.kind)
         << " default " << std::setw(12) << format_value(k.run_wide ? k.get_run(run_defaults) : k.get(defaults));
     if (k.kind == Kind::kInt || k.kind == Kind::kReal)

@@ -405,34 +405,34 @@ void add_vae_keys(std::vector<KeySpec>& t) {
 void add_gezo_keys(std::vector<KeySpec>& t) {
   const std::vector<std::string> gezo_only{"gezo"}, sgd{"rge", "spsa", "nes"};
   const auto zo = method_names({MethodKind::kZerothOrder});
-  t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::gezo, &GezoOptions::local_epochs,
+  t.push_back(for_methods(ranged(make_key("gezo.local_epochs", Kind::kInt, &C::zo, &ZerothOrderOptions::local_epochs,
                                           "GeZO local iterations R on each batch"), 1, 100000), gezo_only));
-  t.push_back(renamed_from(for_methods(ranged(make_key("zo.candidates", Kind::kInt, &C::gezo, &GezoOptions::candidates,
+  t.push_back(renamed_from(for_methods(ranged(make_key("zo.candidates", Kind::kInt, &C::zo, &ZerothOrderOptions::candidates,
                                           "perturbations C per iteration (RGE/SPSA: directions q; NES: antithetic pairs q)"), 1, 100000), zo), "gezo.candidates"));
-  t.push_back(renamed_from(for_methods(ranged(make_key("zo.sigma", Kind::kReal, &C::gezo, &GezoOptions::sigma,
+  t.push_back(renamed_from(for_methods(ranged(make_key("zo.sigma", Kind::kReal, &C::zo, &ZerothOrderOptions::sigma,
                                           "perturbation scale (RGE/SPSA smoothing mu, NES sigma), per pixel RMS in every basis"), 1e-9, 100.0), zo), "gezo.sigma"));
-  t.push_back(for_methods(ranged(make_key("gezo.momentum", Kind::kReal, &C::gezo, &GezoOptions::momentum,
+  t.push_back(for_methods(ranged(make_key("gezo.momentum", Kind::kReal, &C::zo, &ZerothOrderOptions::momentum,
                                           "GeZO velocity decay m"), 0.0, 0.999), gezo_only));
-  t.push_back(for_methods(ranged(make_key("gezo.sigma_decay", Kind::kReal, &C::gezo, &GezoOptions::sigma_decay,
+  t.push_back(for_methods(ranged(make_key("gezo.sigma_decay", Kind::kReal, &C::zo, &ZerothOrderOptions::sigma_decay,
                                           "GeZO: sigma *= decay when no candidate improves"), 0.01, 1.0), gezo_only));
-  t.push_back(for_methods(ranged(make_key("gezo.sigma_min", Kind::kReal, &C::gezo, &GezoOptions::sigma_min,
+  t.push_back(for_methods(ranged(make_key("gezo.sigma_min", Kind::kReal, &C::zo, &ZerothOrderOptions::sigma_min,
                                           "GeZO: lower bound of sigma"), 0.0, 100.0), gezo_only));
-  t.push_back(added_later(for_methods(choice(make_key("gezo.on_reject", Kind::kChoice, &C::gezo, &GezoOptions::on_reject,
+  t.push_back(added_later(for_methods(choice(make_key("gezo.on_reject", Kind::kChoice, &C::zo, &ZerothOrderOptions::on_reject,
                                                       "GeZO, when no candidate improves: keep the velocity (the "
                                                       "paper's; the look-ahead stays where it failed) or decay it by "
                                                       "gezo.momentum (the look-ahead returns to the current noise)"),
                                              {"keep", "decay"}), gezo_only)));
-  t.push_back(added_later(for_methods(ranged(make_key("gezo.sigma_growth", Kind::kReal, &C::gezo, &GezoOptions::sigma_growth,
+  t.push_back(added_later(for_methods(ranged(make_key("gezo.sigma_growth", Kind::kReal, &C::zo, &ZerothOrderOptions::sigma_growth,
                                                       "GeZO: sigma *= sigma_growth after an accepted iteration, never "
-                                                      "above gezo.sigma (1 = never grows, the paper's)"),
+                                                      "above zo.sigma (1 = never grows, the paper's)"),
                                              1.0, 100.0), gezo_only)));
-  t.push_back(renamed_from(for_methods(ranged(make_key("zo.budget", Kind::kInt, &C::gezo, &GezoOptions::budget,
+  t.push_back(renamed_from(for_methods(ranged(make_key("zo.budget", Kind::kInt, &C::zo, &ZerothOrderOptions::budget,
                                           "images the editor may embed (0 = unlimited)"), 0, 1e15), zo), "gezo.budget"));
-  t.push_back(renamed_from(for_methods(choice(make_key("zo.optimizer", Kind::kChoice, &C::gezo, &GezoOptions::optimizer,
+  t.push_back(renamed_from(for_methods(choice(make_key("zo.optimizer", Kind::kChoice, &C::zo, &ZerothOrderOptions::optimizer,
                                           "RGE/SPSA/NES update rule"), {"sgd", "adam"}), sgd), "gezo.optimizer"));
-  t.push_back(renamed_from(for_methods(ranged(make_key("zo.lr", Kind::kReal, &C::gezo, &GezoOptions::lr,
+  t.push_back(renamed_from(for_methods(ranged(make_key("zo.lr", Kind::kReal, &C::zo, &ZerothOrderOptions::lr,
                                           "RGE/SPSA/NES learning rate"), 1e-12, 100.0), sgd), "gezo.lr"));
-  t.push_back(added_later(for_methods(choice(make_key("nes.shaping", Kind::kChoice, &C::gezo, &GezoOptions::shaping,
+  t.push_back(added_later(for_methods(choice(make_key("nes.shaping", Kind::kChoice, &C::zo, &ZerothOrderOptions::shaping,
                                                       "NES fitness shaping: rank (centred ranks of the 2q losses) or "
                                                       "none (the raw loss differences, i.e. RGE's estimate)"),
                                              {"rank", "none"}), {"nes"})));

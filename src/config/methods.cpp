@@ -18,12 +18,12 @@ double whitebox_cost(const ExperimentConfig& c, double n_train) {
 
 // 2C + 1 queries per image and iteration (GeZO: R local iterations per batch), at most the budget.
 double zeroth_order_cost(const ExperimentConfig& c, double n_train, double local_iterations) {
-  double edit = static_cast<double>(c.dne.epochs) * n_train * local_iterations * static_cast<double>(2 * c.gezo.candidates + 1);
-  if (c.gezo.budget > 0) edit = std::min(edit, static_cast<double>(c.gezo.budget));
+  double edit = static_cast<double>(c.dne.epochs) * n_train * local_iterations * static_cast<double>(2 * c.zo.candidates + 1);
+  if (c.zo.budget > 0) edit = std::min(edit, static_cast<double>(c.zo.budget));
   return edit;
 }
 double gezo_cost(const ExperimentConfig& c, double n_train) {
-  return zeroth_order_cost(c, n_train, static_cast<double>(c.gezo.local_epochs));
+  return zeroth_order_cost(c, n_train, static_cast<double>(c.zo.local_epochs));
 }
 double two_point_cost(const ExperimentConfig& c, double n_train) { return zeroth_order_cost(c, n_train, 1.0); }
 
@@ -35,9 +35,9 @@ double vae_cost(const ExperimentConfig& c, double n_train) {
 std::string no_check(const ExperimentConfig&) { return ""; }
 
 std::string gezo_check(const ExperimentConfig& c) {
-  if (c.gezo.sigma_min > c.gezo.sigma)
-    return "gezo.sigma_min (" + format_value(c.gezo.sigma_min) + ") is larger than zo.sigma (" +
-           format_value(c.gezo.sigma) + ")";
+  if (c.zo.sigma_min > c.zo.sigma)
+    return "gezo.sigma_min (" + format_value(c.zo.sigma_min) + ") is larger than zo.sigma (" +
+           format_value(c.zo.sigma) + ")";
   return "";
 }
 

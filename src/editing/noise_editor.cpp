@@ -4,13 +4,13 @@
 #include <chrono>
 #include <cmath>
 
+#include "dne/comm/group_agreement.hpp"
 #include "dne/comm/tensor_sum.hpp"
 #include "dne/core/errors.hpp"
 #include "dne/core/random.hpp"
 #include "dne/core/stop_signal.hpp"
 #include "dne/editing/noise_basis.hpp"
 #include "dne/editing/objective.hpp"
-#include "dne/editing/zeroth_order.hpp"
 
 namespace dne::editing {
 

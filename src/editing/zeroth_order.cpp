@@ -75,7 +75,7 @@ torch::Tensor loss_slots(std::size_t n, const torch::Device& device) {
 }
 
 /// True (and `status` set) if `cost` more images would exceed the budget.
-bool over_budget(const config::GezoOptions& o, std::int64_t queries, std::int64_t cost, std::string& status) {
+bool over_budget(const config::ZerothOrderOptions& o, std::int64_t queries, std::int64_t cost, std::string& status) {
   if (o.budget <= 0 || queries + cost <= o.budget) return false;
   status = "budget: stopped after " + std::to_string(queries) + " of " + std::to_string(o.budget) +
            " images (the next iteration needs " + std::to_string(cost) + ")";
@@ -87,7 +87,7 @@ bool over_budget(const config::GezoOptions& o, std::int64_t queries, std::int64_
 bool refit_if_due(ZoContext& ctx, std::int64_t batch, const torch::Tensor& eps, EditResult& r, bool& refitted) {
   refitted = ctx.adversary.due(batch);
   if (!refitted) return true;
-  if (over_budget(ctx.problem.gezo, r.queries, ctx.adversary.images_per_refit(), r.status)) return false;
+  if (over_budget(ctx.problem.zo, r.queries, ctx.adversary.images_per_refit(), r.status)) return false;
   ctx.adversary.refit(eps, [&](const std::vector<torch::Tensor>& b) { return ctx.api.embed_each(b); }, ctx.api.parallelism(),
                       ctx.group);
   r.queries += ctx.adversary.images_per_refit();
@@ -187,7 +187,7 @@ void check_finite(double loss, const char* method, std::int64_t step) {
 /// One update of theta by the estimate `grad` (theta's shape): SGD or Adam (gezo.optimizer),
 /// then the budget (NoiseBasis::project).
 void update_theta(ZoContext& ctx, torch::Tensor& theta, torch::optim::Adam& adam, const torch::Tensor& grad) {
-  const auto& g = ctx.problem.gezo;
+  const auto& g = ctx.problem.zo;
   if (g.optimizer == "sgd") {
     torch::NoGradGuard ng;
     theta.sub_(g.lr * grad);
@@ -214,7 +214,7 @@ void trace_step_end(ZoContext& ctx, EditResult& r, bool refitted, double grad_no
 EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group,
                           bool rademacher, const char* name) {
   ZoContext ctx(p, api, group);
-  const auto& g = p.gezo;
+  const auto& g = p.zo;
   const std::int64_t q = g.candidates;
   const double mu = g.sigma;
   const bool dense = p.comm.mode == "dense";
@@ -291,7 +291,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     check_finite(ev.loss[0], name, t);
     if (v[2] == 0.0)
       throw NumericError(std::string(name) + ": a candidate loss or the gradient estimate is not finite at step " +
-                         std::to_string(t) + " (try a smaller gezo.sigma or gezo.lr)");
+                         std::to_string(t) + " (try a smaller zo.sigma or zo.lr)");
     update_theta(ctx, theta, adam, grad);
     r.trace.add("step", static_cast<double>(t));
     r.trace.add("batch", static_cast<double>(batch));
@@ -353,7 +353,7 @@ torch::Tensor nes_gradient(const std::vector<double>& losses, const std::vector<
 
 EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group) {
   ZoContext ctx(p, api, group);
-  const auto& g = p.gezo;
+  const auto& g = p.zo;
   const std::int64_t q = g.candidates;  // antithetic pairs
   const double sigma = g.sigma;
   auto theta = ctx.zero_theta(/*requires_grad=*/true);
@@ -383,7 +383,7 @@ EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communica
     r.queries += cost;
     // Every rank rebuilds the estimate from the shared losses.
     for (std::int64_t c = 0; c < q; ++c) dir(c);
-    const auto grad = nes_gradient(ev.loss, dirs, sigma, p.gezo.shaping);
+    const auto grad = nes_gradient(ev.loss, dirs, sigma, p.zo.shaping);
     double loss_mean = 0.0, loss_min = std::numeric_limits<double>::infinity(), accuracy = 0.0;
     std::int64_t finite = 0;
     for (std::size_t e = 0; e < ev.loss.size(); ++e) {
@@ -396,7 +396,7 @@ EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communica
     }
     if (finite == 0)
       throw NumericError("nes: every candidate loss is non-finite at step " + std::to_string(t) +
-                         " (try a smaller gezo.sigma)");
+                         " (try a smaller zo.sigma)");
     const auto v = scalars_to_host({torch::isfinite(grad).all(), l2(grad)});
     if (v[0] == 0.0)
       throw NumericError("nes: the gradient estimate is not finite at step " + std::to_string(t) +
@@ -425,7 +425,7 @@ double zeroth_order_loss(const EditProblem& p, fm::EmbeddingApi& api, comm::Comm
 
 EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group) {
   ZoContext ctx(p, api, group);
-  const auto& g = p.gezo;
+  const auto& g = p.zo;
   const std::int64_t candidates = g.candidates;
   const float m = static_cast<float>(g.momentum);
   auto theta = ctx.zero_theta();  // the coefficients (pixel basis: eps itself); the FM sees ctx.noise(theta)

@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 ExperimentState::ExperimentState(const config::ExperimentConfig& config, const ExperimentContext& context)
-    : c(config), ctx(context), method(config::method_info(config.dne.method)),
+    : c(config), ctx(context), method_info(config::method_info(config.dne.method)),
       seed(static_cast<std::uint64_t>(config.sweep.seed)), images(config.data.source != "embeddings") {
   group = ctx.group;
   if (group == nullptr) {
@@ -109,7 +109,7 @@ void embed_clean(ExperimentState& s) {
                      c.fm_hash + ")");
   s.clean.train = s.embed(s.x_train, {});
   s.clean.test = s.embed(s.x_test, {});
-  if (s.has_val && s.method.kind == config::MethodKind::kEmbedding) s.clean.val = s.embed(s.x_val, {});
+  if (s.has_val && s.method_info.kind == config::MethodKind::kEmbedding) s.clean.val = s.embed(s.x_val, {});
   s.timings["embed_clean_s"] = seconds_since(t);
 }
 

@@ -9,7 +9,6 @@
 #include "dne/experiment/component_options.hpp"
 #include "dne/experiment/experiment.hpp"
 #include "dne/store/index_file.hpp"
-#include "dne/store/result_file.hpp"
 
 namespace dne::experiment {
 

@@ -92,9 +92,9 @@ std::map<std::string, double> effect_on_validation(const ExperimentState& s, con
 editing::EditResult run_editor(ExperimentState& s) {
   const auto& c = s.c;
   auto& o = s.outcome;
-  fm::EmbeddingApi api(s.model, api_options(c, c.gezo.budget));  // per-rank guard; the editor enforces the group total
+  fm::EmbeddingApi api(s.model, api_options(c, c.zo.budget));  // per-rank guard; the editor enforces the group total
   editing::ModelAccess access{dynamic_cast<fm::DifferentiableModel*>(s.model.get()), api, *s.group};
-  editing::EditProblem problem{s.x_train, s.a_train.to(torch::kFloat32), &*s.g, c.dne, s.seed, c.gezo, c.comm, c.probes, s.edit_device};
+  editing::EditProblem problem{s.x_train, s.a_train.to(torch::kFloat32), &*s.g, c.dne, s.seed, c.zo, c.comm, c.probes, s.edit_device};
   // dne.eval_every: the noise's effect on the validation split as queries are spent (/progress).
   if (c.dne.eval_every > 0 && !s.has_val)
     throw ConfigError("dne.eval_every = " + std::to_string(c.dne.eval_every) +
@@ -108,7 +108,7 @@ editing::EditResult run_editor(ExperimentState& s) {
   editing::EditResult edit = method(c.dne.method).edit(problem, access);
   double group_api_images = static_cast<double>(api.images());
   s.group->allreduce_sum(&group_api_images, 1);
-  if (group_api_images != static_cast<double>(s.method.kind == config::MethodKind::kWhiteBox ? 0 : edit.queries))
+  if (group_api_images != static_cast<double>(s.method_info.kind == config::MethodKind::kWhiteBox ? 0 : edit.queries))
     throw Error("internal: the group's API calls (" + std::to_string(group_api_images) +
                 " images) disagree with the editor's count (" + std::to_string(edit.queries) + ")");
   o.queries = edit.queries;
@@ -139,7 +139,7 @@ torch::Tensor keep_best_on_validation(ExperimentState& s, const editing::EditRes
 /// phantom, its energy by region.
 Downstream evaluate_noise(const ExperimentState& s, const torch::Tensor& eps) {
   // ERM's noise is zero and x + 0 = x bit for bit: its debiased embeddings are the clean ones.
-  const bool noise_is_zero = s.method.kind == config::MethodKind::kReference;
+  const bool noise_is_zero = s.method_info.kind == config::MethodKind::kReference;
   const auto embed = [&](const editing::ImageRows& x, const torch::Tensor& clean_z) {
     if (!x.defined()) return torch::Tensor();
     if (noise_is_zero && clean_z.defined()) return clean_z;
@@ -174,7 +174,7 @@ void run_noise(ExperimentState& s) {
   o.result = evaluate_noise(s, o.noise);
   s.timings["downstream_s"] = seconds_since(t);
 
-  if (s.method.kind == config::MethodKind::kReference) return;  // ERM has no control
+  if (s.method_info.kind == config::MethodKind::kReference) return;  // ERM has no control
   comm::stop_point(*s.group, "before the control ran");
   t = Clock::now();
   const auto basis = editing::NoiseBasis::from_options(c.dne, o.noise.size(0), o.noise.size(1));

@@ -129,7 +129,7 @@ void write_noise_and_control(store::H5Writer& w, const ExperimentState& s) {
   }
   if (o.control.metrics.empty()) return;
   const auto n_test = static_cast<std::uint64_t>(s.dataset.test.label.size());
-  w.attribute("/control", "kind", s.method.kind == config::MethodKind::kEmbedding ? std::string("vae without the adversary")
+  w.attribute("/control", "kind", s.method_info.kind == config::MethodKind::kEmbedding ? std::string("vae without the adversary")
                                                                                   : std::string("norm-matched random noise"));
   w.dataset("/control/test/score", std::vector<double>(o.control.score), {n_test});
   w.dataset("/control/test/leakage_sa_score", std::vector<double>(o.control.leak_score), {n_test});
@@ -196,8 +196,8 @@ void write_result_file(const ExperimentState& s, ExperimentSummary& summary, Clo
   if (s.ctx.run.save_embeddings) write_embeddings(w, s);
   w.flush();  // the data on disk: write_s and total_s cover it (only the timings, close and rename follow)
   auto timings = s.timings;
-  timings["write_s"] = std::chrono::duration<double>(Clock::now() - t).count();
-  summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  timings["write_s"] = seconds_since(t);
+  summary.wall_s = seconds_since(start);
   timings["total_s"] = summary.wall_s;
   for (const auto& [name, value] : timings) w.attribute("/timings", name, value);
   w.commit();

@@ -16,6 +16,7 @@
 #include "dne/core/errors.hpp"
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
+#include "dne/experiment/component_options.hpp"
 #include "dne/experiment/experiment.hpp"
 #include "dne/sweep/scheduler.hpp"
 

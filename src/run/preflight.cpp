@@ -18,6 +18,7 @@
 #include "dne/core/system_memory.hpp"
 #include "dne/data/embedding_file.hpp"
 #include "dne/data/manifest.hpp"
+#include "dne/experiment/component_options.hpp"
 #include "dne/experiment/experiment.hpp"
 #include "dne/fm/fm_file.hpp"
 #include "dne/fm/vit_encoder.hpp"

@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -36,6 +37,13 @@ int choose_threads(long requested, const ProcessInfo& process) {
   if (requested > 0) return static_cast<int>(requested);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(1, cores / std::max(1, process.local_size));
+}
+
+void say_deprecated_keys(const config::ConfigSource& source, const ProcessInfo& process) {
+  if (process.rank != 0 || source.deprecated.empty()) return;
+  for (const auto& note : source.deprecated)
+    std::cout << "# deprecated: " << note << " (the same key; experiment ids do not change)\n";
+  std::cout << std::flush;
 }
 
 }  // namespace dne::run

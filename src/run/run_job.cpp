@@ -14,13 +14,11 @@
 #include "dne/api/inference_client.hpp"
 #include "dne/comm/device_choice.hpp"
 #include "dne/config/methods.hpp"
-#include "dne/core/errors.hpp"
 #include "dne/core/stop_signal.hpp"
 #include "dne/experiment/experiment.hpp"
 #include "dne/run/device_agreement.hpp"
 #include "dne/run/preflight.hpp"
 #include "dne/store/index_file.hpp"
-#include "dne/sweep/ledger.hpp"
 #include "dne/sweep/run_lock.hpp"
 #include "dne/sweep/sweep_driver.hpp"
 
@@ -103,12 +101,11 @@ int run_job(const RunRequest& request, const ProcessInfo& process) {
   if (process.rank == 0 && !quiet) {
     for (const auto& key : config::unread_keys(source, experiments))
       std::cout << "# ignored: " << key << ": no experiment reads it\n";
-    for (const auto& note : source.deprecated)  // a renamed key's former name: read as the new one
-      std::cout << "# deprecated: " << note << " (read as it; the experiment ids do not change)\n";
     std::cout << std::flush;
+    say_deprecated_keys(source, process);  // a renamed key's former name: read as the new one
   }
-  // Every argument is checked before anything is written: a malformed api.url, --inject-kill, and
-  // rank groups larger than the job.
+  // Every argument is checked before anything is written: a malformed api.url (here), and rank
+  // groups larger than the job (--inject-kill was parsed by the command line).
   for (const auto& c : experiments)
     if (c.fm.kind == "remote") api::parse_endpoint(c.api.url);
   require_memory(experiments, process);

@@ -101,3 +101,25 @@ def test_number_for_a_string_key_that_holds_numbers(dne_bin, tmp_path):
     assert with_number == with_text
     help_text = run_dne(dne_bin, "run", "--help-config").stdout
     assert "range [1, 16]" in help_text and "range [1.0, 16.0]" not in help_text
+
+
+def test_former_gezo_names_of_the_zo_keys_keep_the_ids_with_one_note_each(dne_bin, tmp_path):
+    """The keys every zeroth-order editor reads moved from [gezo] to [zo] (issue 30): a config with
+    the former names runs the same experiments (same ids) and says one line per former name."""
+    old = tmp_path / "old.toml"
+    old.write_text('[dne]\nmethod = ["gezo", "spsa"]\n[gezo]\ncandidates = 3\nsigma = 0.02\nlocal_epochs = 1\n'
+                   f'[output]\ndir = "{tmp_path / "out"}"\n')
+    new = tmp_path / "new.toml"
+    new.write_text('[dne]\nmethod = ["gezo", "spsa"]\n[zo]\ncandidates = 3\nsigma = 0.02\n[gezo]\nlocal_epochs = 1\n'
+                   f'[output]\ndir = "{tmp_path / "out"}"\n')
+    old_ids, old_log = dry_run_ids(dne_bin, old, "--set", "gezo.budget=900")
+    new_ids, new_log = dry_run_ids(dne_bin, new, "--set", "zo.budget=900")
+    assert len(old_ids) == 2 and old_ids == new_ids
+    notes = sorted(line for line in old_log.splitlines() if line.startswith("# deprecated: "))
+    assert notes == [f"# deprecated: gezo.{k} is now zo.{k} (the same key; experiment ids do not change)"
+                     for k in ("budget", "candidates", "sigma")], old_log
+    assert "# deprecated" not in new_log
+    both = tmp_path / "both.toml"
+    both.write_text('[gezo]\ncandidates = 3\n[zo]\ncandidates = 4\n')
+    proc = run_dne(dne_bin, "run", "--config", both, "--dry-run")
+    assert proc.returncode == 2 and "set twice" in proc.stderr and "keep zo.candidates" in proc.stderr, proc.stderr

@@ -49,3 +49,21 @@ def test_device_keys_take_one_value_per_run(dne_bin, tmp_path):
     proc = run_dne(dne_bin, "run", "--config", config(tmp_path), "--set", 'run.device=["cpu", "auto"]', *SMALL)
     assert proc.returncode == 2
     assert "run.device applies to the whole run" in proc.stderr
+
+
+@pytest.mark.parametrize("setting,fragment", [
+    ("run.device=cuda", 'run.device = "cuda": '),
+    ("run.precision=bf16", 'run.precision = "bf16" is for FM forwards on a GPU'),
+])
+def test_serve_takes_the_device_rule_of_run(dne_bin, tmp_path, setting, fragment):
+    """dne serve chooses its device by the rule dne run uses (comm::DeviceChoice): asking on this
+    CPU machine for what it lacks is one line and exit 2 before the server binds."""
+    if gpu_visible(dne_bin, tmp_path):
+        pytest.skip("a GPU is visible here: the CPU-only refusals do not apply")
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('[data]\nimage_size = 32\n[fm]\nkind = "cnn"\nwidth = 8\nembed_dim = 16\n')
+    proc = run_dne(dne_bin, "serve", "--config", cfg, "--port", "0", "--set", setting, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dne: config error: ") and fragment in lines[0], proc.stderr
+    assert "listening on" not in proc.stdout

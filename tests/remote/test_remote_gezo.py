@@ -24,7 +24,7 @@ SERVED = ('[data]\nimage_size = 32\n[sweep]\nseeds = [3]\n'
           '[fm]\nkind = "cnn"\nwidth = 8\nembed_dim = 16\n')
 EXPERIMENT = ('[data]\nimage_size = 32\nn_train = 120\nn_test = 80\n'
               '[dne]\nmethod = "gezo"\nepochs = 1\nbatch_size = 40\n'
-              '[gezo]\ncandidates = 6\nlocal_epochs = 2\n'
+              '[zo]\ncandidates = 6\n[gezo]\nlocal_epochs = 2\n'
               '[sweep]\nseeds = [3]\n')
 
 

@@ -232,7 +232,7 @@ def test_legend_labels_name_only_what_differs_within_a_method():
         values = {"dne.method": method, **zo, "dne.noise_basis": basis, "dne.noise_dim": float(dim)}
         if method == "whitebox":
             values.update({"dne.epochs": 1, "dne.eval_every": 1000})
-        values.update({f"gezo.{k}": v for k, v in over.items()})
+        values.update({(f"zo.{k}" if k in ("candidates", "sigma") else f"gezo.{k}"): v for k, v in over.items()})
         return report.Cell(key=(), values=values, rows=[])
 
     cells = [cell("whitebox", "dct", 8), cell("whitebox", "dct", 16), cell("whitebox", "lowres", 8),

@@ -1,6 +1,7 @@
 // Experiment configuration: the resolved, validated options of one experiment.
 //
-// A config file is TOML with sections data, fm, probes, dne, vae, gezo, comm, sweep, output, run.
+// A config file is TOML with sections data, fm, pretrain, probes, dne, vae, gezo, zo, nes, comm, api,
+// sweep, output, run.
 // Most keys belong to an experiment (ExperimentConfig); the few that describe the whole run
 // (RunConfig: output directory, threads, device, backend, rank groups) are read once.
 // Every key is declared once in a table (key_table.cpp) with its type, default, range and the
@@ -124,8 +125,9 @@ struct VaeOptions {
   double lr = 1e-3;                  // Adam
 };
 
-/// Zeroth-order editors (gezo, rge, spsa, nes). C = candidates (RGE/SPSA/NES: directions q).
-struct GezoOptions {
+/// The zeroth-order editors' options (gezo, rge, spsa, nes): the [zo] keys they all read (C = candidates;
+/// RGE/SPSA/NES: directions q), GeZO's own [gezo] keys and NES's [nes] key.
+struct ZerothOrderOptions {
   std::int64_t local_epochs = 2;   // R: local iterations on each batch (GeZO)
   std::int64_t candidates = 8;     // C: perturbations per iteration (+ and - each)
   double sigma = 0.05;             // perturbation scale (GeZO's sigma; RGE/SPSA's mu)
@@ -133,7 +135,7 @@ struct GezoOptions {
   double sigma_decay = 0.5;        // GeZO: sigma *= decay when no candidate improves
   double sigma_min = 1e-4;         // GeZO: sigma never decays below this
   std::string on_reject = "keep";  // GeZO, a rejected iteration: "keep" the velocity (the paper's) | "decay" it by m
-  double sigma_growth = 1.0;       // GeZO: sigma *= growth on an accepted iteration, up to gezo.sigma (1 = never grows)
+  double sigma_growth = 1.0;       // GeZO: sigma *= growth on an accepted iteration, up to zo.sigma (1 = never grows)
   std::int64_t budget = 0;         // images the editor may send to the API; 0 = unlimited
   std::string optimizer = "adam";  // RGE/SPSA update: "sgd" | "adam"
   double lr = 0.01;                // RGE/SPSA/NES learning rate
@@ -192,7 +194,7 @@ struct ExperimentConfig {
   ProbeOptions probes;
   DneOptions dne;
   VaeOptions vae;
-  GezoOptions gezo;
+  ZerothOrderOptions zo;
   CommOptions comm;
   ApiOptions api;
   RunOptions run;
@@ -248,7 +250,7 @@ struct ConfigSource {
 ConfigSource parse_text(const std::string& text, const std::string& origin);
 /// Read and parse a file (ConfigError if missing or unreadable).
 ConfigSource parse_file(const std::string& path);
-/// `source` without the keys `dne pretrain` does not read (dne.*, gezo.*, nes.*, comm.*, api.*,
+/// `source` without the keys `dne pretrain` does not read (dne.*, gezo.*, zo.*, nes.*, comm.*, api.*,
 /// vae.*, probes.*): a sweep config whose dne.method is a list pretrains its FM as it is.
 ConfigSource pretraining_source(ConfigSource source);
 /// The keys `source` sets that no experiment of `experiments` (its expansion) reads because they
@@ -283,6 +285,10 @@ Value get_value(const ExperimentConfig& config, const std::string& key);
 /// The `dne.method` values that read `key` (every method for keys that are not method-specific);
 /// ConfigError for an unknown key. Stored in index.h5 so that analysis needs no copy of the table.
 std::vector<std::string> methods_reading(const std::string& key);
+/// The method-specific keys `method` reads (the keys of the method registry's entry: those tagged
+/// for some methods only, this one among them), in key-table order; ConfigError for an unknown
+/// method. Every method also reads the keys that are not method-specific (data.*, fm.*, ...).
+std::vector<std::string> method_keys(const std::string& method);
 
 /// "a,b,c" -> {a, b, c}: finite numbers separated by commas; anything else throws ConfigError
 /// naming `key`.

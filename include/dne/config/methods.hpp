@@ -3,7 +3,7 @@
 //
 // Every place that needs to know about methods derives it from this table: the config key's
 // choices, which keys a method reads (the key table tags each key with the methods that read it:
-// keys_read_by, config.hpp) and the method's own checks (config.cpp), the cost model
+// config::method_keys, config.hpp) and the method's own checks (run by config.cpp's validation), the cost model
 // (experiment::estimated_cost), the benchmark's checks, and index.h5's /methods table, from which
 // analysis/ reads the order, the kind and the trace's x-axis instead of hard-coding them. The
 // function that runs each method is joined to its entry here by experiment/method_registry.hpp

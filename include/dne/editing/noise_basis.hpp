@@ -8,7 +8,7 @@
 //   dct     theta holds the k x k lowest-frequency coefficients of the orthonormal 2-D DCT-II
 //           (L, R: the first k DCT basis vectors as columns, L^T L = R^T R = I, so B^T B = s^2 I).
 // The scale s = sqrt(H W / (||L||_F^2 ||R||_F^2)) makes a standard normal theta a noise of unit
-// per-pixel RMS in expectation, so gezo.sigma, gezo.lr and dne.lr keep their per-pixel meaning
+// per-pixel RMS in expectation, so zo.sigma, zo.lr and dne.lr keep their per-pixel meaning
 // in every basis (pixel: s = 1).
 //
 // The budget (dne.max_l2, dne.max_linf) holds for eps (to float rounding): in the lowres and dct

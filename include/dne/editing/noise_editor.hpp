@@ -16,15 +16,12 @@
 // EmbeddingApi and the rank group's Communicator.
 #pragma once
 
-#include <exception>
 #include <functional>
-#include <map>
 #include <string>
 
 #include <torch/torch.h>
 
 #include "dne/comm/communicator.hpp"
-#include "dne/comm/group_agreement.hpp"
 #include "dne/comm/group_embedding.hpp"
 #include "dne/config/config.hpp"
 #include "dne/editing/image_rows.hpp"
@@ -41,7 +38,7 @@ struct EditProblem {
   const probe::LinearProbe* sa_probe = nullptr;  // frozen g
   config::DneOptions options;
   std::uint64_t seed = 0;
-  config::GezoOptions gezo{};        // zeroth-order editors only
+  config::ZerothOrderOptions zo{};        // zeroth-order editors only
   config::CommOptions comm{};        // how the rank group shares the work
   config::ProbeOptions probes{};     // how the adversary is re-fitted (dne.adversary = "refit")
   /// Where the editor works (run.device): its noise, batches, probe, losses and gradient

@@ -24,7 +24,6 @@
 #include "dne/data/image_cache.hpp"
 #include "dne/data/manifest.hpp"
 #include "dne/data/phantom.hpp"
-#include "dne/experiment/component_options.hpp"
 
 namespace dne::experiment {
 

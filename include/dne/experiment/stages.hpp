@@ -58,10 +58,13 @@ struct MethodOutcome {
 /// Everything the stages of one experiment share, filled in stage order.
 struct ExperimentState {
   ExperimentState(const config::ExperimentConfig& config, const ExperimentContext& context);
+  // `eval` points at `g` and `dataset`: a copy would point into the original.
+  ExperimentState(const ExperimentState&) = delete;
+  ExperimentState& operator=(const ExperimentState&) = delete;
 
-  const config::ExperimentConfig& c;
-  const ExperimentContext& ctx;
-  const config::MethodInfo& method;  // c.dne.method's registry entry (its description)
+  const config::ExperimentConfig& c;     // the experiment's resolved config
+  const ExperimentContext& ctx;          // the run-wide keys, the group, the device, the log
+  const config::MethodInfo& method_info;  // c.dne.method's entry in config's method table
   std::uint64_t seed = 0;            // sweep.seeds
   bool images = true;                // false for data.source = "embeddings": the rows are embeddings already
   std::map<std::string, double> timings;  // /timings

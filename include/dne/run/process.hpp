@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "dne/config/config.hpp"
+
 namespace dne::run {
 
 /// MPI facts every command may need.
@@ -23,5 +25,9 @@ std::string on_rank0_shared(const ProcessInfo& process, const std::string& conte
 
 /// Torch threads for this rank: `requested` if > 0, else cores / ranks-on-node (at least 1).
 int choose_threads(long requested, const ProcessInfo& process);
+
+/// World rank 0 prints one line per former key name the config used (ConfigSource::deprecated):
+/// "# deprecated: gezo.candidates is now zo.candidates (the same key; experiment ids do not change)".
+void say_deprecated_keys(const config::ConfigSource& source, const ProcessInfo& process);
 
 }  // namespace dne::run

@@ -2,7 +2,7 @@
 // rest, the ledger (index.h5 and the progress lines), the dynamic schedule over rank groups, and
 // the end (the summary line, or the stop line after SIGTERM / SIGINT) with the exit code every
 // rank returns. The experiment itself is a callback, so the driver knows nothing of Torch or
-// of configs: cli/commands.cpp turns each experiment into a `SweepTask` and runs it.
+// of configs: run/run_job.cpp turns each experiment into a `SweepTask` and runs it.
 #pragma once
 
 #include <mpi.h>

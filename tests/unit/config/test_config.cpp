@@ -277,12 +277,12 @@ TEST(Config, GridsAreAUnionOfProductsWithDuplicatesOnce) {
     whitebox += c.dne.method == "whitebox";
     gezo += c.dne.method == "gezo";
     none += c.dne.method == "none";
-    gezo_r10 += c.dne.method == "gezo" && c.gezo.local_epochs == 10;
+    gezo_r10 += c.dne.method == "gezo" && c.zo.local_epochs == 10;
     whitebox_lambda0 += c.dne.method == "whitebox" && c.dne.lambda == 0.0;
     if (c.dne.method == "whitebox") {
-      EXPECT_EQ(c.gezo.local_epochs, 2);  // default: not a white-box key
+      EXPECT_EQ(c.zo.local_epochs, 2);  // default: not a white-box key
     }
-    if (c.dne.method == "gezo" && c.gezo.local_epochs != 2) {
+    if (c.dne.method == "gezo" && c.zo.local_epochs != 2) {
       EXPECT_EQ(c.dne.lambda, 0.01);
     }
   }
@@ -433,8 +433,8 @@ TEST(Config, ZerothOrderKeysMovedToZoKeepTheirIdsAndTheFormerNamesStillRead) {
   EXPECT_TRUE(new_src.deprecated.empty());
   const auto a = expand(old_src).front(), b = expand(new_src).front();
   EXPECT_EQ(a.id(), b.id());
-  EXPECT_EQ(a.gezo.candidates, 3);
-  EXPECT_EQ(a.gezo.lr, 0.5);
+  EXPECT_EQ(a.zo.candidates, 3);
+  EXPECT_EQ(a.zo.lr, 0.5);
   const auto canonical = b.canonical_text();
   EXPECT_NE(canonical.find("[gezo]\nlocal_epochs = 2\ncandidates = 3\nsigma = 0.02\n"), std::string::npos) << canonical;
   EXPECT_EQ(canonical.find("[zo]"), std::string::npos);
@@ -445,7 +445,7 @@ TEST(Config, ZerothOrderKeysMovedToZoKeepTheirIdsAndTheFormerNamesStillRead) {
   // --set takes either name; the former name and the new one together are one error line.
   auto src = new_src;
   apply_override(src, "gezo.candidates=5");
-  EXPECT_EQ(expand(src).front().gezo.candidates, 5);
+  EXPECT_EQ(expand(src).front().zo.candidates, 5);
   EXPECT_EQ(src.deprecated, (std::vector<std::string>{"gezo.candidates is now zo.candidates"}));
   const auto msg = config_error([] { parse_text("[gezo]\ncandidates = 3\n[zo]\ncandidates = 4\n", "both.toml"); });
   EXPECT_NE(msg.find("set twice"), std::string::npos) << msg;

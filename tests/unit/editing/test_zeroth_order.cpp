@@ -51,10 +51,10 @@ struct Fixture {
     o.batch_size = batch;
     o.epochs = epochs;
     editing::EditProblem p{x, sa, &g, o, 11};
-    p.gezo.candidates = 6;
-    p.gezo.local_epochs = 5;
-    p.gezo.sigma = 0.1;
-    p.gezo.momentum = 0.5;
+    p.zo.candidates = 6;
+    p.zo.local_epochs = 5;
+    p.zo.sigma = 0.1;
+    p.zo.momentum = 0.5;
     return p;
   }
 };
@@ -222,7 +222,7 @@ TEST(Gezo, VelocityAndSigmaPersistAcrossIterationsAndBatches) {
   auto self = comm::make_self_communicator();
   fm::EmbeddingApi api(f.model);
   auto p = f.problem(10, 2);
-  p.gezo.momentum = 0.9;
+  p.zo.momentum = 0.9;
   const auto r = editing::edit_gezo(p, api, *self);
   const auto &vel = col(r, "velocity_norm"), &acc = col(r, "accepted"), &sigma = col(r, "sigma");
   const auto& batch = col(r, "batch");
@@ -247,12 +247,12 @@ TEST(Gezo, SigmaDecaysOnlyWhenNothingImproves) {
   auto self = comm::make_self_communicator();
   fm::EmbeddingApi api(f.model);
   auto p = f.problem(40, 6);
-  p.gezo.sigma_decay = 0.5;
+  p.zo.sigma_decay = 0.5;
   const auto r = editing::edit_gezo(p, api, *self);
   const auto &sigma = col(r, "sigma"), &acc = col(r, "accepted");
-  double previous = p.gezo.sigma;
+  double previous = p.zo.sigma;
   for (std::size_t i = 0; i < sigma.size(); ++i) {
-    EXPECT_DOUBLE_EQ(sigma[i], acc[i] > 0 ? previous : std::max(previous * 0.5, p.gezo.sigma_min)) << i;
+    EXPECT_DOUBLE_EQ(sigma[i], acc[i] > 0 ? previous : std::max(previous * 0.5, p.zo.sigma_min)) << i;
     previous = sigma[i];
   }
 }
@@ -265,15 +265,15 @@ TEST(Gezo, OnRejectDecayAndSigmaGrowth) {
   auto self = comm::make_self_communicator();
   fm::EmbeddingApi api(f.model);
   auto p = f.problem(40, 6);
-  p.gezo.momentum = 0.8;
-  p.gezo.on_reject = "decay";
-  p.gezo.sigma_growth = 1.5;
+  p.zo.momentum = 0.8;
+  p.zo.on_reject = "decay";
+  p.zo.sigma_growth = 1.5;
   const auto r = editing::edit_gezo(p, api, *self);
   const auto &vel = col(r, "velocity_norm"), &acc = col(r, "accepted"), &sigma = col(r, "sigma");
-  double previous = p.gezo.sigma;
+  double previous = p.zo.sigma;
   int rejected_with_velocity = 0, grown = 0;
   for (std::size_t i = 0; i < sigma.size(); ++i) {
-    const double expected = acc[i] > 0 ? std::min(previous * 1.5, p.gezo.sigma) : std::max(previous * 0.5, p.gezo.sigma_min);
+    const double expected = acc[i] > 0 ? std::min(previous * 1.5, p.zo.sigma) : std::max(previous * 0.5, p.zo.sigma_min);
     EXPECT_NEAR(sigma[i], expected, 1e-15 * expected) << i;
     grown += acc[i] > 0 && sigma[i] > previous;
     previous = sigma[i];
@@ -291,8 +291,8 @@ TEST(Gezo, BudgetIsNeverExceededByOneImage) {
   auto self = comm::make_self_communicator();
   auto p = f.problem(10, 50);
   // First local iteration of a batch: (2*6 + 1) * 10 = 130 images; later ones 120.
-  p.gezo.budget = 1000;  // 130 + 120 * 4 = 610, + 130 = 740, + 120 = 860, + 120 = 980; next needs 120
-  fm::EmbeddingApi api(f.model, {p.gezo.budget, 0});
+  p.zo.budget = 1000;  // 130 + 120 * 4 = 610, + 130 = 740, + 120 = 860, + 120 = 980; next needs 120
+  fm::EmbeddingApi api(f.model, {p.zo.budget, 0});
   const auto r = editing::edit_gezo(p, api, *self);
   EXPECT_EQ(r.queries, 980);
   EXPECT_EQ(api.images(), 980);
@@ -315,9 +315,9 @@ TEST(TwoPoint, RgeAndSpsaDecreaseTheLossWithSgdAndAdam) {
   for (const char* method : {"rge", "spsa"})
     for (const char* optimizer : {"sgd", "adam"}) {
       auto p = f.problem(20, 20);
-      p.gezo.optimizer = optimizer;
-      p.gezo.lr = std::string(optimizer) == "sgd" ? 1e-4 : 0.05;
-      p.gezo.sigma = 0.01;
+      p.zo.optimizer = optimizer;
+      p.zo.lr = std::string(optimizer) == "sgd" ? 1e-4 : 0.05;
+      p.zo.sigma = 0.01;
       fm::EmbeddingApi api(f.model);
       const auto r = std::string(method) == "rge" ? editing::edit_rge(p, api, *self)
                                                   : editing::edit_spsa(p, api, *self);
@@ -335,9 +335,9 @@ TEST(TwoPoint, SpsaDirectionsAreRademacherScaledByMu) {
   Fixture f;
   auto self = comm::make_self_communicator();
   auto p = f.problem(40, 1);
-  p.gezo.candidates = 1;
-  p.gezo.optimizer = "sgd";
-  p.gezo.lr = 1.0;
+  p.zo.candidates = 1;
+  p.zo.optimizer = "sgd";
+  p.zo.lr = 1.0;
   fm::EmbeddingApi api(f.model);
   const auto r = editing::edit_spsa(p, api, *self);
   const auto mag = r.noise.abs();
@@ -360,7 +360,7 @@ TEST(TwoPoint, NonFiniteCandidateLossStopsBeforeTheUpdate) {
   Fixture f;
   auto self = comm::make_self_communicator();
   auto p = f.problem(20, 1);
-  p.gezo.sigma = 5.0;  // perturbations push pixels above 2
+  p.zo.sigma = 5.0;  // perturbations push pixels above 2
   for (const char* mode : {"seed", "dense"}) {
     p.comm.mode = mode;
     fm::EmbeddingApi api(std::make_shared<BreaksAboveTwo>());
@@ -417,9 +417,9 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudget) {
       auto p = f.problem(10, 2);
       p.options.lr = 0.5;          // white-box: large steps, so the budget must bind
       p.options.random_l2 = 5.0;   // random: far outside the budget before projection
-      p.gezo.sigma = 0.5;
-      p.gezo.lr = 5.0;
-      p.gezo.optimizer = "sgd";
+      p.zo.sigma = 0.5;
+      p.zo.lr = 5.0;
+      p.zo.optimizer = "sgd";
       const double bound = linf ? 0.02 : 0.05;
       (linf ? p.options.max_linf : p.options.max_l2) = bound;
       fm::EmbeddingApi api(f.model);
@@ -442,9 +442,9 @@ TEST(NoiseBudget, EveryEditorStaysInsideTheBudgetInEveryBasis) {
         p.options.noise_basis = basis;
         p.options.noise_dim = 4;
         p.options.lr = 0.5;
-        p.gezo.sigma = 0.5;
-        p.gezo.lr = 5.0;
-        p.gezo.optimizer = "sgd";
+        p.zo.sigma = 0.5;
+        p.zo.lr = 5.0;
+        p.zo.optimizer = "sgd";
         const double bound = linf ? 0.02 : 0.05;
         (linf ? p.options.max_linf : p.options.max_l2) = bound;
         fm::EmbeddingApi api(f.model);
@@ -472,11 +472,11 @@ TEST(Nes, DecreasesTheLossInEveryBasisAndCountsItsQueries) {
       auto p = f.problem(20, 20);
       p.options.noise_basis = basis;
       p.options.noise_dim = 4;
-      p.gezo.shaping = shaping;
-      p.gezo.candidates = 6;
-      p.gezo.optimizer = "adam";
-      p.gezo.lr = 0.05;
-      p.gezo.sigma = 0.01;
+      p.zo.shaping = shaping;
+      p.zo.candidates = 6;
+      p.zo.optimizer = "adam";
+      p.zo.lr = 0.05;
+      p.zo.sigma = 0.01;
       fm::EmbeddingApi api(f.model);
       const auto r = editing::edit_nes(p, api, *self);
       const auto& loss = col(r, "loss");

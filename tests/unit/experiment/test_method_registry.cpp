@@ -3,6 +3,7 @@
 // an editor, the VAE none; costs checked against hand-computed counts of FM image passes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "dne/config/config.hpp"
@@ -35,11 +36,28 @@ TEST(MethodRegistry, LookupByNameAndUnknownNames) {
   EXPECT_THROW(dne::experiment::method("magic"), dne::ConfigError);
 }
 
+TEST(MethodRegistry, TheKeysEachMethodReads) {
+  const auto has = [](const std::vector<std::string>& keys, const char* key) {
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
+  };
+  const auto gezo = dne::config::method_keys("gezo");
+  EXPECT_TRUE(has(gezo, "gezo.local_epochs"));
+  EXPECT_TRUE(has(gezo, "zo.candidates"));
+  EXPECT_TRUE(has(gezo, "dne.lambda"));
+  EXPECT_FALSE(has(gezo, "zo.lr"));  // RGE/SPSA/NES only: GeZO never read it
+  EXPECT_FALSE(has(gezo, "vae.latent"));
+  const auto vae = dne::config::method_keys("vae");
+  EXPECT_TRUE(has(vae, "vae.latent"));
+  EXPECT_FALSE(has(vae, "dne.lambda"));
+  EXPECT_TRUE(dne::config::method_keys("none").empty());  // ERM reads only the shared keys
+  EXPECT_THROW(dne::config::method_keys("magic"), dne::ConfigError);
+}
+
 TEST(MethodRegistry, TheMethodsOwnChecks) {
   dne::config::ExperimentConfig c;
   c.dne.method = "gezo";
-  c.gezo.sigma = 0.01;
-  c.gezo.sigma_min = 0.1;
+  c.zo.sigma = 0.01;
+  c.zo.sigma_min = 0.1;
   EXPECT_NE(dne::config::method_info("gezo").check(c).find("gezo.sigma_min"), std::string::npos);
   EXPECT_EQ(dne::config::method_info("rge").check(c), "");  // RGE has no sigma_min
   c.vae.hidden = "16, 2.5";
@@ -53,8 +71,8 @@ TEST(EstimatedCost, HandCountedImagePassesPerMethod) {
   c.data.n_train = 100;
   c.data.n_test = 50;
   c.dne.epochs = 2;
-  c.gezo.candidates = 4;     // 2C + 1 = 9 queries per image and iteration
-  c.gezo.local_epochs = 3;   // GeZO's R
+  c.zo.candidates = 4;     // 2C + 1 = 9 queries per image and iteration
+  c.zo.local_epochs = 3;   // GeZO's R
   c.vae.epochs = 10;
   c.vae.adversary_steps = 4;
   const auto cost = [&](const char* method) {
@@ -68,7 +86,7 @@ TEST(EstimatedCost, HandCountedImagePassesPerMethod) {
   EXPECT_DOUBLE_EQ(cost("gezo"), 3.0 * 150 + 2.0 * 100 * 3 * 9);    // epochs x N x R x (2C + 1)
   EXPECT_DOUBLE_EQ(cost("spsa"), 3.0 * 150 + 2.0 * 100 * 1 * 9);
   EXPECT_DOUBLE_EQ(cost("vae"), 1.0 * 150 + 2.0 * 0.01 * 10 * 100 * 5);  // two VAEs, 1% of a pass per row-epoch
-  c.gezo.budget = 1000;  // the budget caps the editor's queries
+  c.zo.budget = 1000;  // the budget caps the editor's queries
   EXPECT_DOUBLE_EQ(cost("gezo"), 3.0 * 150 + 1000.0);
   c.data.source = "embeddings";  // no FM passes at all; the probes still cost something
   c.data_rows_train = 100;
