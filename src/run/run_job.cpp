@@ -83,6 +83,51 @@ void print_dry_run(const std::vector<config::ExperimentConfig>& experiments, con
             << " image passes through the FM (experiment::estimated_cost)\n" << std::defaultfloat << std::flush;
 }
 
+/// World rank 0's opening lines: the run's size, device, first resolved config, axes and groups.
+void say_run_start(const std::vector<config::ExperimentConfig>& experiments, const config::RunConfig& run,
+                   const config::ConfigSource& source, int threads, const comm::DeviceChoice& device,
+                   const sweep::GroupLayout& layout, const ProcessInfo& process) {
+  std::cout << "# dne run: " << experiments.size() << " experiment(s), " << process.world_size << " rank(s), " << threads
+            << " Torch thread(s) per rank, output " << run.output_dir << "\n";
+  std::cout << "# device: " << device.reason() << "; rank-group sums: " << device.backend() << " (comm.backend = "
+            << run.backend << ")\n";
+  std::cout << "# resolved config (first experiment):\n" << config::resolved_text(experiments.front(), run);
+  if (!source.axes.empty()) {
+    std::cout << "# sweep axes:";
+    for (const auto& a : source.axes) std::cout << " " << a;
+    std::cout << "\n";
+  }
+  if (layout.ranks_per_group > 1 || process.world_size % layout.ranks_per_group != 0)
+    std::cout << "# " << layout.groups << " rank group(s) of " << layout.ranks_per_group << "; "
+              << process.world_size % layout.ranks_per_group << " leftover rank(s) idle\n";
+  std::cout << std::flush;
+}
+
+/// How the sweep driver runs this request: the groups, the output, progress lines, faults.
+sweep::SweepSetup sweep_setup(const RunRequest& request, const sweep::GroupLayout& layout, MPI_Comm group,
+                              const std::string& out_dir) {
+  sweep::SweepSetup setup;
+  setup.layout = layout;
+  setup.group = group;
+  setup.out_dir = out_dir;
+  setup.progress = request.quiet ? nullptr : &std::cout;
+  setup.faults = request.faults;
+  return setup;
+}
+
+/// index.h5's description of the sweep (world rank 0): its origin and axes, the methods that
+/// read each key of the rows, and the method table, so analysis/ needs no copy of either.
+void describe_sweep(store::IndexHeader& header, const config::ConfigSource& source, const sweep::SweepTask& first) {
+  header.config_origin = source.origin;
+  header.axes = source.axes;
+  for (const auto& [key, value] : first.row.axes) header.key_methods[key] = config::methods_reading(key);
+  for (const auto& m : config::method_table()) {
+    header.method_names.push_back(m.name);
+    header.method_kinds.push_back(config::kind_name(m.kind));
+    header.method_trace_x.push_back(m.trace_x);
+  }
+}
+
 }  // namespace
 
 int run_job(const RunRequest& request, const ProcessInfo& process) {
@@ -128,45 +173,17 @@ int run_job(const RunRequest& request, const ProcessInfo& process) {
 
   const int threads = choose_threads(run.threads, process);
   torch::set_num_threads(threads);
-  if (process.rank == 0 && !quiet) {
-    std::cout << "# dne run: " << experiments.size() << " experiment(s), " << process.world_size
-              << " rank(s), " << threads << " Torch thread(s) per rank, output " << out_dir << "\n";
-    std::cout << "# device: " << device.reason() << "; rank-group sums: " << device.backend() << " (comm.backend = "
-              << run.backend << ")\n";
-    std::cout << "# resolved config (first experiment):\n" << config::resolved_text(experiments.front(), run);
-    if (!source.axes.empty()) {
-      std::cout << "# sweep axes:";
-      for (const auto& a : source.axes) std::cout << " " << a;
-      std::cout << "\n";
-    }
-    std::cout << std::flush;
-  }
-
-  if (process.rank == 0 && !quiet && (layout.ranks_per_group > 1 || process.world_size % layout.ranks_per_group != 0))
-    std::cout << "# " << layout.groups << " rank group(s) of " << layout.ranks_per_group << "; "
-              << process.world_size % layout.ranks_per_group << " leftover rank(s) idle\n" << std::flush;
+  if (process.rank == 0 && !quiet) say_run_start(experiments, run, source, threads, device, layout, process);
   const sweep::GroupComm group_comm(MPI_COMM_WORLD, layout);
   std::unique_ptr<comm::Communicator> group;
   if (group_comm.get() != MPI_COMM_NULL) group = device.communicator(group_comm.get(), run.comm_timeout_s);
 
   // The sweep itself (resume, order, index.h5, schedule, the end): sweep/sweep_driver.hpp.
-  sweep::SweepSetup setup;
-  setup.layout = layout;
-  setup.group = group_comm.get();
-  setup.out_dir = out_dir;
-  setup.progress = quiet ? nullptr : &std::cout;
-  setup.faults = request.faults;
+  auto setup = sweep_setup(request, layout, group_comm.get(), out_dir);
   std::vector<sweep::SweepTask> tasks;
   if (process.rank == 0) {
     for (const auto& c : experiments) tasks.push_back(sweep_task(c, run, source.axes));
-    setup.header.config_origin = source.origin;
-    setup.header.axes = source.axes;
-    for (const auto& [key, value] : tasks.front().row.axes) setup.header.key_methods[key] = config::methods_reading(key);
-    for (const auto& m : config::method_table()) {
-      setup.header.method_names.push_back(m.name);
-      setup.header.method_kinds.push_back(config::kind_name(m.kind));
-      setup.header.method_trace_x.push_back(m.trace_x);
-    }
+    describe_sweep(setup.header, source, tasks.front());
   }
 
   experiment::ExperimentContext ctx;

@@ -348,6 +348,11 @@ def test_access_log_cannot_be_forged_and_counts_failed_writes(serve, tmp_path):
     assert raw_request(s, b"GET /v2/health/live%0A2026-01-01T00:00:00Z%20forged HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 404
     assert raw_request(s, b"GET /v2/health/live\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 400
     assert oip_request(s.url + "/v2/health/live")[0] == 200
+    # A request's line is written when the server's write of the reply completes, which can be
+    # just after the client has read it: wait for the third line (a busy machine showed the race).
+    deadline = time.time() + 10
+    while len(log.read_text(errors="replace").splitlines()) < 3 and time.time() < deadline:
+        time.sleep(0.05)
     lines = log.read_text(errors="replace").splitlines()
     assert len(lines) == 3, lines
     assert all(re.match(r"\d{4}-\d\d-\d\dT\S+Z 127\.0\.0\.1 \S+ \S+ \d{3} in=", line) for line in lines), lines
