@@ -91,7 +91,11 @@ def run_sweeps(dne_bin, out_dir):
     main = out_dir / "main"
     subprocess.run([dne_bin, "run", "--config", str(CONFIG), "--out", str(main)], check=True, env=_env(),
                    capture_output=True, text=True)
-    erm = [p for p in (main / "experiments").glob("*.h5") if h5py.File(p, "r").attrs["method"] == "none"]
+    def method(path):
+        with h5py.File(path, "r") as f:  # closed at once: the file is copied from below
+            return f.attrs["method"]
+
+    erm = [p for p in (main / "experiments").glob("*.h5") if method(p) == "none"]
     assert len(erm) == 1, erm
     # The ERM experiment's saved embeddings, copied into a file whose bytes do not depend on when it
     # was written (the result file's own attributes do), so that its content hash, and so the ids, hold.
