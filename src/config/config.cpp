@@ -416,6 +416,11 @@ std::vector<double> channel_values(const std::string& text, std::int64_t channel
   return values;
 }
 
+const ExperimentConfig& defaults() {
+  static const ExperimentConfig kDefaults;  // immutable; thread-safe first construction
+  return kDefaults;
+}
+
 std::string ExperimentConfig::id() const {
   return hex16(fnv1a64(canonical_text()));
 }

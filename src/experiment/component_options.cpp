@@ -43,8 +43,7 @@ data::DecodeOptions decode_options(const config::ExperimentConfig& c, int thread
 vae::VaeOptions vae_options(const config::ExperimentConfig& c, double adversary_weight) {
   vae::VaeOptions o;
   o.latent = c.vae.latent;
-  o.hidden.clear();
-  for (const double w : config::number_list(c.vae.hidden, "vae.hidden")) o.hidden.push_back(static_cast<std::int64_t>(w));
+  o.hidden = vae::hidden_widths(c.vae.hidden);
   o.beta = c.vae.beta;
   o.adversary_weight = adversary_weight;
   o.adversary_steps = c.vae.adversary_steps;

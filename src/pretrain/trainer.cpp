@@ -151,7 +151,7 @@ PretrainSummary run_pretraining(const config::ExperimentConfig& c, const torch::
     throw ConfigError("pretrain.batch_size = " + std::to_string(o.batch_size) + " exceeds the " + std::to_string(n) +
                       " training images");
   const auto arch = fm::ViTArchitecture::from_config(c.fm, images.size(2));
-  DecoderOptions decoder{o.decoder_width, o.decoder_depth, o.decoder_heads, 4.0};
+  DecoderOptions decoder{o.decoder_width, o.decoder_depth, o.decoder_heads};  // MAE's mlp_ratio
   MaskedAutoencoder mae(arch, decoder);
   fm::initialise_vit_weights(*mae, seed, 0, arch.patches_per_side());
   mae->train();

@@ -8,6 +8,17 @@
 #include "dne/fm/vit_encoder.hpp"
 
 namespace dne::vae {
+
+std::vector<std::int64_t> hidden_widths(const std::string& text) {
+  std::vector<std::int64_t> widths;
+  for (const double w : config::number_list(text, "vae.hidden")) {
+    if (!(w >= 1.0) || w != static_cast<double>(static_cast<std::int64_t>(w)))
+      throw ConfigError("vae.hidden: \"" + text + "\": every width must be a positive integer");
+    widths.push_back(static_cast<std::int64_t>(w));
+  }
+  return widths;
+}
+
 namespace {
 
 // Stream steps of kModelInit for the VAE's modules (the ViT uses 0 and 1).

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dne/api/oip_protocol.hpp"
+#include "dne/config/config.hpp"
 #include "dne/core/errors.hpp"
 
 namespace dne::api {
@@ -33,11 +34,12 @@ class RemoteError : public ModelError {
 struct ClientOptions {
   std::string url;            // http[s]://host[:port][/prefix]
   std::string model;          // model name on the server
-  int concurrency = 1;        // requests in flight
-  double timeout_s = 30.0;    // connect / read / write timeout of one attempt
-  int retries = 4;            // extra attempts on connection errors, 429 and 5xx
-  std::string token;          // bearer token; "" = none
-  bool binary = false;        // Triton binary tensor extension for input and output
+  // The [api] keys' defaults (config::defaults(), the one place they are written):
+  int concurrency = static_cast<int>(config::defaults().api.concurrency);  // requests in flight
+  double timeout_s = config::defaults().api.timeout_s;  // connect / read / write timeout of one attempt
+  int retries = static_cast<int>(config::defaults().api.retries);  // extra attempts on connection errors, 429 and 5xx
+  std::string token;  // bearer token; "" = none
+  bool binary = config::defaults().api.binary;  // Triton binary tensor extension for input and output
   double backoff_base_s = 0.1;
   double backoff_cap_s = 5.0;
 };

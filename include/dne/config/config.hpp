@@ -229,6 +229,12 @@ struct ExperimentConfig {
   std::string id() const;
 };
 
+/// Every key at its default: the one place a default is written (the structs above). The
+/// components' own option structs (data::PhantomOptions, data::ManifestOptions,
+/// data::DecodeOptions, vae::VaeOptions, fm::ApiOptions, api::ClientOptions, ...) start from
+/// these values, so a component and `--help-config` can never disagree. Built once, immutable.
+const ExperimentConfig& defaults();
+
 /// One config value as written in TOML.
 using Value = std::variant<std::int64_t, double, std::string, bool>;
 

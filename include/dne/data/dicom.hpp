@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "dne/config/config.hpp"
+
 namespace dne::data {
 
 /// True when the file at `path` is a DICOM Part-10 file: at least 132 bytes with the magic "DICM"
@@ -46,7 +48,7 @@ bool is_dicom(const std::string& path);
 /// Not applied: VOI LUT sequences (0028,3010), VOI LUT Function SIGMOID, Presentation LUT Shape.
 /// `max_pixels`: a larger Rows x Columns is refused before the pixel data is decoded.
 std::vector<float> read_dicom(const std::string& path, std::int64_t& height, std::int64_t& width,
-                              std::int64_t max_pixels = 50'000'000);
+                              std::int64_t max_pixels = config::defaults().data.max_pixels);
 
 /// Silences GDCM's warning and debug messages on stderr (a process-wide GDCM setting, made once
 /// at start-up by `main`): problems reach the user as one dne::DataError line instead.

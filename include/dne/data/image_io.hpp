@@ -16,22 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "dne/config/config.hpp"
 #include "dne/data/dataset.hpp"
 
 namespace dne::data {
-
-/// Default of data.max_pixels: 50 M pixels (7071 x 7071), above every chest X-ray (about
-/// 4300 x 3500) and mammogram (4096 x 5120) format.
-constexpr std::int64_t kDefaultMaxPixels = 50'000'000;
 
 /// Decodes the image at `path` to luminance in [0, 1]: returns (height, width) row-major pixels and
 /// sets `height` / `width`. A file with the DICOM magic (`is_dicom`) goes to `read_dicom` (GDCM:
 /// rescale, window or min-max, MONOCHROME1 flipped; see dicom.hpp) whatever its extension;
 /// anything else to stb_image (PNG 8/16-bit, JPEG, BMP, ...). Throws dne::DataError naming the path
 /// if the file is missing, unreadable, empty or not decodable, and without decoding it if its
-/// header claims more than `max_pixels` pixels (a small file can claim 20000 x 20000).
-std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height,
-                                        std::int64_t& width, std::int64_t max_pixels = kDefaultMaxPixels);
+/// header claims more than `max_pixels` pixels (a small file can claim 20000 x 20000; the default,
+/// data.max_pixels's, is 50 M = 7071 x 7071, above every chest X-ray and mammogram format).
+std::vector<float> read_grayscale_image(const std::string& path, std::int64_t& height, std::int64_t& width,
+                                        std::int64_t max_pixels = config::defaults().data.max_pixels);
 
 /// Bits per sample of the image at `path` as read_grayscale_image decodes it, from its header
 /// alone: 16 for DICOM (the VOI window gives a continuous value) and 16-bit PNG / PNM, 8 for

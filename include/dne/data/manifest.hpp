@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dne/core/errors.hpp"
+#include "dne/config/config.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"
@@ -29,9 +30,10 @@ enum class Split { kTrain, kVal, kTest };
 
 /// Which rows of a manifest an experiment uses (data.sa_column, data.limit_train / limit_test).
 struct ManifestOptions {
-  std::string sa_column = "sex";
-  std::int64_t limit_train = 0;  // at most this many train rows (val rows shrink by the same share); 0 = all
-  std::int64_t limit_test = 0;   // at most this many test rows; 0 = all
+  // Defaults: the [data] keys' (config::defaults(), the one place they are written).
+  std::string sa_column = config::defaults().data.sa_column;
+  std::int64_t limit_train = config::defaults().data.limit_train;  // at most this many train rows (val rows shrink by the same share); 0 = all
+  std::int64_t limit_test = config::defaults().data.limit_test;    // at most this many test rows; 0 = all
 };
 
 /// One image row of a manifest, checked, its path resolved against the CSV's folder.
@@ -67,10 +69,11 @@ std::string data_content_hash(const Manifest& manifest, const ManifestOptions& o
 
 /// How images become (S, S) arrays (data.image_size, data.resize) and on how many threads.
 struct DecodeOptions {
-  std::int64_t image_size = 64;
-  ResizeMode resize = ResizeMode::kStretch;
+  // Defaults: the [data] keys' (config::defaults(), the one place they are written).
+  std::int64_t image_size = config::defaults().data.image_size;
+  ResizeMode resize = parse_resize_mode(config::defaults().data.resize);
   int threads = 1;
-  std::int64_t max_pixels = kDefaultMaxPixels;  // data.max_pixels: checked from the header, before decoding
+  std::int64_t max_pixels = config::defaults().data.max_pixels;  // checked from the header, before decoding
 };
 
 /// The smallest image side a manifest row may have (a 1x1 image stretched to S x S is no X-ray).

@@ -16,27 +16,32 @@
 #include <cstdint>
 #include <vector>
 
+#include "dne/config/config.hpp"
 #include "dne/data/dataset.hpp"
 
 namespace dne::data {
 
 /// Options of the phantom generator (filled from the `data.*` config keys).
 struct PhantomOptions {
-  int image_size = 64;  // H = W, in [32, 4096]
-  int n_train = 2000, n_test = 1000;
-  int n_val = 0;                 // a validation split drawn like the test split (balanced); 0 = none
-  double prevalence = 0.5;       // P(y = 1) in both splits
-  double bias = 0.9;             // train: P(a=1 | y=1) = bias, P(a=1 | y=0) = 1 - bias; test: 0.5
-  double breast_contrast = 1.0;  // scale of the breast soft-tissue shadow (a = 1 only); 0 disables
-  double marker_rate_a1 = 0.7, marker_rate_a0 = 0.3;  // P(acquisition corner marker | a)
-  double severity_min = 0.15, severity_max = 1.0;     // effusion severity ~ U[min, max], in [0, 1]
-  double noise_std = 0.02;  // additive Gaussian pixel noise (intensity units)
+  // Every default is the [data] key's (config::defaults(): written once, shown by --help-config).
+  int image_size = static_cast<int>(config::defaults().data.image_size);  // H = W, in [32, 4096]
+  int n_train = static_cast<int>(config::defaults().data.n_train);
+  int n_test = static_cast<int>(config::defaults().data.n_test);
+  int n_val = static_cast<int>(config::defaults().data.n_val);  // a validation split drawn like the test split (balanced); 0 = none
+  double prevalence = config::defaults().data.prevalence;       // P(y = 1) in both splits
+  double bias = config::defaults().data.bias;  // train: P(a=1 | y=1) = bias, P(a=1 | y=0) = 1 - bias; test: 0.5
+  double breast_contrast = config::defaults().data.breast_contrast;  // scale of the breast soft-tissue shadow (a = 1 only); 0 disables
+  double marker_rate_a1 = config::defaults().data.marker_rate_a1;    // P(acquisition corner marker | a = 1)
+  double marker_rate_a0 = config::defaults().data.marker_rate_a0;    // P(acquisition corner marker | a = 0)
+  double severity_min = config::defaults().data.severity_min;  // effusion severity ~ U[min, max], in [0, 1]
+  double severity_max = config::defaults().data.severity_max;
+  double noise_std = config::defaults().data.noise_std;  // additive Gaussian pixel noise (intensity units)
   // Age (a continuous attribute; recorded when age_effect > 0 or age_bias > 0): age ~ U[20, 90]
   // from its own stream (seed, kPhantomAge, split, index), so the other draws are untouched.
-  double age_effect = 0.0;  // heart half-widths scale by 1 + age_effect * (age - 50) / 40 (0: invisible)
-  double age_bias = 0.0;    // train: with this probability a diseased image takes the older of two
-                            // draws and a healthy one the younger (test: never)
-  std::uint64_t seed = 0;
+  double age_effect = config::defaults().data.age_effect;  // heart half-widths scale by 1 + age_effect * (age - 50) / 40 (0: invisible)
+  double age_bias = config::defaults().data.age_bias;  // train: with this probability a diseased image takes the older of two
+                                                       // draws and a healthy one the younger (test: never)
+  std::uint64_t seed = static_cast<std::uint64_t>(config::defaults().sweep.seed);
 };
 
 /// Split numbers used as the `step` of the phantom's random stream.

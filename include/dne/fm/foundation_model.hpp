@@ -60,9 +60,10 @@ class DifferentiableModel : public EmbeddingModel {
 /// API behaviour: a query budget and batch limit, and simulated latency and rounding; all off by default.
 struct ApiOptions {
   std::int64_t budget_images = 0;  // total images the API will embed; 0 = unlimited
-  std::int64_t max_batch = 0;      // images per call (larger requests are split); 0 = unlimited
-  double latency_ms = 0.0;         // simulated latency added to every call
-  std::int64_t round_decimals = -1;  // returned floats rounded to this many decimals; -1 = off
+  // The [api] keys' defaults (config::defaults(), the one place they are written):
+  std::int64_t max_batch = config::defaults().api.max_batch;  // images per call (larger requests are split); 0 = unlimited
+  double latency_ms = config::defaults().api.latency_ms;      // simulated latency added to every call
+  std::int64_t round_decimals = config::defaults().api.round_decimals;  // returned floats rounded to this many decimals; -1 = off
 };
 
 /// Query-only access to a model: embeddings, no gradients, counted.

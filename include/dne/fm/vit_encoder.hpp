@@ -23,10 +23,18 @@ namespace dne::fm {
 
 /// Everything that fixes the ViT's parameter shapes and its input normalisation.
 struct ViTArchitecture {
-  std::int64_t image_size = 64, patch_size = 8, in_chans = 1, width = 128, depth = 4, heads = 4;
-  double mlp_ratio = 4.0;
-  double layer_norm_eps = 1e-6;  // timm's and MAE's ViTs
-  std::vector<double> mean{0.5}, std{0.25};  // one value per input channel
+  // Defaults: the [data] and [fm] keys' (config::defaults(), the one place they are written).
+  std::int64_t image_size = config::defaults().data.image_size;
+  std::int64_t patch_size = config::defaults().fm.patch_size;
+  std::int64_t in_chans = config::defaults().fm.in_chans;
+  std::int64_t width = config::defaults().fm.embed_dim;
+  std::int64_t depth = config::defaults().fm.depth;
+  std::int64_t heads = config::defaults().fm.heads;
+  double mlp_ratio = config::defaults().fm.mlp_ratio;
+  double layer_norm_eps = 1e-6;  // timm's and MAE's ViTs (no key)
+  // One value per input channel:
+  std::vector<double> mean = config::channel_values(config::defaults().fm.mean, in_chans, "fm.mean");
+  std::vector<double> std = config::channel_values(config::defaults().fm.std, in_chans, "fm.std");
 
   std::int64_t patches_per_side() const { return image_size / patch_size; }
   std::int64_t num_patches() const { return patches_per_side() * patches_per_side(); }

@@ -18,8 +18,11 @@
 namespace dne::pretrain {
 
 struct DecoderOptions {
-  std::int64_t width = 64, depth = 2, heads = 4;
-  double mlp_ratio = 4.0;
+  // Defaults: the [pretrain] keys' (config::defaults(), the one place they are written).
+  std::int64_t width = config::defaults().pretrain.decoder_width;
+  std::int64_t depth = config::defaults().pretrain.decoder_depth;
+  std::int64_t heads = config::defaults().pretrain.decoder_heads;
+  double mlp_ratio = 4.0;  // MAE's (no key)
 };
 
 /// Indices of the visible patches of image `image_index` at optimiser step `step`, ascending:

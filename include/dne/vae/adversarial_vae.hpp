@@ -24,20 +24,27 @@
 #include <string>
 #include <vector>
 
+#include "dne/config/config.hpp"
+
 namespace dne::vae {
 
+/// The encoder widths a vae.hidden text names ("256,128": positive integers, in order). Throws
+/// dne::ConfigError naming vae.hidden otherwise.
+std::vector<std::int64_t> hidden_widths(const std::string& text);
+
 struct VaeOptions {
-  std::int64_t latent = 32;                 // L
-  std::vector<std::int64_t> hidden = {128};  // encoder widths (the decoder mirrors them)
-  double beta = 1e-3;                       // weight of the KL term
-  double adversary_weight = 1.0;            // weight of the adversarial term (0: a plain VAE)
-  std::int64_t adversary_steps = 5;         // head steps before every encoder step
-  std::string adversary_objective = "neg_loss";  // "neg_loss" (gradient reversal) | "confusion"
-  double disease_weight = 0.0;              // optional disease head on mu (keeps the task)
-  std::int64_t epochs = 50;
-  std::int64_t batch_size = 128;
-  double lr = 1e-3;                         // Adam, encoder/decoder and heads alike
-  std::uint64_t seed = 0;
+  // Every default is the [vae] key's (config::defaults(): written once, shown by --help-config).
+  std::int64_t latent = config::defaults().vae.latent;                            // L
+  std::vector<std::int64_t> hidden = hidden_widths(config::defaults().vae.hidden);  // encoder widths (the decoder mirrors them)
+  double beta = config::defaults().vae.beta;                          // weight of the KL term
+  double adversary_weight = config::defaults().vae.adversary_weight;  // weight of the adversarial term (0: a plain VAE)
+  std::int64_t adversary_steps = config::defaults().vae.adversary_steps;  // head steps before every encoder step
+  std::string adversary_objective = config::defaults().vae.adversary_objective;  // "neg_loss" (gradient reversal) | "confusion"
+  double disease_weight = config::defaults().vae.disease_weight;  // optional disease head on mu (keeps the task)
+  std::int64_t epochs = config::defaults().vae.epochs;
+  std::int64_t batch_size = config::defaults().vae.batch_size;
+  double lr = config::defaults().vae.lr;  // Adam, encoder/decoder and heads alike
+  std::uint64_t seed = static_cast<std::uint64_t>(config::defaults().sweep.seed);
 };
 
 /// One sensitive attribute: its values on the training rows and how much it counts.
