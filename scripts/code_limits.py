@@ -68,6 +68,8 @@ def main():
         names = set()
         for f in glob.glob("include/dne/**/*.hpp", recursive=True):
             s = open(f, encoding="utf-8").read()
+            # A class's private part is not public: drop it (up to the next access label or "};").
+            s = re.sub(r"^ *(private|protected):.*?(?=^ *public:|^};)", "", s, flags=re.M | re.S)
             for m in re.finditer(r"^(?:[\w:<>,\s\*&]+?)\s+\**&?(\w+)\((?:[^;{]*)\)\s*(?:const)?\s*;", s, re.M):
                 names.add((f, m.group(1)))
             for m in re.finditer(r"^(?:class|struct)\s+(\w+)\s*(?:final)?\s*(?::|{)", s, re.M):

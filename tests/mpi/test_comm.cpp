@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -358,6 +359,20 @@ std::string nccl_skip_reason() {
     const std::string dne_reason_ = nccl_skip_reason();      \
     if (!dne_reason_.empty()) GTEST_SKIP() << dne_reason_;   \
   } while (0)
+
+// What /provenance and the device agreement ask of each CUDA device: a name and a PCI bus id for
+// every device the runtime sees, "" past the last one (and everywhere without CUDA): never a throw.
+TEST(CudaFacts, NameAndBusIdOfEveryVisibleDeviceAndNothingBeyond) {
+  const int count = dne::comm::cuda_device_count();
+  for (int i = 0; i < count; ++i) {
+    EXPECT_FALSE(dne::comm::cuda_device_name(i).empty()) << i;
+    const std::string bus = dne::comm::cuda_pci_bus_id(i);
+    EXPECT_TRUE(std::regex_match(bus, std::regex(R"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f])"))) << bus;
+  }
+  EXPECT_EQ(dne::comm::cuda_device_name(count), "");
+  EXPECT_EQ(dne::comm::cuda_pci_bus_id(count), "");
+  EXPECT_EQ(dne::comm::cuda_device_name(-1), "");
+}
 
 TEST(NcclCommunicator, AllreduceSumOnGpu) {
   DNE_SKIP_WITHOUT_NCCL();

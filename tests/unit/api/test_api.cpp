@@ -317,7 +317,11 @@ TEST(ClientAndServer, MetadataAndHandComputedEmbeddings) {
     EXPECT_EQ(client.stats().retries, 0);
     EXPECT_EQ(client.stats().requests, 4);  // ready, metadata, two inferences
   }
-  EXPECT_EQ(live.server.counters().images, 6);
+  const serve::ServerCounters counters = live.server.counters();
+  EXPECT_EQ(counters.images, 6);
+  EXPECT_EQ(counters.requests, 8);  // twice: ready, metadata, two inferences
+  EXPECT_EQ(counters.errors, 0);
+  EXPECT_EQ(counters.connections_refused, 0);
 }
 
 TEST(ClientAndServer, ServerErrorsAreRetriedThenNamed) {

@@ -12,6 +12,7 @@
 // anti-aliased filter.
 // 16-bit PNG scaling (1/65535) is tested in test_data.cpp (ImageIo.Reads16BitGrayscale).
 #include <gtest/gtest.h>
+#include <gdcmTrace.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -335,6 +336,22 @@ TEST_F(Dicom, TruncatedFileNamesThePath) {
     const std::string p = write("cut.dcm", full.substr(0, n));
     EXPECT_THROW(dd::read_dicom(p, h, w), dne::DataError) << "cut at " << n;
   }
+}
+
+TEST_F(Dicom, SilencedTheLibraryKeepsItsWarningsOffStderrAndTheErrorStillComes) {
+  gdcm::Trace::WarningOn();  // as a fresh process has it (GDCM writes its warnings to std::cerr)
+  gdcm::Trace::DebugOn();
+  dd::silence_dicom_library_messages();  // process-wide from here on, as `dne` does at start-up
+  EXPECT_FALSE(gdcm::Trace::GetWarningFlag());
+  EXPECT_FALSE(gdcm::Trace::GetDebugFlag());
+  const std::string full = dicom_bytes(ramp_2x3());
+  std::int64_t h = 0, w = 0;
+  ::testing::internal::CaptureStderr();
+  for (std::size_t n = 132; n < full.size(); ++n) {  // every cut after the magic: one DataError each
+    const std::string p = write("cut.dcm", full.substr(0, n));
+    EXPECT_THROW(dd::read_dicom(p, h, w), dne::DataError) << "cut at " << n;
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 TEST_F(Dicom, RefusesMultiFrameColourAndUnknownTransferSyntax) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <regex>
+#include <string>
 #include <vector>
 
 #include "dne/comm/device_choice.hpp"
@@ -77,6 +79,14 @@ TEST(ProgressReporter, AtEveryMarkPassedAndAtTheEndOnce) {
   off.at(eps, 0);
   off.finish(eps, 10);
   EXPECT_EQ(seen.size(), 4u);
+}
+
+TEST(DeviceChoice, LibTorchsCudaVersionOrNone) {
+  const std::string v = dne::comm::libtorch_cuda_version();
+  EXPECT_TRUE(v == "none" || std::regex_match(v, std::regex(R"(\d+\.\d+)"))) << v;
+  if (v == "none") {
+    EXPECT_FALSE(torch::cuda::is_available());  // a CPU LibTorch sees no device
+  }
 }
 
 TEST(DeviceChoice, TheCpuChoice) {

@@ -57,7 +57,8 @@ TEST(Mae, LossByHandWithAZeroPredictor) {
   const auto x = torch::rand({2, 1, 16, 16});
   const auto vis = torch::tensor(std::vector<std::int64_t>{0, 1, 2, 0, 1, 3}).reshape({2, 3});
   torch::NoGradGuard ng;
-  const auto plain = mae->loss_per_image(x, vis, false);
+  dne::pretrain::MaskedAutoencoderImpl& impl = *mae;
+  const auto plain = impl.loss_per_image(x, vis, false);
   const auto xn = (x - 0.5) / 0.25;
   // Hidden patch 3 of image 0 = rows 8..15, columns 8..15; hidden patch 2 of image 1 = rows 8..15, columns 0..7.
   const double want0 = xn[0][0].slice(0, 8, 16).slice(1, 8, 16).pow(2).mean().item<double>();

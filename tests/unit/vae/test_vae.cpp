@@ -109,12 +109,20 @@ TEST(AdversarialVae, SameSeedSameBitsAndTracesPerEpoch) {
   const auto train = planted(300, 3);
   auto o = small_options(1.0);
   o.epochs = 3;
-  dne::vae::AdversarialVae a(32, {{"sex", train.a, true, 1.0}}, o), b(32, {{"sex", train.a, true, 1.0}}, o);
+  const dne::vae::Attribute sex{"sex", train.a, true, 1.0};
+  dne::vae::AdversarialVae a(32, {sex}, o), b(32, {sex}, o);
   a.train(train.x, torch::Tensor());
   b.train(train.x, torch::Tensor());
   EXPECT_TRUE(torch::equal(a.encode_mean(train.x), b.encode_mean(train.x)));
-  EXPECT_EQ(a.trace().loss.size(), 3u);
-  EXPECT_EQ(a.trace().adversary_loss.at(0).size(), 3u);
+  const dne::vae::VaeTrace& trace = a.trace();  // one value per epoch, one row per attribute
+  EXPECT_EQ(trace.loss.size(), 3u);
+  EXPECT_EQ(trace.reconstruction.size(), 3u);
+  EXPECT_EQ(trace.adversary_loss.size(), 1u);
+  EXPECT_EQ(trace.adversary_loss.at(0).size(), 3u);
+  for (const double acc : trace.adversary_accuracy.at(0)) EXPECT_TRUE(acc >= 0.0 && acc <= 1.0) << acc;  // binary: an accuracy
+  for (std::size_t e = 0; e < 3; ++e)  // the encoder's loss is its parts: reconstruction + beta KL + w adversarial term
+    EXPECT_NEAR(trace.loss[e], trace.reconstruction[e] + o.beta * trace.kl[e] + o.adversary_weight * trace.adversarial_term[e],
+                1e-5 * (1.0 + std::abs(trace.loss[e])));
   o.seed = 4;
   dne::vae::AdversarialVae c(32, {{"sex", train.a, true, 1.0}}, o);
   c.train(train.x, torch::Tensor());
