@@ -171,23 +171,23 @@ TEST(RequireMemory, AnExperimentLargerThanTheNodeEndsTheJobBeforeItStarts) {
   EXPECT_EQ(code, 2);
 }
 
-TEST_F(SharedDir, FmFileHashesEnterTheIdsAndABadFileIsOneLine) {
-  const auto a = dne::fm::ViTArchitecture::from_config([] {
-    dne::config::FmOptions o;
-    o.embed_dim = 8;
-    o.depth = 1;
-    o.heads = 2;
-    return o;
-  }(), 16);
-  dne::fm::ViTEncoder enc(a, "mean", 5);
-  if (dne_test::world_rank() == 0) dne::fm::write_fm_file(path("w.h5"), *enc.module(), {});
-  MPI_Barrier(MPI_COMM_WORLD);
+/// A one-block ViT of width 8 on 16 x 16 images.
+dne::config::ExperimentConfig tiny_vit_config() {
   dne::config::ExperimentConfig c;
   c.data.image_size = 16;
   c.fm.kind = "vit";
   c.fm.embed_dim = 8;
   c.fm.depth = 1;
   c.fm.heads = 2;
+  return c;
+}
+
+TEST_F(SharedDir, FmFileHashesEnterTheIdsAndABadFileIsOneLine) {
+  const auto a = dne::fm::ViTArchitecture::from_config(tiny_vit_config().fm, 16);
+  dne::fm::ViTEncoder enc(a, "mean", 5);
+  if (dne_test::world_rank() == 0) dne::fm::write_fm_file(path("w.h5"), *enc.module(), {});
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto c = tiny_vit_config();
   c.fm.weights = path("w.h5");
   const std::string before = c.id();
   std::vector<dne::config::ExperimentConfig> experiments{c};
@@ -289,12 +289,7 @@ TEST(PoliteCollectives, BroadcastAndMinimumLocation) {
 }
 
 TEST_F(SharedDir, PretrainingGivesTheSameBitsOnTheGroupAsOnOneRankAndIsThenUpToDate) {
-  dne::config::ExperimentConfig c;
-  c.data.image_size = 16;
-  c.fm.kind = "vit";
-  c.fm.embed_dim = 8;
-  c.fm.depth = 1;
-  c.fm.heads = 2;
+  auto c = tiny_vit_config();
   c.pretrain.steps = 3;
   c.pretrain.batch_size = 4;
   c.pretrain.micro_batches = 2;
