@@ -199,16 +199,82 @@ void update_theta(ZoContext& ctx, torch::Tensor& theta, torch::optim::Adam& adam
   theta.copy_(ctx.basis.project(theta.detach(), ctx.problem.options));  // the budget holds after every update
 }
 
-/// The trace columns every estimate-and-update step (RGE, SPSA, NES) ends with.
-void trace_step_end(ZoContext& ctx, EditResult& r, bool refitted, double grad_norm, const torch::Tensor& theta,
-                    Clock::time_point start) {
-  r.trace.add("refit", refitted ? 1.0 : 0.0);
-  r.trace.add("grad_norm", grad_norm);
-  r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(theta.detach()))})[0]);
-  r.trace.add("queries", static_cast<double>(r.queries));
-  r.trace.add("bytes", static_cast<double>(ctx.group.bytes_communicated()));
-  r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - start).count());
+/// What an estimate-and-update editor (RGE, SPSA, NES) carries from step to step: theta (the
+/// coefficients; the FM sees ctx.noise(theta)) under Adam at zo.lr, the result, the epoch-end
+/// checkpoints, its start time, the step count t and the points a step evaluates.
+struct AdamSteps {
+  explicit AdamSteps(const ZoContext& ctx)
+      : theta(ctx.zero_theta(/*requires_grad=*/true)), adam({theta}, torch::optim::AdamOptions(ctx.problem.zo.lr)) {}
+  torch::Tensor theta;
+  torch::optim::Adam adam;
+  EditResult r;
+  std::vector<torch::Tensor> checkpoints;
+  Clock::time_point start = Clock::now();
+  std::int64_t t = 0;
+  std::int64_t evaluations = 0;  // points evaluated per step
+};
+
+/// One step of an estimate-and-update editor: on batch x (b, 1, H, W) with attributes a (b,),
+/// whether the adversary was just re-fitted, and the images its evaluations cost.
+using AdamStep = std::function<void(AdamSteps& s, const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch,
+                                    std::int64_t epoch, bool refitted, std::int64_t cost)>;
+
+/// The loop of an estimate-and-update editor whose step evaluates `evaluations` points: on every
+/// batch the step's start (begin_batch, then the budget for the evaluations' images: past it the
+/// editing ends with its status), `step`, t counted; the noise of theta kept at every epoch's end;
+/// the editor's end (finish).
+EditResult run_adam_steps(ZoContext& ctx, std::int64_t evaluations, const AdamStep& step) {
+  AdamSteps s(ctx);
+  s.evaluations = evaluations;
+  for_each_batch(ctx.problem, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
+    bool refitted = false;
+    if (!begin_batch(ctx, batch, s.theta, s.r, refitted)) return false;
+    const std::int64_t cost = images_per_iteration(evaluations, x.size(0));
+    if (over_budget(ctx.problem.zo, s.r.queries, cost, s.r.status)) return false;
+    step(s, x, a, batch, epoch, refitted, cost);
+    ++s.t;
+    return true;
+  }, [&](std::int64_t) { s.checkpoints.push_back(ctx.noise(s.theta.detach()).clone()); });
+  return finish(ctx, s.r, s.theta, s.checkpoints);
 }
+
+/// The trace columns every estimate-and-update step (RGE, SPSA, NES) ends with.
+void trace_step_end(ZoContext& ctx, AdamSteps& s, bool refitted, double grad_norm) {
+  s.r.trace.add("refit", refitted ? 1.0 : 0.0);
+  s.r.trace.add("grad_norm", grad_norm);
+  s.r.trace.add("noise_l2", scalars_to_host({l2(ctx.noise(s.theta.detach()))})[0]);
+  s.r.trace.add("queries", static_cast<double>(s.r.queries));
+  s.r.trace.add("bytes", static_cast<double>(ctx.group.bytes_communicated()));
+  s.r.trace.add("wall_s", std::chrono::duration<double>(Clock::now() - s.start).count());
+}
+
+/// The search directions of one step, each drawn on first use and kept: u_c = ctx.direction(t, c)
+/// times `scale` (counter-based: the draw order does not change a bit).
+class StepDirections {
+ public:
+  StepDirections(const ZoContext& ctx, std::int64_t t, std::int64_t count, bool rademacher, double scale = 1.0)
+      : ctx_(ctx), t_(t), rademacher_(rademacher), scale_(scale), dirs_(static_cast<std::size_t>(count)) {}
+  const torch::Tensor& operator()(std::int64_t c) {
+    auto& d = dirs_[static_cast<std::size_t>(c)];
+    if (!d.defined()) {
+      d = ctx_.direction(t_, c, rademacher_);
+      if (scale_ != 1.0) d = static_cast<float>(scale_) * d;
+    }
+    return d;
+  }
+  /// Every direction, drawn.
+  const std::vector<torch::Tensor>& all() {
+    for (std::size_t c = 0; c < dirs_.size(); ++c) (*this)(static_cast<std::int64_t>(c));
+    return dirs_;
+  }
+
+ private:
+  const ZoContext& ctx_;
+  std::int64_t t_;
+  bool rademacher_;
+  double scale_;
+  std::vector<torch::Tensor> dirs_;
+};
 
 /// RGE and SPSA share everything but the direction distribution.
 EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Communicator& group,
@@ -219,24 +285,11 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
   const double mu = g.sigma;
   const bool dense = p.comm.mode == "dense";
   const auto on = torch::TensorOptions().device(p.device);
-  auto theta = ctx.zero_theta(/*requires_grad=*/true);  // the coefficients; the FM sees ctx.noise(theta)
-  torch::optim::Adam adam({theta}, torch::optim::AdamOptions(g.lr));
-  EditResult r;
-  std::vector<torch::Tensor> checkpoints;
-  const auto start = Clock::now();
-  std::int64_t t = 0;
-  for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
-    bool refitted = false;
-    if (!begin_batch(ctx, batch, theta, r, refitted)) return false;
-    const std::int64_t evaluations = 2 * q + 1, cost = evaluations * x.size(0);
-    if (over_budget(g, r.queries, cost, r.status)) return false;
+  return run_adam_steps(ctx, 2 * q + 1, [&](AdamSteps& s, const torch::Tensor& x, const torch::Tensor& a,
+                                            std::int64_t batch, std::int64_t epoch, bool refitted, std::int64_t cost) {
+    torch::Tensor& theta = s.theta;
     const auto th = theta.detach();
-    std::vector<torch::Tensor> dirs(static_cast<std::size_t>(q));
-    auto dir = [&](std::int64_t c) -> const torch::Tensor& {
-      auto& d = dirs[static_cast<std::size_t>(c)];
-      if (!d.defined()) d = ctx.direction(t, c, rademacher);
-      return d;
-    };
+    StepDirections dir(ctx, s.t, q, rademacher);
     // Evaluation 0: theta (for the trace); 1 + 2c: theta + mu u_c; 2 + 2c: theta - mu u_c (the FM
     // sees their noises; pixel basis: the points themselves).
     auto point = [&](std::int64_t e) -> torch::Tensor {
@@ -249,7 +302,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
     Evaluations ev;
     if (!dense) {
       // Seed mode: only the 2q + 1 losses cross the network; every rank rebuilds the same estimate.
-      ev = evaluate(ctx, point, evaluations, x, a);
+      ev = evaluate(ctx, point, s.evaluations, x, a);
       for (std::int64_t c = 0; c < q; ++c)
         grad += static_cast<float>((ev.loss[static_cast<std::size_t>(1 + 2 * c)] -
                                     ev.loss[static_cast<std::size_t>(2 + 2 * c)]) / (2.0 * mu * static_cast<double>(q))) * dir(c);
@@ -257,7 +310,7 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       // Dense mode: each rank evaluates whole candidates (both signs) and sums their contributions;
       // the estimate (theta's shape) is all-reduced. Evaluation 0 is rank 0's.
       const auto [lo, hi] = comm::shard_range(static_cast<std::size_t>(q), group.rank(), group.size());
-      const auto n = static_cast<std::size_t>(evaluations);
+      const auto n = static_cast<std::size_t>(s.evaluations);
       auto sums = loss_slots(n, p.device);
       const double b = static_cast<double>(x.size(0));
       // The loss of evaluation e from the slots, on the device (the host formula, same bits).
@@ -283,26 +336,23 @@ EditResult edit_two_point(const EditProblem& p, fm::EmbeddingApi& api, comm::Com
       loss_at_eps = loss_of(0);
       accuracy_at_eps = divide(sums[static_cast<std::int64_t>(n)], b);
     }
-    r.queries += cost;
+    s.r.queries += cost;
     // The step's scalars in one copy (the checks throw before the update is ever used).
     const auto v = scalars_to_host({dense ? loss_at_eps : torch::zeros({}, on), dense ? accuracy_at_eps : torch::zeros({}, on),
                                     torch::isfinite(grad).all(), l2(grad)});
     if (dense) ev = Evaluations{{v[0]}, {v[1]}};
-    check_finite(ev.loss[0], name, t);
+    check_finite(ev.loss[0], name, s.t);
     if (v[2] == 0.0)
       throw NumericError(std::string(name) + ": a candidate loss or the gradient estimate is not finite at step " +
-                         std::to_string(t) + " (try a smaller zo.sigma or zo.lr)");
-    update_theta(ctx, theta, adam, grad);
-    r.trace.add("step", static_cast<double>(t));
-    r.trace.add("batch", static_cast<double>(batch));
-    r.trace.add("epoch", static_cast<double>(epoch));
-    r.trace.add("loss", ev.loss[0]);
-    r.trace.add("sa_accuracy", ev.accuracy[0]);
-    trace_step_end(ctx, r, refitted, v[3], theta, start);
-    ++t;
-    return true;
-  }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta.detach()).clone()); });
-  return finish(ctx, r, theta, checkpoints);
+                         std::to_string(s.t) + " (try a smaller zo.sigma or zo.lr)");
+    update_theta(ctx, theta, s.adam, grad);
+    s.r.trace.add("step", static_cast<double>(s.t));
+    s.r.trace.add("batch", static_cast<double>(batch));
+    s.r.trace.add("epoch", static_cast<double>(epoch));
+    s.r.trace.add("loss", ev.loss[0]);
+    s.r.trace.add("sa_accuracy", ev.accuracy[0]);
+    trace_step_end(ctx, s, refitted, v[3]);
+  });
 }
 
 /// Centred ranks of `losses` in [-1/2, 1/2] (the lowest loss -1/2, ties sharing their mean
@@ -356,34 +406,20 @@ EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communica
   const auto& g = p.zo;
   const std::int64_t q = g.candidates;  // antithetic pairs
   const double sigma = g.sigma;
-  auto theta = ctx.zero_theta(/*requires_grad=*/true);
-  torch::optim::Adam adam({theta}, torch::optim::AdamOptions(g.lr));
-  EditResult r;
-  std::vector<torch::Tensor> checkpoints;
-  const auto start = Clock::now();
-  std::int64_t t = 0;
-  for_each_batch(p, [&](const torch::Tensor& x, const torch::Tensor& a, std::int64_t batch, std::int64_t epoch) {
-    bool refitted = false;
-    if (!begin_batch(ctx, batch, theta, r, refitted)) return false;
-    const std::int64_t evaluations = 2 * q, cost = images_per_iteration(evaluations, x.size(0));
-    if (over_budget(g, r.queries, cost, r.status)) return false;
+  return run_adam_steps(ctx, 2 * q, [&](AdamSteps& s, const torch::Tensor& x, const torch::Tensor& a,
+                                        std::int64_t batch, std::int64_t epoch, bool refitted, std::int64_t cost) {
+    torch::Tensor& theta = s.theta;
     const auto th = theta.detach();
-    std::vector<torch::Tensor> dirs(static_cast<std::size_t>(q));
-    auto dir = [&](std::int64_t c) -> const torch::Tensor& {
-      auto& d = dirs[static_cast<std::size_t>(c)];
-      if (!d.defined()) d = ctx.direction(t, c, false);
-      return d;
-    };
+    StepDirections dir(ctx, s.t, q, false);
     // Evaluation 2c: theta + sigma u_c; 2c + 1: theta - sigma u_c (antithetic pairs).
     auto point = [&](std::int64_t e) {
       const std::int64_t c = e / 2;
       return ctx.noise(e % 2 == 0 ? th + sigma * dir(c) : th - sigma * dir(c));
     };
-    const auto ev = evaluate(ctx, point, evaluations, x, a);  // only the 2q losses cross the network
-    r.queries += cost;
+    const auto ev = evaluate(ctx, point, s.evaluations, x, a);  // only the 2q losses cross the network
+    s.r.queries += cost;
     // Every rank rebuilds the estimate from the shared losses.
-    for (std::int64_t c = 0; c < q; ++c) dir(c);
-    const auto grad = nes_gradient(ev.loss, dirs, sigma, p.zo.shaping);
+    const auto grad = nes_gradient(ev.loss, dir.all(), sigma, p.zo.shaping);
     double loss_mean = 0.0, loss_min = std::numeric_limits<double>::infinity(), accuracy = 0.0;
     std::int64_t finite = 0;
     for (std::size_t e = 0; e < ev.loss.size(); ++e) {
@@ -395,24 +431,21 @@ EditResult edit_nes(const EditProblem& p, fm::EmbeddingApi& api, comm::Communica
       accuracy += ev.accuracy[e] / static_cast<double>(ev.loss.size());
     }
     if (finite == 0)
-      throw NumericError("nes: every candidate loss is non-finite at step " + std::to_string(t) +
+      throw NumericError("nes: every candidate loss is non-finite at step " + std::to_string(s.t) +
                          " (try a smaller zo.sigma)");
     const auto v = scalars_to_host({torch::isfinite(grad).all(), l2(grad)});
     if (v[0] == 0.0)
-      throw NumericError("nes: the gradient estimate is not finite at step " + std::to_string(t) +
+      throw NumericError("nes: the gradient estimate is not finite at step " + std::to_string(s.t) +
                          " (a candidate loss is; nes.shaping = \"rank\" is robust to that)");
-    update_theta(ctx, theta, adam, grad);
-    r.trace.add("step", static_cast<double>(t));
-    r.trace.add("batch", static_cast<double>(batch));
-    r.trace.add("epoch", static_cast<double>(epoch));
-    r.trace.add("loss", loss_mean / static_cast<double>(finite));  // the Gaussian-smoothed loss at theta
-    r.trace.add("loss_min", loss_min);
-    r.trace.add("sa_accuracy", accuracy);
-    trace_step_end(ctx, r, refitted, v[1], theta, start);
-    ++t;
-    return true;
-  }, [&](std::int64_t) { checkpoints.push_back(ctx.noise(theta.detach()).clone()); });
-  return finish(ctx, r, theta, checkpoints);
+    update_theta(ctx, theta, s.adam, grad);
+    s.r.trace.add("step", static_cast<double>(s.t));
+    s.r.trace.add("batch", static_cast<double>(batch));
+    s.r.trace.add("epoch", static_cast<double>(epoch));
+    s.r.trace.add("loss", loss_mean / static_cast<double>(finite));  // the Gaussian-smoothed loss at theta
+    s.r.trace.add("loss_min", loss_min);
+    s.r.trace.add("sa_accuracy", accuracy);
+    trace_step_end(ctx, s, refitted, v[1]);
+  });
 }
 
 std::int64_t images_per_iteration(std::int64_t evaluations, std::int64_t batch) { return evaluations * batch; }
@@ -447,12 +480,7 @@ EditResult edit_gezo(const EditProblem& p, fm::EmbeddingApi& api, comm::Communic
       const std::int64_t cost = images_per_iteration(evaluations, x.size(0));
       if (over_budget(g, r.queries, cost, r.status)) return false;
       const auto look = theta + m * velocity;  // momentum look-ahead
-      std::vector<torch::Tensor> deltas(static_cast<std::size_t>(candidates));
-      auto delta = [&](std::int64_t c) -> const torch::Tensor& {
-        auto& d = deltas[static_cast<std::size_t>(c)];
-        if (!d.defined()) d = static_cast<float>(sigma) * ctx.direction(t, c, false);
-        return d;
-      };
+      StepDirections delta(ctx, t, candidates, false, sigma);  // delta_c = sigma u_c
       // Every candidate is projected onto the noise budget before it is evaluated, so the
       // accepted point is a measured point inside the budget.
       auto candidate = [&](std::int64_t e) -> torch::Tensor {  // theta of evaluation e
