@@ -97,6 +97,9 @@ std::vector<std::string> split_csv_line(const std::string& line, const std::stri
       } else {
         cur += c;
       }
+    } else if (was_quoted && c != ',') {  // after a closing quote: blanks, then the comma
+      if (c != ' ' && c != '\t')
+        throw DataError(where + ": text after the closing quote of field " + std::to_string(fields.size() + 1));
     } else if (c == '"' && trim(cur).empty()) {
       quoted = true;
       was_quoted = true;

@@ -1,7 +1,8 @@
 // Comma-separated tables as data sets ship them (manifests, CheXpert / MIMIC-CXR / NIH metadata).
 //
 // RFC 4180 style fields: double quotes group (a comma inside quotes is text, "" is a quote),
-// whitespace around unquoted fields is trimmed; a UTF-8 byte-order mark, CRLF line ends and blank
+// whitespace around unquoted fields and around a quoted field's quotes is dropped (text other than
+// blanks between a closing quote and the next comma is an error); a UTF-8 byte-order mark, CRLF line ends and blank
 // lines are accepted; a file whose name ends in ".gz" is read through zlib (MIMIC-CXR ships its
 // tables gzip-compressed). A quoted field may not span lines. Every error names the file and, for
 // row problems, the 1-based line number, so a user can fix the offending row directly.
@@ -33,7 +34,8 @@ struct CsvTable {
   std::string where(const Row& row) const;
 };
 
-/// Splits one CSV line into its fields. Throws dne::DataError "<where>: unterminated quoted field".
+/// Splits one CSV line into its fields. Throws dne::DataError "<where>: unterminated quoted field"
+/// or "<where>: text after the closing quote of field K".
 std::vector<std::string> split_csv_line(const std::string& line, const std::string& where);
 
 /// `field` as a CSV field: quoted (with "" for ") only when it holds a comma, a quote or

@@ -109,8 +109,8 @@ SensitiveAttribute parse_sensitive_attribute(const std::string& text);  // sex |
 /// including a missing image unless options.skip_missing).
 ImportResult import_dataset(const ImportOptions& options);
 
-/// Writes `entries` as the manifest `out_path`: first to out_path + ".tmp", then renamed, so that
-/// a failed write leaves no manifest. Image paths become relative to the manifest's folder
+/// Writes `entries` as the manifest `out_path` atomically (write_file_atomically: a temporary
+/// file beside it, then renamed), so that a failed write leaves no manifest. Image paths become relative to the manifest's folder
 /// (std::filesystem::relative, forward slashes; absolute where no relative path exists). The `sa`
 /// column is written only when `with_sa_column`. Creates the folder if needed; throws
 /// dne::StoreError if it cannot write.

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "dne/core/errors.hpp"
 #include "dne/config/config.hpp"
+#include "dne/core/errors.hpp"
 #include "dne/core/hash.hpp"
 #include "dne/data/dataset.hpp"
 #include "dne/data/image_io.hpp"

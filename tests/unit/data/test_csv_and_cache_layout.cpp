@@ -72,6 +72,9 @@ TEST(Csv, SplitCsvLineHandlesQuotesCommasAndTrimming) {
   EXPECT_EQ(dd::split_csv_line("", "f:1"), (V{""}));
   EXPECT_EQ(dd::split_csv_line("a,,", "f:1"), (V{"a", "", ""}));
   EXPECT_EQ(dd::split_csv_line("\"\",b", "f:1"), (V{"", "b"}));
+  EXPECT_EQ(dd::split_csv_line("\"x\" ,y", "f:1"), (V{"x", "y"}));  // blanks after a closing quote dropped
+  expect_error<dne::DataError>([] { dd::split_csv_line("a,\"x\"y,z", "manifest.csv:4"); },
+                               {"manifest.csv:4", "text after the closing quote of field 2"});
   expect_error<dne::DataError>([] { dd::split_csv_line("a,\"open, never closed", "manifest.csv:7"); },
                                {"manifest.csv:7", "unterminated quoted field"});
 }
