@@ -6,6 +6,7 @@
 // tiny config (a dry run, then a real one whose files are read back).
 #include <gtest/gtest.h>
 #include <mpi.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -235,18 +236,24 @@ TEST_F(SharedDir, ManifestCheckedHashedAndDecodedIntoTheCacheByEveryRank) {
   EXPECT_EQ(code, 2);
 }
 
-TEST(AgreedDeviceChoice, TheCpuWithMpiSumsOnAMachineWithoutAGpu) {
+TEST(AgreedDeviceChoice, TheGpuWhenEveryRankSeesOneElseTheCpuAndAskingForWhatIsMissingIsOneLine) {
   const auto p = this_process();
   dne::config::RunConfig run;  // run.device = "auto"
   dne::config::ExperimentConfig c;
+  int gpu = torch::cuda::is_available() ? 1 : 0, every = 0;
+  MPI_Allreduce(&gpu, &every, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
   const auto choice = dne::run::agreed_device_choice(run, {c}, p);
-  EXPECT_FALSE(choice.cuda());
-  EXPECT_EQ(choice.backend(), "mpi");
-  EXPECT_EQ(choice.description(), "cpu");
-  run.device = "cuda";
-  const auto [message, code] = preflight_error([&] { dne::run::agreed_device_choice(run, {c}, p); });
-  EXPECT_NE(message.find("run.device"), std::string::npos) << message;
-  EXPECT_EQ(code, 2);
+  EXPECT_EQ(choice.cuda(), every == 1);
+  if (every == 0) {  // a CPU machine (this one): the CPU, MPI sums; cuda asked for is refused everywhere
+    EXPECT_EQ(choice.backend(), "mpi");
+    EXPECT_EQ(choice.description(), "cpu");
+    run.device = "cuda";
+    const auto [message, code] = preflight_error([&] { dne::run::agreed_device_choice(run, {c}, p); });
+    EXPECT_NE(message.find("run.device"), std::string::npos) << message;
+    EXPECT_EQ(code, 2);
+  }
+  run.device = "cpu";  // asked for: the CPU wherever
+  EXPECT_FALSE(dne::run::agreed_device_choice(run, {c}, p).cuda());
 }
 
 TEST_F(SharedDir, RunJobDryRunWritesNothingAndARealRunItsFiles) {
