@@ -12,8 +12,8 @@ namespace dne::vae {
 std::vector<std::int64_t> hidden_widths(const std::string& text) {
   std::vector<std::int64_t> widths;
   for (const double w : config::number_list(text, "vae.hidden")) {
-    if (!(w >= 1.0) || w != static_cast<double>(static_cast<std::int64_t>(w)))
-      throw ConfigError("vae.hidden: \"" + text + "\": every width must be a positive integer");
+    if (!(w >= 1.0 && w <= 65536.0) || w != std::floor(w))  // in range before any cast
+      throw ConfigError("vae.hidden: \"" + text + "\": every width must be a whole number in [1, 65536]");
     widths.push_back(static_cast<std::int64_t>(w));
   }
   return widths;

@@ -28,8 +28,8 @@
 
 namespace dne::vae {
 
-/// The encoder widths a vae.hidden text names ("256,128": positive integers, in order). Throws
-/// dne::ConfigError naming vae.hidden otherwise.
+/// The encoder widths a vae.hidden text names ("256,128": whole numbers in [1, 65536], in order,
+/// config's rule). Throws dne::ConfigError naming vae.hidden otherwise.
 std::vector<std::int64_t> hidden_widths(const std::string& text);
 
 struct VaeOptions {

@@ -164,6 +164,8 @@ TEST(ComponentOptions, HiddenWidthsAreWholePositiveNumbers) {
   EXPECT_THROW(dne::vae::hidden_widths("0"), dne::ConfigError);
   EXPECT_THROW(dne::vae::hidden_widths("12.5"), dne::ConfigError);
   EXPECT_THROW(dne::vae::hidden_widths("a"), dne::ConfigError);
+  EXPECT_THROW(dne::vae::hidden_widths("1e30"), dne::ConfigError);  // no cast of an out-of-range value
+  EXPECT_THROW(dne::vae::hidden_widths("65537"), dne::ConfigError);
 }
 
 }  // namespace
